@@ -1,0 +1,24 @@
+//! gridflow-connectors: how the engine reaches external systems.
+//!
+//! Main types: the [`Connector`] trait (one external system as a set of named actions,
+//! each with JSON Schemas for its arguments and output), [`Invocation`] (what one attempt
+//! receives, including its idempotency key), [`Error`] (retryable or permanent, with the
+//! system's message and an optional retry-after hint) and the [`Registry`] (connectors by
+//! name, arguments checked against each action's compiled schema, actions invoked as
+//! `<connector>.<action>`).
+//! The built-in [`core`] connector needs no configuration; [`http`] holds what every
+//! HTTP connector shares.
+//!
+//! This crate must never retry on its own (the core decides from the step's policy, see
+//! [`Error::is_retryable`]), never log or return credentials (request headers, tokens,
+//! URLs with query strings), and never reach the store or the state machine: it performs
+//! one attempt and reports its outcome.
+#![warn(missing_docs)]
+
+pub mod connector;
+pub mod core;
+pub mod http;
+pub mod registry;
+
+pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
+pub use registry::Registry;

@@ -1,0 +1,327 @@
+//! The workflow definition model (DESIGN.md §2), as parsed from YAML or JSON.
+//!
+//! Parsing only builds these types; [`crate::validate`] checks them against the JSON Schema
+//! and the semantic rules (DAG, actions, expressions) and lists every error with its path.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::duration;
+use crate::id::{DefinitionId, StepId};
+
+/// A workflow definition: a DAG of steps with an input schema, triggers and an output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Stable id across versions, `[a-z0-9-]+`.
+    pub id: DefinitionId,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the start input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// Cron and event triggers that start instances.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    /// The steps, in definition order (which is also the order ready steps are scheduled in).
+    pub steps: Vec<StepDefinition>,
+    /// Template of the instance output, evaluated when the instance completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+}
+
+impl Definition {
+    /// The step with this id, if the definition has one.
+    pub fn step(&self, step_id: &StepId) -> Option<&StepDefinition> {
+        self.steps.iter().find(|step| &step.id == step_id)
+    }
+}
+
+/// A trigger that starts instances on a schedule or on an inbound event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Cron expression with seconds (cron crate syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// IANA time zone of the cron expression; UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Inbound event name (`<source>.<event>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Input template of the started instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// What to do when a tick comes while the previous instance still runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<String>,
+    /// Which missed ticks to fire after downtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<String>,
+}
+
+/// One step of a definition. Exactly one of `action`, `approval`, `wait`, `sleep` and
+/// `workflow` is set (the schema enforces it); [`StepDefinition::kind`] gives it typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDefinition {
+    /// Unique within the definition.
+    pub id: StepId,
+    /// Steps that must finish first: the DAG's edges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<StepId>,
+    /// CEL condition (`${...}`); false skips the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Fan-out: a list, or an expression yielding one; each item runs the action once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<Value>,
+    /// How many items of a fan-out run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Connector action name, `connector.action`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Action arguments; strings may hold `${...}` expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<Value>,
+    /// Human approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// Wait for an external signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+    /// Durable sleep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<Sleep>,
+    /// Child workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<ChildWorkflow>,
+    /// Retry policy of each attempt of the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Time limit of one attempt of the action.
+    #[serde(
+        default,
+        with = "duration::option_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// What a final failure of this step does to the instance.
+    #[serde(default, skip_serializing_if = "OnError::is_fail")]
+    pub on_error: OnError,
+    /// Action that undoes this step's effect when the instance fails later (saga).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensate: Option<Compensation>,
+}
+
+/// The kind of a step, borrowed from its definition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepKind<'a> {
+    /// A connector action with its `with` arguments.
+    Action {
+        /// `connector.action`.
+        action: &'a str,
+        /// Argument template.
+        with: Option<&'a Value>,
+    },
+    /// A human approval.
+    Approval(&'a Approval),
+    /// A wait for an external signal.
+    Wait(&'a Wait),
+    /// A durable sleep.
+    Sleep(&'a Sleep),
+    /// A child workflow.
+    Workflow(&'a ChildWorkflow),
+}
+
+impl StepDefinition {
+    /// The kind of this step, or `None` when the definition sets none (a validation error).
+    pub fn kind(&self) -> Option<StepKind<'_>> {
+        if let Some(action) = &self.action {
+            return Some(StepKind::Action {
+                action,
+                with: self.with.as_ref(),
+            });
+        }
+        if let Some(approval) = &self.approval {
+            return Some(StepKind::Approval(approval));
+        }
+        if let Some(wait) = &self.wait {
+            return Some(StepKind::Wait(wait));
+        }
+        if let Some(sleep) = &self.sleep {
+            return Some(StepKind::Sleep(sleep));
+        }
+        self.workflow.as_ref().map(StepKind::Workflow)
+    }
+
+    /// The retry policy in force: the step's own, or the default one.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry.clone().unwrap_or_default()
+    }
+
+    /// The time limit of one action attempt: the step's own, or [`DEFAULT_ACTION_TIMEOUT`].
+    pub fn attempt_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_ACTION_TIMEOUT)
+    }
+}
+
+/// Time limit of an action attempt when the step sets none.
+pub const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a step's final failure does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Fail the instance (after compensation).
+    #[default]
+    Fail,
+    /// Record the failure and go on; dependents see `steps.<id>.status == 'failed'`.
+    Continue,
+}
+
+impl OnError {
+    fn is_fail(&self) -> bool {
+        *self == OnError::Fail
+    }
+}
+
+/// Retry policy of an action step. Attempts count from 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    #[serde(with = "duration::text")]
+    pub initial_interval: Duration,
+    /// Upper bound of any delay.
+    #[serde(with = "duration::text")]
+    pub max_interval: Duration,
+    /// Growth of the delay per attempt.
+    pub multiplier: f64,
+    /// Whether the runtime randomises each delay (into its upper half).
+    pub jitter: bool,
+    /// Error codes that are never retried.
+    pub non_retryable: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(60),
+            multiplier: 2.0,
+            jitter: true,
+            non_retryable: Vec::new(),
+        }
+    }
+}
+
+/// A human approval step (DESIGN.md §2; semantics completed by the approvals issue).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Title template shown to approvers.
+    pub title: String,
+    /// Assigned groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Assigned users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Approvals needed; one rejection rejects.
+    #[serde(default = "one")]
+    pub quorum: u32,
+    /// Time allowed before `on_timeout` applies.
+    #[serde(
+        default,
+        with = "duration::option_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due: Option<Duration>,
+    /// What happens when `due` passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+    /// Who receives the approval when it escalates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<Value>,
+    /// Whether the user who started the instance may approve it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_self_approval: bool,
+    /// JSON Schema that a decision's `data` must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A wait for an external signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    /// Signal name.
+    pub signal: String,
+    /// How long to wait.
+    #[serde(
+        default,
+        with = "duration::option_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// `continue` or `fail` when the timeout passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+    /// Expression matching inbound events to this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlate: Option<String>,
+}
+
+/// A durable sleep: a duration, or `until` an instant (an expression or RFC 3339 text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Sleep {
+    /// Sleep this long.
+    For(#[serde(with = "duration::text")] Duration),
+    /// Sleep until this instant.
+    Until {
+        /// RFC 3339 instant or an expression yielding one.
+        until: String,
+    },
+}
+
+/// A child workflow step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildWorkflow {
+    /// Definition id of the child.
+    pub id: DefinitionId,
+    /// Pinned version; the latest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Input template of the child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+}
+
+/// A compensating action, run when the instance fails after this step succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compensation {
+    /// `connector.action`.
+    pub action: String,
+    /// Argument template; `${output}` is the compensated step's (or item's) output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<Value>,
+}

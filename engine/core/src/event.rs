@@ -1,0 +1,291 @@
+//! History events: facts that already happened, in past tense (DESIGN.md §4).
+//!
+//! An [`Event`] is what the state machine folds; [`crate::history::RecordedEvent`] is how it
+//! is stored, numbered and hashed. Every event about a step carries `step` and `attempt`,
+//! and inside a fan-out also `item`, the item's index.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::id::{DefinitionId, StepId};
+
+/// Actor of events that no user caused.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// One fact in an instance's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened: the runtime's clock reading, never read by the core.
+    pub at: DateTime<Utc>,
+    /// `system` or the acting user.
+    pub actor: String,
+    /// What happened.
+    pub body: EventBody,
+}
+
+impl Event {
+    /// An event caused by the system.
+    pub fn system(at: DateTime<Utc>, body: EventBody) -> Self {
+        Self {
+            at,
+            actor: SYSTEM_ACTOR.to_owned(),
+            body,
+        }
+    }
+
+    /// Rebuilds an event from its stored type and data.
+    pub fn from_type_and_data(
+        event_type: &str,
+        data: &Value,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Self, serde_json::Error> {
+        let tagged = serde_json::json!({ "type": event_type, "data": data });
+        Ok(Self {
+            at,
+            actor: actor.to_owned(),
+            body: serde_json::from_value(tagged)?,
+        })
+    }
+}
+
+/// A failure as recorded in history and shown to users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Machine-readable class, such as `timeout`, `not_found`, `expression`.
+    pub code: String,
+    /// The system's or the engine's message.
+    pub message: String,
+    /// Whether another attempt could succeed.
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+impl ErrorInfo {
+    /// A failure that retrying cannot mend.
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Why a timer exists; part of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPurpose {
+    /// The next attempt of a retried action.
+    Retry,
+    /// The next attempt of a retried compensation.
+    CompensationRetry,
+    /// The end of a `sleep` step.
+    Sleep,
+}
+
+/// Identifies one timer of an instance: which step, item and attempt it wakes, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TimerKey {
+    /// The step the timer belongs to.
+    pub step: StepId,
+    /// The fan-out item, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The attempt the timer starts (retries) or belongs to.
+    pub attempt: u32,
+    /// Why the timer exists.
+    pub purpose: TimerPurpose,
+}
+
+impl TimerKey {
+    /// A stable text form, unique within an instance, used as the stored timer key.
+    pub fn to_key_string(&self) -> String {
+        let purpose = match self.purpose {
+            TimerPurpose::Retry => "retry",
+            TimerPurpose::CompensationRetry => "compensation_retry",
+            TimerPurpose::Sleep => "sleep",
+        };
+        match self.item {
+            Some(item) => format!("{}:{}:{}:{}", purpose, self.step, item, self.attempt),
+            None => format!("{}:{}:{}", purpose, self.step, self.attempt),
+        }
+    }
+}
+
+/// What happened. Serialized as `{"type": "<snake_case>", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The instance was created with this input, on this definition version.
+    InstanceStarted {
+        /// Definition id.
+        definition: DefinitionId,
+        /// Definition version the instance runs on for its whole life.
+        version: u32,
+        /// Validated start input.
+        input: Value,
+    },
+    /// A step (no `item`), or one fan-out item, was scheduled for an attempt.
+    StepScheduled {
+        /// The step.
+        step: StepId,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Resolved action arguments, for audit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arguments: Option<Value>,
+        /// A fan-out step's resolved items (on the step-level event).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items: Option<Vec<Value>>,
+        /// A sleep step's wake-up instant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_at: Option<DateTime<Utc>>,
+    },
+    /// The runtime began executing an attempt.
+    StepStarted {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+    },
+    /// An attempt (with `item`: one item; without: the whole step) succeeded.
+    StepSucceeded {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// The output; a fan-out step's is the list of its items' outputs.
+        output: Value,
+    },
+    /// A step or item failed for good.
+    StepFailed {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// An attempt failed and the next one will start at `fire_at`.
+    StepRetryScheduled {
+        /// The step.
+        step: StepId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Why it failed.
+        error: ErrorInfo,
+        /// When the next attempt starts; chosen (with jitter) by the runtime.
+        fire_at: DateTime<Utc>,
+        /// Whether this is the step's compensation being retried.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compensation: bool,
+    },
+    /// A step will not run: its `when` was false, or all its needs were skipped.
+    StepSkipped {
+        /// The step.
+        step: StepId,
+        /// Always 1: a skipped step has no attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// Which timer.
+        #[serde(flatten)]
+        timer: TimerKey,
+    },
+    /// A compensating action was dispatched for a succeeded step (or item).
+    CompensationStarted {
+        /// The compensated step.
+        step: StepId,
+        /// Attempt of the compensation.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Resolved arguments.
+        arguments: Value,
+    },
+    /// A compensating action succeeded.
+    CompensationSucceeded {
+        /// The compensated step.
+        step: StepId,
+        /// Attempt of the compensation.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Its output.
+        output: Value,
+    },
+    /// A compensating action failed for good; the remaining compensations still run.
+    CompensationFailed {
+        /// The compensated step.
+        step: StepId,
+        /// Attempt of the compensation.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// An operator asked for a failed step to run again.
+    StepRetryRequested {
+        /// The step.
+        step: StepId,
+        /// The attempt the new run starts with.
+        attempt: u32,
+    },
+    /// Every step finished; the instance's output.
+    InstanceCompleted {
+        /// Evaluated `output` template (null when the definition has none).
+        output: Value,
+    },
+    /// The instance failed (after any compensation).
+    InstanceFailed {
+        /// The failure that failed it.
+        error: ErrorInfo,
+    },
+    /// The instance was cancelled.
+    InstanceCancelled {
+        /// Free text from the operator.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+impl EventBody {
+    /// Splits into the stored `type` and `data`.
+    pub fn type_and_data(&self) -> (String, Value) {
+        let mut tagged = serde_json::to_value(self).expect("event bodies always serialize to JSON");
+        let event_type = tagged
+            .get("type")
+            .and_then(Value::as_str)
+            .expect("serde adjacently tags every event body with a string type")
+            .to_owned();
+        let data = tagged
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        (event_type, data)
+    }
+}

@@ -1,0 +1,37 @@
+//! gridflow-core: the definition model and its validation, the pure state machine,
+//! history events with their hash chain, and replay.
+//!
+//! Main types: [`Definition`] (what analysts write), [`InstanceState`] (where an instance
+//! stands), [`Event`] (facts, folded by [`apply`]), [`Input`] (what the runtime reports,
+//! turned into events by [`transition`]) and [`Command`] (what the runtime must do next).
+//!
+//! This crate must never do IO, read a clock, or draw random numbers: time, ids and
+//! random choices arrive inside inputs and events (`clippy.toml` forbids the calls), so
+//! that folding a recorded history always yields the same state.
+#![warn(missing_docs)]
+#![deny(clippy::wildcard_enum_match_arm)]
+
+pub mod command;
+pub mod definition;
+pub mod duration;
+pub mod event;
+pub mod expr;
+pub mod history;
+pub mod id;
+pub mod machine;
+pub mod replay;
+pub mod retry;
+pub mod state;
+pub mod status;
+
+pub use command::{Command, Dispatch, WorkKey};
+pub use definition::{Definition, StepDefinition, StepKind};
+pub use event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
+pub use history::RecordedEvent;
+pub use id::{DefinitionId, InstanceId, StepId};
+pub use machine::{
+    Effects, Input, InputBody, StepError, Transition, apply, transition, transition_in_place,
+};
+pub use replay::replay;
+pub use state::{InstanceState, Phase, StepState, Unit, Work};
+pub use status::{InstanceStatus, StepStatus};

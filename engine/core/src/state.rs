@@ -1,0 +1,418 @@
+//! Where an instance stands: the state the machine folds events into.
+//!
+//! States are enums whose variants carry the data valid in that state; statuses shown to
+//! users ([`InstanceStatus`], [`StepStatus`]) are derived from them, never stored beside.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::ErrorInfo;
+use crate::id::{DefinitionId, InstanceId, StepId};
+use crate::status::{InstanceStatus, StepStatus};
+
+/// The state of one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    /// Instance id.
+    pub id: InstanceId,
+    /// Definition id.
+    pub definition: DefinitionId,
+    /// Definition version.
+    pub version: u32,
+    /// Start input.
+    pub input: Value,
+    /// When `instance_started` happened.
+    pub started_at: DateTime<Utc>,
+    /// Who started it.
+    pub started_by: String,
+    /// `at` of the last event folded.
+    pub updated_at: DateTime<Utc>,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// Every step of the definition.
+    pub steps: BTreeMap<StepId, StepState>,
+    /// Succeeded steps (fan-out: items) in completion order; compensation runs it backwards.
+    pub completions: Vec<Completion>,
+}
+
+/// A succeeded step, or one item of a fan-out step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The step.
+    pub step: StepId,
+    /// The item, for fan-out steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// A fan-out item's output, kept when its step has a `compensate` action (the step
+    /// itself may fail later and lose its items); null otherwise.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub output: Value,
+}
+
+impl Completion {
+    /// Whether this is the completion of `step` (and `item`).
+    pub fn is(&self, step: &StepId, item: Option<u32>) -> bool {
+        &self.step == step && self.item == item
+    }
+}
+
+/// Lifecycle phase of an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Before `instance_started` is folded.
+    NotStarted,
+    /// Steps run.
+    Running,
+    /// A step failed; compensations run in reverse completion order.
+    Compensating {
+        /// The failure that failed the instance.
+        error: ErrorInfo,
+        /// Completions still to compensate, next first.
+        remaining: Vec<Completion>,
+        /// The compensation under way.
+        current: Option<CompensationRun>,
+    },
+    /// Terminal: every step finished.
+    Completed {
+        /// Evaluated output.
+        output: Value,
+    },
+    /// Terminal: a step failed for good.
+    Failed {
+        /// Why.
+        error: ErrorInfo,
+        /// Whether any compensation was started (then an operator retry is refused).
+        compensated: bool,
+    },
+    /// Terminal: cancelled by an operator.
+    Cancelled {
+        /// Free text from the operator.
+        reason: Option<String>,
+    },
+}
+
+/// One compensation under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompensationRun {
+    /// The step (and item) being compensated.
+    pub target: Completion,
+    /// Progress of the compensating action.
+    pub unit: Unit,
+}
+
+/// The state of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StepState {
+    /// Not reached; runs with `attempt` when it becomes ready (1, or more after an
+    /// operator retry).
+    Pending {
+        /// First attempt number of the next run.
+        attempt: u32,
+    },
+    /// Being worked on.
+    Active {
+        /// What is under way.
+        work: Work,
+    },
+    /// Finished well.
+    Succeeded {
+        /// Output (a fan-out step's is the list of its items' outputs).
+        output: Value,
+        /// Attempts used (the highest attempt number of any item for a fan-out step).
+        attempts: u32,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: ErrorInfo,
+        /// Attempts used.
+        attempts: u32,
+        /// `on_error: continue`: the instance went on.
+        continued: bool,
+    },
+    /// Not run: `when` was false, or all its needs were skipped.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Stopped because the instance was cancelled or another step failed.
+    Cancelled {
+        /// Attempts used.
+        attempts: u32,
+    },
+}
+
+/// What an active step is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "work", rename_all = "snake_case")]
+pub enum Work {
+    /// One action.
+    Action {
+        /// Its progress.
+        unit: Unit,
+    },
+    /// One action per item, at most `concurrency` at once.
+    FanOut {
+        /// The resolved items.
+        items: Vec<Value>,
+        /// Progress per item, by index.
+        units: Vec<Unit>,
+    },
+    /// A durable sleep.
+    Sleep {
+        /// When it ends.
+        wake_at: DateTime<Utc>,
+    },
+}
+
+/// Progress of one action: a step's, a fan-out item's, or a compensation's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "unit", rename_all = "snake_case")]
+pub enum Unit {
+    /// Ready to be dispatched as `attempt`.
+    Ready {
+        /// The attempt it will run as.
+        attempt: u32,
+    },
+    /// Dispatched, not yet reported started.
+    Scheduled {
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// Executing.
+    Running {
+        /// Attempt number.
+        attempt: u32,
+        /// When the runtime started it.
+        started_at: DateTime<Utc>,
+    },
+    /// Waiting for the retry timer.
+    Retrying {
+        /// The attempt that starts at `fire_at`.
+        attempt: u32,
+        /// When.
+        fire_at: DateTime<Utc>,
+        /// Why the previous attempt failed.
+        error: ErrorInfo,
+    },
+    /// Finished well.
+    Succeeded {
+        /// Attempt that succeeded.
+        attempt: u32,
+        /// Its output.
+        output: Value,
+    },
+    /// Failed for good.
+    Failed {
+        /// Last attempt.
+        attempt: u32,
+        /// Why.
+        error: ErrorInfo,
+    },
+}
+
+impl Unit {
+    /// The attempt number this unit is at.
+    pub fn attempt(&self) -> u32 {
+        match self {
+            Unit::Ready { attempt }
+            | Unit::Scheduled { attempt }
+            | Unit::Running { attempt, .. }
+            | Unit::Retrying { attempt, .. }
+            | Unit::Succeeded { attempt, .. }
+            | Unit::Failed { attempt, .. } => *attempt,
+        }
+    }
+
+    /// Dispatched or executing: its outcome is awaited.
+    pub fn is_in_flight(&self) -> bool {
+        matches!(self, Unit::Scheduled { .. } | Unit::Running { .. })
+    }
+
+    /// Holds a concurrency slot of a fan-out (in flight or waiting to retry).
+    pub fn holds_slot(&self) -> bool {
+        matches!(
+            self,
+            Unit::Scheduled { .. } | Unit::Running { .. } | Unit::Retrying { .. }
+        )
+    }
+
+    fn status(&self) -> StepStatus {
+        match self {
+            Unit::Ready { .. } | Unit::Scheduled { .. } => StepStatus::Scheduled,
+            Unit::Running { .. } => StepStatus::Running,
+            Unit::Retrying { .. } => StepStatus::Retrying,
+            Unit::Succeeded { .. } => StepStatus::Succeeded,
+            Unit::Failed { .. } => StepStatus::Failed,
+        }
+    }
+}
+
+impl StepState {
+    /// The status shown to users.
+    pub fn status(&self) -> StepStatus {
+        match self {
+            StepState::Pending { .. } => StepStatus::Pending,
+            StepState::Active { work } => match work {
+                Work::Action { unit } => unit.status(),
+                Work::FanOut { units, .. } => {
+                    let statuses: Vec<StepStatus> = units.iter().map(Unit::status).collect();
+                    if statuses.contains(&StepStatus::Running) {
+                        StepStatus::Running
+                    } else if statuses.contains(&StepStatus::Scheduled) {
+                        StepStatus::Scheduled
+                    } else if statuses.contains(&StepStatus::Retrying) {
+                        StepStatus::Retrying
+                    } else {
+                        StepStatus::Running
+                    }
+                }
+                Work::Sleep { .. } => StepStatus::Waiting,
+            },
+            StepState::Succeeded { .. } => StepStatus::Succeeded,
+            StepState::Failed { .. } => StepStatus::Failed,
+            StepState::Skipped { .. } => StepStatus::Skipped,
+            StepState::Cancelled { .. } => StepStatus::Cancelled,
+        }
+    }
+
+    /// Attempts used so far.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            StepState::Pending { .. } | StepState::Skipped { .. } => 0,
+            StepState::Active { work } => match work {
+                Work::Action { unit } => unit.attempt(),
+                Work::FanOut { units, .. } => units.iter().map(Unit::attempt).max().unwrap_or(0),
+                Work::Sleep { .. } => 1,
+            },
+            StepState::Succeeded { attempts, .. }
+            | StepState::Failed { attempts, .. }
+            | StepState::Cancelled { attempts } => *attempts,
+        }
+    }
+
+    /// The output, when the step has one.
+    pub fn output(&self) -> Option<&Value> {
+        match self {
+            StepState::Succeeded { output, .. } => Some(output),
+            StepState::Pending { .. }
+            | StepState::Active { .. }
+            | StepState::Failed { .. }
+            | StepState::Skipped { .. }
+            | StepState::Cancelled { .. } => None,
+        }
+    }
+
+    /// The error, when the step failed.
+    pub fn error(&self) -> Option<&ErrorInfo> {
+        match self {
+            StepState::Failed { error, .. } => Some(error),
+            StepState::Active {
+                work: Work::Action {
+                    unit: Unit::Retrying { error, .. },
+                },
+            } => Some(error),
+            StepState::Pending { .. }
+            | StepState::Active { .. }
+            | StepState::Succeeded { .. }
+            | StepState::Skipped { .. }
+            | StepState::Cancelled { .. } => None,
+        }
+    }
+
+    /// Finished in a way that lets dependents run: succeeded, skipped, or failed with
+    /// `on_error: continue`.
+    pub fn lets_dependents_run(&self) -> bool {
+        match self {
+            StepState::Succeeded { .. } | StepState::Skipped { .. } => true,
+            StepState::Failed { continued, .. } => *continued,
+            StepState::Pending { .. } | StepState::Active { .. } | StepState::Cancelled { .. } => {
+                false
+            }
+        }
+    }
+}
+
+impl InstanceState {
+    /// The state before `instance_started`.
+    pub fn new(id: InstanceId, definition: DefinitionId, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            definition,
+            version: 0,
+            input: Value::Null,
+            started_at: at,
+            started_by: String::new(),
+            updated_at: at,
+            phase: Phase::NotStarted,
+            steps: BTreeMap::new(),
+            completions: Vec::new(),
+        }
+    }
+
+    /// The status shown to users and stored for filtering.
+    pub fn status(&self) -> InstanceStatus {
+        match &self.phase {
+            Phase::NotStarted | Phase::Compensating { .. } => InstanceStatus::Running,
+            Phase::Completed { .. } => InstanceStatus::Completed,
+            Phase::Failed { .. } => InstanceStatus::Failed,
+            Phase::Cancelled { .. } => InstanceStatus::Cancelled,
+            Phase::Running => {
+                let mut any_active = false;
+                for step in self.steps.values() {
+                    if let StepState::Active { work } = step {
+                        any_active = true;
+                        let blocked = match work {
+                            Work::Action { unit } => matches!(unit, Unit::Retrying { .. }),
+                            Work::FanOut { units, .. } => units
+                                .iter()
+                                .all(|unit| !unit.is_in_flight() && !matches!(unit, Unit::Ready { .. })),
+                            Work::Sleep { .. } => true,
+                        };
+                        if !blocked {
+                            return InstanceStatus::Running;
+                        }
+                    }
+                }
+                if any_active {
+                    InstanceStatus::Waiting
+                } else {
+                    InstanceStatus::Running
+                }
+            }
+        }
+    }
+
+    /// The output once completed.
+    pub fn output(&self) -> Option<&Value> {
+        match &self.phase {
+            Phase::Completed { output } => Some(output),
+            Phase::NotStarted
+            | Phase::Running
+            | Phase::Compensating { .. }
+            | Phase::Failed { .. }
+            | Phase::Cancelled { .. } => None,
+        }
+    }
+
+    /// The error once failed (or while compensating).
+    pub fn error(&self) -> Option<&ErrorInfo> {
+        match &self.phase {
+            Phase::Failed { error, .. } | Phase::Compensating { error, .. } => Some(error),
+            Phase::NotStarted
+            | Phase::Running
+            | Phase::Completed { .. }
+            | Phase::Cancelled { .. } => None,
+        }
+    }
+
+    /// The state of one step.
+    pub fn step(&self, step: &StepId) -> Option<&StepState> {
+        self.steps.get(step)
+    }
+}

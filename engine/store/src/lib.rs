@@ -1,0 +1,270 @@
+//! gridflow-store: the persistence port of the engine and its implementations.
+//!
+//! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
+//! [`BatchCommitter`], [`WorkReader`]) combined into [`Store`]. They speak domain types
+//! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
+//!
+//! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
+//! and [`sql::SqlStore`] on sea-orm for SQLite (WAL) and PostgreSQL.
+//!
+//! The one write path for instances is [`BatchCommitter::commit`]: a batch of
+//! transitions of many instances (events, state snapshots, queued work, timers) is written
+//! in one database transaction, so durable throughput is not one fsync per step (group
+//! commit). This crate never interprets instance state: snapshots are opaque JSON.
+#![warn(missing_docs)]
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent};
+
+#[cfg(feature = "test-util")]
+pub mod memory;
+mod rules;
+pub mod sql;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+#[cfg(feature = "test-util")]
+pub use memory::MemoryStore;
+pub use sql::{SqlOptions, SqlStore};
+
+/// Errors of the store, by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A concurrent writer changed the row first (stale `row_version`, duplicate key).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database is unreachable or busy; retrying may help.
+    #[error("database unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Stored data cannot be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The request cannot be served as asked (bad cursor, bad URL).
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One stored version of a definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionRecord {
+    /// Definition id.
+    pub id: DefinitionId,
+    /// Version, from 1.
+    pub version: u32,
+    /// sha256 of the definition's canonical JSON; equal content means equal hash.
+    pub content_hash: String,
+    /// The text as deployed (YAML or JSON).
+    pub source: String,
+    /// The parsed definition as JSON.
+    pub definition: Value,
+    /// When this version was deployed.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployed {
+    /// A new version was stored.
+    Created(u32),
+    /// The latest version already had this content.
+    Unchanged(u32),
+}
+
+/// An instance's current state row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRecord {
+    /// Instance id.
+    pub id: InstanceId,
+    /// Definition id.
+    pub definition_id: DefinitionId,
+    /// Definition version.
+    pub definition_version: u32,
+    /// Status, for filtering.
+    pub status: InstanceStatus,
+    /// The core's state snapshot, opaque to the store.
+    pub state: Value,
+    /// Start input.
+    pub input: Value,
+    /// Output once completed.
+    pub output: Option<Value>,
+    /// Error once failed.
+    pub error: Option<Value>,
+    /// When the instance was started.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// seq of the last history event.
+    pub last_seq: u64,
+    /// hash of the last history event.
+    pub last_hash: String,
+    /// Optimistic-concurrency version, incremented by every write; 1 after insert.
+    pub row_version: u64,
+}
+
+/// Filter of [`InstanceReader::list_instances`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceFilter {
+    /// Only instances with this status.
+    pub status: Option<InstanceStatus>,
+    /// Only instances of this definition.
+    pub definition: Option<DefinitionId>,
+}
+
+/// One page of a list. `next_cursor` is opaque text; `None` on the last page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Pass back to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Queued work: a command that must be executed after commit (transactional outbox).
+/// It stays in the table until a later batch removes it, so a crash re-executes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkItem {
+    /// Unique and deterministic (`<instance>:<step>[:<item>]:<attempt>[:c]`), so
+    /// re-enqueuing the same work is idempotent.
+    pub id: String,
+    /// The instance it belongs to.
+    pub instance_id: InstanceId,
+    /// The command, as JSON.
+    pub payload: Value,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A durable timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRecord {
+    /// The instance it wakes.
+    pub instance_id: InstanceId,
+    /// Unique within the instance.
+    pub key: String,
+    /// When it fires.
+    pub fire_at: DateTime<Utc>,
+    /// The timer's data, as JSON.
+    pub payload: Value,
+}
+
+/// The write of one instance inside a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceWrite {
+    /// The new row. `row_version` is the version after this write.
+    pub record: InstanceRecord,
+    /// `None` inserts a new instance (fails with `Conflict` if the id exists); `Some(v)`
+    /// updates the row only if its current `row_version` is `v`, else `Conflict`.
+    pub expected_row_version: Option<u64>,
+    /// New history events, in seq order, continuing the stored chain.
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Everything one group commit writes, in one database transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Instance rows and their new events.
+    pub instances: Vec<InstanceWrite>,
+    /// Work to queue (ignored if an item with the same id is queued already).
+    pub work_added: Vec<WorkItem>,
+    /// Ids of work that is done (missing ids are ignored).
+    pub work_done: Vec<String>,
+    /// Timers to create or replace.
+    pub timers_added: Vec<TimerRecord>,
+    /// `(instance, key)` of timers to delete (missing ones are ignored).
+    pub timers_removed: Vec<(InstanceId, String)>,
+}
+
+impl Batch {
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+            && self.work_added.is_empty()
+            && self.work_done.is_empty()
+            && self.timers_added.is_empty()
+            && self.timers_removed.is_empty()
+    }
+}
+
+/// Deploying and reading definitions.
+#[async_trait]
+pub trait DefinitionStore: Send + Sync {
+    /// Stores a new version unless the latest version has the same `content_hash`.
+    /// Atomic: two concurrent deploys of new content get distinct versions.
+    async fn deploy(
+        &self,
+        id: &DefinitionId,
+        content_hash: &str,
+        source: &str,
+        definition: &Value,
+        at: DateTime<Utc>,
+    ) -> Result<Deployed>;
+    /// One version, or the latest when `version` is `None`.
+    async fn definition(
+        &self,
+        id: &DefinitionId,
+        version: Option<u32>,
+    ) -> Result<DefinitionRecord>;
+    /// The latest version of every definition, ordered by id.
+    async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>>;
+    /// Every version of one definition, oldest first; `NotFound` if there is none.
+    async fn definition_versions(&self, id: &DefinitionId) -> Result<Vec<DefinitionRecord>>;
+}
+
+/// Reading instances and their history.
+#[async_trait]
+pub trait InstanceReader: Send + Sync {
+    /// One instance's current row.
+    async fn instance(&self, id: &InstanceId) -> Result<InstanceRecord>;
+    /// Instances matching `filter`, newest first (by id; ids are UUIDv7, so time-ordered).
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<InstanceRecord>>;
+    /// The instance's whole history in seq order; `NotFound` if the instance does not exist.
+    async fn history(&self, id: &InstanceId) -> Result<Vec<RecordedEvent>>;
+    /// Ids of every instance that is not terminal (for start-up recovery).
+    async fn unfinished_instances(&self) -> Result<Vec<InstanceId>>;
+}
+
+/// The group-commit write path.
+#[async_trait]
+pub trait BatchCommitter: Send + Sync {
+    /// Writes the whole batch in one transaction, or nothing. A stale `row_version` or a
+    /// duplicate instance id fails the batch with `Conflict` naming the instance.
+    async fn commit(&self, batch: &Batch) -> Result<()>;
+}
+
+/// Reading queued work and timers.
+#[async_trait]
+pub trait WorkReader: Send + Sync {
+    /// Every queued work item, oldest first (start-up recovery re-executes them).
+    async fn queued_work(&self) -> Result<Vec<WorkItem>>;
+    /// Timers with `fire_at <= now`, earliest first, at most `limit`.
+    async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TimerRecord>>;
+    /// The earliest `fire_at` of any timer.
+    async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>>;
+}
+
+/// Everything the engine needs from a store.
+#[async_trait]
+pub trait Store: DefinitionStore + InstanceReader + BatchCommitter + WorkReader {
+    /// Succeeds when the database answers.
+    async fn health(&self) -> Result<()>;
+}

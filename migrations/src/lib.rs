@@ -1,0 +1,36 @@
+//! gridflow-migrations: the database schema of gridflow, as sea-orm-migration migrations
+//! for SQLite and PostgreSQL.
+//!
+//! [`Migrator`] lists every migration in order; `gridflow-store` runs it when it connects.
+//! Migrations are append-only once merged: a schema change is a new file named
+//! `mYYYYMMDD_HHMMSS_verb_object.rs`, and every migration has a working `down`.
+//!
+//! Conventions every migration keeps, so that SQLite and PostgreSQL order and compare
+//! rows identically:
+//! - instants are `BIGINT` microseconds since the Unix epoch (UTC);
+//! - JSON is `TEXT` (the store never asks the database to look inside it);
+//! - counters and versions are `BIGINT`;
+//! - text keys that are ordered or compared use byte order (`COLLATE "C"` on PostgreSQL,
+//!   SQLite's default `BINARY` collation).
+//!
+//! This crate depends on no other workspace crate and holds no domain logic.
+#![warn(missing_docs)]
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_tables;
+
+/// Every migration of the gridflow schema, in the order they apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_tables::Migration)]
+    }
+}
+
+/// Re-exported so that callers can run [`Migrator`] (`Migrator::up(&db, None)`) without
+/// depending on sea-orm-migration themselves.
+pub use sea_orm_migration::MigratorTrait;
