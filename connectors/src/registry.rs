@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use gridflow_core::validate::ActionCatalog;
 use serde_json::Value;
 
 use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
@@ -181,6 +182,26 @@ fn check_arguments(full_name: &str, action: &RegisteredAction, arguments: &Value
     }
 }
 
+/// What `gridflow validate` and deployment check a definition's actions against: the
+/// argument schema of every registered action, by its full name.
+impl ActionCatalog for Registry {
+    fn argument_schema(&self, action: &str) -> Option<&Value> {
+        self.action(action).map(|(_, spec)| &spec.arguments)
+    }
+
+    fn actions(&self) -> Vec<String> {
+        self.connectors
+            .iter()
+            .flat_map(|(connector_name, registered)| {
+                registered
+                    .actions
+                    .keys()
+                    .map(move |action_name| format!("{connector_name}.{action_name}"))
+            })
+            .collect()
+    }
+}
+
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
@@ -345,6 +366,26 @@ mod tests {
                 .build(&action.spec.output)
                 .unwrap_or_else(|error| panic!("core.{name} output schema: {error}"));
         }
+    }
+
+    #[test]
+    fn catalog_serves_argument_schemas_by_full_name() {
+        let registry = registry();
+        let catalog: &dyn ActionCatalog = &registry;
+        assert_eq!(
+            catalog.argument_schema("probe.whoami"),
+            Some(&Probe::new().actions[0].arguments)
+        );
+        assert_eq!(
+            catalog.argument_schema("core.echo"),
+            Some(&json!({"type": "object"}))
+        );
+        assert_eq!(catalog.argument_schema("probe.nothing"), None);
+        assert_eq!(catalog.argument_schema("whoami"), None);
+        let names = catalog.actions();
+        assert!(names.contains(&"core.fail_until".to_owned()), "{names:?}");
+        assert!(names.contains(&"probe.whoami".to_owned()), "{names:?}");
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]), "{names:?}");
     }
 
     #[test]

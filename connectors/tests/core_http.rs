@@ -265,6 +265,9 @@ async fn long_error_page_is_truncated() {
         .await
         .expect_err("502");
     assert_eq!(error.code(), "server_error");
-    let expected = format!("{}…", "x".repeat(gridflow_connectors::http::MAX_ERROR_MESSAGE_CHARS));
+    let expected = format!(
+        "{}…",
+        "x".repeat(gridflow_connectors::http::MAX_ERROR_MESSAGE_CHARS)
+    );
     assert_eq!(error.message(), expected);
 }

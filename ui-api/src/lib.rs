@@ -1,1 +1,24 @@
-//! placeholder
+//! gridflow: the HTTP API and the command line of the workflow engine.
+//!
+//! - [`api`]: the axum router ([`app`], [`AppState`]) of DESIGN.md §5, over the engine
+//!   handle [`gridflow_runtime::Engine`];
+//! - [`error`]: [`ApiError`], the one error body of every failed request, and its
+//!   mapping from engine errors;
+//! - [`auth`]: the bearer-token middleware;
+//! - [`extract`]: extractors whose rejections are [`ApiError`]s;
+//! - [`cli`], [`client`], [`output`]: the command line of DESIGN.md §6.
+//!
+//! The binary's `main.rs` is the composition root: it alone names the concrete store.
+//! This library must never do so, never log a token, and never let a database detail
+//! reach a client.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod extract;
+pub mod output;
+
+pub use api::{AppState, app};
+pub use error::ApiError;

@@ -12,13 +12,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = trimmed.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    humantime::parse_duration(trimmed)
-        .map_err(|error| format!("invalid duration {text:?}: {error} (write e.g. 30s, 5m, 48h, 7d)"))
+    humantime::parse_duration(trimmed).map_err(|error| {
+        format!("invalid duration {text:?}: {error} (write e.g. 30s, 5m, 48h, 7d)")
+    })
 }
 
 /// Formats a duration the way [`parse`] reads it back.
 pub fn format(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string().replace(' ', "")
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
 }
 
 /// Serde adapter for `Duration` fields written as text.

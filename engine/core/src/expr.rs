@@ -21,7 +21,8 @@ use std::sync::Arc;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, operators};
 use cel::common::value::Val;
 use cel::objects::{Key, Map};
-use cel::{Context, ExecutionError, Program};
+use cel::parser::PrattParser;
+use cel::{Context, ExecutionError};
 use serde_json::Value;
 
 /// The names in scope of an expression, each bound to a JSON value.
@@ -160,10 +161,10 @@ pub struct References {
 
 /// The names and steps that a bare CEL expression refers to.
 pub fn references(expression: &str) -> Result<References, String> {
-    let program = compile(expression)?;
+    let parsed = compile(expression)?;
     let mut found = References::default();
     let mut bound = Vec::new();
-    collect_references(program.expression(), &mut bound, &mut found);
+    collect_references(&parsed, &mut bound, &mut found);
     Ok(found)
 }
 
@@ -207,7 +208,10 @@ impl<'s> Evaluator<'s> {
         let pieces = split(text)?;
         match pieces.as_slice() {
             [Piece::Expression(source)] => self.evaluate(source),
-            _ if !pieces.iter().any(|piece| matches!(piece, Piece::Expression(_))) => {
+            _ if !pieces
+                .iter()
+                .any(|piece| matches!(piece, Piece::Expression(_))) =>
+            {
                 Ok(Value::String(text.to_owned()))
             }
             _ => {
@@ -231,8 +235,8 @@ impl<'s> Evaluator<'s> {
     }
 
     fn evaluate(&mut self, source: &str) -> Result<Value, String> {
-        let program = compile(source)?;
-        let wanted: Vec<String> = program
+        let parsed = compile(source)?;
+        let wanted: Vec<String> = parsed
             .references()
             .variables()
             .into_iter()
@@ -241,51 +245,167 @@ impl<'s> Evaluator<'s> {
             .collect();
         for name in wanted {
             if let Some(value) = self.scope.get(&name) {
-                let converted: Box<dyn Val> = to_cel(value)
-                    .try_into()
-                    .map_err(|error: ExecutionError| {
+                let converted: Box<dyn Val> =
+                    to_cel(value).try_into().map_err(|error: ExecutionError| {
                         format!("variable {name:?} cannot be used in an expression: {error}")
                     })?;
                 self.context.add_variable_as_val(name.clone(), converted);
             }
             self.bound.insert(name);
         }
-        let result = program
-            .execute(&self.context)
-            .map_err(|error| format!("expression {:?}: {}", source.trim(), describe(&error)))?;
+        let result = cel::Value::resolve(&parsed, &self.context).map_err(|error| {
+            format!("expression {:?}: {}", abbreviate(source), describe(&error))
+        })?;
         result.json().map_err(|_| {
             format!(
                 "expression {:?}: its result cannot be written as JSON",
-                source.trim()
+                abbreviate(source)
             )
         })
     }
 }
 
-/// Compiles one expression source, with a message naming it.
-fn compile(source: &str) -> Result<Program, String> {
+/// The longest expression source accepted, in bytes.
+pub const MAX_EXPRESSION_LENGTH: usize = 2048;
+
+/// The deepest nesting of an expression's syntax tree that is accepted.
+///
+/// Parsing and evaluating recurse once per level; the bound keeps both far from the end
+/// of a 2 MiB thread stack (a tokio worker's, or a test's) even in a debug build, so a
+/// hostile definition is rejected rather than aborting the process.
+pub const MAX_EXPRESSION_DEPTH: usize = 48;
+
+/// The most syntax-tree nodes an expression may have.
+const MAX_EXPRESSION_NODES: usize = 2000;
+
+/// Parses one expression source (macros expanded), with a message naming it.
+///
+/// Uses cel's Pratt parser, whose recursion is bounded and shallow, rather than the
+/// generated ANTLR parser, which overflows a 2 MiB stack at about a dozen nested
+/// parentheses in a debug build.
+fn compile(source: &str) -> Result<IdedExpr, String> {
     let trimmed = source.trim();
     if trimmed.is_empty() {
         return Err("empty expression \"${}\": write a CEL expression inside".to_owned());
     }
-    Program::compile(trimmed).map_err(|errors| {
-        let details: Vec<String> = errors
-            .errors
-            .iter()
-            .map(|error| {
-                let message = lowercase_first(&error.msg);
-                if error.pos.1 >= 0 {
-                    format!("{message} at column {}", error.pos.1 + 1)
-                } else {
-                    message
+    if trimmed.len() > MAX_EXPRESSION_LENGTH {
+        return Err(format!(
+            "expression {:?}: longer than {MAX_EXPRESSION_LENGTH} characters; split it or compute the value in a step",
+            abbreviate(trimmed)
+        ));
+    }
+    let parsed = PrattParser::new()
+        .max_recursion_depth(MAX_EXPRESSION_DEPTH as u16)
+        .max_expression_node_count(MAX_EXPRESSION_NODES)
+        .parse(trimmed)
+        .map_err(|errors| {
+            let details: Vec<String> = errors
+                .errors
+                .iter()
+                .map(|error| {
+                    let message = plain_syntax_message(&error.msg);
+                    // The parser counts columns from 1.
+                    if error.pos.1 > 0 {
+                        format!("{message} at column {}", error.pos.1)
+                    } else {
+                        message
+                    }
+                })
+                .collect();
+            format!(
+                "expression {:?}: syntax error: {}",
+                abbreviate(trimmed),
+                details.join("; ")
+            )
+        })?;
+    if depth_exceeds(&parsed, MAX_EXPRESSION_DEPTH) {
+        return Err(format!(
+            "expression {:?}: nested more than {MAX_EXPRESSION_DEPTH} levels deep; simplify it",
+            abbreviate(trimmed)
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Whether the syntax tree is deeper than `limit`, found without recursion.
+fn depth_exceeds(root: &IdedExpr, limit: usize) -> bool {
+    let mut stack = vec![(root, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        let next = depth + 1;
+        match &node.expr {
+            Expr::Unspecified | Expr::Literal(_) | Expr::Ident(_) => {}
+            Expr::Select(select) => stack.push((&select.operand, next)),
+            Expr::Call(call) => {
+                stack.extend(call.target.iter().map(|target| (target.as_ref(), next)));
+                stack.extend(call.args.iter().map(|argument| (argument, next)));
+            }
+            Expr::List(list) => stack.extend(list.elements.iter().map(|element| (element, next))),
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    push_entry(&mut stack, &entry.expr, next);
                 }
-            })
-            .collect();
-        format!(
-            "expression {trimmed:?}: syntax error: {}",
-            details.join("; ")
-        )
-    })
+            }
+            Expr::Struct(structure) => {
+                for entry in &structure.entries {
+                    push_entry(&mut stack, &entry.expr, next);
+                }
+            }
+            Expr::Comprehension(comprehension) => stack.extend([
+                (&comprehension.iter_range, next),
+                (&comprehension.accu_init, next),
+                (&comprehension.loop_cond, next),
+                (&comprehension.loop_step, next),
+                (&comprehension.result, next),
+            ]),
+        }
+    }
+    false
+}
+
+fn push_entry<'a>(stack: &mut Vec<(&'a IdedExpr, usize)>, entry: &'a EntryExpr, depth: usize) {
+    match entry {
+        EntryExpr::StructField(field) => stack.push((&field.value, depth)),
+        EntryExpr::MapEntry(pair) => stack.extend([(&pair.key, depth), (&pair.value, depth)]),
+    }
+}
+
+/// An expression's source as messages show it: trimmed, and cut after 80 characters.
+pub fn abbreviate(source: &str) -> String {
+    let trimmed = source.trim();
+    if trimmed.chars().count() > 80 {
+        format!("{}...", trimmed.chars().take(77).collect::<String>())
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// A parser message in plain words: the grammar's list of expected tokens says little to
+/// an analyst, the unexpected token says where to look.
+fn plain_syntax_message(message: &str) -> String {
+    if message.contains("recursion limit exceeded") {
+        return format!("nested more than {MAX_EXPRESSION_DEPTH} levels deep; simplify it");
+    }
+    let message = message.strip_prefix("Syntax error: ").unwrap_or(message);
+    let message = message.strip_prefix("syntax error: ").unwrap_or(message);
+    for prefix in [
+        "mismatched input '",
+        "extraneous input '",
+        "no viable alternative at input '",
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((token, _)) = rest.split_once('\'')
+        {
+            return if token == "<EOF>" {
+                "the expression ends too early".to_owned()
+            } else {
+                format!("unexpected {token:?}")
+            };
+        }
+    }
+    lowercase_first(message)
 }
 
 /// Splits a template string into text and the sources of its `${...}`.
@@ -339,8 +459,8 @@ fn expression_length(body: &str) -> Option<usize> {
                     || index > 1
                         && matches!(bytes[index - 1], b'b' | b'B')
                         && matches!(bytes[index - 2], b'r' | b'R');
-                let triple = bytes.get(index + 1) == Some(&quote)
-                    && bytes.get(index + 2) == Some(&quote);
+                let triple =
+                    bytes.get(index + 1) == Some(&quote) && bytes.get(index + 2) == Some(&quote);
                 index = string_end(bytes, index, quote, triple, raw)?;
                 continue;
             }
@@ -539,7 +659,10 @@ mod tests {
             Ok(json!([{"id": 1}, {"id": 2}]))
         );
         assert_eq!(render(&json!("${input.limit * 2}"), &scope), Ok(json!(6)));
-        assert_eq!(render(&json!("${input.limit > 2}"), &scope), Ok(json!(true)));
+        assert_eq!(
+            render(&json!("${input.limit > 2}"), &scope),
+            Ok(json!(true))
+        );
         assert_eq!(render(&json!("${null}"), &scope), Ok(Value::Null));
         assert_eq!(render(&json!("${1.5}"), &scope), Ok(json!(1.5)));
     }
@@ -558,7 +681,10 @@ mod tests {
             render(&json!("first: ${steps.find.output.assets[0]}"), &scope),
             Ok(json!("first: {\"id\":1}"))
         );
-        assert_eq!(render(&json!("plain text"), &scope), Ok(json!("plain text")));
+        assert_eq!(
+            render(&json!("plain text"), &scope),
+            Ok(json!("plain text"))
+        );
         assert_eq!(render(&json!(" ${input.limit}"), &scope), Ok(json!(" 3")));
     }
 
@@ -611,7 +737,11 @@ mod tests {
         let error = expressions("hello ${input.name").unwrap_err();
         assert!(error.contains("unclosed \"${\" at character 7"), "{error}");
         assert!(expressions("${'abc}").is_err());
-        assert!(expressions("${ }").unwrap_err().contains("empty expression"));
+        assert!(
+            expressions("${ }")
+                .unwrap_err()
+                .contains("empty expression")
+        );
         assert_eq!(expressions("no expression"), Ok(vec![]));
         assert_eq!(expressions("$ {x} and $x"), Ok(vec![]));
     }
@@ -620,7 +750,10 @@ mod tests {
     fn check_reports_syntax_errors_naming_the_expression() {
         assert_eq!(check("${steps.a.output.x > 1} and ${size(input)}"), Ok(()));
         let error = check("ok ${input.a +} there").unwrap_err();
-        assert!(error.starts_with("expression \"input.a +\": syntax error"), "{error}");
+        assert!(
+            error.starts_with("expression \"input.a +\": syntax error"),
+            "{error}"
+        );
         assert!(check_condition("input.a == 1").is_ok());
         assert!(check_condition("input.a ==").is_err());
     }
@@ -628,18 +761,30 @@ mod tests {
     #[test]
     fn evaluation_errors_name_the_expression() {
         let error = evaluate("steps.find.output.x > 1", &scope()).unwrap_err();
-        assert_eq!(error, "expression \"steps.find.output.x > 1\": no such key: x");
+        assert_eq!(
+            error,
+            "expression \"steps.find.output.x > 1\": no such key: x"
+        );
         let error = render(&json!("${item.id}"), &scope()).unwrap_err();
         assert!(error.contains("unknown name \"item\""), "{error}");
         let error = evaluate("1 / 0", &scope()).unwrap_err();
-        assert!(error.starts_with("expression \"1 / 0\": division by zero"), "{error}");
+        assert!(
+            error.starts_with("expression \"1 / 0\": division by zero"),
+            "{error}"
+        );
     }
 
     #[test]
     fn conditions_must_yield_bools() {
         let scope = scope();
-        assert_eq!(condition("${steps.review.decision == 'approved'}", &scope), Ok(true));
-        assert_eq!(condition("steps.review.decision == 'rejected'", &scope), Ok(false));
+        assert_eq!(
+            condition("${steps.review.decision == 'approved'}", &scope),
+            Ok(true)
+        );
+        assert_eq!(
+            condition("steps.review.decision == 'rejected'", &scope),
+            Ok(false)
+        );
         assert_eq!(condition("${input.limit > 5}", &scope), Ok(false));
         let error = condition("${input.partner_id}", &scope).unwrap_err();
         assert_eq!(
@@ -653,7 +798,10 @@ mod tests {
     #[test]
     fn size_and_macros_work_over_json() {
         let scope = scope();
-        assert_eq!(evaluate("size(steps.find.output.assets)", &scope), Ok(json!(2)));
+        assert_eq!(
+            evaluate("size(steps.find.output.assets)", &scope),
+            Ok(json!(2))
+        );
         assert_eq!(
             evaluate("steps.find.output.assets.map(a, a.id * 10)", &scope),
             Ok(json!([10, 20]))
@@ -697,6 +845,25 @@ mod tests {
             found.steps,
             BTreeSet::from(["find".to_owned(), "gone".to_owned(), "my-step".to_owned()])
         );
+    }
+
+    #[test]
+    fn deep_expressions_are_rejected_before_they_exhaust_the_stack() {
+        let scope = Scope::new().with("input", json!({"a": 1}));
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(evaluate(&nested(40), &scope).is_ok());
+        let error = evaluate(&nested(200), &scope).unwrap_err();
+        assert!(error.contains("nested more than 48 levels"), "{error}");
+        let chain = format!("1{}", " + 1".repeat(40));
+        assert_eq!(evaluate(&chain, &scope), Ok(json!(41)));
+        assert!(evaluate(&format!("1{}", " + 1".repeat(100)), &scope).is_err());
+        let ternary = format!("{}1", "true ? 1 : ".repeat(100));
+        assert!(check(&format!("${{{ternary}}}")).is_err());
+        let parens = format!("{}1{}", "(".repeat(1500), ")".repeat(1500));
+        let error = evaluate(&parens, &scope).unwrap_err();
+        assert!(error.contains("longer than 2048 characters"), "{error}");
+        let parens = format!("{}input.a{}", "(".repeat(500), ")".repeat(500));
+        assert_eq!(evaluate(&parens, &scope), Ok(json!(1)));
     }
 
     #[test]

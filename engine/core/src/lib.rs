@@ -23,6 +23,7 @@ pub mod replay;
 pub mod retry;
 pub mod state;
 pub mod status;
+pub mod validate;
 
 pub use command::{Command, Dispatch, WorkKey};
 pub use definition::{Definition, StepDefinition, StepKind};

@@ -38,9 +38,7 @@ use crate::definition::{Definition, Sleep, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
 use crate::expr::{self, Scope};
 use crate::id::{InstanceId, StepId};
-use crate::state::{
-    Completion, CompensationRun, InstanceState, Phase, StepState, Unit, Work,
-};
+use crate::state::{CompensationRun, Completion, InstanceState, Phase, StepState, Unit, Work};
 use crate::status::InstanceStatus;
 
 // Patterns naming every variant, for the last arm of a match whose earlier arms are
@@ -342,12 +340,14 @@ pub fn apply_in_place(
                     }
                 }
                 (_, item) => {
-                    let unit = unit_mut(step_state, *item)
-                        .ok_or_else(|| invalid(&state_snapshot(&instance), "the step has no such unit"))?;
+                    let unit = unit_mut(step_state, *item).ok_or_else(|| {
+                        invalid(&state_snapshot(&instance), "the step has no such unit")
+                    })?;
                     match unit {
-                        Unit::Ready { attempt: current } | Unit::Retrying { attempt: current, .. }
-                            if current == attempt =>
-                        {
+                        Unit::Ready { attempt: current }
+                        | Unit::Retrying {
+                            attempt: current, ..
+                        } if current == attempt => {
                             *unit = Unit::Scheduled { attempt: *attempt };
                             commands.push(dispatch(
                                 &instance,
@@ -422,11 +422,17 @@ pub fn apply_in_place(
                     ));
                 }
             }
-            let keeps_output = step_definition(state, definition, step)?.compensate.is_some();
+            let keeps_output = step_definition(state, definition, step)?
+                .compensate
+                .is_some();
             state.completions.push(Completion {
                 step: step.clone(),
                 item: Some(*item),
-                output: if keeps_output { output.clone() } else { Value::Null },
+                output: if keeps_output {
+                    output.clone()
+                } else {
+                    Value::Null
+                },
             });
         }
         EventBody::StepSucceeded {
@@ -444,8 +450,14 @@ pub fn apply_in_place(
                 } if unit.is_in_flight() && unit.attempt() == *attempt => (*attempt, true),
                 StepState::Active {
                     work: Work::FanOut { units, .. },
-                } if units.iter().all(|unit| matches!(unit, Unit::Succeeded { .. })) => {
-                    (units.iter().map(Unit::attempt).max().unwrap_or(*attempt), false)
+                } if units
+                    .iter()
+                    .all(|unit| matches!(unit, Unit::Succeeded { .. })) =>
+                {
+                    (
+                        units.iter().map(Unit::attempt).max().unwrap_or(*attempt),
+                        false,
+                    )
                 }
                 StepState::Active {
                     work: Work::Sleep { .. },
@@ -618,7 +630,10 @@ pub fn apply_in_place(
             let instance = state.id.clone();
             let step_state = step_state_mut(state, step)?;
             if !matches!(step_state, StepState::Pending { .. }) {
-                return Err(invalid(&state_snapshot(&instance), "the step is not pending"));
+                return Err(invalid(
+                    &state_snapshot(&instance),
+                    "the step is not pending",
+                ));
             }
             *step_state = StepState::Skipped {
                 reason: reason.clone(),
@@ -642,7 +657,9 @@ pub fn apply_in_place(
                     remaining,
                     current: current @ None,
                     ..
-                } if remaining.first().is_some_and(|next| next.is(step, *item)) && *attempt == 1 => {
+                } if remaining.first().is_some_and(|next| next.is(step, *item))
+                    && *attempt == 1 =>
+                {
                     let target = remaining.remove(0);
                     *current = Some(CompensationRun {
                         target,
@@ -718,7 +735,10 @@ pub fn apply_in_place(
             let instance = state.id.clone();
             let step_state = step_state_mut(state, step)?;
             if !matches!(step_state, StepState::Failed { .. }) {
-                return Err(invalid(&state_snapshot(&instance), "the step has not failed"));
+                return Err(invalid(
+                    &state_snapshot(&instance),
+                    "the step has not failed",
+                ));
             }
             *step_state = StepState::Pending { attempt: *attempt };
             for other in state.steps.values_mut() {
@@ -756,7 +776,9 @@ pub fn apply_in_place(
                 | Phase::Compensating { .. }
                 | Phase::Completed { .. }
                 | Phase::Failed { .. }
-                | Phase::Cancelled { .. } => return Err(invalid(state, "the instance cannot fail now")),
+                | Phase::Cancelled { .. } => {
+                    return Err(invalid(state, "the instance cannot fail now"));
+                }
             };
             commands.extend(cancel_active_steps(state));
             state.phase = Phase::Failed {
@@ -908,7 +930,9 @@ fn dispatch(
     compensation: bool,
 ) -> Result<Command, StepError> {
     let action = if compensation {
-        step.compensate.as_ref().map(|compensate| compensate.action.clone())
+        step.compensate
+            .as_ref()
+            .map(|compensate| compensate.action.clone())
     } else {
         step.action.clone()
     };
@@ -1009,18 +1033,22 @@ fn compensation_queue(state: &InstanceState, definition: &Definition) -> Vec<Com
 
 fn timer_is_current(state: &InstanceState, timer: &TimerKey) -> bool {
     match timer.purpose {
-        TimerPurpose::Retry => state.phase == Phase::Running
-            && matches!(
-                unit_of(state, &timer.step, timer.item),
-                Some(Unit::Retrying { attempt, .. }) if *attempt == timer.attempt
-            ),
-        TimerPurpose::Sleep => state.phase == Phase::Running
-            && matches!(
-                state.steps.get(&timer.step),
-                Some(StepState::Active {
-                    work: Work::Sleep { .. }
-                })
-            ),
+        TimerPurpose::Retry => {
+            state.phase == Phase::Running
+                && matches!(
+                    unit_of(state, &timer.step, timer.item),
+                    Some(Unit::Retrying { attempt, .. }) if *attempt == timer.attempt
+                )
+        }
+        TimerPurpose::Sleep => {
+            state.phase == Phase::Running
+                && matches!(
+                    state.steps.get(&timer.step),
+                    Some(StepState::Active {
+                        work: Work::Sleep { .. }
+                    })
+                )
+        }
         TimerPurpose::CompensationRetry => matches!(
             &state.phase,
             Phase::Compensating { current: Some(run), .. }
@@ -1186,11 +1214,9 @@ fn facts_for_input(
             Ok(vec![fired, follow_up])
         }
         InputBody::Cancel { reason } => match &state.phase {
-            Phase::Running | Phase::Compensating { .. } => {
-                Ok(vec![EventBody::InstanceCancelled {
-                    reason: reason.clone(),
-                }])
-            }
+            Phase::Running | Phase::Compensating { .. } => Ok(vec![EventBody::InstanceCancelled {
+                reason: reason.clone(),
+            }]),
             Phase::NotStarted => Err(rejected("the instance has not started")),
             Phase::Completed { .. } | Phase::Failed { .. } | Phase::Cancelled { .. } => Err(
                 rejected(&format!("the instance is {} already", state.status())),
@@ -1199,8 +1225,7 @@ fn facts_for_input(
         InputBody::RetryStep { step } => {
             match &state.phase {
                 Phase::Failed {
-                    compensated: false,
-                    ..
+                    compensated: false, ..
                 } => {}
                 Phase::Failed {
                     compensated: true, ..
@@ -1420,8 +1445,9 @@ fn active_step_event(
     let Work::FanOut { units, .. } = work else {
         return None;
     };
-    if let Some(Unit::Failed { attempt, error }) =
-        units.iter().find(|unit| matches!(unit, Unit::Failed { .. }))
+    if let Some(Unit::Failed { attempt, error }) = units
+        .iter()
+        .find(|unit| matches!(unit, Unit::Failed { .. }))
     {
         return Some(EventBody::StepFailed {
             step: step.id.clone(),
@@ -1430,7 +1456,10 @@ fn active_step_event(
             error: error.clone(),
         });
     }
-    if units.iter().all(|unit| matches!(unit, Unit::Succeeded { .. })) {
+    if units
+        .iter()
+        .all(|unit| matches!(unit, Unit::Succeeded { .. }))
+    {
         let outputs = units
             .iter()
             .map(|unit| match unit {
@@ -1567,11 +1596,19 @@ fn resolve_items(state: &InstanceState, for_each: &Value) -> Result<Vec<Value>, 
     };
     match resolved {
         Value::Array(items) => Ok(items),
-        other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_)) => Err(format!("expected a list, got {other}")),
+        other @ (Value::Null
+        | Value::Bool(_)
+        | Value::Number(_)
+        | Value::String(_)
+        | Value::Object(_)) => Err(format!("expected a list, got {other}")),
     }
 }
 
-fn wake_at(state: &InstanceState, sleep: &Sleep, at: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+fn wake_at(
+    state: &InstanceState,
+    sleep: &Sleep,
+    at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
     match sleep {
         Sleep::For(duration) => chrono::Duration::from_std(*duration)
             .map(|duration| at + duration)

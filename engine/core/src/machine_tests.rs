@@ -65,14 +65,21 @@ impl Harness {
             .iter()
             .filter_map(|command| match command {
                 Command::Dispatch(dispatch) => Some(dispatch.clone()),
-                _ => None,
+                Command::AbandonWork { .. }
+                | Command::StartTimer { .. }
+                | Command::CancelTimer { .. }
+                | Command::Finish { .. } => None,
             })
             .collect()
     }
 
     fn only_dispatch(&self) -> Dispatch {
         let dispatched = self.dispatched();
-        assert_eq!(dispatched.len(), 1, "expected one dispatch, got {dispatched:?}");
+        assert_eq!(
+            dispatched.len(),
+            1,
+            "expected one dispatch, got {dispatched:?}"
+        );
         dispatched.into_iter().next().unwrap()
     }
 
@@ -102,13 +109,19 @@ impl Harness {
             .iter()
             .filter_map(|command| match command {
                 Command::StartTimer { timer, fire_at } => Some((timer.clone(), *fire_at)),
-                _ => None,
+                Command::Dispatch(_)
+                | Command::AbandonWork { .. }
+                | Command::CancelTimer { .. }
+                | Command::Finish { .. } => None,
             })
             .collect()
     }
 
     fn types(events: &[Event]) -> Vec<String> {
-        events.iter().map(|event| event.body.type_and_data().0).collect()
+        events
+            .iter()
+            .map(|event| event.body.type_and_data().0)
+            .collect()
     }
 
     fn step_status(&self, step: &str) -> StepStatus {
@@ -123,8 +136,12 @@ impl Harness {
             .iter()
             .enumerate()
             .map(|(index, event)| {
-                let recorded =
-                    crate::history::RecordedEvent::record(&self.state.id, index as u64 + 1, &prev, event);
+                let recorded = crate::history::RecordedEvent::record(
+                    &self.state.id,
+                    index as u64 + 1,
+                    &prev,
+                    event,
+                );
                 prev = recorded.hash.clone();
                 recorded
             })
@@ -180,7 +197,10 @@ fn chain_runs_steps_in_order_and_completes_with_output() {
         vec!["step_succeeded", "instance_completed"]
     );
     assert_eq!(harness.state.status(), InstanceStatus::Completed);
-    assert_eq!(harness.state.output(), Some(&json!({"greeting": "hello acme"})));
+    assert_eq!(
+        harness.state.output(),
+        Some(&json!({"greeting": "hello acme"}))
+    );
     assert!(harness.last.contains(&Command::Finish {
         status: InstanceStatus::Completed
     }));
@@ -229,7 +249,11 @@ fn skip_propagates_through_diamond_when_every_need_is_skipped() {
         ]
     );
     for step in ["b", "c", "d", "e"] {
-        assert_eq!(harness.step_status(step), StepStatus::Skipped, "step {step}");
+        assert_eq!(
+            harness.step_status(step),
+            StepStatus::Skipped,
+            "step {step}"
+        );
     }
     assert_eq!(
         harness.state.steps[&StepId::from("d")],
@@ -347,11 +371,18 @@ fn retries_wait_for_backoff_and_count_attempts() {
         attempt: 7,
         ..timer.clone()
     };
-    assert!(harness.input(InputBody::TimerFired { timer: stale }).is_empty());
+    assert!(
+        harness
+            .input(InputBody::TimerFired { timer: stale })
+            .is_empty()
+    );
 
     harness.advance(Duration::from_secs(2));
     let events = harness.input(InputBody::TimerFired { timer });
-    assert_eq!(Harness::types(&events), vec!["timer_fired", "step_scheduled"]);
+    assert_eq!(
+        Harness::types(&events),
+        vec!["timer_fired", "step_scheduled"]
+    );
     let second = harness.only_dispatch();
     assert_eq!(second.work.attempt, 2);
     assert_eq!(second.idempotency_key, "i-1:flaky:2");
@@ -375,7 +406,10 @@ fn retries_wait_for_backoff_and_count_attempts() {
     assert_eq!(third.work.attempt, 3);
 
     let events = harness.fail(&third.work, "server_error", true);
-    assert_eq!(Harness::types(&events), vec!["step_failed", "instance_failed"]);
+    assert_eq!(
+        Harness::types(&events),
+        vec!["step_failed", "instance_failed"]
+    );
     assert_eq!(harness.state.steps[&StepId::from("flaky")].attempts(), 3);
     assert_eq!(harness.state.status(), InstanceStatus::Failed);
     harness.assert_replays();
@@ -386,7 +420,10 @@ fn non_retryable_codes_fail_on_the_first_attempt() {
     let mut harness = Harness::start(RETRY, json!({}));
     let first = harness.only_dispatch();
     let events = harness.fail(&first.work, "not_found", true);
-    assert_eq!(Harness::types(&events), vec!["step_failed", "instance_failed"]);
+    assert_eq!(
+        Harness::types(&events),
+        vec!["step_failed", "instance_failed"]
+    );
     assert_eq!(harness.state.error().unwrap().code, "not_found");
 }
 
@@ -466,7 +503,13 @@ fn compensation_runs_in_reverse_completion_order_then_fails_the_instance() {
     assert_eq!(harness.state.status(), InstanceStatus::Failed);
     assert_eq!(harness.state.error().unwrap().code, "injected");
     let types = Harness::types(&harness.history);
-    assert_eq!(types.iter().filter(|t| *t == "compensation_started").count(), 3);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "compensation_started")
+            .count(),
+        3
+    );
     assert_eq!(types.last().unwrap(), "instance_failed");
     // Compensated instances cannot be retried: their effects were undone.
     assert!(matches!(
@@ -539,7 +582,11 @@ fn cancel_abandons_running_work_and_timers_and_ignores_late_results() {
         output: json!({}),
     });
     assert!(late.is_empty());
-    assert!(harness.input(InputBody::TimerFired { timer: sleep_timer }).is_empty());
+    assert!(
+        harness
+            .input(InputBody::TimerFired { timer: sleep_timer })
+            .is_empty()
+    );
     assert!(matches!(
         harness.try_input(InputBody::Cancel { reason: None }),
         Err(StepError::Rejected { .. })
@@ -629,9 +676,10 @@ fn an_expression_error_fails_the_step_with_a_clear_message() {
 #[test]
 fn apply_refuses_an_event_the_state_does_not_allow() {
     let definition = definition(CHAIN);
-    let state = InstanceState::new(InstanceId::from("i-9"), definition.id.clone(), Utc::now());
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    let state = InstanceState::new(InstanceId::from("i-9"), definition.id.clone(), at);
     let event = Event::system(
-        Utc::now(),
+        at,
         EventBody::StepStarted {
             step: StepId::from("a"),
             attempt: 1,

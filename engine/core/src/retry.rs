@@ -61,7 +61,9 @@ mod tests {
     #[test]
     fn base_delay_grows_by_multiplier_and_caps_at_max_interval() {
         let policy = policy();
-        let delays: Vec<u64> = (1..=7).map(|attempt| policy.base_delay(attempt).as_secs()).collect();
+        let delays: Vec<u64> = (1..=7)
+            .map(|attempt| policy.base_delay(attempt).as_secs())
+            .collect();
         assert_eq!(delays, vec![2, 4, 8, 16, 32, 60, 60]);
     }
 

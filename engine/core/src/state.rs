@@ -313,9 +313,10 @@ impl StepState {
         match self {
             StepState::Failed { error, .. } => Some(error),
             StepState::Active {
-                work: Work::Action {
-                    unit: Unit::Retrying { error, .. },
-                },
+                work:
+                    Work::Action {
+                        unit: Unit::Retrying { error, .. },
+                    },
             } => Some(error),
             StepState::Pending { .. }
             | StepState::Active { .. }
@@ -369,9 +370,9 @@ impl InstanceState {
                         any_active = true;
                         let blocked = match work {
                             Work::Action { unit } => matches!(unit, Unit::Retrying { .. }),
-                            Work::FanOut { units, .. } => units
-                                .iter()
-                                .all(|unit| !unit.is_in_flight() && !matches!(unit, Unit::Ready { .. })),
+                            Work::FanOut { units, .. } => units.iter().all(|unit| {
+                                !unit.is_in_flight() && !matches!(unit, Unit::Ready { .. })
+                            }),
                             Work::Sleep { .. } => true,
                         };
                         if !blocked {

@@ -101,13 +101,12 @@ pub fn parse_document(source: &str) -> Result<Value, Vec<DefinitionError>> {
         }]);
     }
     serde_saphyr::from_str::<Value>(source).map_err(|error| {
-        let detail = first_line(&error.to_string());
+        let detail = plain_yaml_message(&first_line(&error.to_string()));
         let message = match error.location() {
             Some(location) => format!(
-                "line {}, column {}: {}",
+                "line {}, column {}: {detail}",
                 location.line(),
-                location.column(),
-                strip_location_suffix(&detail)
+                location.column()
             ),
             None => detail,
         };
@@ -133,7 +132,7 @@ pub fn validate_value(
     let mut errors = Errors::default();
     for error in SCHEMA_VALIDATOR.iter_errors(document) {
         let at = Path::from_location(error.instance_path());
-        for message in schema_messages(&error, &SCHEMA, Noun::Field) {
+        for message in schema_messages(&error, &SCHEMA, at.lookup(document), Noun::Field) {
             errors.push(&at, message);
         }
     }
@@ -357,15 +356,26 @@ impl Noun<'_> {
 }
 
 /// The messages for one schema error (several for several unknown properties).
-fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<'_>) -> Vec<String> {
+///
+/// `located` is the value at the error's instance path in the validated document.
+fn schema_messages(
+    error: &ValidationError<'_>,
+    schema_root: &Value,
+    located: Option<&Value>,
+    noun: Noun<'_>,
+) -> Vec<String> {
     let kind = error.kind();
-    let keyword = kind.keyword();
     let schema_path: Vec<String> = error
         .schema_path()
         .iter()
         .map(|segment| segment.to_string())
         .collect();
-    let owner = keyword_owner(schema_root, &schema_path, keyword);
+    // The last segment is the keyword as written (`dependentRequired` reports a `required`
+    // kind); the node before it holds the keyword and our `x-messages`.
+    let (keyword, owner) = match schema_path.split_last() {
+        Some((last, parents)) => (last.as_str(), schema_node(schema_root, parents)),
+        None => (kind.keyword(), Some(schema_root)),
+    };
     let instance = error.instance();
 
     if let Some(custom) = owner
@@ -376,7 +386,8 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
         let mut message = custom.to_owned();
         if matches!(
             kind,
-            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. }
+            ValidationErrorKind::OneOfNotValid { .. }
+                | ValidationErrorKind::OneOfMultipleValid { .. }
         ) && let Some(found) = owner.and_then(|node| found_alternatives(node, instance))
         {
             message.push_str(&found);
@@ -389,20 +400,29 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
     match kind {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let known: Vec<&str> = owner
+            unknown_properties(unexpected, owner, noun)
+        }
+        // `additionalProperties: false` without `properties` reports a false schema at the
+        // object without naming the property: name every one here.
+        ValidationErrorKind::FalseSchema
+            if keyword == "additionalProperties"
+                && owner.is_some_and(|node| node.get("patternProperties").is_none())
+                && located.is_some_and(Value::is_object) =>
+        {
+            let known = owner
                 .and_then(|node| node.get("properties"))
+                .and_then(Value::as_object);
+            let unexpected: Vec<String> = located
                 .and_then(Value::as_object)
-                .map(|properties| properties.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            unexpected
-                .iter()
-                .map(|name| {
-                    format!(
-                        "unknown {word} {name:?}{suffix}{}",
-                        suggestion_or_list(name, &known)
-                    )
+                .map(|object| {
+                    object
+                        .keys()
+                        .filter(|key| known.is_none_or(|known| !known.contains_key(*key)))
+                        .cloned()
+                        .collect()
                 })
-                .collect()
+                .unwrap_or_default();
+            unknown_properties(&unexpected, owner, noun)
         }
         ValidationErrorKind::Required { property } => {
             let property = property
@@ -421,9 +441,11 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
                         .iter()
                         .filter(|(dependent, required)| {
                             instance.get(dependent.as_str()).is_some()
-                                && required
-                                    .as_array()
-                                    .is_some_and(|names| names.iter().any(|name| name.as_str() == Some(property.as_str())))
+                                && required.as_array().is_some_and(|names| {
+                                    names
+                                        .iter()
+                                        .any(|name| name.as_str() == Some(property.as_str()))
+                                })
                         })
                         .map(|(dependent, _)| dependent.as_str())
                         .collect()
@@ -438,7 +460,9 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
                     "action" => format!(
                         "{dependent:?} is only allowed on action steps (steps with \"action\")"
                     ),
-                    "for_each" => format!("{dependent:?} is only allowed on steps with \"for_each\""),
+                    "for_each" => {
+                        format!("{dependent:?} is only allowed on steps with \"for_each\"")
+                    }
                     "cron" => format!("{dependent:?} is only allowed on cron triggers"),
                     other => format!("{dependent:?} needs {other:?} as well"),
                 })
@@ -473,7 +497,10 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
             vec![format!("must be {}", short(expected_value))]
         }
         ValidationErrorKind::Pattern { pattern } => {
-            vec![format!("{} does not match the pattern {pattern}", short(instance))]
+            vec![format!(
+                "{} does not match the pattern {pattern}",
+                short(instance)
+            )]
         }
         ValidationErrorKind::Minimum { limit } => vec![format!("must be at least {limit}")],
         ValidationErrorKind::Maximum { limit } => vec![format!("must be at most {limit}")],
@@ -501,10 +528,16 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
         }
         ValidationErrorKind::UniqueItems => vec!["has duplicate entries".to_owned()],
         ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
-            vec![format!("{} does not match any of the allowed forms", short(instance))]
+            vec![format!(
+                "{} does not match any of the allowed forms",
+                short(instance)
+            )]
         }
         ValidationErrorKind::OneOfMultipleValid { .. } => {
-            vec![format!("{} matches more than one of the allowed forms", short(instance))]
+            vec![format!(
+                "{} matches more than one of the allowed forms",
+                short(instance)
+            )]
         }
         ValidationErrorKind::AdditionalItems { .. }
         | ValidationErrorKind::BacktrackLimitExceeded { .. }
@@ -524,14 +557,31 @@ fn schema_messages(error: &ValidationError<'_>, schema_root: &Value, noun: Noun<
     }
 }
 
-/// The schema node that holds the failing keyword, following `$ref`s along the way.
-fn keyword_owner<'a>(root: &'a Value, schema_path: &[String], keyword: &str) -> Option<&'a Value> {
+/// One message per unknown property, each with a likely correction or the known names.
+fn unknown_properties(unexpected: &[String], owner: Option<&Value>, noun: Noun<'_>) -> Vec<String> {
+    let known: Vec<&str> = owner
+        .and_then(|node| node.get("properties"))
+        .and_then(Value::as_object)
+        .map(|properties| properties.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    unexpected
+        .iter()
+        .map(|name| {
+            let hint = match noun {
+                Noun::Argument(_) if known.is_empty() => {
+                    " (the action takes no arguments)".to_owned()
+                }
+                Noun::Argument(_) | Noun::Field => suggestion_or_list(name, &known),
+            };
+            format!("unknown {} {name:?}{}{hint}", noun.word(), noun.suffix())
+        })
+        .collect()
+}
+
+/// The schema node at a keyword location, following `$ref`s to this document's `$defs`.
+fn schema_node<'a>(root: &'a Value, schema_path: &[String]) -> Option<&'a Value> {
     let mut current = root;
-    let mut owner = None;
     for segment in schema_path {
-        if segment == keyword {
-            owner = Some(current);
-        }
         current = if segment == "$ref" {
             let reference = current.get("$ref").and_then(Value::as_str)?;
             root.pointer(reference.strip_prefix('#')?)?
@@ -539,11 +589,11 @@ fn keyword_owner<'a>(root: &'a Value, schema_path: &[String], keyword: &str) -> 
             match current {
                 Value::Object(entries) => entries.get(segment)?,
                 Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => return owner,
+                Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => return None,
             }
         };
     }
-    owner
+    Some(current)
 }
 
 /// For a `oneOf` of `{required: [name]}` alternatives: which of the names the object has.
@@ -602,7 +652,9 @@ fn short(value: &Value) -> String {
 
 /// A value for a list in a message: strings without quotes.
 fn plain(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -736,25 +788,33 @@ fn check_duration_field(
 /// Places a deserialization error: the first step or trigger that fails on its own, or
 /// the root.
 fn locate_deserialize_error(document: &Value, error: serde_json::Error) -> (Path, String) {
-    for (field, check) in [
-        (
-            "steps",
-            (|value: &Value| StepDefinition::deserialize(value).err()) as fn(&Value) -> _,
-        ),
-        ("triggers", |value: &Value| Trigger::deserialize(value).err()),
-    ] {
-        if let Some(items) = document.get(field).and_then(Value::as_array) {
-            for (index, item) in items.iter().enumerate() {
-                if let Some(item_error) = check(item) {
-                    return (
-                        Path::root().key(field).index(index),
-                        item_error.to_string().replace('`', "\""),
-                    );
-                }
-            }
-        }
-    }
-    (Path::root(), error.to_string().replace('`', "\""))
+    first_failing::<StepDefinition>(document, "steps")
+        .or_else(|| first_failing::<Trigger>(document, "triggers"))
+        .unwrap_or_else(|| (Path::root(), plain_serde_message(&error)))
+}
+
+/// The first item of the list `field` that does not deserialize as a `T` on its own.
+fn first_failing<T: serde::de::DeserializeOwned>(
+    document: &Value,
+    field: &str,
+) -> Option<(Path, String)> {
+    document
+        .get(field)?
+        .as_array()?
+        .iter()
+        .enumerate()
+        .find_map(|(index, item)| {
+            T::deserialize(item).err().map(|error| {
+                (
+                    Path::root().key(field).index(index),
+                    plain_serde_message(&error),
+                )
+            })
+        })
+}
+
+fn plain_serde_message(error: &serde_json::Error) -> String {
+    error.to_string().replace('`', "\"")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -762,11 +822,21 @@ fn locate_deserialize_error(document: &Value, error: serde_json::Error) -> (Path
 
 /// Names of CEL types, which expressions may use as values (`type(x) == string`).
 const CEL_TYPE_NAMES: [&str; 10] = [
-    "bool", "bytes", "double", "int", "list", "map", "null_type", "string", "type", "uint",
+    "bool",
+    "bytes",
+    "double",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
 ];
 
-/// Names every step-level expression may read.
-const STEP_NAMES: [&str; 4] = ["input", "steps", "instance", "event"];
+/// Names every step-level expression may read. `event` is only bound where an inbound
+/// event is at hand: a trigger's input and a wait's `correlate`.
+const STEP_NAMES: [&str; 3] = ["input", "steps", "instance"];
 
 /// Which steps an expression may read.
 #[derive(Debug, Clone, Copy)]
@@ -830,11 +900,9 @@ impl<'a> Checker<'a> {
 
     fn run(mut self) {
         self.check_graph();
-        let input_validator = self
-            .definition
-            .input
-            .as_ref()
-            .and_then(|schema| compile_embedded_schema(schema, &Path::root().key("input"), self.errors));
+        let input_validator = self.definition.input.as_ref().and_then(|schema| {
+            compile_embedded_schema(schema, &Path::root().key("input"), self.errors)
+        });
         for (index, step) in self.definition.steps.iter().enumerate() {
             self.check_step(index, step);
         }
@@ -878,7 +946,9 @@ impl<'a> Checker<'a> {
 
         let ids = self.step_ids();
         let mut graph = DiGraph::<usize, ()>::new();
-        let nodes: Vec<_> = (0..steps.len()).map(|index| graph.add_node(index)).collect();
+        let nodes: Vec<_> = (0..steps.len())
+            .map(|index| graph.add_node(index))
+            .collect();
         for (index, step) in steps.iter().enumerate() {
             let mut resolved = Vec::new();
             for (position, need) in step.needs.iter().enumerate() {
@@ -944,7 +1014,10 @@ impl<'a> Checker<'a> {
         if let Some(for_each) = &step.for_each {
             let at_for_each = at.key("for_each");
             match for_each {
-                Value::String(text) => match (expr::single_expression(text), expr::expressions(text)) {
+                Value::String(text) => match (
+                    expr::single_expression(text),
+                    expr::expressions(text),
+                ) {
                     (Some(source), _) => self.check_expression(source, &at_for_each, &base),
                     (None, Err(message)) => self.errors.push(&at_for_each, message),
                     (None, Ok(_)) => self.errors.push(
@@ -967,7 +1040,13 @@ impl<'a> Checker<'a> {
 
         if let Some(action) = &step.action {
             let with_scope = Scope::step(index, item, false);
-            self.check_action(action, step.with.as_ref(), &at.key("action"), &at.key("with"), &with_scope);
+            self.check_action(
+                action,
+                step.with.as_ref(),
+                &at.key("action"),
+                &at.key("with"),
+                &with_scope,
+            );
         }
         if let Some(compensation) = &step.compensate {
             let mut extra = vec!["output"];
@@ -996,7 +1075,12 @@ impl<'a> Checker<'a> {
         if let Some(wait) = &step.wait
             && let Some(correlate) = &wait.correlate
         {
-            self.check_condition(correlate, &at.key("wait").key("correlate"), &base, "correlate");
+            self.check_condition(
+                correlate,
+                &at.key("wait").key("correlate"),
+                &Scope::step(index, &["event"], false),
+                "correlate",
+            );
         }
         if let Some(Sleep::Until { until }) = &step.sleep {
             let at_until = at.key("sleep").key("until");
@@ -1070,7 +1154,7 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
-        let shown = source.trim();
+        let shown = expr::abbreviate(source);
         for name in &references.names {
             if scope.names.contains(&name.as_str()) || CEL_TYPE_NAMES.contains(&name.as_str()) {
                 continue;
@@ -1103,9 +1187,9 @@ impl<'a> Checker<'a> {
                     .iter()
                     .find(|id| id.starts_with(&format!("{step_name}-")));
                 let hint = match dashed {
-                    Some(id) => format!(
-                        " (an id with dashes is written steps['{id}'] in an expression)"
-                    ),
+                    Some(id) => {
+                        format!(" (an id with dashes is written steps['{id}'] in an expression)")
+                    }
                     None => suggestion(step_name, &ids),
                 };
                 self.errors.push(
@@ -1161,7 +1245,10 @@ impl<'a> Checker<'a> {
                         let siblings: Vec<&str> = known
                             .iter()
                             .copied()
-                            .filter(|name| name.split_once('.').is_some_and(|(prefix, _)| prefix == connector))
+                            .filter(|name| {
+                                name.split_once('.')
+                                    .is_some_and(|(prefix, _)| prefix == connector)
+                            })
                             .collect();
                         if siblings.is_empty() {
                             String::new()
@@ -1189,12 +1276,22 @@ impl<'a> Checker<'a> {
         };
         let empty = Value::Object(serde_json::Map::new());
         let arguments = with.unwrap_or(&empty);
-        for (at, message) in template_schema_errors(validator, argument_schema, arguments, Noun::Argument(action)) {
+        for (at, message) in template_schema_errors(
+            validator,
+            argument_schema,
+            arguments,
+            Noun::Argument(action),
+        ) {
             self.errors.push(&at_with.join(&at), message);
         }
     }
 
-    fn check_trigger(&mut self, index: usize, trigger: &Trigger, input_validator: Option<&Validator>) {
+    fn check_trigger(
+        &mut self,
+        index: usize,
+        trigger: &Trigger,
+        input_validator: Option<&Validator>,
+    ) {
         let at = Path::root().key("triggers").index(index);
         if let Some(cron) = &trigger.cron
             && let Err(error) = cron::Schedule::from_str(cron)
@@ -1202,7 +1299,8 @@ impl<'a> Checker<'a> {
             self.errors.push(
                 &at.key("cron"),
                 format!(
-                    "invalid cron expression {cron:?}: {error} (write seconds minutes hours day-of-month month day-of-week [year], e.g. \"0 0 7 * * Mon-Fri\")"
+                    "invalid cron expression {cron:?}: {} (write seconds minutes hours day-of-month month day-of-week [year], e.g. \"0 0 7 * * Mon-Fri\")",
+                    cron_problem(cron, &error)
                 ),
             );
         }
@@ -1226,7 +1324,8 @@ impl<'a> Checker<'a> {
             let at_input = at.key("input");
             self.check_template(input, &at_input, &scope);
             if let (Some(validator), Some(schema)) = (input_validator, &self.definition.input) {
-                for (path, message) in template_schema_errors(validator, schema, input, Noun::Field) {
+                for (path, message) in template_schema_errors(validator, schema, input, Noun::Field)
+                {
                     self.errors.push(&at_input.join(&path), message);
                 }
             }
@@ -1263,7 +1362,7 @@ fn template_schema_errors(
                 continue;
             }
         }
-        for message in schema_messages(&error, schema, noun) {
+        for message in schema_messages(&error, schema, Some(located), noun) {
             found.push((at.clone(), message));
         }
     }
@@ -1280,6 +1379,11 @@ fn holds_template(value: &Value) -> bool {
     }
 }
 
+/// The type names of JSON Schema.
+const JSON_TYPES: [&str; 7] = [
+    "string", "number", "integer", "boolean", "object", "array", "null",
+];
+
 /// Compiles a JSON Schema written inside a definition (`input`, an approval's `form`),
 /// reporting every way it is not a valid schema.
 fn compile_embedded_schema(schema: &Value, at: &Path, errors: &mut Errors) -> Option<Validator> {
@@ -1288,10 +1392,18 @@ fn compile_embedded_schema(schema: &Value, at: &Path, errors: &mut Errors) -> Op
             let mut valid = true;
             for error in meta.iter_errors(schema) {
                 valid = false;
-                errors.push(
-                    &at.join(&Path::from_location(error.instance_path())),
-                    format!("not a valid JSON Schema: {error}"),
-                );
+                let location = Path::from_location(error.instance_path());
+                let message = match (location.0.last(), error.instance().as_ref()) {
+                    (Some(Segment::Key(key)), Value::String(name)) if key == "type" => {
+                        let hint = suggestion(name, &JSON_TYPES);
+                        format!(
+                            "not a valid JSON Schema: unknown type {name:?}{hint} (types are {})",
+                            JSON_TYPES.join(", ")
+                        )
+                    }
+                    _ => format!("not a valid JSON Schema: {error}"),
+                };
+                errors.push(&at.join(&location), message);
             }
             if !valid {
                 return None;
@@ -1389,12 +1501,52 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().trim().to_owned()
 }
 
-/// Drops a trailing " at line X, column Y" that a parser message may carry, since the
-/// message already starts with the location.
-fn strip_location_suffix(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(position) => message[..position].to_owned(),
-        None => message.to_owned(),
+/// A YAML parser message without the location it repeats (the caller puts it first) and
+/// without advice aimed at programmers.
+fn plain_yaml_message(message: &str) -> String {
+    let mut text = message.trim();
+    text = text.strip_prefix("error: ").unwrap_or(text);
+    if text.starts_with("line ")
+        && let Some((_, rest)) = text.split_once(": ")
+    {
+        text = rest;
+    }
+    if let Some(position) = text.find(" at line ") {
+        text = &text[..position];
+    }
+    if let Some(position) = text.find(", set DuplicateKeyPolicy") {
+        text = &text[..position];
+    }
+    text.to_owned()
+}
+
+/// The reason a cron expression does not parse, in one line.
+fn cron_problem(expression: &str, error: &cron::error::Error) -> String {
+    let fields = expression.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return format!("it has {fields} fields, a cron expression has 6 or 7");
+    }
+    let text = error.to_string();
+    let detail: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty() && *line != expression.trim() && !line.chars().all(|c| c == '^')
+        })
+        .map(|line| line.trim_end_matches('.'))
+        .collect::<Vec<_>>();
+    if detail.is_empty() {
+        "it does not parse".to_owned()
+    } else {
+        lowercase_first(&detail.join("; "))
+    }
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -1511,7 +1663,10 @@ output: {delivered: "${steps.deliver.output}"}
             schema()["$schema"],
             json!("https://json-schema.org/draft/2020-12/schema")
         );
-        assert!(SCHEMA_VALIDATOR.is_valid(&json!({"id": "x", "steps": [{"id": "a", "action": "core.noop"}]})));
+        assert!(
+            SCHEMA_VALIDATOR
+                .is_valid(&json!({"id": "x", "steps": [{"id": "a", "action": "core.noop"}]}))
+        );
     }
 
     #[test]
@@ -1519,7 +1674,10 @@ output: {delivered: "${steps.deliver.output}"}
         let definition = load(VALID, &catalog()).unwrap();
         assert_eq!(definition.id.as_str(), "sample");
         assert_eq!(definition.steps.len(), 4);
-        assert_eq!(definition.steps[0].timeout, Some(std::time::Duration::from_secs(30)));
+        assert_eq!(
+            definition.steps[0].timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -1612,7 +1770,10 @@ steps:
             "steps[1].id: duplicate step id \"one\": steps[0] already uses it",
         );
         assert_has(&errors, "steps[1].needs[0]: unknown step \"zero\"");
-        assert_has_prefix(&errors, "steps[1].when: expression \"input.x >\": syntax error");
+        assert_has_prefix(
+            &errors,
+            "steps[1].when: expression \"input.x >\": syntax error",
+        );
         assert_has(
             &errors,
             "steps[2]: a step needs exactly one of action, approval, wait, sleep, workflow (found action and approval)",
@@ -1646,7 +1807,10 @@ output: {x: "${steps.a.output..x}"}
             &errors,
             "steps[1].approval.title: expression \"input.name +\": syntax error",
         );
-        assert_has_prefix(&errors, "output.x: expression \"steps.a.output..x\": syntax error");
+        assert_has_prefix(
+            &errors,
+            "output.x: expression \"steps.a.output..x\": syntax error",
+        );
     }
 
     #[test]
@@ -1691,13 +1855,20 @@ steps:
 "#,
         );
         assert!(errors.len() >= 2, "{errors:#?}");
-        assert_has_prefix(&errors, "input.properties.partner_id.type: not a valid JSON Schema");
-        assert_has_prefix(&errors, "input.properties.count.minimum: not a valid JSON Schema");
+        assert_has(
+            &errors,
+            "input.properties.partner_id.type: not a valid JSON Schema: unknown type \"strng\" (did you mean \"string\"?) (types are string, number, integer, boolean, object, array, null)",
+        );
+        assert_has_prefix(
+            &errors,
+            "input.properties.count.minimum: not a valid JSON Schema",
+        );
     }
 
     #[test]
     fn yaml_syntax_error_has_line_and_column() {
-        let errors = parse_document("id: x\nsteps:\n  - id: a\n    action: [core.noop\n").unwrap_err();
+        let errors =
+            parse_document("id: x\nsteps:\n  - id: a\n    action: [core.noop\n").unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path, "");
         assert!(
@@ -1705,10 +1876,18 @@ steps:
             "{}",
             errors[0].message
         );
-        assert!(errors[0].message.contains(", column "), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains(", column "),
+            "{}",
+            errors[0].message
+        );
 
         let errors = parse_document("id: a\nid: b\n").unwrap_err();
-        assert!(errors[0].message.contains("line 2"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains("line 2"),
+            "{}",
+            errors[0].message
+        );
         assert_eq!(
             parse_document("  \n").unwrap_err()[0].message,
             "the document is empty"
@@ -1766,10 +1945,19 @@ steps:
             BTreeSet::from(["input", "input.limit", "input.partner_id"]),
             "{errors:#?}"
         );
-        assert!(errors.iter().any(|error| error.message.contains("\"query\" is a required property")));
+        assert!(
+            errors
+                .iter()
+                .any(|error| error.message.contains("\"query\" is a required property"))
+        );
 
         let open = load("id: open\nsteps: [{id: a, action: core.noop}]", &catalog()).unwrap();
-        assert_eq!(InputValidator::new(&open).unwrap().validate(&json!([1, "anything"])), Ok(()));
+        assert_eq!(
+            InputValidator::new(&open)
+                .unwrap()
+                .validate(&json!([1, "anything"])),
+            Ok(())
+        );
     }
 
     #[test]
@@ -1793,7 +1981,10 @@ steps:
     on_error: ignore
 "#,
         );
-        assert_has(&errors, "steps[0]: unknown field \"acton\" (did you mean \"action\"?)");
+        assert_has(
+            &errors,
+            "steps[0]: unknown field \"acton\" (did you mean \"action\"?)",
+        );
         assert_has(
             &errors,
             "steps[0]: a step needs exactly one of action, approval, wait, sleep, workflow (found none)",
@@ -1806,7 +1997,10 @@ steps:
             &errors,
             "steps[1].approval.on_timeout: must be one of approve, reject, fail, escalate (found \"later\")",
         );
-        assert_has(&errors, "steps[2].wait: \"on_timeout\" needs \"timeout\" as well");
+        assert_has(
+            &errors,
+            "steps[2].wait: \"on_timeout\" needs \"timeout\" as well",
+        );
         assert_has(
             &errors,
             "steps[3].sleep: sleep is a duration such as 1h, or {until: <RFC 3339 instant or ${...} expression>}",
@@ -1837,6 +2031,11 @@ steps:
     needs: [my-step]
     when: "steps.my-step.status == 'succeeded'"
     action: core.noop
+  - id: fifth
+    wait: {signal: go, correlate: "${event.order == input.order}"}
+  - id: sixth
+    action: core.echo
+    with: {e: "${event.order}"}
 triggers:
   - event: source.happened
     input: {x: "${steps.first.output}", y: "${event.y}"}
@@ -1844,7 +2043,7 @@ triggers:
         );
         assert_has(
             &errors,
-            "steps[0].with.a: expression \"inptu.x\": unknown name \"inptu\" (available: input, steps, instance, event) (did you mean \"input\"?)",
+            "steps[0].with.a: expression \"inptu.x\": unknown name \"inptu\" (available: input, steps, instance) (did you mean \"input\"?)",
         );
         assert_has(
             &errors,
@@ -1874,7 +2073,16 @@ triggers:
             &errors,
             "triggers[0].input.x: expression \"steps.first.output\": \"steps\" is not available here (available: event)",
         );
-        assert!(!errors.iter().any(|error| error.starts_with("steps[1].with.up")), "{errors:#?}");
+        assert_has(
+            &errors,
+            "steps[5].with.e: expression \"event.order\": \"event\" is not available here (available: input, steps, instance)",
+        );
+        assert!(
+            !errors
+                .iter()
+                .any(|error| error.starts_with("steps[1].with.up") || error.starts_with("steps[4]")),
+            "{errors:#?}"
+        );
     }
 
     #[test]
@@ -1907,7 +2115,10 @@ steps:
             &errors,
             "triggers[0].input.partner_id: expected a string, found a number (7)",
         );
-        assert_has_prefix(&errors, "triggers[1].cron: invalid cron expression \"every morning\"");
+        assert_has_prefix(
+            &errors,
+            "triggers[1].cron: invalid cron expression \"every morning\"",
+        );
         assert_has(
             &errors,
             "triggers[2]: a trigger needs exactly one of cron, event (found cron and event)",
@@ -1961,14 +2172,37 @@ steps:
     sleep: soon
 "#,
         );
-        assert_has_prefix(&errors, "steps[0].retry.initial_interval: invalid duration \"fast\"");
-        assert_has_prefix(&errors, "steps[1].approval.due: invalid duration \"2 fortnights\"");
+        assert_has_prefix(
+            &errors,
+            "steps[0].retry.initial_interval: invalid duration \"fast\"",
+        );
+        assert_has_prefix(
+            &errors,
+            "steps[1].approval.due: invalid duration \"2 fortnights\"",
+        );
         assert_has_prefix(
             &errors,
             "steps[1].approval.escalate_to.due: invalid duration \"later\"",
         );
         assert_has_prefix(&errors, "steps[2].sleep: invalid duration \"soon\"");
-        assert_has(&errors, "steps[1].needs[0]: unknown step \"ghost\"".replace("[0]", "[1]").as_str());
+        assert_has(
+            &errors,
+            "steps[1].needs[0]: unknown step \"ghost\""
+                .replace("[0]", "[1]")
+                .as_str(),
+        );
+    }
+
+    #[test]
+    fn deserialization_errors_are_placed_at_their_step() {
+        let errors = errors_of(
+            "id: x\nsteps: [{id: a, action: core.noop}, {id: b, workflow: {id: child, version: 2.0}}]\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("steps[1]: invalid type"),
+            "{errors:#?}"
+        );
     }
 
     #[test]
@@ -2052,7 +2286,10 @@ steps:
             path: "steps[2].needs[0]".to_owned(),
             message: "unknown step \"fetch\"".to_owned(),
         };
-        assert_eq!(error.to_string(), "steps[2].needs[0]: unknown step \"fetch\"");
+        assert_eq!(
+            error.to_string(),
+            "steps[2].needs[0]: unknown step \"fetch\""
+        );
         let root = DefinitionError {
             path: String::new(),
             message: "the document is empty".to_owned(),

@@ -1,1 +1,27 @@
-//! placeholder
+//! gridflow-runtime: the async half of the engine, around the pure core.
+//!
+//! [`Engine`] is the handle (deploy, start, cancel, retry, read). Behind it one driver task
+//! owns the hot instance states: it feeds inputs (action outcomes, due timers, operator
+//! requests) through `gridflow_core::transition_in_place`, writes each cycle's events,
+//! snapshots, queued work and timers of many instances in one transaction (group commit),
+//! and only then answers callers and dispatches actions through the connectors.
+//! Time comes from an injected [`Clock`].
+//!
+//! This crate never decides what happens next in an instance: the core does. It never
+//! acts on anything before it is committed, and never names a concrete store.
+#![warn(missing_docs)]
+
+pub mod clock;
+mod definitions;
+mod driver;
+mod engine;
+pub mod error;
+mod executor;
+mod stats;
+pub mod view;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Deployment, Engine, EngineOptions, Replayed};
+pub use error::{Detail, Error, Result};
+pub use stats::StatsSnapshot;
+pub use view::{DefinitionView, InstanceView, StepView};

@@ -214,11 +214,8 @@ pub trait DefinitionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Deployed>;
     /// One version, or the latest when `version` is `None`.
-    async fn definition(
-        &self,
-        id: &DefinitionId,
-        version: Option<u32>,
-    ) -> Result<DefinitionRecord>;
+    async fn definition(&self, id: &DefinitionId, version: Option<u32>)
+    -> Result<DefinitionRecord>;
     /// The latest version of every definition, ordered by id.
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>>;
     /// Every version of one definition, oldest first; `NotFound` if there is none.

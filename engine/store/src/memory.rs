@@ -16,8 +16,8 @@ use serde_json::Value;
 use gridflow_core::{DefinitionId, InstanceId, RecordedEvent};
 
 use crate::rules::{
-    check_page_request, event_exists, instance_exists, last_timer_per_key, stale_instance, stored_instant,
-    validate_batch,
+    check_page_request, event_exists, instance_exists, last_timer_per_key, stale_instance,
+    stored_instant, validate_batch,
 };
 use crate::{
     Batch, BatchCommitter, DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter,
@@ -81,7 +81,9 @@ impl Inner {
     fn versions(&self, id: &DefinitionId) -> impl DoubleEndedIterator<Item = &DefinitionRecord> {
         let start = (id.0.clone(), 0);
         let end = (id.0.clone(), u32::MAX);
-        self.definitions.range(start..=end).map(|(_, record)| record)
+        self.definitions
+            .range(start..=end)
+            .map(|(_, record)| record)
     }
 
     fn events(&self, id: &InstanceId) -> impl Iterator<Item = &RecordedEvent> {
@@ -212,7 +214,10 @@ impl DefinitionStore for MemoryStore {
         }
         let version = match latest {
             Some(latest) => latest.version.checked_add(1).ok_or_else(|| {
-                Error::Invalid(format!("definition {id}: no version after {}", latest.version))
+                Error::Invalid(format!(
+                    "definition {id}: no version after {}",
+                    latest.version
+                ))
             })?,
             None => 1,
         };

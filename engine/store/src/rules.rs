@@ -59,7 +59,9 @@ pub(crate) fn stale_instance(id: &InstanceId, expected: u64, stored: Option<u64>
 
 /// The conflict of appending a history event whose seq is taken.
 pub(crate) fn event_exists(id: &InstanceId, seq: u64) -> Error {
-    Error::Conflict(format!("instance {id}: history event seq {seq} already exists"))
+    Error::Conflict(format!(
+        "instance {id}: history event seq {seq} already exists"
+    ))
 }
 
 /// Rejects a page request that no store can serve: no rows asked for, or an empty cursor

@@ -15,8 +15,8 @@ use gridflow_core::history::GENESIS_HASH;
 use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, RecordedEvent};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{
-    Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore,
-    SqlOptions, SqlStore, Store, TimerRecord, WorkItem,
+    Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore, SqlOptions,
+    SqlStore, Store, TimerRecord, WorkItem,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -47,7 +47,9 @@ where
     Run: Future<Output = ()>,
 {
     let (directory, url) = sqlite_file();
-    let store = SqlStore::connect(&url, SqlOptions::default()).await.unwrap();
+    let store = SqlStore::connect(&url, SqlOptions::default())
+        .await
+        .unwrap();
     test(Arc::new(store.clone())).await;
     store.close().await.unwrap();
     drop(directory);
@@ -313,14 +315,22 @@ async fn deploy_of_new_content_creates_next_version(store: Arc<dyn Store>) {
     let first = json!({"id": "partner-media-request", "steps": [{"id": "fetch"}]});
     let second = json!({"id": "partner-media-request", "steps": [{"id": "fetch"}, {"id": "send"}]});
 
-    let deployed = store.deploy(&id, "hash-a", "id: a", &first, instant(0)).await;
+    let deployed = store
+        .deploy(&id, "hash-a", "id: a", &first, instant(0))
+        .await;
     assert_eq!(deployed.unwrap(), Deployed::Created(1));
-    let deployed = store.deploy(&id, "hash-a", "id: a", &first, instant(1)).await;
+    let deployed = store
+        .deploy(&id, "hash-a", "id: a", &first, instant(1))
+        .await;
     assert_eq!(deployed.unwrap(), Deployed::Unchanged(1));
-    let deployed = store.deploy(&id, "hash-b", "id: b", &second, instant(2)).await;
+    let deployed = store
+        .deploy(&id, "hash-b", "id: b", &second, instant(2))
+        .await;
     assert_eq!(deployed.unwrap(), Deployed::Created(2));
     // Only the latest version counts: going back to the first content is a new version.
-    let deployed = store.deploy(&id, "hash-a", "id: a", &first, instant(3)).await;
+    let deployed = store
+        .deploy(&id, "hash-a", "id: a", &first, instant(3))
+        .await;
     assert_eq!(deployed.unwrap(), Deployed::Created(3));
 
     let latest = store.definition(&id, None).await.unwrap();
@@ -364,7 +374,13 @@ async fn concurrent_deploys_get_distinct_versions(store: Arc<dyn Store>) {
         let id = id.clone();
         async move {
             store
-                .deploy(&id, &format!("hash-{n}"), "source", &json!({"n": n}), instant(n))
+                .deploy(
+                    &id,
+                    &format!("hash-{n}"),
+                    "source",
+                    &json!({"n": n}),
+                    instant(n),
+                )
                 .await
                 .unwrap()
         }
@@ -374,7 +390,9 @@ async fn concurrent_deploys_get_distinct_versions(store: Arc<dyn Store>) {
     for handle in handles {
         match handle.await.unwrap() {
             Deployed::Created(version) => versions.push(version),
-            Deployed::Unchanged(version) => panic!("distinct content reported unchanged at {version}"),
+            Deployed::Unchanged(version) => {
+                panic!("distinct content reported unchanged at {version}")
+            }
         }
     }
     versions.sort_unstable();
@@ -396,7 +414,9 @@ async fn missing_definition_and_instance_are_not_found(store: Arc<dyn Store>) {
         Err(Error::NotFound(message)) if message.contains("nothing-here")
     ));
     assert!(matches!(
-        store.definition_versions(&DefinitionId::from("other")).await,
+        store
+            .definition_versions(&DefinitionId::from("other"))
+            .await,
         Err(Error::NotFound(_))
     ));
     let missing = instance_id(99);
@@ -464,7 +484,10 @@ async fn update_advances_row_and_appends_history(store: Arc<dyn Store>) {
     assert!(gridflow_core::history::verify_chain(&history).is_ok());
 
     // The same update again is stale now.
-    assert_conflict_naming(store.commit(&inserting(vec![finish])).await, &start.record.id);
+    assert_conflict_naming(
+        store.commit(&inserting(vec![finish])).await,
+        &start.record.id,
+    );
 }
 
 async fn instance_inserted_and_updated_in_one_batch(store: Arc<dyn Store>) {
@@ -474,7 +497,10 @@ async fn instance_inserted_and_updated_in_one_batch(store: Arc<dyn Store>) {
         .commit(&inserting(vec![start.clone(), finish.clone()]))
         .await
         .unwrap();
-    assert_eq!(store.instance(&start.record.id).await.unwrap(), finish.record);
+    assert_eq!(
+        store.instance(&start.record.id).await.unwrap(),
+        finish.record
+    );
     assert_eq!(store.history(&start.record.id).await.unwrap().len(), 5);
 }
 
@@ -517,14 +543,14 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(store.queued_work().await.unwrap(), vec![queued]);
-    assert_eq!(store.due_timers(instant(1000), 10).await.unwrap(), vec![sleeping]);
+    assert_eq!(
+        store.due_timers(instant(1000), 10).await.unwrap(),
+        vec![sleeping]
+    );
 
     // An update of an instance that does not exist conflicts too.
     let ghost = completed(&started(7, "x", InstanceStatus::Running).record, instant(9));
-    assert_conflict_naming(
-        store.commit(&inserting(vec![ghost])).await,
-        &instance_id(7),
-    );
+    assert_conflict_naming(store.commit(&inserting(vec![ghost])).await, &instance_id(7));
 }
 
 async fn duplicate_instance_insert_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
@@ -567,7 +593,12 @@ async fn duplicate_history_event_conflicts_and_writes_nothing(store: Arc<dyn Sto
 
     // A correct row_version, but events that restart at seq 3, which is stored.
     let mut finish = completed(&a.record, instant(10));
-    finish.events = record(&a.record.id, 2, &a.events[1].hash, &[step_scheduled(instant(10))]);
+    finish.events = record(
+        &a.record.id,
+        2,
+        &a.events[1].hash,
+        &[step_scheduled(instant(10))],
+    );
     assert_conflict_naming(store.commit(&inserting(vec![finish])).await, &a.record.id);
     assert_eq!(store.instance(&a.record.id).await.unwrap(), a.record);
     assert_eq!(store.history(&a.record.id).await.unwrap(), a.events);
@@ -652,7 +683,10 @@ async fn work_done_and_timers_removed_delete_only_named_rows(store: Arc<dyn Stor
         .await
         .unwrap();
 
-    assert_eq!(store.queued_work().await.unwrap(), vec![work_items[1].clone()]);
+    assert_eq!(
+        store.queued_work().await.unwrap(),
+        vec![work_items[1].clone()]
+    );
     assert_eq!(
         store.due_timers(instant(1000), 10).await.unwrap(),
         vec![timers[0].clone(), timers[2].clone()]
@@ -670,7 +704,10 @@ async fn work_done_and_timers_removed_delete_only_named_rows(store: Arc<dyn Stor
         })
         .await
         .unwrap();
-    assert_eq!(store.queued_work().await.unwrap(), vec![work_items[1].clone()]);
+    assert_eq!(
+        store.queued_work().await.unwrap(),
+        vec![work_items[1].clone()]
+    );
     assert_eq!(store.due_timers(instant(1000), 10).await.unwrap().len(), 2);
 }
 
@@ -716,7 +753,10 @@ async fn timers_added_replace_same_key(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(store.due_timers(instant(1000), 10).await.unwrap(), vec![moved]);
+    assert_eq!(
+        store.due_timers(instant(1000), 10).await.unwrap(),
+        vec![moved]
+    );
 
     // The same key twice in one batch: the later one wins.
     let earlier = timer(&id, "sleep:cooldown:1", instant(30));

@@ -108,11 +108,16 @@ fn event_row(event: &RecordedEvent) -> Result<[Value; EVENT_VALUES]> {
         event.event_type.as_str().into(),
         to_micros(event.at).into(),
         event.actor.as_str().into(),
-        json(&event.data, || format!("instance {id}: event {} data", event.seq))?.into(),
+        json(&event.data, || {
+            format!("instance {id}: event {} data", event.seq)
+        })?
+        .into(),
         event.prev_hash.as_str().into(),
         event.hash.as_str().into(),
     ])
 }
+
+fn query_head(q: &Query) -> String { format!("{:?}", q).chars().skip(0).take(90).collect() }
 
 impl SqlStore {
     async fn execute<'b>(
@@ -121,7 +126,11 @@ impl SqlStore {
         query: Query,
         step: impl FnOnce() -> Step<'b>,
     ) -> std::result::Result<u64, Failure<'b>> {
-        match tx.execute_raw(query.build()).await {
+        let t0 = std::time::Instant::now();
+        let sql_head: String = query_head(&query);
+        let r = tx.execute_raw(query.build()).await;
+        if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms {}", t0.elapsed().as_secs_f64()*1000.0, sql_head); }
+        match r {
             Ok(result) => Ok(result.rows_affected()),
             Err(error) => Err(Failure::Database {
                 error,
@@ -153,7 +162,13 @@ impl SqlStore {
                 query.bind_row(instance_row(write)?);
             }
             self.execute(tx, query, || {
-                Step::InsertInstances(chunk.iter().copied().map(|write| &write.record.id).collect())
+                Step::InsertInstances(
+                    chunk
+                        .iter()
+                        .copied()
+                        .map(|write| &write.record.id)
+                        .collect(),
+                )
             })
             .await?;
         }
@@ -181,7 +196,9 @@ impl SqlStore {
                 .sql(", updated_at = ")
                 .bind(to_micros(record.updated_at))
                 .sql(", last_seq = ")
-                .bind(to_i64(record.last_seq, || format!("instance {id}: last_seq"))?)
+                .bind(to_i64(record.last_seq, || {
+                    format!("instance {id}: last_seq")
+                })?)
                 .sql(", last_hash = ")
                 .bind(record.last_hash.as_str())
                 .sql(", row_version = ")
@@ -192,9 +209,7 @@ impl SqlStore {
                 .bind(id.as_str())
                 .sql(" AND row_version = ")
                 .bind(to_i64(expected, || format!("instance {id}: row_version"))?);
-            let updated = self
-                .execute(tx, query, || Step::UpdateInstance(id))
-                .await?;
+            let updated = self.execute(tx, query, || Step::UpdateInstance(id)).await?;
             if updated != 1 {
                 return Err(Failure::Stale(write));
             }
@@ -258,7 +273,10 @@ impl SqlStore {
                     timer.key.as_str().into(),
                     to_micros(timer.fire_at).into(),
                     json(&timer.payload, || {
-                        format!("instance {}: timer {} payload", timer.instance_id, timer.key)
+                        format!(
+                            "instance {}: timer {} payload",
+                            timer.instance_id, timer.key
+                        )
                     })?
                     .into(),
                 ]);
@@ -382,7 +400,10 @@ impl SqlStore {
                 return event_exists(&event.instance_id, event.seq);
             }
         }
-        let ids: HashSet<&str> = events.iter().map(|event| event.instance_id.as_str()).collect();
+        let ids: HashSet<&str> = events
+            .iter()
+            .map(|event| event.instance_id.as_str())
+            .collect();
         let mut query = Query::new(self.backend, ids.len());
         query
             .sql("SELECT instance_id, MAX(seq) FROM history_event WHERE instance_id IN (")
@@ -424,12 +445,14 @@ impl BatchCommitter for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let t0 = std::time::Instant::now();
         let tx = self.begin_write().await?;
+        if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms BEGIN", t0.elapsed().as_secs_f64()*1000.0); }
         match self.write_batch(&tx, batch).await {
-            Ok(()) => tx
+            Ok(()) => { let t0 = std::time::Instant::now(); let r = tx
                 .commit()
                 .await
-                .map_err(|error| db_error(error, "committing a batch")),
+                .map_err(|error| db_error(error, "committing a batch")); if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms COMMIT", t0.elapsed().as_secs_f64()*1000.0); } r },
             Err(failure) => {
                 if let Err(error) = tx.rollback().await {
                     tracing::warn!(%error, "rolling back a failed batch failed");

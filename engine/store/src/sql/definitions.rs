@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use gridflow_core::DefinitionId;
 
+use super::SqlStore;
 use super::error::{Kind, db_error, kind};
 use super::query::Query;
 use super::row::{self, DEFINITION_COLUMNS};
-use super::SqlStore;
 use crate::rules::to_micros;
 use crate::{DefinitionRecord, DefinitionStore, Deployed, Error, Result};
 
@@ -64,7 +64,9 @@ impl SqlStore {
                     .try_get_by_index(1)
                     .map_err(|error| db_error(error, format_args!("reading definition {id}")))?;
                 let version = u32::try_from(version).map_err(|_| {
-                    Error::Corrupt(format!("definition {id}: version {version} is out of range"))
+                    Error::Corrupt(format!(
+                        "definition {id}: version {version} is out of range"
+                    ))
                 })?;
                 if stored_hash == content_hash {
                     return Ok(Attempt::Done(Deployed::Unchanged(version)));
@@ -75,7 +77,9 @@ impl SqlStore {
             }
         };
         let definition_text = serde_json::to_string(definition).map_err(|error| {
-            Error::Invalid(format!("definition {id}: cannot be written as JSON: {error}"))
+            Error::Invalid(format!(
+                "definition {id}: cannot be written as JSON: {error}"
+            ))
         })?;
         let mut insert = Query::new(self.backend, 6);
         insert
@@ -168,14 +172,11 @@ impl DefinitionStore for SqlStore {
 
     async fn list_definitions(&self) -> Result<Vec<DefinitionRecord>> {
         let mut query = Query::new(self.backend, 0);
-        query
-            .sql("SELECT ")
-            .sql(DEFINITION_COLUMNS)
-            .sql(
-                " FROM definition AS d WHERE version = \
+        query.sql("SELECT ").sql(DEFINITION_COLUMNS).sql(
+            " FROM definition AS d WHERE version = \
                  (SELECT MAX(version) FROM definition AS newer WHERE newer.id = d.id) \
                  ORDER BY id",
-            );
+        );
         let rows = self
             .reader
             .query_all_raw(query.build())

@@ -24,8 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous as SqlxSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use gridflow_migrations::{Migrator, MigratorTrait};
@@ -244,9 +244,7 @@ impl SqlStore {
 
 /// Whether a SQLite url names an in-memory database.
 fn is_sqlite_memory(url: &str) -> bool {
-    let database = url
-        .trim_start_matches("sqlite:")
-        .trim_start_matches("//");
+    let database = url.trim_start_matches("sqlite:").trim_start_matches("//");
     database == ":memory:" || database.starts_with(":memory:?") || url.contains("mode=memory")
 }
 
@@ -285,7 +283,9 @@ mod tests {
     fn memory_urls_are_recognised() {
         assert!(is_sqlite_memory("sqlite::memory:"));
         assert!(is_sqlite_memory("sqlite://:memory:"));
-        assert!(is_sqlite_memory("sqlite://file:test?mode=memory&cache=shared"));
+        assert!(is_sqlite_memory(
+            "sqlite://file:test?mode=memory&cache=shared"
+        ));
         assert!(!is_sqlite_memory("sqlite://gridflow.db?mode=rwc"));
     }
 

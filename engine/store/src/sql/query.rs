@@ -156,7 +156,10 @@ mod tests {
             .map(<[u32]>::len)
             .collect();
         assert_eq!(sizes, vec![64, 64, 64, 16, 16, 16, 4, 4, 1, 1]);
-        let rejoined: Vec<u32> = chunks(DbBackend::Sqlite, 8, &items).flatten().copied().collect();
+        let rejoined: Vec<u32> = chunks(DbBackend::Sqlite, 8, &items)
+            .flatten()
+            .copied()
+            .collect();
         assert_eq!(rejoined, items);
     }
 

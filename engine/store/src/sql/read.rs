@@ -33,7 +33,9 @@ impl SqlStore {
 
     async fn instance_exists(&self, id: &InstanceId) -> Result<bool> {
         let mut query = Query::new(self.backend, 1);
-        query.sql("SELECT 1 FROM instance WHERE id = ").bind(id.as_str());
+        query
+            .sql("SELECT 1 FROM instance WHERE id = ")
+            .bind(id.as_str());
         self.reader
             .query_one_raw(query.build())
             .await
@@ -88,10 +90,7 @@ impl InstanceReader for SqlStore {
             .sql(" ORDER BY id DESC LIMIT ")
             .bind(i64::from(limit) + 1);
         let rows = self.read_all(query.build(), "listing instances").await?;
-        let mut items = rows
-            .iter()
-            .map(row::instance)
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(row::instance).collect::<Result<Vec<_>>>()?;
         let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = if items.len() > page_size {
             items.truncate(page_size);
@@ -114,7 +113,9 @@ impl InstanceReader for SqlStore {
             .reader
             .query_all_raw(query.build())
             .await
-            .map_err(|error| db_error(error, format_args!("reading the history of instance {id}")))?;
+            .map_err(|error| {
+                db_error(error, format_args!("reading the history of instance {id}"))
+            })?;
         if rows.is_empty() && !self.instance_exists(id).await? {
             return Err(instance_not_found(id));
         }

@@ -97,8 +97,12 @@ impl Row<'_> {
 
     fn version(&self, index: usize, column: &str) -> Result<u32> {
         let value: i64 = self.get(index, column)?;
-        u32::try_from(value)
-            .map_err(|_| corrupt(self.label, format_args!("{column} {value} is not a version")))
+        u32::try_from(value).map_err(|_| {
+            corrupt(
+                self.label,
+                format_args!("{column} {value} is not a version"),
+            )
+        })
     }
 }
 
@@ -240,7 +244,10 @@ pub(crate) fn timer(row: &QueryResult) -> Result<TimerRecord> {
 
 /// The single `BIGINT` column of a row (the result of `MIN` or `MAX`), which may be `NULL`,
 /// as an instant.
-pub(crate) fn optional_instant(row: &QueryResult, table: &'static str) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn optional_instant(
+    row: &QueryResult,
+    table: &'static str,
+) -> Result<Option<DateTime<Utc>>> {
     let row = Row {
         row,
         label: Label::Table(table),

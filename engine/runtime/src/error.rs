@@ -1,0 +1,76 @@
+//! Errors of the engine handle, by what the caller can do about them.
+
+use serde::Serialize;
+
+/// One problem in a request: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// Where (`steps[2].needs[0]`, `input.partner_id`); empty for the whole thing.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Errors of [`crate::Engine`] calls.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named definition, instance or step does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Well-formed but invalid: a definition or an input that fails validation.
+    #[error("{message}")]
+    Invalid {
+        /// Summary.
+        message: String,
+        /// Every problem, with its path.
+        details: Vec<Detail>,
+    },
+    /// The request conflicts with the instance's state (cancel a finished instance).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unavailable or the engine is shutting down; retrying may help.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; details are logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<gridflow_store::Error> for Error {
+    fn from(error: gridflow_store::Error) -> Self {
+        match error {
+            gridflow_store::Error::NotFound(what) => Error::NotFound(what),
+            gridflow_store::Error::Conflict(what) => Error::Conflict(what),
+            gridflow_store::Error::Unavailable { message, .. } => Error::Unavailable(message),
+            gridflow_store::Error::Corrupt(what) => {
+                Error::Internal(format!("corrupt data: {what}"))
+            }
+            gridflow_store::Error::Invalid(what) => Error::Invalid {
+                message: what.clone(),
+                details: vec![Detail {
+                    path: String::new(),
+                    message: what,
+                }],
+            },
+        }
+    }
+}
+
+impl From<Vec<gridflow_core::validate::DefinitionError>> for Error {
+    fn from(errors: Vec<gridflow_core::validate::DefinitionError>) -> Self {
+        let count = errors.len();
+        Error::Invalid {
+            message: format!("{count} problem{} found", if count == 1 { "" } else { "s" }),
+            details: errors
+                .into_iter()
+                .map(|error| Detail {
+                    path: error.path,
+                    message: error.message,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Read models returned by the engine handle, in the shapes of DESIGN.md §5.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use gridflow_core::{ErrorInfo, InstanceState, InstanceStatus, StepStatus};
+use gridflow_store::{DefinitionRecord, InstanceRecord};
+
+use crate::error::{Error, Result};
+
+/// An instance as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceView {
+    /// Instance id.
+    pub id: String,
+    /// Definition id.
+    pub definition: String,
+    /// Definition version.
+    pub version: u32,
+    /// Lifecycle status.
+    pub status: InstanceStatus,
+    /// Start input.
+    pub input: Value,
+    /// Output once completed.
+    pub output: Option<Value>,
+    /// Error once failed.
+    pub error: Option<ErrorInfo>,
+    /// Start time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Who started it.
+    pub started_by: String,
+    /// Every step, by id.
+    pub steps: BTreeMap<String, StepView>,
+}
+
+/// One step of an instance as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepView {
+    /// Lifecycle status.
+    pub status: StepStatus,
+    /// Attempts used.
+    pub attempts: u32,
+    /// Output once succeeded.
+    pub output: Option<Value>,
+    /// Error once failed (or of the last attempt while retrying).
+    pub error: Option<ErrorInfo>,
+    /// Approval decision (approval steps).
+    pub decision: Option<String>,
+    /// Approval comment (approval steps).
+    pub comment: Option<String>,
+}
+
+impl InstanceView {
+    /// Builds the view from a state.
+    pub fn from_state(state: &InstanceState) -> Self {
+        Self {
+            id: state.id.to_string(),
+            definition: state.definition.to_string(),
+            version: state.version,
+            status: state.status(),
+            input: state.input.clone(),
+            output: state.output().cloned(),
+            error: state.error().cloned(),
+            created_at: state.started_at,
+            updated_at: state.updated_at,
+            started_by: state.started_by.clone(),
+            steps: state
+                .steps
+                .iter()
+                .map(|(id, step)| {
+                    (
+                        id.to_string(),
+                        StepView {
+                            status: step.status(),
+                            attempts: step.attempts(),
+                            output: step.output().cloned(),
+                            error: step.error().cloned(),
+                            decision: None,
+                            comment: None,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Builds the view from a stored row.
+    pub fn from_record(record: &InstanceRecord) -> Result<Self> {
+        let state = decode_state(record)?;
+        Ok(Self::from_state(&state))
+    }
+}
+
+/// Decodes the state snapshot of a stored row.
+pub fn decode_state(record: &InstanceRecord) -> Result<InstanceState> {
+    serde_json::from_value(record.state.clone()).map_err(|error| {
+        Error::Internal(format!(
+            "instance {}: stored state does not decode: {error}",
+            record.id
+        ))
+    })
+}
+
+/// A definition version as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DefinitionView {
+    /// Definition id.
+    pub id: String,
+    /// Version.
+    pub version: u32,
+    /// Name, if any.
+    pub name: Option<String>,
+    /// Description, if any.
+    pub description: Option<String>,
+    /// Content hash.
+    pub content_hash: String,
+    /// When deployed.
+    pub created_at: DateTime<Utc>,
+    /// The parsed definition.
+    pub definition: Value,
+    /// The deployed text.
+    pub source: String,
+}
+
+impl From<&DefinitionRecord> for DefinitionView {
+    fn from(record: &DefinitionRecord) -> Self {
+        let text = |key: &str| {
+            record
+                .definition
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            id: record.id.to_string(),
+            version: record.version,
+            name: text("name"),
+            description: text("description"),
+            content_hash: record.content_hash.clone(),
+            created_at: record.created_at,
+            definition: record.definition.clone(),
+            source: record.source.clone(),
+        }
+    }
+}

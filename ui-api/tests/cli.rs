@@ -1,0 +1,277 @@
+//! CLI tests: the built `gridflow` binary, run as a user would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gridflow");
+const TOKEN: &str = "cli-test-admin-token";
+
+const GOOD: &str = r#"
+id: cli-chain
+input:
+  type: object
+  required: [name]
+  properties:
+    name: {type: string}
+steps:
+  - id: greet
+    action: core.echo
+    with: {message: "hello ${input.name}"}
+  - id: done
+    needs: [greet]
+    action: core.noop
+output: {message: "${steps.greet.output.message}"}
+"#;
+
+const CYCLIC: &str = r#"
+id: cli-cycle
+steps:
+  - id: alpha
+    needs: [gamma]
+    action: core.noop
+  - id: beta
+    needs: [alpha]
+    action: core.noop
+  - id: gamma
+    needs: [beta]
+    action: core.noop
+"#;
+
+/// A `gridflow` command with none of the user's gridflow settings.
+fn gridflow() -> Command {
+    let mut command = Command::new(BINARY);
+    for variable in [
+        "GRIDFLOW_TOKEN",
+        "GRIDFLOW_SERVER",
+        "GRIDFLOW_ADMIN_TOKEN",
+        "GRIDFLOW_DATABASE_URL",
+        "RUST_LOG",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the gridflow binary runs");
+    (
+        status.code().expect("gridflow exits with a code"),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("the temporary folder is writable");
+    path
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let (code, stdout, stderr) = run(gridflow().arg("validate").arg(&good));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.trim(), format!("{}: ok", good.display()));
+}
+
+#[test]
+fn validate_rejects_a_cycle_and_names_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let cyclic = write(dir.path(), "cyclic.yaml", CYCLIC);
+    let (code, stdout, stderr) = run(gridflow().arg("validate").arg(&good).arg(&cyclic));
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains(&format!("{}: ok", good.display())),
+        "{stdout}"
+    );
+    let cycle_line = stdout
+        .lines()
+        .find(|line| line.starts_with(&format!("{}: steps[", cyclic.display())))
+        .unwrap_or_else(|| panic!("no error line for the cyclic file in {stdout}"));
+    assert!(cycle_line.contains("cycle"), "{cycle_line}");
+    for step in ["alpha", "beta", "gamma"] {
+        assert!(
+            cycle_line.contains(step),
+            "{step} missing from {cycle_line}"
+        );
+    }
+}
+
+#[test]
+fn validate_reports_an_unreadable_file() {
+    let (code, stdout, _) = run(gridflow().args(["validate", "/nonexistent/definition.yaml"]));
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("/nonexistent/definition.yaml: cannot read"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let (code, _, stderr) = run(gridflow().arg("frobnicate"));
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run(gridflow().arg("validate"));
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = run(gridflow().args(["start", "x", "--input", "{not json"]));
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn client_commands_need_a_token() {
+    let (code, _, stderr) = run(gridflow().args(["show", "some-instance"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("GRIDFLOW_TOKEN"), "{stderr}");
+}
+
+/// A `gridflow serve` started by a test, killed when dropped if still running.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(database: &Path) -> Self {
+        let mut child = gridflow()
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+            .arg(format!("sqlite://{}?mode=rwc", database.display()))
+            .args(["--sqlite-synchronous", "normal"])
+            .env("GRIDFLOW_ADMIN_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gridflow serve starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            url: String::new(),
+        };
+        let line = received
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve prints its listening line");
+        server.url = line
+            .strip_prefix("gridflow listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        server
+    }
+
+    fn client(&self) -> Command {
+        let mut command = gridflow();
+        command
+            .env("GRIDFLOW_SERVER", &self.url)
+            .env("GRIDFLOW_TOKEN", TOKEN);
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// Unix only: it stops the server with SIGTERM through `kill`.
+#[cfg(unix)]
+#[test]
+fn serve_runs_client_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let mut server = Server::start(&dir.path().join("gridflow.db"));
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+
+    let (code, stdout, stderr) = run(server.client().arg("deploy").arg(&good));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("deployed cli-chain version 1"), "{stdout}");
+    let (code, stdout, _) = run(server.client().arg("deploy").arg(&good));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("unchanged cli-chain version 1"), "{stdout}");
+
+    let (code, stdout, stderr) =
+        run(server
+            .client()
+            .args(["start", "cli-chain", "--input", r#"{"name": "Ada"}"#]));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let instance = stdout.trim().to_owned();
+    assert!(!instance.is_empty() && !instance.contains(' '), "{stdout}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        let (code, stdout, stderr) = run(server.client().args(["show", &instance]));
+        assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+        let shown: Value = serde_json::from_str(&stdout).expect("show prints JSON");
+        if shown["status"] == "completed" {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "not completed in time: {shown}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(shown["output"]["message"], "hello Ada");
+
+    let (code, stdout, _) = run(server.client().args(["instances", "--limit", "5"]));
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("ID"), "{stdout}");
+    assert!(
+        stdout.contains(&instance) && stdout.contains("completed"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(server.client().args(["history", &instance]));
+    assert_eq!(code, 0);
+    let history: Value = serde_json::from_str(&stdout).expect("history prints JSON");
+    assert_eq!(history["events"][0]["type"], "instance_started");
+
+    // A refused call prints the error body on stderr and exits with 1.
+    let (code, _, stderr) = run(server.client().args(["cancel", &instance]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("conflict"), "{stderr}");
+    let (code, _, stderr) = run(server
+        .client()
+        .env("GRIDFLOW_TOKEN", "wrong")
+        .args(["show", &instance]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+
+    // SIGTERM stops the server gracefully, with a zero exit code.
+    let (code, _, stderr) = run(Command::new("kill")
+        .arg("-TERM")
+        .arg(server.child.id().to_string()));
+    assert_eq!(code, 0, "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
