@@ -48,8 +48,8 @@ pub(crate) enum Message {
         input: Input,
         reply: Option<oneshot::Sender<Result<()>>>,
     },
-    /// Look at the timers again (the clock moved, or a caller wants a new cycle).
-    Wake,
+    /// Look at the timers now (the clock moved); the reply comes after that cycle's commit.
+    Wake(Option<oneshot::Sender<Result<()>>>),
 }
 
 /// One instance held in memory between cycles.
@@ -198,7 +198,14 @@ impl Driver {
                 input,
                 reply,
             } => self.feed(instance, input, reply, cycle).await,
-            Message::Wake => {}
+            Message::Wake(reply) => {
+                // Due timers are read at the end of every cycle; a wake only makes sure a
+                // cycle runs now, with the clock as it is.
+                self.next_timer_at = Some(self.shared.clock.now());
+                if let Some(reply) = reply {
+                    cycle.replies.push(reply);
+                }
+            }
         }
     }
 

@@ -329,9 +329,18 @@ impl Engine {
         self.shared.finished.subscribe()
     }
 
-    /// Makes the driver look at its timers now (after a manual clock moved).
+    /// Makes the driver look at its timers now (after a manual clock moved), without
+    /// waiting.
     pub fn wake(&self) {
-        self.shared.send(Message::Wake);
+        self.shared.send(Message::Wake(None));
+    }
+
+    /// Runs one driver cycle now: fires the timers due by the clock and returns once what
+    /// they caused is committed. Tests with a manual clock call it after moving the clock.
+    pub async fn tick(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.send(Message::Wake(Some(reply)));
+        wait(answer).await
     }
 
     /// The engine's counters.

@@ -144,6 +144,7 @@ async fn main() {
         prepared.push(batch);
     }
 
+    eprintln!("prepared {batches} batches");
     let started = Instant::now();
     let mut inserts_done = started.elapsed();
     for (index, batch) in prepared.iter().enumerate() {

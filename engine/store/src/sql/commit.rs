@@ -1,15 +1,17 @@
 //! [`BatchCommitter`] on SQL: the group-commit write path.
 //!
-//! A batch is one write transaction of few statements: multi-row `INSERT`s in chunks
-//! (`query::chunks`), `DELETE … IN (…)` lists, and one guarded `UPDATE` per updated
-//! instance (`WHERE id = ? AND row_version = ?`). The order of the parts is the one
+//! A batch is one write transaction of few statements: multi-row `INSERT`s, multi-row
+//! guarded `UPDATE`s (`… WHERE instance.id = v.id AND instance.row_version = v.expected`,
+//! where fewer rows updated than given means a stale `row_version`) and `DELETE … IN (…)`
+//! lists, all in chunks (`query::chunk_lengths`). The order of the parts is the one
 //! documented in `rules.rs`, which the in-memory store follows too.
 //!
 //! On the happy path nothing is read. When a statement fails, the transaction is rolled
 //! back first and only then is the database asked which instance caused the failure, so
 //! that the `Conflict` can name it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
@@ -18,7 +20,7 @@ use gridflow_core::{InstanceId, RecordedEvent};
 
 use super::SqlStore;
 use super::error::{Kind, db_error, kind};
-use super::query::{Query, chunks};
+use super::query::{Query, chunk_lengths, value_bytes};
 use crate::rules::{
     event_exists, instance_exists, last_timer_per_key, stale_instance, to_i64, to_micros,
     validate_batch,
@@ -45,8 +47,8 @@ const TIMER_VALUES: usize = 4;
 enum Failure<'b> {
     /// A value could not be written (already the caller's error).
     Store(Error),
-    /// An update found another `row_version`, or no row.
-    Stale(&'b InstanceWrite),
+    /// An update of one of these instances found another `row_version`, or no row.
+    Stale(Vec<&'b InstanceWrite>),
     /// A statement failed.
     Database { error: DbErr, step: Step<'b> },
 }
@@ -54,7 +56,7 @@ enum Failure<'b> {
 /// The statement that failed.
 enum Step<'b> {
     InsertInstances(Vec<&'b InstanceId>),
-    UpdateInstance(&'b InstanceId),
+    UpdateInstances(Vec<&'b InstanceId>),
     InsertEvents(Vec<&'b RecordedEvent>),
     AddWork,
     RemoveWork,
@@ -65,6 +67,14 @@ enum Step<'b> {
 impl From<Error> for Failure<'_> {
     fn from(error: Error) -> Self {
         Failure::Store(error)
+    }
+}
+
+fn updating(ids: &[&InstanceId]) -> String {
+    match ids {
+        [] => "updating instances".to_owned(),
+        [id] => format!("updating instance {id}"),
+        [first, ..] => format!("updating instance {first} and others"),
     }
 }
 
@@ -117,24 +127,130 @@ fn event_row(event: &RecordedEvent) -> Result<[Value; EVENT_VALUES]> {
     ])
 }
 
-fn query_head(q: &Query) -> String { format!("{:?}", q).chars().skip(0).take(90).collect() }
+/// `WITH v(…) AS (VALUES …) UPDATE …`: updates many instances in one statement, each only
+/// if its `row_version` is the expected one. Both backends plan it as a loop over `v` with
+/// a primary-key lookup into `instance`.
+const UPDATE_INSTANCES_HEAD: &str = "WITH v (id, expected, status, state, output, error, \
+     updated_at, last_seq, last_hash, row_version) AS (VALUES ";
+const UPDATE_INSTANCES_TAIL: &str = ") UPDATE instance SET status = v.status, \
+     state = v.state, output = v.output, error = v.error, updated_at = v.updated_at, \
+     last_seq = v.last_seq, last_hash = v.last_hash, row_version = v.row_version \
+     FROM v WHERE instance.id = v.id AND instance.row_version = v.expected";
+const UPDATE_VALUES: usize = 10;
+
+fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VALUES]> {
+    let record = &write.record;
+    let id = &record.id;
+    Ok([
+        id.as_str().into(),
+        to_i64(expected, || format!("instance {id}: row_version"))?.into(),
+        record.status.as_str().into(),
+        json(&record.state, || format!("instance {id}: state"))?.into(),
+        json_null(record.output.as_ref(), || format!("instance {id}: output"))?.into(),
+        json_null(record.error.as_ref(), || format!("instance {id}: error"))?.into(),
+        to_micros(record.updated_at).into(),
+        to_i64(record.last_seq, || format!("instance {id}: last_seq"))?.into(),
+        record.last_hash.as_str().into(),
+        to_i64(record.row_version, || format!("instance {id}: row_version"))?.into(),
+    ])
+}
+
+/// The rows of one multi-row statement: `head`, the rows as `(…), (…)`, then `tail`.
+struct Rows<'s, const N: usize> {
+    head: &'s str,
+    tail: &'s str,
+    rows: Vec<[Value; N]>,
+}
 
 impl SqlStore {
-    async fn execute<'b>(
+    /// Executes `rows` in chunks (`query::chunk_lengths`). After each chunk, `check` gets
+    /// the chunk's range in `rows` and the number of rows the statement affected.
+    async fn execute_rows<'b, const N: usize>(
         &self,
         tx: &DatabaseTransaction,
-        query: Query,
-        step: impl FnOnce() -> Step<'b>,
-    ) -> std::result::Result<u64, Failure<'b>> {
-        let t0 = std::time::Instant::now();
-        let sql_head: String = query_head(&query);
-        let r = tx.execute_raw(query.build()).await;
-        if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms {}", t0.elapsed().as_secs_f64()*1000.0, sql_head); }
-        match r {
-            Ok(result) => Ok(result.rows_affected()),
+        rows: Rows<'_, N>,
+        step: impl Fn(Range<usize>) -> Step<'b>,
+        mut check: impl FnMut(Range<usize>, u64) -> std::result::Result<(), Failure<'b>>,
+    ) -> std::result::Result<(), Failure<'b>> {
+        let Rows { head, tail, rows } = rows;
+        let row_bytes: Vec<usize> = rows
+            .iter()
+            .map(|row| row.iter().map(value_bytes).sum())
+            .collect();
+        let lengths = chunk_lengths(self.backend, N, &row_bytes);
+        let mut rows = rows.into_iter();
+        let mut start = 0;
+        for length in lengths {
+            let range = start..start + length;
+            start += length;
+            let mut query = Query::new(self.backend, length * N);
+            query.sql(head);
+            for (index, row) in rows.by_ref().take(length).enumerate() {
+                if index > 0 {
+                    query.sql(", ");
+                }
+                query.bind_row(row);
+            }
+            query.sql(tail);
+            match tx.execute_raw(query.build()).await {
+                Ok(result) => check(range, result.rows_affected())?,
+                Err(error) => {
+                    return Err(Failure::Database {
+                        error,
+                        step: step(range),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates one instance if its `row_version` is the expected one: the path for a batch
+    /// that updates one instance more than once, where the order of the updates matters.
+    async fn update_instance<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        write: &'b InstanceWrite,
+        expected: u64,
+    ) -> std::result::Result<(), Failure<'b>> {
+        let record = &write.record;
+        let id = &record.id;
+        let mut query = Query::new(self.backend, 10);
+        query
+            .sql("UPDATE instance SET status = ")
+            .bind(record.status.as_str())
+            .sql(", state = ")
+            .bind(json(&record.state, || format!("instance {id}: state"))?)
+            .sql(", output = ")
+            .bind(json_null(record.output.as_ref(), || {
+                format!("instance {id}: output")
+            })?)
+            .sql(", error = ")
+            .bind(json_null(record.error.as_ref(), || {
+                format!("instance {id}: error")
+            })?)
+            .sql(", updated_at = ")
+            .bind(to_micros(record.updated_at))
+            .sql(", last_seq = ")
+            .bind(to_i64(record.last_seq, || {
+                format!("instance {id}: last_seq")
+            })?)
+            .sql(", last_hash = ")
+            .bind(record.last_hash.as_str())
+            .sql(", row_version = ")
+            .bind(to_i64(record.row_version, || {
+                format!("instance {id}: row_version")
+            })?)
+            .sql(" WHERE id = ")
+            .bind(id.as_str())
+            .sql(" AND row_version = ")
+            .bind(to_i64(expected, || format!("instance {id}: row_version"))?);
+        match tx.execute_raw(query.build()).await {
+            Ok(result) if result.rows_affected() == 1 => Ok(()),
+            Ok(_) => Err(Failure::Stale(vec![write])),
             Err(error) => Err(Failure::Database {
                 error,
-                step: step(),
+                step: Step::UpdateInstances(vec![id]),
             }),
         }
     }
@@ -145,130 +261,146 @@ impl SqlStore {
         tx: &DatabaseTransaction,
         batch: &'b Batch,
     ) -> std::result::Result<(), Failure<'b>> {
-        let backend = self.backend;
-
-        let inserts: Vec<&InstanceWrite> = batch
+        let inserts: Vec<&'b InstanceWrite> = batch
             .instances
             .iter()
             .filter(|write| write.expected_row_version.is_none())
             .collect();
-        for chunk in chunks(backend, INSTANCE_VALUES, &inserts) {
-            let mut query = Query::new(backend, chunk.len() * INSTANCE_VALUES);
-            query.sql(INSERT_INSTANCE);
-            for (index, write) in chunk.iter().enumerate() {
-                if index > 0 {
-                    query.sql(", ");
-                }
-                query.bind_row(instance_row(write)?);
-            }
-            self.execute(tx, query, || {
+        let rows = inserts
+            .iter()
+            .map(|write| instance_row(write))
+            .collect::<Result<Vec<_>>>()?;
+        self.execute_rows(
+            tx,
+            Rows {
+                head: INSERT_INSTANCE,
+                tail: "",
+                rows,
+            },
+            |range| {
                 Step::InsertInstances(
-                    chunk
+                    inserts[range]
                         .iter()
-                        .copied()
                         .map(|write| &write.record.id)
                         .collect(),
                 )
-            })
-            .await?;
-        }
+            },
+            |_, _| Ok(()),
+        )
+        .await?;
 
-        for write in &batch.instances {
-            let Some(expected) = write.expected_row_version else {
-                continue;
-            };
-            let record = &write.record;
-            let id = &record.id;
-            let mut query = Query::new(backend, 10);
-            query
-                .sql("UPDATE instance SET status = ")
-                .bind(record.status.as_str())
-                .sql(", state = ")
-                .bind(json(&record.state, || format!("instance {id}: state"))?)
-                .sql(", output = ")
-                .bind(json_null(record.output.as_ref(), || {
-                    format!("instance {id}: output")
-                })?)
-                .sql(", error = ")
-                .bind(json_null(record.error.as_ref(), || {
-                    format!("instance {id}: error")
-                })?)
-                .sql(", updated_at = ")
-                .bind(to_micros(record.updated_at))
-                .sql(", last_seq = ")
-                .bind(to_i64(record.last_seq, || {
-                    format!("instance {id}: last_seq")
-                })?)
-                .sql(", last_hash = ")
-                .bind(record.last_hash.as_str())
-                .sql(", row_version = ")
-                .bind(to_i64(record.row_version, || {
-                    format!("instance {id}: row_version")
-                })?)
-                .sql(" WHERE id = ")
-                .bind(id.as_str())
-                .sql(" AND row_version = ")
-                .bind(to_i64(expected, || format!("instance {id}: row_version"))?);
-            let updated = self.execute(tx, query, || Step::UpdateInstance(id)).await?;
-            if updated != 1 {
-                return Err(Failure::Stale(write));
+        let updates: Vec<(&'b InstanceWrite, u64)> = batch
+            .instances
+            .iter()
+            .filter_map(|write| write.expected_row_version.map(|expected| (write, expected)))
+            .collect();
+        let mut updated_ids = HashSet::with_capacity(updates.len());
+        let each_once = updates
+            .iter()
+            .all(|(write, _)| updated_ids.insert(write.record.id.as_str()));
+        if each_once {
+            let rows = updates
+                .iter()
+                .map(|&(write, expected)| update_row(write, expected))
+                .collect::<Result<Vec<_>>>()?;
+            self.execute_rows(
+                tx,
+                Rows {
+                    head: UPDATE_INSTANCES_HEAD,
+                    tail: UPDATE_INSTANCES_TAIL,
+                    rows,
+                },
+                |range| {
+                    Step::UpdateInstances(
+                        updates[range]
+                            .iter()
+                            .map(|(write, _)| &write.record.id)
+                            .collect(),
+                    )
+                },
+                |range, updated| {
+                    if updated == range.len() as u64 {
+                        Ok(())
+                    } else {
+                        Err(Failure::Stale(
+                            updates[range].iter().map(|&(write, _)| write).collect(),
+                        ))
+                    }
+                },
+            )
+            .await?;
+        } else {
+            for &(write, expected) in &updates {
+                self.update_instance(tx, write, expected).await?;
             }
         }
 
-        let events: Vec<&RecordedEvent> = batch
+        let events: Vec<&'b RecordedEvent> = batch
             .instances
             .iter()
             .flat_map(|write| &write.events)
             .collect();
-        for chunk in chunks(backend, EVENT_VALUES, &events) {
-            let mut query = Query::new(backend, chunk.len() * EVENT_VALUES);
-            query.sql(INSERT_EVENT);
-            for (index, event) in chunk.iter().enumerate() {
-                if index > 0 {
-                    query.sql(", ");
-                }
-                query.bind_row(event_row(event)?);
-            }
-            self.execute(tx, query, || Step::InsertEvents(chunk.to_vec()))
-                .await?;
-        }
+        let rows = events
+            .iter()
+            .map(|event| event_row(event))
+            .collect::<Result<Vec<_>>>()?;
+        self.execute_rows(
+            tx,
+            Rows {
+                head: INSERT_EVENT,
+                tail: "",
+                rows,
+            },
+            |range| Step::InsertEvents(events[range].to_vec()),
+            |_, _| Ok(()),
+        )
+        .await?;
 
-        for chunk in chunks(backend, WORK_ITEM_VALUES, &batch.work_added) {
-            let mut query = Query::new(backend, chunk.len() * WORK_ITEM_VALUES);
-            query.sql(INSERT_WORK_ITEM);
-            for (index, item) in chunk.iter().enumerate() {
-                if index > 0 {
-                    query.sql(", ");
-                }
-                query.bind_row([
+        let rows = batch
+            .work_added
+            .iter()
+            .map(|item| {
+                Ok([
                     item.id.as_str().into(),
                     item.instance_id.as_str().into(),
                     json(&item.payload, || format!("work item {}: payload", item.id))?.into(),
                     to_micros(item.created_at).into(),
-                ]);
-            }
-            query.sql(" ON CONFLICT (id) DO NOTHING");
-            self.execute(tx, query, || Step::AddWork).await?;
-        }
+                ])
+            })
+            .collect::<Result<Vec<[Value; WORK_ITEM_VALUES]>>>()?;
+        self.execute_rows(
+            tx,
+            Rows {
+                head: INSERT_WORK_ITEM,
+                tail: " ON CONFLICT (id) DO NOTHING",
+                rows,
+            },
+            |_| Step::AddWork,
+            |_, _| Ok(()),
+        )
+        .await?;
 
-        for chunk in chunks(backend, 1, &batch.work_done) {
-            let mut query = Query::new(backend, chunk.len());
-            query
-                .sql("DELETE FROM work_item WHERE id IN (")
-                .bind_list(chunk.iter().map(String::as_str))
-                .sql(")");
-            self.execute(tx, query, || Step::RemoveWork).await?;
-        }
+        let rows = batch
+            .work_done
+            .iter()
+            .map(|id| [Value::from(id.as_str())])
+            .collect();
+        self.execute_rows(
+            tx,
+            Rows {
+                head: "DELETE FROM work_item WHERE id IN (",
+                tail: ")",
+                rows,
+            },
+            |_| Step::RemoveWork,
+            |_, _| Ok(()),
+        )
+        .await?;
 
-        let timers = last_timer_per_key(&batch.timers_added);
-        for chunk in chunks(backend, TIMER_VALUES, &timers) {
-            let mut query = Query::new(backend, chunk.len() * TIMER_VALUES);
-            query.sql(INSERT_TIMER);
-            for (index, timer) in chunk.iter().enumerate() {
-                if index > 0 {
-                    query.sql(", ");
-                }
-                query.bind_row([
+        let rows = last_timer_per_key(&batch.timers_added)
+            .into_iter()
+            .map(|timer| {
+                Ok([
                     timer.instance_id.as_str().into(),
                     timer.key.as_str().into(),
                     to_micros(timer.fire_at).into(),
@@ -279,27 +411,41 @@ impl SqlStore {
                         )
                     })?
                     .into(),
-                ]);
-            }
-            query.sql(
-                " ON CONFLICT (instance_id, \"key\") DO UPDATE \
-                 SET fire_at = excluded.fire_at, payload = excluded.payload",
-            );
-            self.execute(tx, query, || Step::AddTimers).await?;
-        }
+                ])
+            })
+            .collect::<Result<Vec<[Value; TIMER_VALUES]>>>()?;
+        self.execute_rows(
+            tx,
+            Rows {
+                head: INSERT_TIMER,
+                tail: " ON CONFLICT (instance_id, \"key\") DO UPDATE \
+                     SET fire_at = excluded.fire_at, payload = excluded.payload",
+                rows,
+            },
+            |_| Step::AddTimers,
+            |_, _| Ok(()),
+        )
+        .await?;
 
-        for chunk in chunks(backend, 2, &batch.timers_removed) {
-            let mut query = Query::new(backend, chunk.len() * 2);
-            query.sql("DELETE FROM timer WHERE (instance_id, \"key\") IN (VALUES ");
-            for (index, (instance_id, key)) in chunk.iter().enumerate() {
-                if index > 0 {
-                    query.sql(", ");
-                }
-                query.bind_row([instance_id.as_str().into(), key.as_str().into()]);
-            }
-            query.sql(")");
-            self.execute(tx, query, || Step::RemoveTimers).await?;
-        }
+        // `(a, b) IN (SELECT …)` rather than `(a, b) IN (VALUES …)`: SQLite scans the whole
+        // table for the latter, and looks each pair up in the primary key for the former.
+        let rows = batch
+            .timers_removed
+            .iter()
+            .map(|(instance_id, key)| [instance_id.as_str().into(), key.as_str().into()])
+            .collect();
+        self.execute_rows(
+            tx,
+            Rows {
+                head: "DELETE FROM timer WHERE (instance_id, \"key\") IN \
+                       (SELECT column1, column2 FROM (VALUES ",
+                tail: ") AS v)",
+                rows,
+            },
+            |_| Step::RemoveTimers,
+            |_, _| Ok(()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -307,24 +453,11 @@ impl SqlStore {
     async fn explain(&self, failure: Failure<'_>, batch: &Batch) -> Error {
         match failure {
             Failure::Store(error) => error,
-            Failure::Stale(write) => {
-                let id = &write.record.id;
-                let expected = write.expected_row_version.unwrap_or_default();
-                match self.stored_row_versions(&[id]).await {
-                    Ok(stored) => stale_instance(
-                        id,
-                        expected,
-                        stored.into_iter().next().map(|(_, version)| version),
-                    ),
-                    Err(_) => Error::Conflict(format!(
-                        "instance {id}: expected row_version {expected}, found another"
-                    )),
-                }
-            }
+            Failure::Stale(writes) => self.explain_stale(&writes).await,
             Failure::Database { error, step } if kind(&error) == Kind::Duplicate => match step {
                 Step::InsertInstances(ids) => self.explain_duplicate_instance(&ids, batch).await,
                 Step::InsertEvents(events) => self.explain_duplicate_event(&events).await,
-                Step::UpdateInstance(id) => db_error(error, format_args!("updating instance {id}")),
+                Step::UpdateInstances(ids) => db_error(error, updating(&ids)),
                 Step::AddWork | Step::RemoveWork | Step::AddTimers | Step::RemoveTimers => {
                     db_error(error, "committing a batch")
                 }
@@ -335,7 +468,7 @@ impl SqlStore {
                         Some(first) => format!("inserting instance {first} and others"),
                         None => "inserting instances".to_owned(),
                     },
-                    Step::UpdateInstance(id) => format!("updating instance {id}"),
+                    Step::UpdateInstances(ids) => updating(&ids),
                     Step::InsertEvents(_) => "appending history events".to_owned(),
                     Step::AddWork => "queueing work".to_owned(),
                     Step::RemoveWork => "removing done work".to_owned(),
@@ -370,6 +503,33 @@ impl SqlStore {
                 Ok((id, u64::try_from(version).unwrap_or_default()))
             })
             .collect()
+    }
+
+    /// Names the first of `writes` whose stored `row_version` is not the expected one,
+    /// now that the batch is rolled back.
+    async fn explain_stale(&self, writes: &[&InstanceWrite]) -> Error {
+        let ids: Vec<&InstanceId> = writes.iter().map(|write| &write.record.id).collect();
+        if let Ok(stored) = self.stored_row_versions(&ids).await {
+            let stored: HashMap<&str, u64> = stored
+                .iter()
+                .map(|(id, version)| (id.as_str(), *version))
+                .collect();
+            for write in writes {
+                let id = &write.record.id;
+                let expected = write.expected_row_version.unwrap_or_default();
+                let found = stored.get(id.as_str()).copied();
+                if found != Some(expected) {
+                    return stale_instance(id, expected, found);
+                }
+            }
+        }
+        match writes.first() {
+            Some(first) => Error::Conflict(format!(
+                "instance {} or another instance of the batch was changed concurrently",
+                first.record.id
+            )),
+            None => Error::Conflict("an instance of the batch was changed concurrently".to_owned()),
+        }
     }
 
     async fn explain_duplicate_instance(&self, ids: &[&InstanceId], batch: &Batch) -> Error {
@@ -410,7 +570,7 @@ impl SqlStore {
             .bind_list(ids.iter().copied())
             .sql(") GROUP BY instance_id");
         if let Ok(rows) = self.reader.query_all_raw(query.build()).await {
-            let mut last_seq = std::collections::HashMap::new();
+            let mut last_seq = HashMap::new();
             for found in &rows {
                 if let (Ok(id), Ok(seq)) = (
                     found.try_get_by_index::<String>(0),
@@ -445,14 +605,12 @@ impl BatchCommitter for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let t0 = std::time::Instant::now();
         let tx = self.begin_write().await?;
-        if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms BEGIN", t0.elapsed().as_secs_f64()*1000.0); }
         match self.write_batch(&tx, batch).await {
-            Ok(()) => { let t0 = std::time::Instant::now(); let r = tx
+            Ok(()) => tx
                 .commit()
                 .await
-                .map_err(|error| db_error(error, "committing a batch")); if std::env::var("GF_TRACE").is_ok() { eprintln!("{:>8.3} ms COMMIT", t0.elapsed().as_secs_f64()*1000.0); } r },
+                .map_err(|error| db_error(error, "committing a batch")),
             Err(failure) => {
                 if let Err(error) = tx.rollback().await {
                     tracing::warn!(%error, "rolling back a failed batch failed");

@@ -22,6 +22,17 @@ const POSTGRES_MAX_VARIABLES: usize = 65_535;
 /// for every distinct batch size, while a batch still takes only a few statements.
 const CHUNK_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
+/// The most bytes of bound values that one PostgreSQL statement carries (unless a single
+/// row is larger).
+///
+/// sqlx 0.9.0 does not set `TCP_NODELAY` on its sockets (launchbadge/sqlx#4335, fixed
+/// upstream after 0.9.0). A message larger than the socket's initial send buffer (16 KiB
+/// with Linux defaults) leaves the kernel with a small trailing segment that Nagle's
+/// algorithm holds back until the server's delayed ACK, about 40 ms later: one 25 KiB
+/// `INSERT` took 45 ms where two of 12 KiB took 1 ms. Keeping statements under this budget
+/// avoids the stall. SQLite has no socket and no budget.
+const POSTGRES_STATEMENT_BYTES: usize = 12 * 1024;
+
 /// A statement being built: SQL text with placeholders, and the values they bind.
 #[derive(Debug)]
 pub(crate) struct Query {
@@ -66,16 +77,21 @@ impl Query {
         self
     }
 
-    /// Appends `(v1, v2, …)`, binding each value.
+    /// Appends `(v1, v2, …)`, binding each value; a row of one value is just `v1`, as an
+    /// `IN (…)` list wants it.
     pub(crate) fn bind_row<const N: usize>(&mut self, row: [Value; N]) -> &mut Self {
-        self.sql.push('(');
+        if N != 1 {
+            self.sql.push('(');
+        }
         for (index, value) in row.into_iter().enumerate() {
             if index > 0 {
                 self.sql.push_str(", ");
             }
             self.bind(value);
         }
-        self.sql.push(')');
+        if N != 1 {
+            self.sql.push(')');
+        }
         self
     }
 
@@ -99,32 +115,39 @@ impl Query {
     }
 }
 
-/// Splits `items` into the chunks of one multi-row statement each, for rows of
-/// `columns` bound values, within the backend's limit on bound variables.
-pub(crate) fn chunks<T>(
-    backend: DbBackend,
-    columns: usize,
-    items: &[T],
-) -> impl Iterator<Item = &[T]> {
-    let max_variables = match backend {
-        DbBackend::Postgres => POSTGRES_MAX_VARIABLES,
-        _ => SQLITE_MAX_VARIABLES,
+/// The bytes that `value` adds to a statement, roughly as the wire protocol carries it.
+pub(crate) fn value_bytes(value: &Value) -> usize {
+    4 + match value {
+        Value::String(Some(text)) => text.len(),
+        _ => 8,
+    }
+}
+
+/// Row counts for the multi-row statements that write rows of `columns` values, whose
+/// sizes in bytes are `row_bytes`: within the backend's limit on bound variables and, on
+/// PostgreSQL, within [`POSTGRES_STATEMENT_BYTES`] (a larger single row goes alone).
+pub(crate) fn chunk_lengths(backend: DbBackend, columns: usize, row_bytes: &[usize]) -> Vec<usize> {
+    let (max_variables, max_bytes) = match backend {
+        DbBackend::Postgres => (POSTGRES_MAX_VARIABLES, POSTGRES_STATEMENT_BYTES),
+        _ => (SQLITE_MAX_VARIABLES, usize::MAX),
     };
     let max_rows = (max_variables / columns.max(1)).max(1);
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
+    let mut lengths = Vec::new();
+    let mut rest = row_bytes;
+    while !rest.is_empty() {
         let rows = CHUNK_ROWS
             .iter()
             .copied()
-            .find(|&rows| rows <= rest.len() && rows <= max_rows)
+            .find(|&rows| {
+                rows <= rest.len()
+                    && rows <= max_rows
+                    && (rows == 1 || rest[..rows].iter().sum::<usize>() <= max_bytes)
+            })
             .unwrap_or(1);
-        let (chunk, after) = rest.split_at(rows);
-        rest = after;
-        Some(chunk)
-    })
+        lengths.push(rows);
+        rest = &rest[rows..];
+    }
+    lengths
 }
 
 #[cfg(test)]
@@ -151,22 +174,34 @@ mod tests {
 
     #[test]
     fn chunks_use_few_fixed_sizes() {
-        let items: Vec<u32> = (0..250).collect();
-        let sizes: Vec<usize> = chunks(DbBackend::Sqlite, 8, &items)
-            .map(<[u32]>::len)
-            .collect();
-        assert_eq!(sizes, vec![64, 64, 64, 16, 16, 16, 4, 4, 1, 1]);
-        let rejoined: Vec<u32> = chunks(DbBackend::Sqlite, 8, &items)
-            .flatten()
-            .copied()
-            .collect();
-        assert_eq!(rejoined, items);
+        let sizes = vec![100; 250];
+        assert_eq!(
+            chunk_lengths(DbBackend::Sqlite, 8, &sizes),
+            vec![64, 64, 64, 16, 16, 16, 4, 4, 1, 1]
+        );
+        assert!(chunk_lengths(DbBackend::Sqlite, 8, &[]).is_empty());
     }
 
     #[test]
     fn chunks_respect_the_variable_limit() {
-        let items: Vec<u32> = (0..1000).collect();
-        assert!(chunks(DbBackend::Sqlite, 1000, &items).all(|chunk| chunk.len() * 1000 <= 32_766));
-        assert_eq!(chunks(DbBackend::Postgres, 8, &[] as &[u32]).count(), 0);
+        let sizes = vec![1; 1000];
+        let lengths = chunk_lengths(DbBackend::Sqlite, 1000, &sizes);
+        assert!(lengths.iter().all(|&rows| rows * 1000 <= 32_766));
+        assert_eq!(lengths.iter().sum::<usize>(), 1000);
+    }
+
+    #[test]
+    fn postgres_chunks_respect_the_byte_budget() {
+        let sizes = vec![1000; 40];
+        let lengths = chunk_lengths(DbBackend::Postgres, 8, &sizes);
+        assert_eq!(lengths, vec![4, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
+        assert_eq!(
+            chunk_lengths(DbBackend::Postgres, 8, &[50_000, 10]),
+            vec![1, 1]
+        );
+        assert_eq!(
+            chunk_lengths(DbBackend::Sqlite, 8, &sizes),
+            vec![16, 16, 4, 4]
+        );
     }
 }
