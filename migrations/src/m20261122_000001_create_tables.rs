@@ -23,7 +23,9 @@ enum Definition {
     Version,
     ContentHash,
     Source,
-    Definition,
+    /// The parsed definition as JSON, in column `definition`.
+    #[sea_orm(iden = "definition")]
+    Body,
     CreatedAt,
 }
 
@@ -120,7 +122,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Definition::Version))
                     .col(string(Definition::ContentHash))
                     .col(text(Definition::Source))
-                    .col(text(Definition::Definition))
+                    .col(text(Definition::Body))
                     .col(big_integer(Definition::CreatedAt))
                     .primary_key(
                         Index::create()

@@ -100,6 +100,101 @@ pub(crate) struct Driver {
     inbox: mpsc::UnboundedReceiver<Message>,
     cache: HashMap<InstanceId, Cached>,
     next_timer_at: Option<DateTime<Utc>>,
+    in_flight: Option<InFlight>,
+    /// Gather and build cycle N+1 while cycle N commits (see `EngineOptions`).
+    pipeline_commits: bool,
+}
+
+/// What woke the driver.
+enum Woke {
+    Message(Message),
+    Committed(std::result::Result<std::result::Result<Duration, String>, tokio::task::JoinError>),
+    Timer,
+    Closed,
+}
+
+/// The commit under way and what to do once it is known.
+struct InFlight {
+    handle: tokio::task::JoinHandle<std::result::Result<Duration, String>>,
+    /// Instances to evict once the commit is durable.
+    idle: Vec<InstanceId>,
+    /// Inputs to feed again if it fails.
+    replayable: Vec<(InstanceId, Input)>,
+    refresh_timers: bool,
+    started: std::time::Instant,
+}
+
+/// One batch and everything that waits for it to be durable.
+struct CommitJob {
+    batch: Batch,
+    replies: Vec<oneshot::Sender<Result<()>>>,
+    dispatches: Vec<(InstanceId, Dispatch)>,
+    finished: Vec<(InstanceId, InstanceStatus)>,
+}
+
+impl CommitJob {
+    /// Commits, then answers callers, starts the dispatched actions and announces
+    /// finished instances; on failure, answers callers with the error.
+    async fn run(self, shared: Arc<Shared>) -> std::result::Result<Duration, String> {
+        let started = std::time::Instant::now();
+        let outcome = if self.batch.is_empty() {
+            Ok(())
+        } else {
+            commit_with_retry(&shared, &self.batch).await
+        };
+        let commit_time = started.elapsed();
+        match outcome {
+            Ok(()) => {
+                let events = self
+                    .batch
+                    .instances
+                    .iter()
+                    .map(|write| write.events.len())
+                    .sum();
+                shared
+                    .stats
+                    .record_commit(self.batch.instances.len(), events);
+                for reply in self.replies {
+                    let _ = reply.send(Ok(()));
+                }
+                for (instance, dispatch) in self.dispatches {
+                    crate::executor::spawn(shared.clone(), instance, dispatch);
+                }
+                for (instance, status) in self.finished {
+                    let _ = shared.finished.send((instance, status));
+                }
+                Ok(commit_time)
+            }
+            Err(error) => {
+                for reply in self.replies {
+                    let _ = reply.send(Err(Error::Unavailable(error.to_string())));
+                }
+                Err(error.to_string())
+            }
+        }
+    }
+}
+
+/// Commits a batch, retrying while the database is unavailable (infrastructure retry,
+/// invisible in history).
+async fn commit_with_retry(
+    shared: &Shared,
+    batch: &Batch,
+) -> std::result::Result<(), gridflow_store::Error> {
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match shared.store.commit(batch).await {
+            Ok(()) => return Ok(()),
+            Err(gridflow_store::Error::Unavailable { message, .. }) if attempt < 8 => {
+                tracing::warn!(attempt, %message, "database unavailable; retrying the commit");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 impl Driver {
@@ -107,34 +202,51 @@ impl Driver {
         shared: Arc<Shared>,
         inbox: mpsc::UnboundedReceiver<Message>,
         next_timer_at: Option<DateTime<Utc>>,
+        pipeline_commits: bool,
     ) -> Self {
         Self {
             shared,
             inbox,
             cache: HashMap::new(),
             next_timer_at,
+            in_flight: None,
+            pipeline_commits,
         }
     }
 
     /// Runs until every sender of the inbox is gone.
+    ///
+    /// With `pipeline_commits`, while cycle N is being committed, cycle N+1 is already
+    /// gathered and its records built; N+1 is submitted only once N is durable, so the
+    /// database always sees commits in order and nothing is acted on before it is durable.
+    /// Without it, each cycle waits for its own commit before gathering the next.
     pub(crate) async fn run(mut self) {
         loop {
             let wait = self.time_to_next_timer();
-            let first = if wait.is_zero() {
-                self.inbox.try_recv().ok()
-            } else {
+            let woke = {
+                let in_flight = &mut self.in_flight;
+                let inbox = &mut self.inbox;
                 tokio::select! {
                     biased;
-                    message = self.inbox.recv() => match message {
-                        Some(message) => Some(message),
-                        None => return,
-                    },
-                    () = tokio::time::sleep(wait) => None,
+                    outcome = async {
+                        match in_flight {
+                            Some(job) => (&mut job.handle).await,
+                            None => std::future::pending().await,
+                        }
+                    } => Woke::Committed(outcome),
+                    message = inbox.recv() => message.map_or(Woke::Closed, Woke::Message),
+                    () = tokio::time::sleep(wait) => Woke::Timer,
                 }
             };
             let mut cycle = Cycle::default();
-            if let Some(message) = first {
-                self.handle(message, &mut cycle).await;
+            match woke {
+                Woke::Closed => return,
+                Woke::Committed(outcome) => {
+                    self.finish_in_flight(outcome, &cycle.touched_set).await;
+                    continue;
+                }
+                Woke::Message(message) => self.handle(message, &mut cycle).await,
+                Woke::Timer => {}
             }
             while cycle.messages < MAX_MESSAGES_PER_CYCLE {
                 match self.inbox.try_recv() {
@@ -145,7 +257,26 @@ impl Driver {
             if self.time_to_next_timer().is_zero() {
                 self.fire_due_timers(&mut cycle).await;
             }
-            self.commit(cycle).await;
+            if let Some(job) = self.in_flight.as_mut() {
+                let outcome = (&mut job.handle).await;
+                if !self.finish_in_flight(outcome, &cycle.touched_set).await {
+                    self.abandon(cycle);
+                    continue;
+                }
+            }
+            if cycle.touched.is_empty() && cycle.batch.is_empty() && cycle.replies.is_empty() {
+                if cycle.timers_fired {
+                    self.refresh_next_timer().await;
+                }
+                continue;
+            }
+            self.submit(cycle);
+            if !self.pipeline_commits
+                && let Some(job) = self.in_flight.as_mut()
+            {
+                let outcome = (&mut job.handle).await;
+                self.finish_in_flight(outcome, &HashSet::new()).await;
+            }
         }
     }
 
@@ -224,6 +355,8 @@ impl Driver {
             }
         };
         cycle.timers_fired = true;
+        // Known again once this cycle commits and the fired timers are gone.
+        self.next_timer_at = None;
         for timer in due {
             let key: TimerKey = match serde_json::from_value(timer.payload.clone()) {
                 Ok(key) => key,
@@ -377,19 +510,26 @@ impl Driver {
         Ok(())
     }
 
-    /// Writes the cycle in one transaction, then acts on it.
-    async fn commit(&mut self, mut cycle: Cycle) {
+    /// Builds the cycle's batch and hands it to a commit job. The cache moves ahead to
+    /// the state the batch writes; if the commit fails, the cache is dropped.
+    fn submit(&mut self, mut cycle: Cycle) {
         let now = self.shared.clock.now();
-        let mut chain_heads: Vec<(InstanceId, u64, String, u64)> = Vec::new();
         for instance in &cycle.touched {
             let events = cycle.events.remove(instance).unwrap_or_default();
-            let Some(cached) = self.cache.get(instance) else {
+            let Some(cached) = self.cache.get_mut(instance) else {
                 continue;
             };
             if events.is_empty() && cached.row_version > 0 {
                 continue;
             }
-            let mut prev_hash = cached.last_hash.clone();
+            let state_json = match serde_json::to_value(&cached.state) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::error!(instance_id = %instance, %error, "state does not serialize");
+                    continue;
+                }
+            };
+            let mut prev_hash = std::mem::take(&mut cached.last_hash);
             let mut seq = cached.last_seq;
             let recorded: Vec<RecordedEvent> = events
                 .iter()
@@ -400,13 +540,6 @@ impl Driver {
                     recorded
                 })
                 .collect();
-            let state_json = match serde_json::to_value(&cached.state) {
-                Ok(json) => json,
-                Err(error) => {
-                    tracing::error!(instance_id = %instance, %error, "state does not serialize");
-                    continue;
-                }
-            };
             let record = InstanceRecord {
                 id: instance.clone(),
                 definition_id: cached.state.definition.clone(),
@@ -425,111 +558,119 @@ impl Driver {
                 last_hash: prev_hash.clone(),
                 row_version: cached.row_version + 1,
             };
-            chain_heads.push((instance.clone(), seq, prev_hash, cached.row_version + 1));
             cycle.batch.instances.push(InstanceWrite {
                 record,
                 expected_row_version: (cached.row_version > 0).then_some(cached.row_version),
                 events: recorded,
             });
+            cached.last_seq = seq;
+            cached.last_hash = prev_hash;
+            cached.row_version += 1;
         }
+        let idle: Vec<InstanceId> = cycle
+            .touched
+            .iter()
+            .filter(|instance| {
+                self.cache.get(*instance).is_some_and(|cached| {
+                    matches!(
+                        cached.state.status(),
+                        InstanceStatus::Waiting
+                            | InstanceStatus::Completed
+                            | InstanceStatus::Failed
+                            | InstanceStatus::Cancelled
+                    )
+                })
+            })
+            .cloned()
+            .collect();
+        let refresh_timers = cycle.timers_fired || !cycle.batch.timers_added.is_empty();
+        let job = CommitJob {
+            batch: cycle.batch,
+            replies: cycle.replies,
+            dispatches: cycle.dispatches,
+            finished: cycle.finished,
+        };
+        self.in_flight = Some(InFlight {
+            handle: tokio::spawn(job.run(self.shared.clone())),
+            idle,
+            replayable: cycle.replayable,
+            refresh_timers,
+            started: std::time::Instant::now(),
+        });
+    }
 
-        let outcome = if cycle.batch.is_empty() {
-            Ok(())
-        } else {
-            self.commit_with_retry(&cycle.batch).await
+    /// Acts on the outcome of the commit in flight. On success, evicts the instances that
+    /// became idle (unless the cycle being gathered touched them again). On failure, drops
+    /// the whole cache (it ran ahead of the database) and feeds the lost outcomes again.
+    /// Returns whether the commit succeeded.
+    async fn finish_in_flight(
+        &mut self,
+        outcome: std::result::Result<std::result::Result<Duration, String>, tokio::task::JoinError>,
+        touched_now: &HashSet<InstanceId>,
+    ) -> bool {
+        let Some(job) = self.in_flight.take() else {
+            return true;
         };
         match outcome {
-            Ok(()) => {
-                let event_count: usize = cycle
-                    .batch
-                    .instances
-                    .iter()
-                    .map(|write| write.events.len())
-                    .sum();
+            Ok(Ok(commit_time)) => {
                 self.shared
                     .stats
-                    .record_commit(cycle.batch.instances.len(), event_count);
-                for (instance, seq, hash, row_version) in chain_heads {
-                    if let Some(cached) = self.cache.get_mut(&instance) {
-                        cached.last_seq = seq;
-                        cached.last_hash = hash;
-                        cached.row_version = row_version;
+                    .record_timing(commit_time, job.started.elapsed());
+                for instance in &job.idle {
+                    if !touched_now.contains(instance) {
+                        self.cache.remove(instance);
                     }
                 }
-                for reply in cycle.replies {
-                    let _ = reply.send(Ok(()));
-                }
-                for (instance, dispatch) in cycle.dispatches {
-                    crate::executor::spawn(self.shared.clone(), instance, dispatch);
-                }
-                for (instance, status) in cycle.finished {
-                    let _ = self.shared.finished.send((instance, status));
-                }
-                self.evict_idle(&cycle.touched);
-                if cycle.timers_fired || !cycle.batch.timers_added.is_empty() {
+                if job.refresh_timers {
                     self.refresh_next_timer().await;
                 }
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "group commit failed; instances are reloaded and their outcomes fed again");
+                self.reset_after_failure(job.replayable);
+                false
             }
             Err(error) => {
-                tracing::error!(%error, "group commit failed; the cycle's instances are reloaded and their outcomes fed again");
-                for instance in &cycle.touched {
-                    self.cache.remove(instance);
-                }
-                for reply in cycle.replies {
-                    let _ = reply.send(Err(Error::Unavailable(error.to_string())));
-                }
-                for (instance, input) in cycle.replayable {
-                    self.shared.send(Message::Input {
-                        instance,
-                        input,
-                        reply: None,
-                    });
-                }
+                tracing::error!(%error, "the commit task failed; instances are reloaded and their outcomes fed again");
+                self.reset_after_failure(job.replayable);
+                false
             }
         }
     }
 
-    async fn commit_with_retry(
-        &self,
-        batch: &Batch,
-    ) -> std::result::Result<(), gridflow_store::Error> {
-        let mut delay = Duration::from_millis(50);
-        let mut attempt = 1;
-        loop {
-            match self.shared.store.commit(batch).await {
-                Ok(()) => return Ok(()),
-                Err(gridflow_store::Error::Unavailable { message, .. }) if attempt < 8 => {
-                    tracing::warn!(attempt, %message, "database unavailable; retrying the commit");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
-    /// Drops finished and waiting instances from memory: their state is in the database.
-    fn evict_idle(&mut self, touched: &[InstanceId]) {
-        for instance in touched {
-            let idle = self.cache.get(instance).is_some_and(|cached| {
-                matches!(
-                    cached.state.status(),
-                    InstanceStatus::Waiting
-                        | InstanceStatus::Completed
-                        | InstanceStatus::Failed
-                        | InstanceStatus::Cancelled
-                )
+    fn reset_after_failure(&mut self, replayable: Vec<(InstanceId, Input)>) {
+        self.cache.clear();
+        self.next_timer_at = Some(self.shared.clock.now());
+        for (instance, input) in replayable {
+            self.shared.send(Message::Input {
+                instance,
+                input,
+                reply: None,
             });
-            if idle {
-                self.cache.remove(instance);
-            }
         }
+    }
+
+    /// Drops a gathered cycle that was built on a commit that failed.
+    fn abandon(&mut self, cycle: Cycle) {
+        for reply in cycle.replies {
+            let _ = reply.send(Err(Error::Unavailable(
+                "the database did not accept the previous commit; try again".to_owned(),
+            )));
+        }
+        self.reset_after_failure(cycle.replayable);
     }
 
     async fn refresh_next_timer(&mut self) {
         match self.shared.store.next_timer_at().await {
-            Ok(next) => self.next_timer_at = next,
+            // Timers of cycles not committed yet are only known in memory: keep the
+            // earlier of the two.
+            Ok(next) => {
+                self.next_timer_at = match (next, self.next_timer_at) {
+                    (Some(stored), Some(pending)) => Some(stored.min(pending)),
+                    (stored, pending) => stored.or(pending),
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot read the next timer; checking again in a second");
                 self.next_timer_at = Some(self.shared.clock.now() + chrono::Duration::seconds(1));

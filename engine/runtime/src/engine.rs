@@ -25,12 +25,18 @@ use crate::view::{DefinitionView, InstanceView, decode_state};
 pub struct EngineOptions {
     /// How many action attempts run at once.
     pub max_concurrent_actions: usize,
+    /// Gather the next cycle while the previous one commits. It raises throughput when
+    /// many independent instances keep the inbox full, and lowers it for a few instances
+    /// that each wait for their own commit (their next outcome lands one commit later),
+    /// so it is off by default.
+    pub pipeline_commits: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             max_concurrent_actions: 512,
+            pipeline_commits: false,
         }
     }
 }
@@ -111,7 +117,15 @@ impl Engine {
             inbox,
         });
         let next_timer_at = shared.store.next_timer_at().await?;
-        tokio::spawn(Driver::new(shared.clone(), receiver, next_timer_at).run());
+        tokio::spawn(
+            Driver::new(
+                shared.clone(),
+                receiver,
+                next_timer_at,
+                options.pipeline_commits,
+            )
+            .run(),
+        );
         let queued = shared.store.queued_work().await?;
         let resumed = queued.len();
         for work in queued {

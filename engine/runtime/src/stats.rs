@@ -11,6 +11,8 @@ pub(crate) struct Stats {
     committed_instances: AtomicU64,
     committed_events: AtomicU64,
     largest_batch: AtomicU64,
+    commit_micros: AtomicU64,
+    cycle_micros: AtomicU64,
     actions_succeeded: AtomicU64,
     actions_failed: AtomicU64,
 }
@@ -26,6 +28,10 @@ pub struct StatsSnapshot {
     pub committed_events: u64,
     /// The most instance writes in one commit.
     pub largest_batch: u64,
+    /// Time spent inside the store's commit, in microseconds.
+    pub commit_micros: u64,
+    /// Time spent in driver cycles (processing and commit), in microseconds.
+    pub cycle_micros: u64,
     /// Action attempts that succeeded.
     pub actions_succeeded: u64,
     /// Action attempts that failed.
@@ -33,6 +39,13 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    pub(crate) fn record_timing(&self, commit: std::time::Duration, cycle: std::time::Duration) {
+        self.commit_micros
+            .fetch_add(commit.as_micros() as u64, Ordering::Relaxed);
+        self.cycle_micros
+            .fetch_add(cycle.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_commit(&self, instances: usize, events: usize) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.committed_instances
@@ -58,6 +71,8 @@ impl Stats {
             committed_instances: self.committed_instances.load(Ordering::Relaxed),
             committed_events: self.committed_events.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            commit_micros: self.commit_micros.load(Ordering::Relaxed),
+            cycle_micros: self.cycle_micros.load(Ordering::Relaxed),
             actions_succeeded: self.actions_succeeded.load(Ordering::Relaxed),
             actions_failed: self.actions_failed.load(Ordering::Relaxed),
         }

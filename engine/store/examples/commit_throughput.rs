@@ -92,9 +92,9 @@ async fn main() {
         let group = batch_number % groups;
         let at = origin + Duration::milliseconds(batch_number as i64);
         let mut batch = Batch::default();
-        for slot in 0..per_batch {
+        for (slot, stored) in records[group].iter_mut().enumerate() {
             let id = InstanceId(format!("019aa000-{group:04x}-7000-8000-{slot:012x}"));
-            let previous = records[group][slot].take();
+            let previous = stored.take();
             let (after, prev_hash, expected) = match &previous {
                 Some(record) => (
                     record.last_seq,
@@ -122,7 +122,7 @@ async fn main() {
                 last_hash: last.hash.clone(),
                 row_version: expected.map_or(1, |version| version + 1),
             };
-            records[group][slot] = Some(record.clone());
+            *stored = Some(record.clone());
             batch.work_added.push(WorkItem {
                 id: format!("{id}:deliver:{batch_number}"),
                 instance_id: id,

@@ -19,14 +19,14 @@ use serde_json::Value;
 
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent};
 
-#[cfg(feature = "test-util")]
+#[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
 pub mod sql;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-#[cfg(feature = "test-util")]
+#[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
 

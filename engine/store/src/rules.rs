@@ -35,6 +35,7 @@ pub(crate) fn from_micros(micros: i64) -> Option<DateTime<Utc>> {
 }
 
 /// `at` as it reads back from a store: truncated to whole microseconds.
+#[cfg(any(test, feature = "test-util", doc))]
 pub(crate) fn stored_instant(at: DateTime<Utc>) -> DateTime<Utc> {
     // Every instant chrono can represent has a microsecond count that converts back.
     from_micros(to_micros(at)).unwrap_or(at)

@@ -5,6 +5,9 @@
 //! The PostgreSQL tests each get a fresh database under `DATABASE_URL` and are skipped,
 //! with a notice on stderr, when it is unset. A backend difference is a failing test.
 
+// The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -111,6 +114,8 @@ conformance!(
     committed_batch_reads_back_equal,
     update_advances_row_and_appends_history,
     instance_inserted_and_updated_in_one_batch,
+    instance_updated_twice_in_one_batch,
+    large_batch_is_written_whole,
     stale_row_version_conflicts_and_writes_nothing,
     duplicate_instance_insert_conflicts_and_writes_nothing,
     duplicate_history_event_conflicts_and_writes_nothing,
@@ -502,6 +507,133 @@ async fn instance_inserted_and_updated_in_one_batch(store: Arc<dyn Store>) {
         finish.record
     );
     assert_eq!(store.history(&start.record.id).await.unwrap().len(), 5);
+}
+
+async fn instance_updated_twice_in_one_batch(store: Arc<dyn Store>) {
+    let start = started(1, "partner-media-request", InstanceStatus::Running);
+    store.commit(&inserting(vec![start.clone()])).await.unwrap();
+    let mut waiting = completed(&start.record, instant(5));
+    waiting.record.status = InstanceStatus::Waiting;
+    waiting.record.output = None;
+    let finish = completed(&waiting.record, instant(6));
+    store
+        .commit(&inserting(vec![waiting.clone(), finish.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.instance(&start.record.id).await.unwrap(),
+        finish.record
+    );
+    assert_eq!(store.history(&start.record.id).await.unwrap().len(), 7);
+
+    // The second update is stale when the first one is missing: nothing is written.
+    let again = completed(&finish.record, instant(7));
+    let mut stale = completed(&again.record, instant(8));
+    stale.expected_row_version = Some(9);
+    stale.record.row_version = 10;
+    assert_conflict_naming(
+        store.commit(&inserting(vec![again, stale])).await,
+        &start.record.id,
+    );
+    assert_eq!(
+        store.instance(&start.record.id).await.unwrap(),
+        finish.record
+    );
+}
+
+/// More rows than one statement carries on any backend, with large snapshots.
+async fn large_batch_is_written_whole(store: Arc<dyn Store>) {
+    let count = 700;
+    let big_state = json!({"log": "x".repeat(3000)});
+    let writes: Vec<InstanceWrite> = (1..=count)
+        .map(|n| {
+            let mut write = started(n, "bulk", InstanceStatus::Running);
+            write.record.state = big_state.clone();
+            write
+        })
+        .collect();
+    let work_items: Vec<WorkItem> = writes
+        .iter()
+        .map(|write| {
+            work(
+                &format!("{}:fetch:1", write.record.id),
+                &write.record.id,
+                instant(1),
+            )
+        })
+        .collect();
+    let timers: Vec<TimerRecord> = writes
+        .iter()
+        .map(|write| timer(&write.record.id, "retry:fetch:2", instant(2)))
+        .collect();
+    store
+        .commit(&Batch {
+            instances: writes.clone(),
+            work_added: work_items.clone(),
+            timers_added: timers.clone(),
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.queued_work().await.unwrap().len(), work_items.len());
+    assert_eq!(
+        store.due_timers(instant(2), 10_000).await.unwrap().len(),
+        timers.len()
+    );
+
+    let finishes: Vec<InstanceWrite> = writes
+        .iter()
+        .map(|write| completed(&write.record, instant(3)))
+        .collect();
+    store
+        .commit(&Batch {
+            instances: finishes.clone(),
+            work_done: work_items.iter().map(|item| item.id.clone()).collect(),
+            timers_removed: timers
+                .iter()
+                .map(|timer| (timer.instance_id.clone(), timer.key.clone()))
+                .collect(),
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    for finish in [&finishes[0], &finishes[350], &finishes[699]] {
+        assert_eq!(
+            store.instance(&finish.record.id).await.unwrap(),
+            finish.record
+        );
+        assert_eq!(store.history(&finish.record.id).await.unwrap().len(), 5);
+    }
+    assert!(store.queued_work().await.unwrap().is_empty());
+    assert_eq!(store.next_timer_at().await.unwrap(), None);
+    let completed_page = store
+        .list_instances(
+            &InstanceFilter {
+                status: Some(InstanceStatus::Completed),
+                definition: Some(DefinitionId::from("bulk")),
+            },
+            None,
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(completed_page.items.len(), count as usize);
+
+    // A stale instance deep inside a large batch is still named.
+    let mut again: Vec<InstanceWrite> = finishes
+        .iter()
+        .map(|finish| completed(&finish.record, instant(4)))
+        .collect();
+    again[500].expected_row_version = Some(1);
+    again[500].record.row_version = 2;
+    assert_conflict_naming(
+        store.commit(&inserting(again)).await,
+        &finishes[500].record.id,
+    );
+    assert_eq!(
+        store.instance(&finishes[10].record.id).await.unwrap(),
+        finishes[10].record
+    );
 }
 
 async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {

@@ -1,6 +1,9 @@
 //! The schema migrations go up, down and up again on SQLite and PostgreSQL, and the store
 //! works on the result.
 
+// The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
+#![allow(clippy::unwrap_used)]
+
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
 };

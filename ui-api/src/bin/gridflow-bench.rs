@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use gridflow_connectors::Registry;
-use gridflow_core::{DefinitionId, InstanceId, InstanceStatus};
+use gridflow_core::{DefinitionId, InstanceStatus};
 use gridflow_runtime::{Engine, EngineOptions, SystemClock};
 use gridflow_store::sql::{SqlOptions, SqlStore, SqliteSynchronous};
 
@@ -51,6 +51,9 @@ struct Args {
     /// W2: instances left waiting on a one-hour sleep.
     #[arg(long, default_value_t = 100_000)]
     waiting: usize,
+    /// Gather the next commit while the previous one is written.
+    #[arg(long)]
+    pipeline_commits: bool,
     /// W3: instances whose step fails twice before it succeeds.
     #[arg(long, default_value_t = 200)]
     retry_instances: usize,
@@ -95,13 +98,17 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(store),
         Arc::new(Registry::with_builtin()),
         Arc::new(SystemClock),
-        EngineOptions::default(),
+        EngineOptions {
+            pipeline_commits: args.pipeline_commits,
+            ..EngineOptions::default()
+        },
     )
     .await?;
     println!(
-        "gridflow-bench on {} (synchronous={:?})",
+        "gridflow-bench on {} (synchronous={:?}, pipelined commits: {})",
         redact(&url),
-        args.sqlite_synchronous
+        args.sqlite_synchronous,
+        args.pipeline_commits
     );
     println!(
         "cores: {}",
@@ -217,6 +224,14 @@ async fn w1_sequential(engine: &Engine, args: &Args) -> anyhow::Result<()> {
         "  group commits      {} ({:.1} instance writes per commit)",
         commits,
         (after.committed_instances - before.committed_instances) as f64 / commits.max(1) as f64
+    );
+    let cycle_ms = (after.cycle_micros - before.cycle_micros) as f64 / 1000.0;
+    let commit_ms = (after.commit_micros - before.commit_micros) as f64 / 1000.0;
+    println!(
+        "  driver busy        {:.0} ms, of which {:.0} ms in store commits ({:.2} ms per commit)",
+        cycle_ms,
+        commit_ms,
+        commit_ms / commits.max(1) as f64
     );
     println!(
         "  latency p50        {:.1} ms",

@@ -218,12 +218,13 @@ impl SqlStore {
         }
     }
 
-    /// Closes the connection pools, waiting for the connections in use to be returned.
+    /// Closes the connection pools, which every clone of this store shares, waiting for
+    /// the connections in use to be returned. On SQLite the last connection to close
+    /// checkpoints the WAL into the database file.
     pub async fn close(self) -> Result<()> {
         let closed = |error| db_error(error, "closing the database connections");
         if self.backend == DbBackend::Sqlite {
-            // Readers first, so that the last connection to close is the writer, which
-            // then checkpoints the WAL into the database file.
+            // Readers first, so that the writer is the last connection to close.
             self.reader.close_by_ref().await.map_err(closed)?;
         }
         self.writer.close().await.map_err(closed)
