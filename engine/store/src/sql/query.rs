@@ -16,11 +16,12 @@ const POSTGRES_MAX_VARIABLES: usize = 65_535;
 
 /// Row counts of the multi-row statements, largest first.
 ///
-/// A batch of `n` rows is written as chunks of these sizes (250 rows: 64 + 64 + 64 + 16 +
-/// 16 + 16 + 4 + 4 + 1 + 1). Each (table, size) pair is then one SQL text that the driver's
-/// per-connection prepared-statement cache keeps, instead of a new text to parse and plan
-/// for every distinct batch size, while a batch still takes only a few statements.
-const CHUNK_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+/// A batch of `n` rows is written as chunks of these sizes, the binary digits of `n`
+/// (250 rows: 128 + 64 + 32 + 16 + 8 + 2). Each (table, size) pair is then one SQL text
+/// that the driver's per-connection prepared-statement cache keeps, instead of a new text
+/// to parse and plan for every distinct batch size, and a batch takes at most nine
+/// statements per table (each one a round trip to the driver's worker on SQLite).
+const CHUNK_ROWS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 
 /// The most bytes of bound values that one PostgreSQL statement carries (unless a single
 /// row is larger).
@@ -177,7 +178,7 @@ mod tests {
         let sizes = vec![100; 250];
         assert_eq!(
             chunk_lengths(DbBackend::Sqlite, 8, &sizes),
-            vec![64, 64, 64, 16, 16, 16, 4, 4, 1, 1]
+            vec![128, 64, 32, 16, 8, 2]
         );
         assert!(chunk_lengths(DbBackend::Sqlite, 8, &[]).is_empty());
     }
@@ -194,14 +195,11 @@ mod tests {
     fn postgres_chunks_respect_the_byte_budget() {
         let sizes = vec![1000; 40];
         let lengths = chunk_lengths(DbBackend::Postgres, 8, &sizes);
-        assert_eq!(lengths, vec![4, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
+        assert_eq!(lengths, vec![8, 8, 8, 8, 8]);
         assert_eq!(
             chunk_lengths(DbBackend::Postgres, 8, &[50_000, 10]),
             vec![1, 1]
         );
-        assert_eq!(
-            chunk_lengths(DbBackend::Sqlite, 8, &sizes),
-            vec![16, 16, 4, 4]
-        );
+        assert_eq!(chunk_lengths(DbBackend::Sqlite, 8, &sizes), vec![32, 8]);
     }
 }
