@@ -87,6 +87,22 @@ pub async fn databases() -> Vec<TestDatabase> {
     databases
 }
 
+/// Runs `case` on every database of [`databases`], naming the backend in a failure, and
+/// drops each database afterwards.
+pub async fn on_every_database<F, Fut>(mut case: F) -> anyhow::Result<()>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    for database in databases().await {
+        let backend = database.backend;
+        let outcome = case(database.url.clone()).await;
+        database.drop().await;
+        outcome.with_context(|| format!("on {backend}"))?;
+    }
+    Ok(())
+}
+
 /// Polls `condition` until it yields `Some`, or fails after `timeout`.
 pub async fn wait_until<T, F, Fut>(
     timeout: Duration,

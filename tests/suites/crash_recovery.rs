@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 
-use gridflow_tests::{Body, Server, databases, wait_until};
+use gridflow_tests::{Body, Server, on_every_database, wait_until};
 
 const INSTANCES: usize = 150;
 const STEPS: usize = 10;
@@ -121,12 +121,7 @@ async fn crash_and_recover(database_url: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_server_resumes_every_instance_without_duplicating_a_step() {
-    for database in databases().await {
-        let backend = database.backend;
-        crash_and_recover(&database.url)
-            .await
-            .with_context(|| format!("on {backend}"))
-            .unwrap();
-        database.drop().await;
-    }
+    on_every_database(|url| async move { crash_and_recover(&url).await })
+        .await
+        .unwrap();
 }

@@ -11,7 +11,7 @@ use gridflow_connectors::Registry;
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, StepId};
 use gridflow_runtime::{Engine, EngineOptions, Error, ManualClock, SystemClock};
 use gridflow_store::sql::{SqlOptions, SqlStore};
-use gridflow_tests::{databases, wait_until};
+use gridflow_tests::{on_every_database, wait_until};
 
 async fn engine_on(url: &str, clock: Arc<dyn gridflow_runtime::Clock>) -> anyhow::Result<Engine> {
     let store = SqlStore::connect(url, SqlOptions::default()).await?;
@@ -145,14 +145,9 @@ async fn runs_end_to_end(url: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_runs_end_to_end_and_replays_to_its_stored_state() {
-    for database in databases().await {
-        let backend = database.backend;
-        runs_end_to_end(&database.url)
-            .await
-            .with_context(|| format!("on {backend}"))
-            .unwrap();
-        database.drop().await;
-    }
+    on_every_database(|url| async move { runs_end_to_end(&url).await })
+        .await
+        .unwrap();
 }
 
 /// With an injected clock, a retry waits for its backoff and a failed step can be
@@ -222,12 +217,7 @@ async fn scheduled(engine: &Engine, id: &InstanceId) -> anyhow::Result<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_waits_for_backoff_on_the_injected_clock_and_operator_retry_completes() {
-    for database in databases().await {
-        let backend = database.backend;
-        retry_with_manual_clock(&database.url)
-            .await
-            .with_context(|| format!("on {backend}"))
-            .unwrap();
-        database.drop().await;
-    }
+    on_every_database(|url| async move { retry_with_manual_clock(&url).await })
+        .await
+        .unwrap();
 }
