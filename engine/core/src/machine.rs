@@ -263,8 +263,8 @@ pub fn apply_in_place(
     definition: &Definition,
 ) -> Result<Vec<Command>, StepError> {
     let mut commands = Vec::new();
-    let invalid = |state: &InstanceState, detail: &str| StepError::InvalidTransition {
-        instance: state.id.clone(),
+    let invalid = |instance: &InstanceId, detail: &str| StepError::InvalidTransition {
+        instance: instance.clone(),
         state: detail.to_owned(),
         event: event.body.type_and_data().0,
     };
@@ -275,7 +275,7 @@ pub fn apply_in_place(
             input,
         } => {
             if state.phase != Phase::NotStarted {
-                return Err(invalid(state, "the instance has started already"));
+                return Err(invalid(&state.id, "the instance has started already"));
             }
             state.definition = definition_id.clone();
             state.version = *version;
@@ -340,9 +340,8 @@ pub fn apply_in_place(
                     }
                 }
                 (_, item) => {
-                    let unit = unit_mut(step_state, *item).ok_or_else(|| {
-                        invalid(&state_snapshot(&instance), "the step has no such unit")
-                    })?;
+                    let unit = unit_mut(step_state, *item)
+                        .ok_or_else(|| invalid(&instance, "the step has no such unit"))?;
                     match unit {
                         Unit::Ready { attempt: current }
                         | Unit::Retrying {
@@ -360,7 +359,7 @@ pub fn apply_in_place(
                         }
                         any_unit!() => {
                             return Err(invalid(
-                                &state_snapshot(&instance),
+                                &instance,
                                 "the unit is not ready for this attempt",
                             ));
                         }
@@ -387,7 +386,7 @@ pub fn apply_in_place(
                 }
                 _ => {
                     return Err(invalid(
-                        &state_snapshot(&instance),
+                        &instance,
                         "the unit is not scheduled for this attempt",
                     ));
                 }
@@ -417,7 +416,7 @@ pub fn apply_in_place(
                 }
                 _ => {
                     return Err(invalid(
-                        &state_snapshot(&instance),
+                        &instance,
                         "the item is not in flight for this attempt",
                     ));
                 }
@@ -464,7 +463,7 @@ pub fn apply_in_place(
                 } => (*attempt, false),
                 any_step_state!() => {
                     return Err(invalid(
-                        &state_snapshot(&instance),
+                        &instance,
                         "the step cannot succeed in its current state",
                     ));
                 }
@@ -504,7 +503,7 @@ pub fn apply_in_place(
                 }
                 _ => {
                     return Err(invalid(
-                        &state_snapshot(&instance),
+                        &instance,
                         "the unit is not in flight for this attempt",
                     ));
                 }
@@ -540,7 +539,9 @@ pub fn apply_in_place(
                         error: error.clone(),
                     };
                 }
-                any_phase!() => return Err(invalid(state, "no such compensation is in flight")),
+                any_phase!() => {
+                    return Err(invalid(&state.id, "no such compensation is in flight"));
+                }
             }
             commands.push(Command::StartTimer {
                 timer: TimerKey {
@@ -579,7 +580,7 @@ pub fn apply_in_place(
                 }
                 _ => {
                     return Err(invalid(
-                        &state_snapshot(&instance),
+                        &instance,
                         "the item is not in flight for this attempt",
                     ));
                 }
@@ -603,13 +604,10 @@ pub fn apply_in_place(
                 | StepState::Failed { .. }
                 | StepState::Skipped { .. }
                 | StepState::Cancelled { .. } => {
-                    return Err(invalid(
-                        &state_snapshot(&instance),
-                        "the step has finished already",
-                    ));
+                    return Err(invalid(&instance, "the step has finished already"));
                 }
             };
-            commands.extend(abandon_step(&instance, step, step_state));
+            commands.extend(abandon_step(step, step_state));
             *step_state = StepState::Failed {
                 error: error.clone(),
                 attempts,
@@ -630,10 +628,7 @@ pub fn apply_in_place(
             let instance = state.id.clone();
             let step_state = step_state_mut(state, step)?;
             if !matches!(step_state, StepState::Pending { .. }) {
-                return Err(invalid(
-                    &state_snapshot(&instance),
-                    "the step is not pending",
-                ));
+                return Err(invalid(&instance, "the step is not pending"));
             }
             *step_state = StepState::Skipped {
                 reason: reason.clone(),
@@ -641,7 +636,7 @@ pub fn apply_in_place(
         }
         EventBody::TimerFired { timer } => {
             if !timer_is_current(state, timer) {
-                return Err(invalid(state, "the timer is not current"));
+                return Err(invalid(&state.id, "the timer is not current"));
             }
         }
         EventBody::CompensationStarted {
@@ -673,7 +668,7 @@ pub fn apply_in_place(
                 {
                     run.unit = Unit::Scheduled { attempt: *attempt };
                 }
-                any_phase!() => return Err(invalid(state, "this compensation is not next")),
+                any_phase!() => return Err(invalid(&state.id, "this compensation is not next")),
             }
             commands.push(dispatch(
                 &instance,
@@ -716,7 +711,9 @@ pub fn apply_in_place(
                 {
                     remaining.remove(0);
                 }
-                any_phase!() => return Err(invalid(state, "no such compensation is in flight")),
+                any_phase!() => {
+                    return Err(invalid(&state.id, "no such compensation is in flight"));
+                }
             }
         }
         EventBody::StepRetryRequested { step, attempt } => {
@@ -728,17 +725,14 @@ pub fn apply_in_place(
                 }
             ) {
                 return Err(invalid(
-                    state,
+                    &state.id,
                     "only a failed instance with nothing compensated can retry a step",
                 ));
             }
             let instance = state.id.clone();
             let step_state = step_state_mut(state, step)?;
             if !matches!(step_state, StepState::Failed { .. }) {
-                return Err(invalid(
-                    &state_snapshot(&instance),
-                    "the step has not failed",
-                ));
+                return Err(invalid(&instance, "the step has not failed"));
             }
             *step_state = StepState::Pending { attempt: *attempt };
             for other in state.steps.values_mut() {
@@ -753,7 +747,7 @@ pub fn apply_in_place(
         EventBody::InstanceCompleted { output } => {
             require_running(state, event)?;
             if !state.steps.values().all(StepState::lets_dependents_run) {
-                return Err(invalid(state, "some steps have not finished"));
+                return Err(invalid(&state.id, "some steps have not finished"));
             }
             state.phase = Phase::Completed {
                 output: output.clone(),
@@ -777,7 +771,7 @@ pub fn apply_in_place(
                 | Phase::Completed { .. }
                 | Phase::Failed { .. }
                 | Phase::Cancelled { .. } => {
-                    return Err(invalid(state, "the instance cannot fail now"));
+                    return Err(invalid(&state.id, "the instance cannot fail now"));
                 }
             };
             commands.extend(cancel_active_steps(state));
@@ -824,7 +818,7 @@ pub fn apply_in_place(
                 | Phase::Completed { .. }
                 | Phase::Failed { .. }
                 | Phase::Cancelled { .. } => {
-                    return Err(invalid(state, "the instance is not running"));
+                    return Err(invalid(&state.id, "the instance is not running"));
                 }
             }
             commands.extend(cancel_active_steps(state));
@@ -850,14 +844,6 @@ fn require_running(state: &InstanceState, event: &Event) -> Result<(), StepError
             event: event.body.type_and_data().0,
         })
     }
-}
-
-fn state_snapshot(instance: &InstanceId) -> InstanceState {
-    InstanceState::new(
-        instance.clone(),
-        crate::id::DefinitionId::from(""),
-        DateTime::<Utc>::MIN_UTC,
-    )
 }
 
 fn step_definition<'d>(
@@ -957,8 +943,7 @@ fn dispatch(
 }
 
 /// Commands that stop the outstanding work of one step.
-fn abandon_step(instance: &InstanceId, step: &StepId, step_state: &StepState) -> Vec<Command> {
-    let _ = instance;
+fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command> {
     let mut commands = Vec::new();
     let mut abandon_unit = |item: Option<u32>, unit: &Unit| match unit {
         Unit::Scheduled { attempt } | Unit::Running { attempt, .. } => {
@@ -1004,11 +989,10 @@ fn abandon_step(instance: &InstanceId, step: &StepId, step_state: &StepState) ->
 
 /// Marks every active step cancelled and returns the commands that stop their work.
 fn cancel_active_steps(state: &mut InstanceState) -> Vec<Command> {
-    let instance = state.id.clone();
     let mut commands = Vec::new();
     for (step, step_state) in state.steps.iter_mut() {
         if matches!(step_state, StepState::Active { .. }) {
-            commands.extend(abandon_step(&instance, step, step_state));
+            commands.extend(abandon_step(step, step_state));
             let attempts = step_state.attempts();
             *step_state = StepState::Cancelled { attempts };
         }
@@ -1441,7 +1425,6 @@ fn active_step_event(
     step: &StepDefinition,
     work: &Work,
 ) -> Option<EventBody> {
-    let _ = definition;
     let Work::FanOut { units, .. } = work else {
         return None;
     };

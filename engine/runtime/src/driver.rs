@@ -22,9 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use gridflow_core::command::{Command, Dispatch};
 use gridflow_core::history::{GENESIS_HASH, RecordedEvent};
 use gridflow_core::machine::{Input, InputBody, StepError, transition_in_place};
-use gridflow_core::{
-    Definition, ErrorInfo, Event, InstanceId, InstanceState, InstanceStatus, TimerKey,
-};
+use gridflow_core::{Definition, Event, InstanceId, InstanceState, InstanceStatus, TimerKey};
 use gridflow_store::{Batch, InstanceRecord, InstanceWrite, TimerRecord, WorkItem};
 
 use crate::engine::Shared;
@@ -419,16 +417,10 @@ impl Driver {
         let Some(cached) = self.cache.get_mut(&instance) else {
             return;
         };
-        if let InputBody::ActionFailed {
-            work,
-            error,
-            retry_at,
-        } = &mut input.body
-        {
+        if let InputBody::ActionFailed { work, retry_at, .. } = &mut input.body {
             *retry_at = Some(jittered_retry_at(
                 &cached.definition,
                 work,
-                error,
                 input.at,
                 *retry_at,
             ));
@@ -743,7 +735,6 @@ fn apply_command(
 fn jittered_retry_at(
     definition: &Definition,
     work: &gridflow_core::WorkKey,
-    error: &ErrorInfo,
     at: DateTime<Utc>,
     hint: Option<DateTime<Utc>>,
 ) -> DateTime<Utc> {
@@ -751,7 +742,6 @@ fn jittered_retry_at(
         .step(&work.step)
         .map(|step| step.retry_policy())
         .unwrap_or_default();
-    let _ = error;
     let base = policy.base_delay(work.attempt);
     let delay = if policy.jitter {
         let half = base / 2;
