@@ -74,6 +74,27 @@ impl RecordedEvent {
     }
 }
 
+/// Records `events` as the continuation of a chain whose last event is number `after_seq`
+/// with hash `prev_hash` (0 and [`GENESIS_HASH`] for a new history).
+pub fn record_chain<'e>(
+    instance_id: &InstanceId,
+    after_seq: u64,
+    prev_hash: &str,
+    events: impl IntoIterator<Item = &'e Event>,
+) -> Vec<RecordedEvent> {
+    let mut prev_hash = prev_hash.to_owned();
+    let mut seq = after_seq;
+    events
+        .into_iter()
+        .map(|event| {
+            seq += 1;
+            let recorded = RecordedEvent::record(instance_id, seq, &prev_hash, event);
+            prev_hash.clone_from(&recorded.hash);
+            recorded
+        })
+        .collect()
+}
+
 /// `sha256(prev_hash ‖ canonical JSON of {actor, at, data, seq, type})` as lowercase hex.
 pub fn chain_hash(
     prev_hash: &str,

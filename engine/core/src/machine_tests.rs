@@ -130,22 +130,12 @@ impl Harness {
 
     /// Folding the recorded history must give exactly the state the transitions built.
     fn assert_replays(&self) {
-        let mut prev = crate::history::GENESIS_HASH.to_owned();
-        let recorded: Vec<_> = self
-            .history
-            .iter()
-            .enumerate()
-            .map(|(index, event)| {
-                let recorded = crate::history::RecordedEvent::record(
-                    &self.state.id,
-                    index as u64 + 1,
-                    &prev,
-                    event,
-                );
-                prev = recorded.hash.clone();
-                recorded
-            })
-            .collect();
+        let recorded = crate::history::record_chain(
+            &self.state.id,
+            0,
+            crate::history::GENESIS_HASH,
+            &self.history,
+        );
         let replayed = replay(&self.state.id, &recorded, &self.definition, None).unwrap();
         assert_eq!(replayed, self.state);
     }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use gridflow_core::command::{Command, Dispatch};
-use gridflow_core::history::{GENESIS_HASH, RecordedEvent};
+use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::machine::{Input, InputBody, StepError, transition_in_place};
 use gridflow_core::{Definition, Event, InstanceId, InstanceState, InstanceStatus, TimerKey};
 use gridflow_store::{Batch, InstanceRecord, InstanceWrite, TimerRecord, WorkItem};
@@ -521,17 +521,11 @@ impl Driver {
                     continue;
                 }
             };
-            let mut prev_hash = std::mem::take(&mut cached.last_hash);
-            let mut seq = cached.last_seq;
-            let recorded: Vec<RecordedEvent> = events
-                .iter()
-                .map(|event| {
-                    seq += 1;
-                    let recorded = RecordedEvent::record(instance, seq, &prev_hash, event);
-                    prev_hash.clone_from(&recorded.hash);
-                    recorded
-                })
-                .collect();
+            let recorded = record_chain(instance, cached.last_seq, &cached.last_hash, &events);
+            let seq = cached.last_seq + recorded.len() as u64;
+            let prev_hash = recorded
+                .last()
+                .map_or_else(|| cached.last_hash.clone(), |last| last.hash.clone());
             let record = InstanceRecord {
                 id: instance.clone(),
                 definition_id: cached.state.definition.clone(),

@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
-use gridflow_core::history::GENESIS_HASH;
+use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::{Event, EventBody, InstanceId, InstanceStatus, RecordedEvent};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{
@@ -42,19 +42,11 @@ fn events(id: &InstanceId, after: u64, prev_hash: &str, at: DateTime<Utc>) -> Ve
             item: None,
         },
     ];
-    let mut recorded: Vec<RecordedEvent> = Vec::new();
-    for (index, body) in bodies.into_iter().enumerate() {
-        let prev = recorded
-            .last()
-            .map_or(prev_hash.to_owned(), |last| last.hash.clone());
-        recorded.push(RecordedEvent::record(
-            id,
-            after + index as u64 + 1,
-            &prev,
-            &Event::system(at, body),
-        ));
-    }
-    recorded
+    let events: Vec<Event> = bodies
+        .into_iter()
+        .map(|body| Event::system(at, body))
+        .collect();
+    record_chain(id, after, prev_hash, &events)
 }
 
 #[tokio::main]

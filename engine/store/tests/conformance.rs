@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
-use gridflow_core::history::GENESIS_HASH;
+use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, RecordedEvent};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{
@@ -166,19 +166,7 @@ fn record(
     prev_hash: &str,
     events: &[Event],
 ) -> Vec<RecordedEvent> {
-    let mut recorded: Vec<RecordedEvent> = Vec::with_capacity(events.len());
-    for (index, event) in events.iter().enumerate() {
-        let prev = recorded
-            .last()
-            .map_or(prev_hash.to_owned(), |last| last.hash.clone());
-        recorded.push(RecordedEvent::record(
-            id,
-            after_seq + index as u64 + 1,
-            &prev,
-            event,
-        ));
-    }
-    recorded
+    record_chain(id, after_seq, prev_hash, events)
 }
 
 /// The insert of instance `n` of `definition` with status `status`, with three events.
