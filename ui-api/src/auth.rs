@@ -18,11 +18,31 @@ use crate::error::ApiError;
 /// The user that the admin token names; the actor recorded in history for its requests.
 pub const ADMIN_USER: &str = "admin";
 
+/// What a token allows (DESIGN.md §5): analysts deploy, start, cancel and read; approvers
+/// decide the approvals assigned to them or their groups; auditors read history, replay,
+/// verify and export; admins do everything, tokens included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Deploys definitions, starts, cancels and reads instances.
+    Analyst,
+    /// Decides the approvals assigned to the user or one of the user's groups.
+    Approver,
+    /// Reads history, replays, verifies and exports.
+    Auditor,
+    /// Everything, including creating tokens.
+    Admin,
+}
+
 /// The authenticated caller of a request, put into its extensions by the token middleware.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The user the token names.
+    /// The user the token names; the actor recorded in history for the caller's actions.
     pub user: String,
+    /// The groups the token names, for approval assignment.
+    pub groups: Vec<String>,
+    /// What the token allows.
+    pub role: Role,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -51,6 +71,8 @@ pub(crate) async fn require_token(
     }
     request.extensions_mut().insert(Caller {
         user: ADMIN_USER.to_owned(),
+        groups: Vec::new(),
+        role: Role::Admin,
     });
     Ok(next.run(request).await)
 }
