@@ -96,6 +96,10 @@ pub fn record_chain<'e>(
 }
 
 /// `sha256(prev_hash ‖ canonical JSON of {actor, at, data, seq, type})` as lowercase hex.
+///
+/// The envelope is written straight into the hasher, keys already in canonical order, so
+/// that hashing an event neither copies its data nor builds the JSON text: this runs for
+/// every event of every commit, on the driver's one task.
 pub fn chain_hash(
     prev_hash: &str,
     seq: u64,
@@ -104,17 +108,21 @@ pub fn chain_hash(
     actor: &str,
     data: &Value,
 ) -> String {
-    let body = serde_json::json!({
-        "seq": seq,
-        "type": event_type,
-        "at": format_instant(at),
-        "actor": actor,
-        "data": data,
-    });
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(canonical_json(&body).as_bytes());
-    hex::encode(hasher.finalize())
+    let mut hasher = HashWriter(Sha256::new());
+    hasher.0.update(prev_hash.as_bytes());
+    // The keys in the byte order that `canonical_json` sorts them into.
+    hasher.put(b"{\"actor\":");
+    write_json_string(&mut hasher, actor);
+    hasher.put(b",\"at\":");
+    write_json_string(&mut hasher, &format_instant(at));
+    hasher.put(b",\"data\":");
+    write_canonical(data, &mut hasher);
+    hasher.put(b",\"seq\":");
+    hasher.put(seq.to_string().as_bytes());
+    hasher.put(b",\"type\":");
+    write_json_string(&mut hasher, event_type);
+    hasher.put(b"}");
+    hex::encode(hasher.0.finalize())
 }
 
 /// RFC 3339 UTC with microseconds, as used inside the hash.
@@ -127,40 +135,97 @@ pub fn format_instant(at: DateTime<Utc>) -> String {
 /// Written by hand rather than relying on serde_json's map order, because a dependency
 /// enabling serde_json's `preserve_order` feature would silently change every hash.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("serde_json writes UTF-8 and so does write_canonical")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Where canonical JSON goes: a buffer, or a hasher that never holds the text.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Feeds SHA-256 directly.
+struct HashWriter(Sha256);
+
+impl Sink for HashWriter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Lets serde_json write a scalar into any sink without an intermediate `String`.
+struct SinkWriter<'s, S: Sink>(&'s mut S);
+
+impl<S: Sink> std::io::Write for SinkWriter<'_, S> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.put(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_json_string<S: Sink>(out: &mut S, text: &str) {
+    write_scalar(out, text);
+}
+
+fn write_scalar<S: Sink, T: Serialize + ?Sized>(out: &mut S, value: &T) {
+    // Writing a string, number, bool or null into memory cannot fail.
+    serde_json::to_writer(SinkWriter(out), value)
+        .expect("serde_json writes scalars into memory without error");
+}
+
+fn write_canonical<S: Sink>(value: &Value, out: &mut S) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
+            out.put(b"{");
+            let in_order = map
+                .keys()
+                .zip(map.keys().skip(1))
+                .all(|(left, right)| left.as_bytes() < right.as_bytes());
+            if in_order {
+                // serde_json's default map is a BTreeMap: already in canonical order.
+                write_entries(map.iter(), out);
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+                write_entries(entries.into_iter(), out);
             }
-            out.push('}');
+            out.put(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            out.put(b"[");
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
-                    out.push(',');
+                    out.put(b",");
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.put(b"]");
         }
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
-            out.push_str(&value.to_string())
+            write_scalar(out, value);
         }
+    }
+}
+
+fn write_entries<'v, S: Sink>(entries: impl Iterator<Item = (&'v String, &'v Value)>, out: &mut S) {
+    for (index, (key, item)) in entries.enumerate() {
+        if index > 0 {
+            out.put(b",");
+        }
+        write_json_string(out, key);
+        out.put(b":");
+        write_canonical(item, out);
     }
 }
 
@@ -202,4 +267,72 @@ pub fn verify_chain(events: &[RecordedEvent]) -> Result<(), ChainBreak> {
         expected_prev = event.hash.clone();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn sample_data() -> Value {
+        json!({"step": "b", "attempt": 1, "output": {"z": 1, "a": [true, null, "é\"\\\n"], "m": {"y": 2.5, "x": -3}}})
+    }
+
+    fn sample_at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + chrono::Duration::microseconds(1)
+    }
+
+    #[test]
+    fn chain_hash_matches_an_independent_implementation() {
+        // Computed with Python: sha256(prev + json.dumps(body, sort_keys=True,
+        // separators=(",", ":"), ensure_ascii=False)), the recipe ARCHITECTURE.md gives.
+        let hash = chain_hash(
+            GENESIS_HASH,
+            3,
+            "step_succeeded",
+            sample_at(),
+            "system",
+            &sample_data(),
+        );
+        assert_eq!(
+            hash,
+            "3807563de7391bd727967ca6ec21017f101dee7909beea5a76425964cf0b28ef"
+        );
+    }
+
+    #[test]
+    fn chain_hash_equals_the_hash_of_the_canonical_envelope() {
+        let envelope = json!({
+            "seq": 3,
+            "type": "step_succeeded",
+            "at": format_instant(sample_at()),
+            "actor": "system",
+            "data": sample_data(),
+        });
+        let mut hasher = Sha256::new();
+        hasher.update(GENESIS_HASH.as_bytes());
+        hasher.update(canonical_json(&envelope).as_bytes());
+        assert_eq!(
+            chain_hash(
+                GENESIS_HASH,
+                3,
+                "step_succeeded",
+                sample_at(),
+                "system",
+                &sample_data()
+            ),
+            hex::encode(hasher.finalize())
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_by_bytes_and_drops_white_space() {
+        let value = json!({"b": [1, {"d": null, "c": "x y"}], "a": "é", "B": false});
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"B":false,"a":"é","b":[1,{"c":"x y","d":null}]}"#
+        );
+    }
 }
