@@ -209,21 +209,39 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn unknown_route(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> ApiError {
-    // Unknown paths under /api/v1 need a token too, so that the API's shape is not
-    // revealed to anonymous callers.
-    let path = uri.path();
-    let under_api = path
+/// Unknown paths and methods under /api/v1 need a token too, so that the API's shape is
+/// not revealed to anonymous callers: the 401 comes before the 404 or 405.
+async fn authenticate_under_api(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let under_api = uri
+        .path()
         .strip_prefix(API_PREFIX)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if under_api && let Err(error) = auth::authenticate(&state, &headers).await {
-        return error;
+    if under_api {
+        auth::authenticate(state, headers).await?;
     }
-    ApiError::not_found("no such route; the API is under /api/v1 (see DESIGN.md §5)")
+    Ok(())
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
+async fn unknown_route(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match authenticate_under_api(&state, &uri, &headers).await {
+        Err(error) => error,
+        Ok(()) => ApiError::not_found("no such route; the API is under /api/v1 (see DESIGN.md §5)"),
+    }
+}
+
+async fn method_not_allowed(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiError {
+    match authenticate_under_api(&state, &uri, &headers).await {
+        Err(error) => error,
+        Ok(()) => ApiError::method_not_allowed(),
+    }
 }
 
 /// Deploy a definition (YAML or JSON): 201 for a new version, 200 when unchanged.
