@@ -761,3 +761,81 @@ fn every_signed_route_is_outside_the_role_walk() {
         }
     }
 }
+
+/// Whether `value` matches the document's component schema `name`; the errors if not.
+fn schema_errors(document: &Value, name: &str, value: &Value) -> Vec<String> {
+    // The whole document is the schema root, so `#/components/schemas/…` references
+    // resolve; its other keys are not JSON Schema keywords and are ignored.
+    let mut schema = document.clone();
+    schema["$ref"] = json!(format!("#/components/schemas/{name}"));
+    let validator = jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|error| panic!("schema {name} does not compile: {error}"));
+    validator
+        .iter_errors(value)
+        .map(|error| format!("{}: {error}", error.instance_path()))
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_match_the_schemas_the_document_gives_them() {
+    let app = TestApp::new().await;
+    app.deploy(ECHO).await;
+    app.deploy(FAILING).await;
+    let completed = app
+        .run_to_end("echo", json!({"name": "x"}), InstanceStatus::Completed)
+        .await;
+    let failed = app
+        .run_to_end("failing", json!({}), InstanceStatus::Failed)
+        .await;
+    let document = openapi_document(&app).await;
+    let get = |uri: String| {
+        let app = &app;
+        async move {
+            let answer = app.call(Method::GET, &uri, Some(ADMIN_TOKEN), None).await;
+            assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.text);
+            answer.json()
+        }
+    };
+    let mut checks = vec![
+        (
+            "Instance",
+            get(format!("/api/v1/instances/{completed}")).await,
+        ),
+        ("Instance", get(format!("/api/v1/instances/{failed}")).await),
+        (
+            "History",
+            get(format!("/api/v1/instances/{failed}/history")).await,
+        ),
+        (
+            "Replay",
+            get(format!("/api/v1/instances/{completed}/replay")).await,
+        ),
+        (
+            "Definition",
+            get("/api/v1/definitions/echo".to_owned()).await,
+        ),
+    ];
+    let error = app
+        .call(
+            Method::GET,
+            "/api/v1/instances/nothing",
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    checks.push(("ErrorBody", error.json()));
+    for (name, value) in &checks {
+        let errors = schema_errors(&document, name, value);
+        assert!(errors.is_empty(), "{name}: {errors:?}\n{value}");
+    }
+    // The check can fail: a value without the required fields does not match.
+    assert!(!schema_errors(&document, "Instance", &json!({"id": "x"})).is_empty());
+}
+
+async fn openapi_document(app: &TestApp) -> Value {
+    let answer = app
+        .call(Method::GET, "/api/v1/openapi.json", Some(ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.json()
+}
