@@ -4,7 +4,7 @@
 //! Handlers translate between HTTP and [`Engine`] calls and nothing more: validation,
 //! state changes and their conflicts are the engine's, and its errors become responses
 //! through [`ApiError`]'s `From` impl. Who may call what is [`crate::policy`]'s, applied
-//! by [`auth::authorize`] before any handler runs.
+//! by `auth::authorize` before any handler runs.
 //!
 //! Adding a route: write the handler with a `#[utoipa::path]` attribute, register it in
 //! [`api_router`] with `routes!` (one line: router and OpenAPI document at once), and add

@@ -6,7 +6,7 @@
 //! compared in constant time; a stored token is found by its hash, which reveals nothing
 //! about the token through timing. No token is ever logged: nothing here logs headers.
 //!
-//! [`authorize`] runs on every matched route and applies [`crate::policy::RULES`]:
+//! `authorize` runs on every matched route and applies [`crate::policy::RULES`]:
 //! 401 without a valid token, 403 for a role the rule does not name.
 
 use std::fmt;
@@ -82,7 +82,7 @@ impl FromStr for Role {
     }
 }
 
-/// The authenticated caller of a request, put into its extensions by [`authorize`].
+/// The authenticated caller of a request, put into its extensions by `authorize`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The user the token names; the actor recorded in history for the caller's actions.

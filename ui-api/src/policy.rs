@@ -6,7 +6,7 @@
 //! Adding a route: one line in [`RULES`] (method, path as registered, who), and the
 //! handler registered with `routes!` in [`crate::api`] (which documents it in OpenAPI).
 //!
-//! Decisions (see ARCHITECTURE.md "Access policy"): every role reads definitions and
+//! Decisions (see ARCHITECTURE.md "Identity and access"): every role reads definitions and
 //! instances (the catalogue and the state of runs are needed to approve or audit them);
 //! analysts deploy, start, cancel, retry, signal and read history; approvers list and
 //! decide approvals (assignment is checked by the approval handlers, 403 otherwise);
