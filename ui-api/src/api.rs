@@ -1,21 +1,30 @@
-//! The HTTP API (DESIGN.md §5): `/api/v1` behind a bearer token, `/healthz` without.
+//! The HTTP API (DESIGN.md §5): `/api/v1` behind bearer tokens and the access policy,
+//! `/healthz` and `/metrics` without.
 //!
 //! Handlers translate between HTTP and [`Engine`] calls and nothing more: validation,
 //! state changes and their conflicts are the engine's, and its errors become responses
-//! through [`ApiError`]'s `From` impl.
+//! through [`ApiError`]'s `From` impl. Who may call what is [`crate::policy`]'s, applied
+//! by `auth::authorize` before any handler runs.
+//!
+//! Adding a route: write the handler with a `#[utoipa::path]` attribute, register it in
+//! [`api_router`] with `routes!` (one line: router and OpenAPI document at once), and add
+//! its rule to [`crate::policy::RULES`] (one line).
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router, middleware};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId};
 use gridflow_runtime::{DefinitionView, Engine, InstanceView, Replayed};
@@ -24,10 +33,14 @@ use gridflow_store::InstanceFilter;
 use crate::auth::{self, Caller};
 use crate::error::{self, ApiError};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RawBody};
+use crate::openapi::{self, ErrorBody};
+use crate::{metrics, tokens};
 
-/// Page size of `GET /instances` when `limit` is not given.
+/// Where the API is mounted.
+pub const API_PREFIX: &str = "/api/v1";
+/// Page size of a list when `limit` is not given.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// The largest page `GET /instances` returns.
+/// The largest page a list returns.
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// What every handler shares. Cheap to clone.
@@ -49,34 +62,42 @@ impl fmt::Debug for AppState {
     }
 }
 
-/// The whole HTTP application: `/api/v1` (bearer token) and `/healthz` (open).
+/// Every route of `/api/v1`, each registered with its OpenAPI description.
+///
+/// [`app`] serves it and [`crate::openapi::document`] documents it, so the two cannot
+/// disagree. One `routes!` per path (handlers of one path share it).
+pub fn api_router() -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(deploy, list_definitions))
+        .routes(routes!(latest_definition))
+        .routes(routes!(definition_versions))
+        .routes(routes!(definition_version))
+        .routes(routes!(start_instance))
+        .routes(routes!(list_instances))
+        .routes(routes!(instance))
+        .routes(routes!(cancel))
+        .routes(routes!(retry_step))
+        .routes(routes!(history))
+        .routes(routes!(replay))
+        .routes(routes!(tokens::post_token))
+        .routes(routes!(openapi::openapi_json));
+    OpenApiRouter::new().nest(API_PREFIX, routes)
+}
+
+/// The whole HTTP application: `/api/v1` (bearer token and role policy), `/healthz` and
+/// `/metrics` (open).
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/definitions", post(deploy).get(list_definitions))
-        .route("/definitions/{id}", get(latest_definition))
-        .route("/definitions/{id}/versions", get(definition_versions))
-        .route(
-            "/definitions/{id}/versions/{version}",
-            get(definition_version),
-        )
-        .route("/definitions/{id}/instances", post(start_instance))
-        .route("/instances", get(list_instances))
-        .route("/instances/{id}", get(instance))
-        .route("/instances/{id}/cancel", post(cancel))
-        .route("/instances/{id}/steps/{step}/retry", post(retry_step))
-        .route("/instances/{id}/history", get(history))
-        .route("/instances/{id}/replay", get(replay))
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        // A layer, not a route layer: unknown paths under /api/v1 need a token too, so
-        // that the API's shape is not revealed to anonymous callers.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+    let (api, _document) = api_router().split_for_parts();
+    // A route layer runs after routing, so it knows the matched route and its rule; it
+    // covers exactly the API routes, which is why the open routes are added after it.
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authorize,
+    ));
     Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", api)
+        .route("/metrics", get(metrics::metrics))
+        .merge(api)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(error::log_errors))
@@ -84,7 +105,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// `{id, version}` of a deploy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeployResponse {
     /// Definition id.
     pub id: String,
@@ -93,7 +114,7 @@ pub struct DeployResponse {
 }
 
 /// A list: `{items, next_cursor}`; `next_cursor` is `null` on the last page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct List<T> {
     /// The items.
     pub items: Vec<T>,
@@ -102,11 +123,12 @@ pub struct List<T> {
 }
 
 /// Body of `POST /definitions/{id}/instances`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// The start input; `{}` when absent.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub input: Value,
     /// The definition version; the latest when absent.
     #[serde(default)]
@@ -118,14 +140,14 @@ fn empty_object() -> Value {
 }
 
 /// `{instance_id}` of a start.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StartResponse {
     /// The new instance's id.
     pub instance_id: String,
 }
 
 /// Optional body of `POST /instances/{id}/cancel`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Why, recorded in history.
@@ -134,7 +156,7 @@ pub struct CancelRequest {
 }
 
 /// `GET /instances/{id}/history`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct History {
     /// The instance.
     pub instance_id: String,
@@ -143,7 +165,7 @@ pub struct History {
 }
 
 /// One history event, without the instance id that its [`History`] already gives.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HistoryEvent {
     /// Position, from 1.
     pub seq: u64,
@@ -155,6 +177,7 @@ pub struct HistoryEvent {
     /// `system` or the acting user.
     pub actor: String,
     /// Event-specific data.
+    #[schema(value_type = Object)]
     pub data: Value,
     /// Hash of the previous event.
     pub prev_hash: String,
@@ -186,14 +209,53 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn unknown_route() -> ApiError {
-    ApiError::not_found("no such route; the API is under /api/v1 (see DESIGN.md §5)")
+/// Unknown paths and methods under /api/v1 need a token too, so that the API's shape is
+/// not revealed to anonymous callers: the 401 comes before the 404 or 405.
+async fn authenticate_under_api(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let under_api = uri
+        .path()
+        .strip_prefix(API_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if under_api {
+        auth::authenticate(state, headers).await?;
+    }
+    Ok(())
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
+async fn unknown_route(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match authenticate_under_api(&state, &uri, &headers).await {
+        Err(error) => error,
+        Ok(()) => ApiError::not_found("no such route; the API is under /api/v1 (see DESIGN.md §5)"),
+    }
 }
 
+async fn method_not_allowed(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiError {
+    match authenticate_under_api(&state, &uri, &headers).await {
+        Err(error) => error,
+        Ok(()) => ApiError::method_not_allowed(),
+    }
+}
+
+/// Deploy a definition (YAML or JSON): 201 for a new version, 200 when unchanged.
+#[utoipa::path(
+    post,
+    path = "/definitions",
+    tag = "definitions",
+    request_body(content = String, content_type = "application/yaml", description = "The definition, as YAML or JSON"),
+    responses(
+        (status = 201, description = "A new version was stored", body = DeployResponse),
+        (status = 200, description = "The latest version has this content already", body = DeployResponse),
+        (status = 422, description = "The definition is invalid; every problem is listed", body = ErrorBody),
+    )
+)]
 async fn deploy(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -215,16 +277,98 @@ async fn deploy(
     ))
 }
 
-async fn list_definitions(
-    State(state): State<AppState>,
-) -> Result<Json<List<DefinitionView>>, ApiError> {
-    // Definitions are few: one page holds them all.
-    Ok(Json(List {
-        items: state.engine.list_definitions().await?,
-        next_cursor: None,
-    }))
+/// Query of the lists paged by cursor alone.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
 }
 
+/// An empty parameter (`?status=`) means the same as an absent one.
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
+}
+
+/// The `limit` parameter: 1 to [`MAX_PAGE_SIZE`], [`DEFAULT_PAGE_SIZE`] when absent.
+fn page_size(limit: Option<String>) -> Result<u32, ApiError> {
+    match present(limit) {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(limit) => limit
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "limit",
+                    format!("expected a whole number from 1 to {MAX_PAGE_SIZE}, got {limit:?}"),
+                )
+            }),
+    }
+}
+
+/// One page of `items` (already in list order): those after the cursor, at most `limit`.
+/// `next_cursor` is the key of the page's last item when more follow.
+fn page_of<T>(
+    items: Vec<T>,
+    after_cursor: impl Fn(&T) -> bool,
+    cursor_of: impl Fn(&T) -> String,
+    limit: u32,
+) -> List<T> {
+    let mut rest = items.into_iter().filter(|item| after_cursor(item));
+    let items: Vec<T> = rest
+        .by_ref()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    let next_cursor = match rest.next() {
+        Some(_) => items.last().map(cursor_of),
+        None => None,
+    };
+    List { items, next_cursor }
+}
+
+/// List definitions (latest version of each), by id, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/definitions",
+    tag = "definitions",
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
+    ),
+    responses((status = 200, description = "One page of definitions", body = List<openapi::Definition>))
+)]
+async fn list_definitions(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<List<DefinitionView>>, ApiError> {
+    // Definitions are few (one row per id): the page is cut from the whole list, ordered
+    // by id, and the cursor is the last id of the page.
+    let limit = page_size(query.limit)?;
+    let cursor = present(query.cursor);
+    let definitions = state.engine.list_definitions().await?;
+    Ok(Json(page_of(
+        definitions,
+        |definition| {
+            cursor
+                .as_deref()
+                .is_none_or(|cursor| definition.id.as_str() > cursor)
+        },
+        |definition| definition.id.clone(),
+        limit,
+    )))
+}
+
+/// The latest version of a definition.
+#[utoipa::path(
+    get,
+    path = "/definitions/{definition_id}",
+    tag = "definitions",
+    params(("definition_id" = String, Path, description = "Definition id")),
+    responses(
+        (status = 200, description = "The latest version", body = openapi::Definition),
+        (status = 404, description = "No such definition", body = ErrorBody),
+    )
+)]
 async fn latest_definition(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -237,19 +381,60 @@ async fn latest_definition(
     ))
 }
 
+/// Every version of a definition, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/definitions/{definition_id}/versions",
+    tag = "definitions",
+    params(
+        ("definition_id" = String, Path, description = "Definition id"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "One page of versions", body = List<openapi::Definition>),
+        (status = 404, description = "No such definition", body = ErrorBody),
+    )
+)]
 async fn definition_versions(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<List<DefinitionView>>, ApiError> {
-    Ok(Json(List {
-        items: state
-            .engine
-            .definition_versions(&DefinitionId::from(id))
-            .await?,
-        next_cursor: None,
-    }))
+    let limit = page_size(query.limit)?;
+    let after_version = present(query.cursor)
+        .map(|cursor| {
+            cursor.parse::<u32>().map_err(|_| {
+                ApiError::bad_parameter("cursor", format!("{cursor:?} is not a version cursor"))
+            })
+        })
+        .transpose()?;
+    let versions = state
+        .engine
+        .definition_versions(&DefinitionId::from(id))
+        .await?;
+    Ok(Json(page_of(
+        versions,
+        |definition| after_version.is_none_or(|after| definition.version > after),
+        |definition| definition.version.to_string(),
+        limit,
+    )))
 }
 
+/// One version of a definition.
+#[utoipa::path(
+    get,
+    path = "/definitions/{definition_id}/versions/{version}",
+    tag = "definitions",
+    params(
+        ("definition_id" = String, Path, description = "Definition id"),
+        ("version" = u32, Path, description = "Version, from 1"),
+    ),
+    responses(
+        (status = 200, description = "That version", body = openapi::Definition),
+        (status = 404, description = "No such definition or version", body = ErrorBody),
+    )
+)]
 async fn definition_version(
     State(state): State<AppState>,
     ApiPath((id, version)): ApiPath<(String, u32)>,
@@ -262,6 +447,19 @@ async fn definition_version(
     ))
 }
 
+/// Start an instance of a definition (the latest version unless `version` is given).
+#[utoipa::path(
+    post,
+    path = "/definitions/{definition_id}/instances",
+    tag = "instances",
+    params(("definition_id" = String, Path, description = "Definition id")),
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "Started; `Location` names the instance", body = StartResponse),
+        (status = 404, description = "No such definition or version", body = ErrorBody),
+        (status = 422, description = "The input does not match the definition's input schema", body = ErrorBody),
+    )
+)]
 async fn start_instance(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,29 +497,31 @@ struct InstanceQuery {
     limit: Option<String>,
 }
 
+/// List instances, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/instances",
+    tag = "instances",
+    params(
+        ("status" = Option<openapi::InstanceStatus>, Query, description = "Only instances with this status"),
+        ("definition" = Option<String>, Query, description = "Only instances of this definition"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "One page of instances", body = List<openapi::Instance>),
+        (status = 400, description = "A parameter is not valid", body = ErrorBody),
+    )
+)]
 async fn list_instances(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<InstanceQuery>,
 ) -> Result<Json<List<InstanceView>>, ApiError> {
-    // An empty parameter (`?status=`) means the same as an absent one.
-    let present = |value: Option<String>| value.filter(|value| !value.is_empty());
     let status = present(query.status)
         .map(|status| InstanceStatus::from_str(&status))
         .transpose()
         .map_err(|message| ApiError::bad_parameter("status", message))?;
-    let limit = match present(query.limit) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(limit) => limit
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_parameter(
-                    "limit",
-                    format!("expected a whole number from 1 to {MAX_PAGE_SIZE}, got {limit:?}"),
-                )
-            })?,
-    };
+    let limit = page_size(query.limit)?;
     let filter = InstanceFilter {
         status,
         definition: present(query.definition).map(DefinitionId::from),
@@ -337,6 +537,17 @@ async fn list_instances(
     }))
 }
 
+/// An instance's state: status, steps with status, attempts and output.
+#[utoipa::path(
+    get,
+    path = "/instances/{instance_id}",
+    tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id")),
+    responses(
+        (status = 200, description = "The instance", body = openapi::Instance),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
 async fn instance(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -344,6 +555,19 @@ async fn instance(
     Ok(Json(state.engine.instance(&InstanceId::from(id)).await?))
 }
 
+/// Cancel an instance: active work stops, nothing is compensated.
+#[utoipa::path(
+    post,
+    path = "/instances/{instance_id}/cancel",
+    tag = "instances",
+    params(("instance_id" = String, Path, description = "Instance id")),
+    request_body(content = CancelRequest, description = "Optional: why"),
+    responses(
+        (status = 200, description = "The cancelled instance", body = openapi::Instance),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "The instance has finished already", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -356,6 +580,21 @@ async fn cancel(
     Ok(Json(state.engine.instance(&instance).await?))
 }
 
+/// Retry a failed step of a failed instance, with the next attempt number.
+#[utoipa::path(
+    post,
+    path = "/instances/{instance_id}/steps/{step_id}/retry",
+    tag = "instances",
+    params(
+        ("instance_id" = String, Path, description = "Instance id"),
+        ("step_id" = String, Path, description = "Step id"),
+    ),
+    responses(
+        (status = 200, description = "The instance, running again", body = openapi::Instance),
+        (status = 404, description = "No such instance or step", body = ErrorBody),
+        (status = 409, description = "The step cannot be retried now", body = ErrorBody),
+    )
+)]
 async fn retry_step(
     State(state): State<AppState>,
     caller: Caller,
@@ -369,6 +608,17 @@ async fn retry_step(
     Ok(Json(state.engine.instance(&instance).await?))
 }
 
+/// An instance's history: its hash-chained events in seq order.
+#[utoipa::path(
+    get,
+    path = "/instances/{instance_id}/history",
+    tag = "history",
+    params(("instance_id" = String, Path, description = "Instance id")),
+    responses(
+        (status = 200, description = "The history", body = History),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
 async fn history(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -386,6 +636,20 @@ struct ReplayQuery {
     at: Option<u64>,
 }
 
+/// An instance's state replayed from its history, up to seq `at` (all of it when absent).
+#[utoipa::path(
+    get,
+    path = "/instances/{instance_id}/replay",
+    tag = "history",
+    params(
+        ("instance_id" = String, Path, description = "Instance id"),
+        ("at" = Option<u64>, Query, description = "Fold the history up to this seq"),
+    ),
+    responses(
+        (status = 200, description = "The replayed state", body = openapi::Replay),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,

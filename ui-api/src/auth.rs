@@ -1,10 +1,18 @@
-//! Bearer-token authentication of `/api/v1`.
+//! Bearer-token authentication and role authorization of `/api/v1`.
 //!
-//! For now there is one token, the admin token given to `gridflow serve`, and it names the
-//! user `admin`; stored tokens with roles and groups come later. The token is compared in
-//! constant time and is never logged: nothing here logs the request's headers.
+//! Two kinds of token are accepted: the admin token given to `gridflow serve` (it names
+//! the user `admin`), and tokens created through `POST /api/v1/tokens`, stored as the
+//! SHA-256 of their text with the user, role and groups they name. The admin token is
+//! compared in constant time; a stored token is found by its hash, which reveals nothing
+//! about the token through timing. No token is ever logged: nothing here logs headers.
+//!
+//! `authorize` runs on every matched route and applies [`crate::policy::RULES`]:
+//! 401 without a valid token, 403 for a role the rule does not name.
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::fmt;
+use std::str::FromStr;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
@@ -12,17 +20,23 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::AppState;
+use crate::api::{API_PREFIX, AppState};
 use crate::error::ApiError;
+use crate::policy::{self, Access, Decision};
 
 /// The user that the admin token names; the actor recorded in history for its requests.
 pub const ADMIN_USER: &str = "admin";
+
+/// What every token created by gridflow starts with, so that a leaked one is recognisable
+/// (secret scanners, logs).
+pub const TOKEN_PREFIX: &str = "gf_";
 
 /// What a token allows (DESIGN.md §5): analysts deploy, start, cancel and read; approvers
 /// decide the approvals assigned to them or their groups; auditors read history, replay,
 /// verify and export; admins do everything, tokens included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum Role {
     /// Deploys definitions, starts, cancels and reads instances.
     Analyst,
@@ -34,7 +48,41 @@ pub enum Role {
     Admin,
 }
 
-/// The authenticated caller of a request, put into its extensions by the token middleware.
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Analyst, Role::Approver, Role::Auditor, Role::Admin];
+
+    /// The lowercase name used in the API, the CLI and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                format!("unknown role {text:?}: expected analyst, approver, auditor or admin")
+            })
+    }
+}
+
+/// The authenticated caller of a request, put into its extensions by `authorize`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The user the token names; the actor recorded in history for the caller's actions.
@@ -49,8 +97,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Every route that asks for a caller sits behind `require_token`; a route outside
-        // it that asks anyway is refused rather than served anonymously.
+        // Every route with a role rule passes `authorize`, which inserts the caller; a
+        // route without one that asks anyway is refused rather than served anonymously.
         parts
             .extensions
             .get::<Caller>()
@@ -59,21 +107,86 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Middleware: refuses requests without a valid `Authorization: Bearer <token>` (401).
-pub(crate) async fn require_token(
+/// A new random token: [`TOKEN_PREFIX`] and 32 random bytes in hex. Shown once.
+pub fn generate_token() -> String {
+    format!("{TOKEN_PREFIX}{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// What the store keeps of a token: the lowercase hex SHA-256 of its text.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The caller that the request's bearer token names; 401 without a valid one.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let presented = bearer_token(headers)?;
+    if token_matches(presented, &state.admin_token) {
+        return Ok(Caller {
+            user: ADMIN_USER.to_owned(),
+            groups: Vec::new(),
+            role: Role::Admin,
+        });
+    }
+    let record = state
+        .engine
+        .token_by_hash(&token_hash(presented))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))?;
+    let role = Role::from_str(&record.role).map_err(|problem| {
+        ApiError::internal(format!("stored token of user {:?}: {problem}", record.user))
+    })?;
+    Ok(Caller {
+        user: record.user,
+        groups: record.groups,
+        role,
+    })
+}
+
+/// Middleware on every matched route of `/api/v1`: applies the policy.
+///
+/// Order: the route's rule is looked up first; a signed route (webhooks) goes straight
+/// to its handler; otherwise the token is checked (401), then the role (403). A method
+/// the path does not serve is 405 once authenticated, and a served route without a rule
+/// is refused with 500 (a bug that tests catch).
+pub(crate) async fn authorize(
     State(state): State<AppState>,
+    matched: Option<MatchedPath>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = bearer_token(request.headers())?;
-    if !token_matches(presented, &state.admin_token) {
-        return Err(ApiError::unauthorized("the bearer token is not valid"));
+    let full_path = matched
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
+    let path = full_path.strip_prefix(API_PREFIX).unwrap_or(full_path);
+    let roles = match policy::decide(request.method(), path) {
+        Decision::Rule(Access::Signed) => return Ok(next.run(request).await),
+        Decision::Rule(Access::Roles(roles)) => roles,
+        Decision::MethodNotAllowed => {
+            authenticate(&state, request.headers()).await?;
+            return Err(ApiError::method_not_allowed());
+        }
+        Decision::Missing => {
+            return Err(ApiError::internal(format!(
+                "route {} {full_path} has no rule in the access policy",
+                request.method()
+            )));
+        }
+    };
+    let caller = authenticate(&state, request.headers()).await?;
+    if !roles.contains(&caller.role) {
+        let allowed: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+        return Err(ApiError::forbidden(format!(
+            "role {} may not {} {full_path}; allowed: {}",
+            caller.role,
+            request.method(),
+            allowed.join(", ")
+        )));
     }
-    request.extensions_mut().insert(Caller {
-        user: ADMIN_USER.to_owned(),
-        groups: Vec::new(),
-        role: Role::Admin,
-    });
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
 
@@ -130,6 +243,36 @@ mod tests {
             bearer_token(&HeaderMap::new()).unwrap_err().code(),
             "unauthorized"
         );
+    }
+
+    #[test]
+    fn roles_read_back_from_their_names() {
+        for role in Role::ALL {
+            assert_eq!(Role::from_str(role.as_str()), Ok(role));
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::json!(role.as_str())
+            );
+        }
+        let error = Role::from_str("Admin").unwrap_err();
+        assert!(error.contains("\"Admin\""), "{error}");
+    }
+
+    #[test]
+    fn generated_tokens_are_prefixed_random_and_hashed_to_hex() {
+        let first = generate_token();
+        let second = generate_token();
+        assert!(first.starts_with(TOKEN_PREFIX));
+        assert_eq!(first.len(), TOKEN_PREFIX.len() + 64);
+        assert_ne!(first, second);
+        let hash = token_hash(&first);
+        assert_eq!(hash.len(), 64);
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert!(!hash.contains(&first[TOKEN_PREFIX.len()..]));
+        assert_eq!(token_hash(&first), hash);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use gridflow_connectors::Registry;
 use gridflow_core::InstanceStatus;
 use gridflow_core::validate;
 
+use crate::auth::Role;
 use crate::client::{Client, ClientError};
 use crate::output;
 
@@ -186,6 +187,31 @@ pub enum ClientCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Manage API tokens (admin only).
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// `gridflow token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token for a user; prints the token on stdout, once (only its hash is kept).
+    Create {
+        /// What the token allows: analyst, approver, auditor or admin.
+        #[arg(long, value_parser = Role::from_str)]
+        role: Role,
+        /// The user the token names (recorded in history as the actor).
+        #[arg(long)]
+        user: String,
+        /// A group of the user (repeat for several), for approval assignment.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 impl ClientCommand {
@@ -198,7 +224,10 @@ impl ClientCommand {
             | ClientCommand::History { server, .. }
             | ClientCommand::Cancel { server, .. }
             | ClientCommand::Retry { server, .. }
-            | ClientCommand::Replay { server, .. } => server,
+            | ClientCommand::Replay { server, .. }
+            | ClientCommand::Token {
+                action: TokenAction::Create { server, .. },
+            } => server,
         }
     }
 }
@@ -346,6 +375,30 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
             let query: Vec<(&str, &str)> = at.as_deref().map(|at| ("at", at)).into_iter().collect();
             output::json(&client.get(&["instances", &id, "replay"], &query).await?);
         }
+        ClientCommand::Token {
+            action: TokenAction::Create {
+                role, user, groups, ..
+            },
+        } => {
+            let body = json!({ "user": user, "role": role, "groups": groups });
+            let answer = client.post_json(&["tokens"], &body).await?;
+            match answer.get("token").and_then(Value::as_str) {
+                // The token alone on stdout, so that `$(gridflow token create …)` captures
+                // it; what it names goes to stderr.
+                Some(token) => {
+                    output::line(token);
+                    output::error_line(format!(
+                        "token for user {user} (role {role}{}); it is shown only this once",
+                        if groups.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", groups {}", groups.join(", "))
+                        }
+                    ));
+                }
+                None => output::json(&answer),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -429,6 +482,49 @@ mod tests {
         let error =
             Cli::try_parse_from(["gridflow", "start", "hello", "--input", "{oops"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn token_create_takes_a_role_a_user_and_repeated_groups() {
+        let cli = Cli::try_parse_from([
+            "gridflow",
+            "token",
+            "create",
+            "--role",
+            "approver",
+            "--user",
+            "bob",
+            "--group",
+            "brand-managers",
+            "--group",
+            "legal",
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Token {
+            action: TokenAction::Create {
+                role, user, groups, ..
+            },
+        }) = cli.command
+        else {
+            panic!("expected token create");
+        };
+        assert_eq!(role, Role::Approver);
+        assert_eq!(user, "bob");
+        assert_eq!(groups, ["brand-managers", "legal"]);
+    }
+
+    #[test]
+    fn bad_or_missing_token_arguments_are_usage_errors() {
+        for arguments in [
+            &[
+                "gridflow", "token", "create", "--role", "boss", "--user", "bob",
+            ][..],
+            &["gridflow", "token", "create", "--user", "bob"][..],
+            &["gridflow", "token", "create", "--role", "admin"][..],
+        ] {
+            let error = Cli::try_parse_from(arguments).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{arguments:?}");
+        }
     }
 
     #[test]

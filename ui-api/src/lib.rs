@@ -4,7 +4,11 @@
 //!   handle [`gridflow_runtime::Engine`];
 //! - [`error`]: [`ApiError`], the one error body of every failed request, and its
 //!   mapping from engine errors;
-//! - [`auth`]: the bearer-token middleware;
+//! - [`auth`]: bearer tokens (the admin token, stored tokens by hash) and the middleware
+//!   that applies [`policy`], the one table of which role may call which route;
+//! - [`tokens`]: `POST /api/v1/tokens` and the sandbox's demo users;
+//! - [`openapi`]: the OpenAPI 3.1 document generated from the routes;
+//! - [`metrics`]: `GET /metrics` in the OpenMetrics text format;
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s;
 //! - [`cli`], [`client`], [`output`]: the command line of DESIGN.md §6.
 //!
@@ -18,7 +22,11 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod openapi;
 pub mod output;
+pub mod policy;
+pub mod tokens;
 
 pub use api::{AppState, app};
 pub use error::ApiError;

@@ -98,6 +98,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "  use it with the CLI: export GRIDFLOW_TOKEN={admin_token}"
         ));
     }
+    if args.sandbox {
+        // Fresh demo tokens on every start: earlier ones cannot be shown again, since only
+        // their hashes are stored. Printed once, to stderr, like a generated admin token.
+        let demo_users = gridflow::tokens::create_sandbox_tokens(&engine)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("cannot create the sandbox users: {}", error.message())
+            })?;
+        output::error_line("sandbox users (tokens shown once):");
+        for (user, token) in demo_users {
+            let groups = if user.groups.is_empty() {
+                String::new()
+            } else {
+                format!(" groups={}", user.groups.join(","))
+            };
+            output::error_line(format!(
+                "  {:<5} role={:<8}{groups} token={token}",
+                user.user, user.role
+            ));
+        }
+    }
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).
     output::line(format!("gridflow listening on http://{address}"));
 

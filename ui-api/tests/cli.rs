@@ -144,13 +144,46 @@ struct Server {
 
 impl Server {
     fn start(database: &Path) -> Self {
+        Self::start_with(database, &[], Stdio::null())
+    }
+
+    /// `serve --sandbox`, and the lines it printed to stderr up to the `count`th that
+    /// names a demo user's token (waited for with a deadline).
+    fn start_sandbox(database: &Path, count: usize) -> (Self, Vec<String>) {
+        let mut server = Self::start_with(database, &["--sandbox"], Stdio::piped());
+        let stderr = server.child.stderr.take().expect("stderr is piped");
+        let (lines, received) = mpsc::channel();
+        // The thread drains stderr for the server's whole life: a closed pipe would make
+        // the server's later writes to stderr fail.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut users = Vec::new();
+        while users.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = received.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("serve printed {} sandbox users, not {count}", users.len())
+            });
+            if line.contains("token=") {
+                users.push(line);
+            }
+        }
+        (server, users)
+    }
+
+    fn start_with(database: &Path, extra: &[&str], stderr: Stdio) -> Self {
         let mut child = gridflow()
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
             .arg(format!("sqlite://{}?mode=rwc", database.display()))
             .args(["--sqlite-synchronous", "normal"])
+            .args(extra)
             .env("GRIDFLOW_ADMIN_TOKEN", TOKEN)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("gridflow serve starts");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -274,4 +307,82 @@ fn serve_runs_client_commands_end_to_end() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn sandbox_users_and_token_create_work_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yaml", GOOD);
+    let (server, users) = Server::start_sandbox(&dir.path().join("gridflow.db"), 4);
+    let token_of = |role: &str| -> String {
+        let line = users
+            .iter()
+            .find(|line| line.contains(&format!("role={role}")))
+            .unwrap_or_else(|| panic!("no {role} in {users:?}"));
+        line.rsplit("token=").next().unwrap().trim().to_owned()
+    };
+    let approver_lines = users
+        .iter()
+        .filter(|line| line.contains("role=approver"))
+        .count();
+    assert_eq!(approver_lines, 2, "{users:?}");
+    assert!(
+        users
+            .iter()
+            .filter(|line| line.contains("groups=brand-managers"))
+            .count()
+            == 2
+    );
+
+    // The analyst deploys; the auditor may not.
+    let (code, stdout, stderr) = run(server
+        .client()
+        .env("GRIDFLOW_TOKEN", token_of("auditor"))
+        .arg("deploy")
+        .arg(&good));
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("forbidden"), "{stderr}");
+    let (code, stdout, stderr) = run(server
+        .client()
+        .env("GRIDFLOW_TOKEN", token_of("analyst"))
+        .arg("deploy")
+        .arg(&good));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+
+    // The admin creates a token; it is the only thing on stdout, and it works.
+    let (code, stdout, stderr) = run(server.client().args([
+        "token",
+        "create",
+        "--role",
+        "approver",
+        "--user",
+        "carl",
+        "--group",
+        "brand-managers",
+    ]));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let created = stdout.trim().to_owned();
+    assert!(
+        created.starts_with("gf_") && !created.contains(char::is_whitespace),
+        "{stdout}"
+    );
+    assert!(stderr.contains("carl"), "{stderr}");
+    let (code, _, stderr) =
+        run(server
+            .client()
+            .env("GRIDFLOW_TOKEN", &created)
+            .args(["instances", "--limit", "1"]));
+    assert_eq!(code, 0, "{stderr}");
+    // An approver may not create tokens: refused, exit 1.
+    let (code, _, stderr) = run(server
+        .client()
+        .env("GRIDFLOW_TOKEN", &created)
+        .args(["token", "create", "--role", "admin", "--user", "eve"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("forbidden"), "{stderr}");
+    // A role that does not exist is a usage error.
+    let (code, _, _) = run(server
+        .client()
+        .args(["token", "create", "--role", "boss", "--user", "eve"]));
+    assert_eq!(code, 2);
 }

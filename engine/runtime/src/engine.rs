@@ -86,7 +86,8 @@ impl Shared {
 /// The engine: deploy, start, operate and read instances. Clones share one engine.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    /// Crate-visible so that other modules (`monitoring`) add methods in their own files.
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -30,6 +30,7 @@ async fn execute(shared: Arc<Shared>, instance: InstanceId, dispatch: Dispatch) 
     let Ok(_permit) = shared.action_permits.clone().acquire_owned().await else {
         return;
     };
+    shared.stats.record_action_started();
     let system = gridflow_core::event::SYSTEM_ACTOR;
     shared.send(Message::Input {
         instance: instance.clone(),

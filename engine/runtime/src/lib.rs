@@ -17,11 +17,14 @@ mod driver;
 mod engine;
 pub mod error;
 mod executor;
+mod monitoring;
 mod stats;
 pub mod view;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};
-pub use stats::StatsSnapshot;
+pub use stats::{
+    APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
+};
 pub use view::{DefinitionView, InstanceView, StepView};

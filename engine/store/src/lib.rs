@@ -1,7 +1,8 @@
 //! gridflow-store: the persistence port of the engine and its implementations.
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
-//! [`BatchCommitter`], [`WorkReader`]) combined into [`Store`]. They speak domain types
+//! [`BatchCommitter`], [`WorkReader`], [`TokenStore`], [`StoreCounts`]) combined into
+//! [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -259,9 +260,47 @@ pub trait WorkReader: Send + Sync {
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>>;
 }
 
+/// An API token as stored: the SHA-256 of its text, never the text itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Lowercase hex SHA-256 of the token's text; unique.
+    pub hash: String,
+    /// The user the token names.
+    pub user: String,
+    /// The role the token grants, as the API spells it (`analyst`, `admin`, …); the store
+    /// does not interpret it.
+    pub role: String,
+    /// The groups the token names, for approval assignment.
+    pub groups: Vec<String>,
+    /// When the token was created.
+    pub created_at: DateTime<Utc>,
+    /// Who created it (a user, or `system` for tokens made at start-up).
+    pub created_by: String,
+}
+
+/// Creating and finding API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token; `Conflict` if a token with the same hash exists.
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    /// The token whose text hashes to `hash`, if any.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+}
+
+/// Counts for monitoring (`/metrics`).
+#[async_trait]
+pub trait StoreCounts: Send + Sync {
+    /// How many instances have each status; statuses without instances are left out.
+    async fn instance_counts(&self) -> Result<Vec<(InstanceStatus, u64)>>;
+    /// How many work items are queued (the outbox's depth).
+    async fn queued_work_count(&self) -> Result<u64>;
+}
+
 /// Everything the engine needs from a store.
 #[async_trait]
-pub trait Store: DefinitionStore + InstanceReader + BatchCommitter + WorkReader {
+pub trait Store:
+    DefinitionStore + InstanceReader + BatchCommitter + WorkReader + TokenStore + StoreCounts
+{
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;
 }

@@ -21,7 +21,8 @@ use crate::rules::{
 };
 use crate::{
     Batch, BatchCommitter, DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter,
-    InstanceReader, InstanceRecord, Page, Result, Store, TimerRecord, WorkItem, WorkReader,
+    InstanceReader, InstanceRecord, Page, Result, Store, StoreCounts, TimerRecord, TokenRecord,
+    TokenStore, WorkItem, WorkReader,
 };
 
 /// A store that keeps everything in memory and forgets it on drop.
@@ -44,6 +45,7 @@ struct Inner {
     history: BTreeMap<(String, u64), RecordedEvent>,
     work: BTreeMap<String, WorkItem>,
     timers: BTreeMap<(String, String), TimerRecord>,
+    tokens: HashMap<String, TokenRecord>,
 }
 
 impl MemoryStore {
@@ -367,6 +369,46 @@ impl WorkReader for MemoryStore {
 
     async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(self.lock().timers.values().map(|timer| timer.fire_at).min())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn create_token(&self, token: &TokenRecord) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.tokens.contains_key(&token.hash) {
+            return Err(crate::rules::token_exists(&token.user));
+        }
+        let stored = TokenRecord {
+            created_at: stored_instant(token.created_at),
+            ..token.clone()
+        };
+        inner.tokens.insert(token.hash.clone(), stored);
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.lock().tokens.get(hash).cloned())
+    }
+}
+
+#[async_trait]
+impl StoreCounts for MemoryStore {
+    async fn instance_counts(&self) -> Result<Vec<(gridflow_core::InstanceStatus, u64)>> {
+        let inner = self.lock();
+        let mut counts: BTreeMap<&'static str, (gridflow_core::InstanceStatus, u64)> =
+            BTreeMap::new();
+        for record in inner.instances.values() {
+            counts
+                .entry(record.status.as_str())
+                .or_insert((record.status, 0))
+                .1 += 1;
+        }
+        Ok(counts.into_values().collect())
+    }
+
+    async fn queued_work_count(&self) -> Result<u64> {
+        Ok(self.lock().work.len() as u64)
     }
 }
 

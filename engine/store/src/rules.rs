@@ -58,6 +58,14 @@ pub(crate) fn stale_instance(id: &InstanceId, expected: u64, stored: Option<u64>
     }
 }
 
+/// A token whose hash is stored already (a token of 32 random bytes never repeats, so
+/// this is a caller's bug or a replayed request).
+pub(crate) fn token_exists(user: &str) -> Error {
+    Error::Conflict(format!(
+        "token for user {user:?}: a token with the same hash exists"
+    ))
+}
+
 /// The conflict of appending a history event whose seq is taken.
 pub(crate) fn event_exists(id: &InstanceId, seq: u64) -> Error {
     Error::Conflict(format!(

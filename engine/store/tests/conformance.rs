@@ -19,7 +19,7 @@ use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, 
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{
     Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore, SqlOptions,
-    SqlStore, Store, TimerRecord, WorkItem,
+    SqlStore, Store, TimerRecord, TokenRecord, WorkItem,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -130,6 +130,9 @@ conformance!(
     unfinished_instances_are_the_non_terminal_ones,
     instants_keep_whole_microseconds,
     empty_batch_and_health_succeed,
+    tokens_are_found_by_their_hash_only,
+    duplicate_token_hash_conflicts_and_keeps_the_first,
+    instances_are_counted_by_status_and_work_by_queue,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1128,4 +1131,97 @@ async fn empty_batch_and_health_succeed(store: Arc<dyn Store>) {
         .unwrap();
     assert!(page.items.is_empty());
     assert_eq!(page.next_cursor, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens and counts
+
+fn token(hash_digit: char, user: &str, role: &str, groups: &[&str]) -> TokenRecord {
+    TokenRecord {
+        hash: hash_digit.to_string().repeat(64),
+        user: user.to_owned(),
+        role: role.to_owned(),
+        groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+        created_at: instant(7) + chrono::Duration::microseconds(123_456),
+        created_by: "admin".to_owned(),
+    }
+}
+
+async fn tokens_are_found_by_their_hash_only(store: Arc<dyn Store>) {
+    let approver = token('a', "bob", "approver", &["brand-managers", "legal"]);
+    let auditor = token('b', "carol", "auditor", &[]);
+    store.create_token(&approver).await.unwrap();
+    store.create_token(&auditor).await.unwrap();
+
+    assert_eq!(
+        store.token_by_hash(&approver.hash).await.unwrap(),
+        Some(approver.clone())
+    );
+    assert_eq!(
+        store.token_by_hash(&auditor.hash).await.unwrap(),
+        Some(auditor)
+    );
+    assert_eq!(store.token_by_hash(&"c".repeat(64)).await.unwrap(), None);
+    // Lookup is exact: neither a prefix nor another case of the hash matches.
+    assert_eq!(store.token_by_hash(&"a".repeat(63)).await.unwrap(), None);
+    assert_eq!(store.token_by_hash(&"A".repeat(64)).await.unwrap(), None);
+}
+
+async fn duplicate_token_hash_conflicts_and_keeps_the_first(store: Arc<dyn Store>) {
+    let first = token('d', "dave", "analyst", &[]);
+    store.create_token(&first).await.unwrap();
+    let second = token('d', "mallory", "admin", &["everyone"]);
+    match store.create_token(&second).await {
+        Err(Error::Conflict(message)) => {
+            assert!(message.contains("mallory"), "{message:?}");
+            assert!(
+                !message.contains(&second.hash),
+                "{message:?} shows the hash"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(store.token_by_hash(&first.hash).await.unwrap(), Some(first));
+}
+
+async fn instances_are_counted_by_status_and_work_by_queue(store: Arc<dyn Store>) {
+    assert!(store.instance_counts().await.unwrap().is_empty());
+    assert_eq!(store.queued_work_count().await.unwrap(), 0);
+
+    use InstanceStatus::{Completed, Running, Waiting};
+    let writes = vec![
+        started(1, "media", Running),
+        started(2, "media", Waiting),
+        started(3, "expiry", Running),
+        started(4, "media", Completed),
+        started(5, "media", Running),
+    ];
+    let first = instance_id(1);
+    store
+        .commit(&Batch {
+            instances: writes,
+            work_added: vec![
+                work("w1", &first, instant(1)),
+                work("w2", &first, instant(2)),
+                work("w3", &instance_id(3), instant(3)),
+            ],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.instance_counts().await.unwrap(),
+        vec![(Completed, 1), (Running, 3), (Waiting, 1)]
+    );
+    assert_eq!(store.queued_work_count().await.unwrap(), 3);
+
+    store
+        .commit(&Batch {
+            work_done: vec!["w1".to_owned(), "w3".to_owned()],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.queued_work_count().await.unwrap(), 1);
 }

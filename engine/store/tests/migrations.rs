@@ -12,12 +12,13 @@ use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "definition",
     "instance",
     "history_event",
     "work_item",
     "timer",
+    "token",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {

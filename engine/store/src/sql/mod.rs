@@ -18,6 +18,7 @@ mod error;
 mod query;
 mod read;
 mod row;
+mod tokens;
 
 use std::time::Duration;
 
