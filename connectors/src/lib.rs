@@ -7,7 +7,8 @@
 //! name, arguments checked against each action's compiled schema, actions invoked as
 //! `<connector>.<action>`).
 //! The built-in [`core`] connector needs no configuration; [`http`] holds what every
-//! HTTP connector shares.
+//! HTTP connector shares, [`asset`] the approval and rights types every DAM connector
+//! normalises to, and [`simulator`] the local simulators of the external systems.
 //!
 //! This crate must never retry on its own (the core decides from the step's policy, see
 //! [`Error::is_retryable`]), never log or return credentials (request headers, tokens,
@@ -15,10 +16,12 @@
 //! one attempt and reports its outcome.
 #![warn(missing_docs)]
 
+pub mod asset;
 pub mod connector;
 pub mod core;
 pub mod http;
 pub mod registry;
+pub mod simulator;
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
 pub use registry::Registry;
