@@ -17,11 +17,15 @@
 #![warn(missing_docs)]
 
 pub mod asset;
+pub mod config;
 pub mod connector;
 pub mod core;
 pub mod http;
 pub mod registry;
+mod rest;
+mod schema;
 pub mod simulator;
+pub mod vip;
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
 pub use registry::Registry;

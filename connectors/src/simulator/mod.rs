@@ -52,6 +52,8 @@ mod faults;
 mod store;
 mod tokens;
 
+pub mod vip;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +78,15 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Our own idempotency header [D], sent by the connectors to systems that define none; the
 /// simulators deduplicate on it.
 pub const GRIDFLOW_IDEMPOTENCY_KEY_HEADER: &str = "x-gridflow-idempotency-key";
+
+/// The client id every sandbox simulator accepts.
+pub const SANDBOX_CLIENT_ID: &str = "sandbox-client";
+/// The client secret every sandbox simulator accepts.
+pub const SANDBOX_CLIENT_SECRET: &str = "sandbox-client-secret";
+/// The user name every sandbox simulator accepts.
+pub const SANDBOX_USERNAME: &str = "sandbox-user";
+/// The password every sandbox simulator accepts.
+pub const SANDBOX_PASSWORD: &str = "sandbox-password";
 
 /// Why a simulator could not start.
 #[derive(Debug, thiserror::Error)]
