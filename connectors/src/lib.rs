@@ -25,6 +25,7 @@ pub mod registry;
 mod rest;
 mod schema;
 pub mod simulator;
+pub mod trading_grid;
 pub mod vip;
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
