@@ -52,6 +52,7 @@ mod faults;
 mod store;
 mod tokens;
 
+pub mod otmm;
 pub mod trading_grid;
 pub mod vip;
 

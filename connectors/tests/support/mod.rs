@@ -182,13 +182,15 @@ pub async fn run_contract(
         assert_error(result, true, "timeout", name);
         simulator.faults().clear();
 
+        // The same idempotency key as the first call: a state-changing action is not applied
+        // twice, yet its request must still pass authentication.
         let issued = simulator.tokens().issued_count();
         simulator.tokens().expire_all();
         invoke(
             registry,
             name,
             case.arguments.clone(),
-            &format!("refreshed-{name}"),
+            &format!("success-{name}"),
         )
         .await
         .unwrap_or_else(|error| panic!("{name} after the token expired: {error}"));
