@@ -121,19 +121,9 @@ impl RestClient {
         })
     }
 
-    /// The underlying client, for token requests.
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// `base_url` + `path`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
-    }
-
-    /// The per-request timeout.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Sends `request` with the current token; on 401, obtains a new token and sends it

@@ -1,5 +1,8 @@
 //! The `trading_grid` connector against the Trading Grid simulator over real HTTP.
 
+// Helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

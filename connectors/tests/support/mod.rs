@@ -1,7 +1,7 @@
 //! What the contract tests share: invoking an action as the runtime would, and the fault
 //! cases every action is run through.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::time::Duration;
 
