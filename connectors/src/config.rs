@@ -41,6 +41,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::http::Secret;
 
+/// The file read when none is named.
+pub const DEFAULT_FILE: &str = "gridflow.toml";
+
 /// The default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 

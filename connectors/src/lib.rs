@@ -24,6 +24,7 @@ pub mod http;
 pub mod otmm;
 pub mod registry;
 mod rest;
+pub mod sandbox;
 mod schema;
 pub mod simulator;
 pub mod trading_grid;
