@@ -57,6 +57,65 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
     Ok(connectors)
 }
 
+/// A registry of the built-in `core` connector and every system's connector, pointing
+/// nowhere, so that `gridflow validate` checks actions and arguments of every connector
+/// without configuration or network. Invoking its system actions fails as `unavailable`.
+pub fn offline_catalog() -> crate::Registry {
+    let mut registry = crate::Registry::with_builtin();
+    let nowhere = "http://127.0.0.1:9";
+    let client_id = Secret::new("offline");
+    let client_secret = Secret::new("offline");
+    let tg = TradingGridConfig {
+        base_url: nowhere.to_owned(),
+        company_id: "offline".to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        timeout: DEFAULT_TIMEOUT,
+        poll_interval: DEFAULT_POLL_INTERVAL,
+    };
+    let credentials = TradingGridCredentials {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+    };
+    match TradingGridConnector::new(&tg, credentials) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "trading_grid left out of the offline catalog"),
+    }
+    match sandbox_otmm_config() {
+        Ok(otmm) => {
+            let credentials = OtmmCredentials {
+                username: client_id.clone(),
+                password: client_secret.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            };
+            match OtmmConnector::new(&otmm, credentials) {
+                Ok(connector) => registry.register(Arc::new(connector)),
+                Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
+            }
+        }
+        Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
+    }
+    let vip = VipConfig {
+        base_url: nowhere.to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        scope: String::new(),
+        timeout: DEFAULT_TIMEOUT,
+    };
+    match VipConnector::new(
+        &vip,
+        VipCredentials {
+            client_id,
+            client_secret,
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "vip left out of the offline catalog"),
+    }
+    registry
+}
+
 /// Every simulator, running.
 pub struct Sandbox {
     simulators: Vec<RunningSimulator>,
@@ -236,6 +295,23 @@ mod tests {
             );
         }
         sandbox.shutdown().await;
+    }
+
+    #[test]
+    fn offline_catalog_checks_arguments_of_every_system() {
+        let catalog = offline_catalog();
+        for action in [
+            "core.noop",
+            "trading_grid.post_message",
+            "otmm.get_asset",
+            "vip.publish_package",
+        ] {
+            assert!(catalog.action(action).is_some(), "{action}");
+        }
+        let error = catalog
+            .validate_arguments("vip.publish_package", &json!({"package": "p-1"}))
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_arguments");
     }
 
     #[test]

@@ -51,7 +51,7 @@ async fn every_action_meets_the_contract() {
         .unwrap();
     let registry = registry(&simulator.base_url());
     let slow = VipConnector::new(
-        &config(&simulator.base_url(), Duration::from_millis(500)),
+        &config(&simulator.base_url(), Duration::from_secs(1)),
         credentials(SANDBOX_CLIENT_SECRET),
     )
     .unwrap();

@@ -74,7 +74,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         for connector in started.connectors(&config)? {
             registry.register(connector);
         }
-        print_simulators(&started);
+        // To stderr: tests and scripts read the listening line as stdout's first line.
+        for simulator in started.simulators() {
+            output::error_line(format!(
+                "sandbox {} {}",
+                simulator.name(),
+                simulator.base_url()
+            ));
+        }
         sandbox = Some(started);
     } else {
         for connector in connectors_from_environment(&config)? {
