@@ -1,13 +1,13 @@
 //! The `otmm` connector: OpenText Media Management, REST `otmmapi` v6 (`otmm.md`).
 //!
 //! Auth is the OAuth2 password grant (`POST /sessions/oauth2/token`, form, →
-//! `token_info.oauth_token.accessToken`, then Bearer) [V], refreshed on 401.
+//! `token_info.oauth_token.accessToken`, then Bearer) \[V\], refreshed on 401.
 //! Approval and rights live in model-specific metadata fields, so the approval field, the
 //! values that mean approved, pending, rejected or restricted, and the rights date fields
 //! are configuration; a field that is absent or holds another value normalises to
 //! `unknown`, never approved, and a missing date leaves that bound unknown.
 //! OTMM has no idempotency key: state-changing requests carry our
-//! `X-Gridflow-Idempotency-Key` [D], which the simulator honours and a real server ignores.
+//! `X-Gridflow-Idempotency-Key` \[D\], which the simulator honours and a real server ignores.
 //! Errors carry `exception_body.message`.
 
 use std::collections::BTreeMap;

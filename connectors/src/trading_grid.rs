@@ -3,11 +3,11 @@
 //! It speaks the OAuth token service (`POST /v1/oauth2/tokens?grant_type=client_credentials`
 //! with the consumer key and secret as HTTP Basic) and Community Management
 //! (`/TGCommunityServices/v1/companies/{companyId}/partnerDirectory`) as OpenText
-//! publishes them [V], and the partner-hub operations OpenText exposes no API for on our
-//! `/hub/v1` design [D] (`trading-grid.md`): communities, groups and members, posts,
+//! publishes them \[V\], and the partner-hub operations OpenText exposes no API for on our
+//! `/hub/v1` design \[D\] (`trading-grid.md`): communities, groups and members, posts,
 //! notifications, issues and acknowledgements. Tokens (about 10 h) are cached and
 //! refreshed on 401. State-changing hub requests carry the attempt's `Idempotency-Key`
-//! [D]. Error messages come from the Cartographer shape (`message`) or the gateway's
+//! \[D\]. Error messages come from the Cartographer shape (`message`) or the gateway's
 //! `fault.faultstring`.
 
 use async_trait::async_trait;

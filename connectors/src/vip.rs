@@ -1,4 +1,4 @@
-//! The `vip` connector: the VIP distribution API as designed in `vip.md` [D] (the real
+//! The `vip` connector: the VIP distribution API as designed in `vip.md` \[D\] (the real
 //! VIP API is undocumented): OAuth2 client credentials at `POST /v1/oauth2/token`, then
 //! Bearer; recipients, packages, deliveries and acknowledgements under `/v1`; cursor
 //! paging; `application/problem+json` errors whose `detail` (or `title`) becomes the

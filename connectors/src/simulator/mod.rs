@@ -46,7 +46,7 @@
 //! [`SimStore::change`] stores the reply of every keyed request and answers a repeat with
 //! the stored reply, changing nothing. Simulators honour `Idempotency-Key` where the real
 //! system does (VIP's design) and, where it does not, our own `X-Gridflow-Idempotency-Key`
-//! header [D], which the connectors send on every state-changing request.
+//! header \[D\], which the connectors send on every state-changing request.
 
 // Handlers return an early `Response` through `Result` (axum's idiom for a rejection);
 // boxing it would buy nothing on a loopback test server.
@@ -81,7 +81,7 @@ pub use tokens::Tokens;
 /// The idempotency header of systems that define one (and of our `/hub/v1` and VIP designs).
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
-/// Our own idempotency header [D], sent by the connectors to systems that define none; the
+/// Our own idempotency header \[D\], sent by the connectors to systems that define none; the
 /// simulators deduplicate on it.
 pub const GRIDFLOW_IDEMPOTENCY_KEY_HEADER: &str = "x-gridflow-idempotency-key";
 

@@ -3,13 +3,13 @@
 //! Served as `otmm.md` describes: session login (`POST /sessions`, form, then
 //! `X-Requested-By: <session id>`) and the OAuth2 password grant
 //! (`POST /sessions/oauth2/token` → `token_info.oauth_token.accessToken`, then Bearer)
-//! [V]; `POST /search/text` with `keyword_query`, scalar `search_condition_list`,
-//! `after`/`limit`, `load_type`, `return_type=ids` [V]; `GET /assets/{id}` with the
-//! metadata element tree [V]; `GET /assets/{id}/contents` and `GET /renditions/{id}` [V];
-//! bulk metadata edit `PATCH /assets` [V]; `GET /assets/{id}/versions` [I, shape D]; new
-//! version `POST /assets/{id}/versions` [D: the real check-in paths are unverified].
+//! \[V\]; `POST /search/text` with `keyword_query`, scalar `search_condition_list`,
+//! `after`/`limit`, `load_type`, `return_type=ids` \[V\]; `GET /assets/{id}` with the
+//! metadata element tree \[V\]; `GET /assets/{id}/contents` and `GET /renditions/{id}` \[V\];
+//! bulk metadata edit `PATCH /assets` \[V\]; `GET /assets/{id}/versions` \[I, shape D\]; new
+//! version `POST /assets/{id}/versions` \[D: the real check-in paths are unverified\].
 //! Errors are `{"exception_body": {"message", "http_response_code"}}`.
-//! OTMM has no idempotency key; the simulator deduplicates on `X-Gridflow-Idempotency-Key` [D].
+//! OTMM has no idempotency key; the simulator deduplicates on `X-Gridflow-Idempotency-Key` \[D\].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

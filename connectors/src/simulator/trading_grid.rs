@@ -1,10 +1,10 @@
 //! The Trading Grid simulator: the OAuth token service (`POST /v1/oauth2/tokens`, Basic
 //! consumer key and secret) and Community Management's company and partner directory
-//! [V], plus the partner-hub resources under `/hub/v1` that OpenText does not expose and
-//! we designed [D]: communities, groups, members, posts, notifications, issues and
-//! acknowledgements. `/hub/v1` honours `Idempotency-Key` [D].
+//! \[V\], plus the partner-hub resources under `/hub/v1` that OpenText does not expose and
+//! we designed \[D\]: communities, groups, members, posts, notifications, issues and
+//! acknowledgements. `/hub/v1` honours `Idempotency-Key` \[D\].
 //! Errors use the Cartographer shape `{status, message, error-code}`; a missing or expired
-//! token gets the gateway's `{fault: {faultstring, detail: {errorcode}}}` [I].
+//! token gets the gateway's `{fault: {faultstring, detail: {errorcode}}}` \[I\].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

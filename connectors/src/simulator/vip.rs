@@ -1,4 +1,4 @@
-//! The VIP simulator: our generic distribution API [D] (`vip.md`): `POST /v1/oauth2/token`
+//! The VIP simulator: our generic distribution API \[D\] (`vip.md`): `POST /v1/oauth2/token`
 //! (client credentials, form), recipients and groups, packages (create with
 //! `Idempotency-Key`, update, publish, withdraw), deliveries and acknowledgements, cursor
 //! paging (`limit`, `cursor` → `{data, next_cursor}`), errors as
