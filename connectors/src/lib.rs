@@ -7,7 +7,8 @@
 //! name, arguments checked against each action's compiled schema, actions invoked as
 //! `<connector>.<action>`).
 //! The built-in [`core`] connector needs no configuration; [`http`] holds what every
-//! HTTP connector shares.
+//! HTTP connector shares, [`asset`] the approval and rights types every DAM connector
+//! normalises to, and [`simulator`] the local simulators of the external systems.
 //!
 //! This crate must never retry on its own (the core decides from the step's policy, see
 //! [`Error::is_retryable`]), never log or return credentials (request headers, tokens,
@@ -15,10 +16,19 @@
 //! one attempt and reports its outcome.
 #![warn(missing_docs)]
 
+pub mod asset;
+pub mod config;
 pub mod connector;
 pub mod core;
 pub mod http;
+pub mod otmm;
 pub mod registry;
+mod rest;
+pub mod sandbox;
+mod schema;
+pub mod simulator;
+pub mod trading_grid;
+pub mod vip;
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
 pub use registry::Registry;

@@ -12,7 +12,6 @@ use std::str::FromStr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use gridflow_connectors::Registry;
 use gridflow_core::InstanceStatus;
 use gridflow_core::validate;
 
@@ -45,6 +44,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check definition files locally, without a server.
     Validate(ValidateArgs),
+    /// Run the connector simulators alone and print their addresses.
+    Sandbox(SandboxArgs),
     /// Commands that call a server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -65,14 +66,38 @@ pub struct ServeArgs {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, default_value = DEFAULT_BIND)]
     pub bind: String,
-    /// Run the connectors against their local simulators (none exist yet: the built-in
-    /// `core` connector runs alone).
+    /// Run the connectors against their local simulators, started with the server.
     #[arg(long)]
     pub sandbox: bool,
+    /// The connector configuration (`gridflow.toml`); without this option, `gridflow.toml`
+    /// in the working directory is read when it exists.
+    #[arg(long, env = "GRIDFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
     /// SQLite only: `full` syncs every commit to disk, `normal` only at checkpoints
     /// (faster; the last commits may be lost on a power loss, not on a crash).
     #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
+}
+
+/// Arguments of `sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// The configuration whose `[sandbox] state_dir` keeps the simulators' state; as for
+    /// `serve`, `gridflow.toml` is read when it exists.
+    #[arg(long, env = "GRIDFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration file that `serve` and `sandbox` read: the one named, else
+/// `gridflow.toml` when it exists; `None` means no file (nothing configured).
+pub fn config_path(named: Option<&Path>) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_owned()),
+        None => {
+            let default = PathBuf::from(gridflow_connectors::config::DEFAULT_FILE);
+            default.exists().then_some(default)
+        }
+    }
 }
 
 /// `--sqlite-synchronous`.
@@ -239,7 +264,8 @@ fn parse_json(text: &str) -> Result<Value, String> {
 /// `gridflow validate FILE…`: prints `FILE: ok` or one `FILE: path: message` line per
 /// problem; fails when any file is invalid or unreadable.
 pub fn validate_files(files: &[PathBuf]) -> ExitCode {
-    let registry = Registry::with_builtin();
+    // Every connector's actions, without configuration: validation needs no system.
+    let registry = gridflow_connectors::sandbox::offline_catalog();
     let mut all_valid = true;
     for file in files {
         let name = file.display();

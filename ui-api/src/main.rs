@@ -13,9 +13,14 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use gridflow::cli::{Cli, Command, ServeArgs, SqliteSync};
+use gridflow::cli::{Cli, Command, SandboxArgs, ServeArgs, SqliteSync};
 use gridflow::{AppState, app, output};
 use gridflow_connectors::Registry;
+use gridflow_connectors::config::Config;
+use gridflow_connectors::sandbox::{Sandbox, connectors_from_environment};
+use gridflow_connectors::simulator::{
+    SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
+};
 use gridflow_runtime::{Engine, EngineOptions, SystemClock};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{SqlOptions, SqlStore};
@@ -41,6 +46,13 @@ async fn main() -> ExitCode {
             }
         },
         Command::Validate(args) => gridflow::cli::validate_files(&args.files),
+        Command::Sandbox(args) => match sandbox(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                output::error_line(format!("error: {}", output::error_chain(error.as_ref())));
+                ExitCode::FAILURE
+            }
+        },
         Command::Client(command) => gridflow::cli::run_client(command).await,
     }
 }
@@ -56,13 +68,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Read before anything else so that a bad setting fails fast; a generated token is
     // printed once the server is about to listen, not before a failed start.
     let (admin_token, generated) = admin_token()?;
+    let config = load_config(args.config.as_deref())?;
+    let mut registry = Registry::with_builtin();
+    // Kept alive until the server stops: dropping it stops the simulators.
+    let mut sandbox = None;
     if args.sandbox {
-        output::error_line(
-            "sandbox: no connector simulators exist yet (they come with the connectors); \
-             running with the built-in `core` connector only",
-        );
+        let started = Sandbox::start(Some(&config.sandbox.state_dir))
+            .await
+            .context("cannot start the simulators")?;
+        for connector in started.connectors(&config)? {
+            registry.register(connector);
+        }
+        // To stderr: tests and scripts read the listening line as stdout's first line.
+        for simulator in started.simulators() {
+            output::error_line(format!(
+                "sandbox {} {}",
+                simulator.name(),
+                simulator.base_url()
+            ));
+        }
+        sandbox = Some(started);
+    } else {
+        for connector in connectors_from_environment(&config)? {
+            registry.register(connector);
+        }
     }
-    let registry = Registry::with_builtin();
 
     let options = SqlOptions {
         sqlite_synchronous: match args.sqlite_synchronous {
@@ -130,7 +160,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server stopped")?;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reads `gridflow.toml` (or the file named), or nothing when there is none.
+fn load_config(named: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    match gridflow::cli::config_path(named) {
+        Some(path) => Ok(Config::load(&path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// One stdout line per simulator: `sandbox <name> http://127.0.0.1:<port>`.
+fn print_simulators(sandbox: &Sandbox) {
+    for simulator in sandbox.simulators() {
+        output::line(format!(
+            "sandbox {} {}",
+            simulator.name(),
+            simulator.base_url()
+        ));
+    }
+}
+
+/// `gridflow sandbox`: the simulators alone, until Ctrl-C or SIGTERM.
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = load_config(args.config.as_deref())?;
+    let sandbox = Sandbox::start(Some(&config.sandbox.state_dir))
+        .await
+        .context("cannot start the simulators")?;
+    print_simulators(&sandbox);
+    output::error_line(format!(
+        "simulator state in {}; client id {SANDBOX_CLIENT_ID}, client secret {SANDBOX_CLIENT_SECRET}, \
+         user {SANDBOX_USERNAME}, password {SANDBOX_PASSWORD} (sandbox only)",
+        config.sandbox.state_dir.display()
+    ));
+    shutdown_signal().await;
+    sandbox.shutdown().await;
     Ok(())
 }
 

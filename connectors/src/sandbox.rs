@@ -1,0 +1,329 @@
+//! Building the configured connectors, for real or against the local simulators.
+//!
+//! [`connectors_from_environment`] builds every connector that `gridflow.toml` configures,
+//! reading its credentials from the environment variables the file names.
+//! [`Sandbox::start`] runs every simulator on loopback (state kept in
+//! `[sandbox] state_dir`, one JSON file per system) and [`Sandbox::connectors`] builds
+//! every connector against them, whatever the file says about base URLs and credentials:
+//! the sandbox credentials are the simulators' own and are no secret.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{
+    Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, OtmmConfig, TradingGridConfig, VipConfig,
+};
+use crate::connector::Connector;
+use crate::http::Secret;
+use crate::otmm::{OtmmConnector, OtmmCredentials};
+use crate::simulator::{
+    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
+    SANDBOX_USERNAME, SimError, SimOptions,
+};
+use crate::trading_grid::{TradingGridConnector, TradingGridCredentials};
+use crate::vip::{VipConnector, VipCredentials};
+
+fn build_error(name: &str, error: &crate::connector::Error) -> Error {
+    Error {
+        file: "gridflow.toml".to_owned(),
+        key: format!("connectors.{name}"),
+        message: format!("cannot build the connector: {error}"),
+    }
+}
+
+/// Every connector `config` configures, with credentials from the environment.
+///
+/// Fails on the first credential variable that is unset or empty, naming the key.
+pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Error> {
+    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    if let Some(tg) = &config.connectors.trading_grid {
+        let credentials = TradingGridCredentials::from_environment(tg)?;
+        let connector = TradingGridConnector::new(tg, credentials)
+            .map_err(|error| build_error(crate::trading_grid::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(otmm) = &config.connectors.otmm {
+        let credentials = OtmmCredentials::from_environment(otmm)?;
+        let connector = OtmmConnector::new(otmm, credentials)
+            .map_err(|error| build_error(crate::otmm::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(vip) = &config.connectors.vip {
+        let credentials = VipCredentials::from_environment(vip)?;
+        let connector = VipConnector::new(vip, credentials)
+            .map_err(|error| build_error(crate::vip::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    Ok(connectors)
+}
+
+/// A registry of the built-in `core` connector and every system's connector, pointing
+/// nowhere, so that `gridflow validate` checks actions and arguments of every connector
+/// without configuration or network. Invoking its system actions fails as `unavailable`.
+pub fn offline_catalog() -> crate::Registry {
+    let mut registry = crate::Registry::with_builtin();
+    let nowhere = "http://127.0.0.1:9";
+    let client_id = Secret::new("offline");
+    let client_secret = Secret::new("offline");
+    let tg = TradingGridConfig {
+        base_url: nowhere.to_owned(),
+        company_id: "offline".to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        timeout: DEFAULT_TIMEOUT,
+        poll_interval: DEFAULT_POLL_INTERVAL,
+    };
+    let credentials = TradingGridCredentials {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+    };
+    match TradingGridConnector::new(&tg, credentials) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "trading_grid left out of the offline catalog"),
+    }
+    match sandbox_otmm_config() {
+        Ok(otmm) => {
+            let credentials = OtmmCredentials {
+                username: client_id.clone(),
+                password: client_secret.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            };
+            match OtmmConnector::new(&otmm, credentials) {
+                Ok(connector) => registry.register(Arc::new(connector)),
+                Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
+            }
+        }
+        Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
+    }
+    let vip = VipConfig {
+        base_url: nowhere.to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        scope: String::new(),
+        timeout: DEFAULT_TIMEOUT,
+    };
+    match VipConnector::new(
+        &vip,
+        VipCredentials {
+            client_id,
+            client_secret,
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "vip left out of the offline catalog"),
+    }
+    registry
+}
+
+/// Every simulator, running.
+pub struct Sandbox {
+    simulators: Vec<RunningSimulator>,
+}
+
+impl Sandbox {
+    /// Starts every simulator on a free loopback port, persisting each one's state to
+    /// `<state_dir>/<name>.json` (in memory when `state_dir` is `None`).
+    pub async fn start(state_dir: Option<&Path>) -> Result<Self, SimError> {
+        let options = |name: &str| SimOptions {
+            state_file: state_dir.map(|directory| directory.join(format!("{name}.json"))),
+            ..SimOptions::default()
+        };
+        let simulators = vec![
+            simulator::trading_grid::start(options(simulator::trading_grid::NAME)).await?,
+            simulator::otmm::start(options(simulator::otmm::NAME)).await?,
+            simulator::vip::start(options(simulator::vip::NAME)).await?,
+        ];
+        Ok(Self { simulators })
+    }
+
+    /// The running simulators.
+    pub fn simulators(&self) -> &[RunningSimulator] {
+        &self.simulators
+    }
+
+    /// The simulator of system `name`.
+    pub fn simulator(&self, name: &str) -> Option<&RunningSimulator> {
+        self.simulators
+            .iter()
+            .find(|simulator| simulator.name() == name)
+    }
+
+    fn base_url(&self, name: &str) -> String {
+        self.simulator(name)
+            .map(RunningSimulator::base_url)
+            .unwrap_or_default()
+    }
+
+    /// Every connector, pointed at its simulator with the sandbox credentials. Settings
+    /// that are not about reaching the system (OTMM's approval fields, timeouts) are
+    /// taken from `config` when it configures the system.
+    pub fn connectors(&self, config: &Config) -> Result<Vec<Arc<dyn Connector>>, Error> {
+        let client_id = Secret::new(SANDBOX_CLIENT_ID);
+        let client_secret = Secret::new(SANDBOX_CLIENT_SECRET);
+
+        let mut tg = config
+            .connectors
+            .trading_grid
+            .clone()
+            .unwrap_or_else(|| TradingGridConfig {
+                base_url: String::new(),
+                company_id: String::new(),
+                client_id_env: String::new(),
+                client_secret_env: String::new(),
+                timeout: DEFAULT_TIMEOUT,
+                poll_interval: DEFAULT_POLL_INTERVAL,
+            });
+        tg.base_url = self.base_url(simulator::trading_grid::NAME);
+        tg.company_id = simulator::trading_grid::SANDBOX_COMPANY_ID.to_owned();
+        let trading_grid = TradingGridConnector::new(
+            &tg,
+            TradingGridCredentials {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            },
+        )
+        .map_err(|error| build_error(crate::trading_grid::NAME, &error))?;
+
+        let mut otmm = match config.connectors.otmm.clone() {
+            Some(otmm) => otmm,
+            None => sandbox_otmm_config()?,
+        };
+        otmm.base_url = format!(
+            "{}{}",
+            self.base_url(simulator::otmm::NAME),
+            simulator::otmm::API_ROOT
+        );
+        let otmm_connector = OtmmConnector::new(
+            &otmm,
+            OtmmCredentials {
+                username: Secret::new(SANDBOX_USERNAME),
+                password: Secret::new(SANDBOX_PASSWORD),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            },
+        )
+        .map_err(|error| build_error(crate::otmm::NAME, &error))?;
+
+        let mut vip = config.connectors.vip.clone().unwrap_or_else(|| VipConfig {
+            base_url: String::new(),
+            client_id_env: String::new(),
+            client_secret_env: String::new(),
+            scope: "distribution.read distribution.write".to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+        });
+        vip.base_url = self.base_url(simulator::vip::NAME);
+        let vip_connector = VipConnector::new(
+            &vip,
+            VipCredentials {
+                client_id,
+                client_secret,
+            },
+        )
+        .map_err(|error| build_error(crate::vip::NAME, &error))?;
+
+        Ok(vec![
+            Arc::new(trading_grid),
+            Arc::new(otmm_connector),
+            Arc::new(vip_connector),
+        ])
+    }
+
+    /// Stops every simulator.
+    pub async fn shutdown(self) {
+        for simulator in self.simulators {
+            simulator.shutdown().await;
+        }
+    }
+}
+
+/// The OTMM settings of the sandbox: the defaults of `gridflow.toml` plus the seeded
+/// model's rights-from field.
+fn sandbox_otmm_config() -> Result<OtmmConfig, Error> {
+    let text = "[connectors.otmm]\nbase_url = \"http://127.0.0.1\"\nusername_env = \"UNUSED\"\n\
+                password_env = \"UNUSED\"\nclient_id_env = \"UNUSED\"\nclient_secret_env = \"UNUSED\"\n\
+                valid_from_field = \"CUSTOM.FIELD.RIGHTS_FROM\"\n";
+    let config = Config::parse(text, "(sandbox defaults)")?;
+    config.connectors.otmm.ok_or_else(|| Error {
+        file: "(sandbox defaults)".to_owned(),
+        key: "connectors.otmm".to_owned(),
+        message: "missing".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::Registry;
+    use crate::connector::Invocation;
+    use gridflow_core::{InstanceId, StepId};
+
+    #[tokio::test]
+    async fn sandbox_connectors_reach_their_simulators() {
+        let directory = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::start(Some(directory.path())).await.unwrap();
+        let mut registry = Registry::with_builtin();
+        for connector in sandbox.connectors(&Config::default()).unwrap() {
+            registry.register(connector);
+        }
+        for (action, arguments) in [
+            ("trading_grid.list_communities", json!({})),
+            ("otmm.search_assets", json!({"query": "citrus"})),
+            ("vip.list_recipients", json!({})),
+        ] {
+            let (connector, _) = registry.action(action).unwrap();
+            let name = action.split_once('.').unwrap().1;
+            let invocation = Invocation::new(
+                name,
+                arguments,
+                InstanceId::from("i"),
+                StepId::from("s"),
+                None,
+                1,
+            );
+            connector
+                .invoke(invocation)
+                .await
+                .unwrap_or_else(|error| panic!("{action}: {error}"));
+        }
+        for name in ["trading_grid", "otmm", "vip"] {
+            assert!(
+                directory.path().join(format!("{name}.json")).exists(),
+                "{name} state file"
+            );
+        }
+        sandbox.shutdown().await;
+    }
+
+    #[test]
+    fn offline_catalog_checks_arguments_of_every_system() {
+        let catalog = offline_catalog();
+        for action in [
+            "core.noop",
+            "trading_grid.post_message",
+            "otmm.get_asset",
+            "vip.publish_package",
+        ] {
+            assert!(catalog.action(action).is_some(), "{action}");
+        }
+        let error = catalog
+            .validate_arguments("vip.publish_package", &json!({"package": "p-1"}))
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_arguments");
+    }
+
+    #[test]
+    fn missing_credential_variable_is_named() {
+        let text = "[connectors.vip]\nbase_url = \"https://vip.example.com\"\n\
+                    client_id_env = \"GRIDFLOW_TEST_UNSET_VIP_ID\"\nclient_secret_env = \"GRIDFLOW_TEST_UNSET_VIP_SECRET\"\n";
+        let config = Config::parse(text, "gridflow.toml").unwrap();
+        let error = connectors_from_environment(&config).err().unwrap();
+        assert_eq!(error.key, "connectors.vip.client_id_env");
+        assert!(
+            error.to_string().contains("GRIDFLOW_TEST_UNSET_VIP_ID"),
+            "{error}"
+        );
+    }
+}

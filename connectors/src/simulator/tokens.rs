@@ -1,0 +1,64 @@
+//! Access tokens issued by a simulator: random, held in memory (a restart invalidates
+//! them, as a real system's sessions may be), expirable on demand.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::http::{HeaderMap, header};
+
+/// The tokens one simulator has issued and still accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    inner: Arc<Mutex<Issued>>,
+}
+
+#[derive(Debug, Default)]
+struct Issued {
+    valid: BTreeSet<String>,
+    count: u64,
+}
+
+impl Tokens {
+    /// Issues a new random token.
+    pub fn issue(&self) -> String {
+        let token = format!("sim-{}", hex_encode(&rand::random::<[u8; 24]>()));
+        let mut issued = self.lock();
+        issued.valid.insert(token.clone());
+        issued.count += 1;
+        token
+    }
+
+    /// Whether `token` was issued and has not expired.
+    pub fn is_valid(&self, token: &str) -> bool {
+        self.lock().valid.contains(token)
+    }
+
+    /// Whether the request carries `Authorization: Bearer <valid token>`.
+    pub fn check_bearer(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|token| self.is_valid(token.trim()))
+    }
+
+    /// Every issued token stops working.
+    pub fn expire_all(&self) {
+        self.lock().valid.clear();
+    }
+
+    /// How many tokens were issued since the simulator started.
+    pub fn issued_count(&self) -> u64 {
+        self.lock().count
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Issued> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

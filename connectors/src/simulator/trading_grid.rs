@@ -1,0 +1,737 @@
+//! The Trading Grid simulator: the OAuth token service (`POST /v1/oauth2/tokens`, Basic
+//! consumer key and secret) and Community Management's company and partner directory
+//! \[V\], plus the partner-hub resources under `/hub/v1` that OpenText does not expose and
+//! we designed \[D\]: communities, groups, members, posts, notifications, issues and
+//! acknowledgements. `/hub/v1` honours `Idempotency-Key` \[D\].
+//! Errors use the Cartographer shape `{status, message, error-code}`; a missing or expired
+//! token gets the gateway's `{fault: {faultstring, detail: {errorcode}}}` \[I\].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimContext, SimError,
+    SimOptions, SimState, idempotency_key, reply,
+};
+
+/// The simulator's name.
+pub const NAME: &str = "trading_grid";
+
+/// Our company on the simulated network.
+pub const SANDBOX_COMPANY_ID: &str = "GC00804444LX";
+
+type Context = State<Arc<SimContext<TradingGridState>>>;
+
+/// Everything the Trading Grid simulator holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TradingGridState {
+    /// Companies by id (ours and the partners').
+    pub companies: BTreeMap<String, Value>,
+    /// Partner directory entries of each company.
+    pub partner_directory: BTreeMap<String, Vec<Value>>,
+    /// Communities by id.
+    pub communities: BTreeMap<String, Value>,
+    /// Groups by id (each names its community and member company ids).
+    pub groups: BTreeMap<String, Value>,
+    /// Posts by id.
+    pub posts: BTreeMap<String, Value>,
+    /// Acknowledgements by post id.
+    pub acknowledgements: BTreeMap<String, Vec<Value>>,
+    /// Notifications by id.
+    pub notifications: BTreeMap<String, Value>,
+    /// Issues by id.
+    pub issues: BTreeMap<String, Value>,
+    /// The last number used in generated ids.
+    pub next_id: u64,
+}
+
+impl TradingGridState {
+    fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{:06}", self.next_id)
+    }
+}
+
+impl SimState for TradingGridState {
+    fn seed() -> Self {
+        let company = |id: &str, name: &str, edi: &str, country: &str| {
+            (
+                id.to_owned(),
+                json!({"companyId": id, "companyName": name, "ediAddresses": [edi],
+                                   "address": {"country": country}, "status": "Active"}),
+            )
+        };
+        let companies = BTreeMap::from([
+            company(
+                SANDBOX_COMPANY_ID,
+                "Aurora Springs Beverages",
+                "ZZ:AURORASPRINGS",
+                "US",
+            ),
+            company(
+                "GC00912345AB",
+                "Green Mountain Beverage",
+                "ZZ:GREENMTNBEV",
+                "US",
+            ),
+            company("GC00933311CD", "Metro Fresh Markets", "ZZ:METROFRESH", "US"),
+            company(
+                "GC00955577EF",
+                "Atlantic Wine & Spirits",
+                "ZZ:ATLANTICWS",
+                "CA",
+            ),
+            company("GC00977799GH", "Harbor Liquors", "ZZ:HARBORLIQ", "US"),
+        ]);
+        let partner = |id: &str, name: &str, edi: &str, status: &str| json!({"partnerCompanyId": id, "partnerCompanyName": name, "ediAddresses": [edi], "partnershipStatus": status});
+        let partner_directory = BTreeMap::from([(
+            SANDBOX_COMPANY_ID.to_owned(),
+            vec![
+                partner(
+                    "GC00912345AB",
+                    "Green Mountain Beverage",
+                    "ZZ:GREENMTNBEV",
+                    "Active",
+                ),
+                partner(
+                    "GC00933311CD",
+                    "Metro Fresh Markets",
+                    "ZZ:METROFRESH",
+                    "Active",
+                ),
+                partner(
+                    "GC00955577EF",
+                    "Atlantic Wine & Spirits",
+                    "ZZ:ATLANTICWS",
+                    "Active",
+                ),
+                partner(
+                    "GC00977799GH",
+                    "Harbor Liquors",
+                    "ZZ:HARBORLIQ",
+                    "Pending Partner Approval",
+                ),
+            ],
+        )]);
+        let communities = BTreeMap::from([(
+            "cmty-aurora-partners".to_owned(),
+            json!({"community_id": "cmty-aurora-partners", "name": "Aurora Springs partner community", "owner_company_id": SANDBOX_COMPANY_ID}),
+        )]);
+        let groups = BTreeMap::from([
+            (
+                "grp-distributors".to_owned(),
+                json!({"group_id": "grp-distributors", "community_id": "cmty-aurora-partners", "name": "Distributors", "member_company_ids": ["GC00912345AB", "GC00955577EF"]}),
+            ),
+            (
+                "grp-retailers".to_owned(),
+                json!({"group_id": "grp-retailers", "community_id": "cmty-aurora-partners", "name": "Retailers (EN/FR)", "member_company_ids": ["GC00933311CD", "GC00977799GH"]}),
+            ),
+        ]);
+        let posts = BTreeMap::from([(
+            "post-000001".to_owned(),
+            json!({"post_id": "post-000001", "community_id": "cmty-aurora-partners", "group_ids": ["grp-distributors"], "partner_company_ids": [],
+                   "title": "Citrus Spritz 12oz: new pack shots", "body": "Approved images for the spring reset.",
+                   "attachments": [{"name": "citrus-spritz-can-12oz.png", "content_type": "image/png", "asset_ref": "otmm:3f2a9c0d1e4b5a6978f0e1d2c3b4a59687f0e1d2"}],
+                   "requires_ack": true, "correlation_id": null, "status": "published", "created_at": "2026-04-02T09:40:00Z"}),
+        )]);
+        let acknowledgements = BTreeMap::from([(
+            "post-000001".to_owned(),
+            vec![
+                json!({"acknowledgement_id": "ack-000002", "post_id": "post-000001", "company_id": "GC00912345AB", "login_id": "buyer@greenmountain.example", "ack_type": "accepted", "comment": null, "created_at": "2026-04-03T08:15:00Z"}),
+            ],
+        )]);
+        let issues = BTreeMap::from([(
+            "iss-000003".to_owned(),
+            json!({"issue_id": "iss-000003", "title": "Missing French label artwork", "description": "The fr-CA label for Winter Berry 750ml is not in the kit.",
+                   "partner_company_id": "GC00955577EF", "severity": "medium", "status": "open", "related": {"post_id": "post-000001"}, "comments": [],
+                   "created_at": "2026-04-05T11:00:00Z", "updated_at": "2026-04-05T11:00:00Z"}),
+        )]);
+        Self {
+            companies,
+            partner_directory,
+            communities,
+            groups,
+            posts,
+            acknowledgements,
+            notifications: BTreeMap::new(),
+            issues,
+            next_id: 100,
+        }
+    }
+}
+
+/// Starts the Trading Grid simulator.
+pub async fn start(options: SimOptions) -> Result<RunningSimulator, SimError> {
+    super::serve(NAME, options, routes(), render_error).await
+}
+
+fn routes() -> Router<Arc<SimContext<TradingGridState>>> {
+    Router::new()
+        .route("/v1/oauth2/tokens", post(token))
+        .route(
+            "/TGCommunityServices/v1/companies/{company_id}",
+            get(company),
+        )
+        .route(
+            "/TGCommunityServices/v1/companies/{company_id}/partnerDirectory",
+            get(partner_directory),
+        )
+        .route("/hub/v1/communities", get(communities))
+        .route("/hub/v1/communities/{community_id}/groups", get(groups))
+        .route("/hub/v1/groups/{group_id}/members", get(members))
+        .route(
+            "/hub/v1/communities/{community_id}/posts",
+            post(create_post),
+        )
+        .route("/hub/v1/notifications", post(notify))
+        .route("/hub/v1/issues", post(create_issue))
+        .route(
+            "/hub/v1/issues/{issue_id}",
+            patch(update_issue).get(get_issue),
+        )
+        .route("/hub/v1/issues/{issue_id}/comments", post(comment_issue))
+        .route(
+            "/hub/v1/posts/{post_id}/acknowledgements",
+            post(acknowledge).get(acknowledgements),
+        )
+}
+
+/// Writes an error in the Cartographer shape.
+pub fn render_error(status: StatusCode, message: &str) -> Response {
+    let (status, body) = error_value(status, message);
+    (status, axum::Json(body)).into_response()
+}
+
+fn error_value(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    let code = match status.as_u16() {
+        400 => "TG-400-BAD-REQUEST",
+        404 => "TG-404-NOT-FOUND",
+        409 => "TG-409-CONFLICT",
+        422 => "TG-422-VALIDATION",
+        429 => "TG-429-RATE-LIMIT",
+        _ => "TG-500-INTERNAL",
+    };
+    (
+        status,
+        json!({"status": status.canonical_reason().unwrap_or("Error"), "message": message, "error-code": code}),
+    )
+}
+
+fn authorize(context: &SimContext<TradingGridState>, headers: &HeaderMap) -> Result<(), Response> {
+    if context.tokens.check_bearer(headers) {
+        return Ok(());
+    }
+    Err((
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}})),
+    )
+        .into_response())
+}
+
+fn json_body(body: &Bytes) -> Result<Value, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if value.is_object() => Ok(value),
+        _ => Err(render_error(
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+        )),
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn not_found(what: &str, id: &str) -> (StatusCode, Value) {
+    error_value(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
+}
+
+fn respond(result: Result<Value, (StatusCode, Value)>) -> Response {
+    match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err((status, body)) => (status, axum::Json(body)).into_response(),
+    }
+}
+
+async fn token(
+    State(context): Context,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if query.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return render_error(
+            StatusCode::BAD_REQUEST,
+            "grant_type must be client_credentials",
+        );
+    }
+    let expected = format!(
+        "Basic {}",
+        base64_encode(format!("{SANDBOX_CLIENT_ID}:{SANDBOX_CLIENT_SECRET}").as_bytes())
+    );
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"fault": {"faultstring": "Invalid ApiKey", "detail": {"errorcode": "oauth.v2.InvalidApiKey"}}})),
+        )
+            .into_response();
+    }
+    let token = context.tokens.issue();
+    axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 36000}))
+        .into_response()
+}
+
+/// Standard base64 with padding, for checking a Basic header.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+async fn company(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(company_id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(context.store.read(|state| {
+        state
+            .companies
+            .get(&company_id)
+            .cloned()
+            .ok_or_else(|| not_found("company", &company_id))
+    }))
+}
+
+async fn partner_directory(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(company_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let name = query
+        .get("partnerCompanyName")
+        .map(|name| name.to_lowercase());
+    respond(context.store.read(|state| {
+        let partners = state
+            .partner_directory
+            .get(&company_id)
+            .ok_or_else(|| not_found("company", &company_id))?;
+        let partners: Vec<Value> = partners
+            .iter()
+            .filter(|partner| {
+                name.as_ref().is_none_or(|name| {
+                    partner["partnerCompanyName"]
+                        .as_str()
+                        .is_some_and(|candidate| candidate.to_lowercase().contains(name.as_str()))
+                })
+            })
+            .cloned()
+            .collect();
+        Ok(json!({"partnerDirectory": partners}))
+    }))
+}
+
+async fn communities(State(context): Context, headers: HeaderMap) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let list: Vec<Value> = context
+        .store
+        .read(|state| state.communities.values().cloned().collect());
+    axum::Json(json!({"communities": list})).into_response()
+}
+
+async fn groups(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(community_id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(context.store.read(|state| {
+        if !state.communities.contains_key(&community_id) {
+            return Err(not_found("community", &community_id));
+        }
+        let groups: Vec<Value> = state
+            .groups
+            .values()
+            .filter(|group| group["community_id"] == community_id.as_str())
+            .cloned()
+            .collect();
+        Ok(json!({"groups": groups}))
+    }))
+}
+
+async fn members(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(group_id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(context.store.read(|state| {
+        let group = state
+            .groups
+            .get(&group_id)
+            .ok_or_else(|| not_found("group", &group_id))?;
+        let members: Vec<Value> = group["member_company_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str())
+            .map(|id| {
+                let name = state
+                    .companies
+                    .get(id)
+                    .map(|company| company["companyName"].clone())
+                    .unwrap_or(Value::Null);
+                json!({"companyId": id, "companyName": name})
+            })
+            .collect();
+        Ok(json!({"members": members}))
+    }))
+}
+
+async fn create_post(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(community_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let path = format!("/hub/v1/communities/{community_id}/posts");
+    let change = Change::new("post.published", "POST", path, idempotency_key(&headers));
+    reply(context.store.change(change, |state| {
+        if !state.communities.contains_key(&community_id) {
+            return Err(not_found("community", &community_id));
+        }
+        if body["title"]
+            .as_str()
+            .is_none_or(|title| title.trim().is_empty())
+        {
+            return Err(error_value(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "title is required",
+            ));
+        }
+        for group_id in body["group_ids"].as_array().into_iter().flatten() {
+            let group_id = group_id.as_str().unwrap_or_default();
+            if !state.groups.contains_key(group_id) {
+                return Err(not_found("group", group_id));
+            }
+        }
+        let post_id = state.new_id("post");
+        let mut post = body.clone();
+        post["post_id"] = json!(post_id);
+        post["community_id"] = json!(community_id);
+        post["status"] = json!("published");
+        post["created_at"] = json!(now());
+        state.posts.insert(post_id.clone(), post);
+        Ok((
+            StatusCode::CREATED,
+            json!({"post_id": post_id, "status": "published"}),
+            Some(post_id.clone()),
+        ))
+    }))
+}
+
+async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let change = Change::new(
+        "notification.queued",
+        "POST",
+        "/hub/v1/notifications",
+        idempotency_key(&headers),
+    );
+    reply(context.store.change(change, |state| {
+        let mut companies: Vec<String> = Vec::new();
+        let recipients = &body["recipients"];
+        for id in recipients["company_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !state.companies.contains_key(id) {
+                return Err(not_found("company", id));
+            }
+            companies.push(id.to_owned());
+        }
+        for group_id in recipients["group_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let group = state
+                .groups
+                .get(group_id)
+                .ok_or_else(|| not_found("group", group_id))?;
+            companies.extend(
+                group["member_company_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+        }
+        companies.sort();
+        companies.dedup();
+        let logins = recipients["login_ids"].as_array().map_or(0, Vec::len);
+        let queued = companies.len() + logins;
+        if queued == 0 {
+            return Err(error_value(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "recipients name nobody",
+            ));
+        }
+        if let Some(post_id) = body["post_id"].as_str()
+            && !state.posts.contains_key(post_id)
+        {
+            return Err(not_found("post", post_id));
+        }
+        let notification_id = state.new_id("ntf");
+        let mut notification = body.clone();
+        notification["notification_id"] = json!(notification_id);
+        notification["queued"] = json!(queued);
+        notification["created_at"] = json!(now());
+        state
+            .notifications
+            .insert(notification_id.clone(), notification);
+        Ok((
+            StatusCode::ACCEPTED,
+            json!({"notification_id": notification_id, "queued": queued}),
+            Some(notification_id.clone()),
+        ))
+    }))
+}
+
+async fn create_issue(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let change = Change::new(
+        "issue.opened",
+        "POST",
+        "/hub/v1/issues",
+        idempotency_key(&headers),
+    );
+    reply(context.store.change(change, |state| {
+        let company_id = body["partner_company_id"].as_str().unwrap_or_default();
+        if !state.companies.contains_key(company_id) {
+            return Err(not_found("company", company_id));
+        }
+        let issue_id = state.new_id("iss");
+        let at = now();
+        let mut issue = body.clone();
+        issue["issue_id"] = json!(issue_id);
+        issue["status"] = json!(body["status"].as_str().unwrap_or("open"));
+        issue["comments"] = json!([]);
+        issue["created_at"] = json!(at);
+        issue["updated_at"] = json!(at);
+        state.issues.insert(issue_id.clone(), issue.clone());
+        Ok((StatusCode::CREATED, issue, Some(issue_id.clone())))
+    }))
+}
+
+async fn get_issue(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(issue_id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(context.store.read(|state| {
+        state
+            .issues
+            .get(&issue_id)
+            .cloned()
+            .ok_or_else(|| not_found("issue", &issue_id))
+    }))
+}
+
+async fn update_issue(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(issue_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let path = format!("/hub/v1/issues/{issue_id}");
+    let change = Change::new("issue.updated", "PATCH", path, idempotency_key(&headers));
+    reply(context.store.change(change, |state| {
+        let issue = state
+            .issues
+            .get_mut(&issue_id)
+            .ok_or_else(|| not_found("issue", &issue_id))?;
+        for field in ["title", "description", "severity", "status", "related"] {
+            if let Some(value) = body.get(field) {
+                issue[field] = value.clone();
+            }
+        }
+        issue["updated_at"] = json!(now());
+        Ok((StatusCode::OK, issue.clone(), Some(issue_id.clone())))
+    }))
+}
+
+async fn comment_issue(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(issue_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let path = format!("/hub/v1/issues/{issue_id}/comments");
+    let change = Change::new("issue.commented", "POST", path, idempotency_key(&headers));
+    reply(context.store.change(change, |state| {
+        let comment_id = state.new_id("cmt");
+        let issue = state.issues.get_mut(&issue_id).ok_or_else(|| not_found("issue", &issue_id))?;
+        let comment = json!({"comment_id": comment_id, "body": body["body"].clone(), "author": body["author"].clone(), "created_at": now()});
+        if let Some(comments) = issue["comments"].as_array_mut() {
+            comments.push(comment.clone());
+        }
+        Ok((StatusCode::CREATED, comment, Some(issue_id.clone())))
+    }))
+}
+
+async fn acknowledge(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(post_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let path = format!("/hub/v1/posts/{post_id}/acknowledgements");
+    let change = Change::new("post.acknowledged", "POST", path, idempotency_key(&headers));
+    reply(context.store.change(change, |state| {
+        if !state.posts.contains_key(&post_id) {
+            return Err(not_found("post", &post_id));
+        }
+        let company_id = body["company_id"].as_str().unwrap_or_default();
+        if !state.companies.contains_key(company_id) {
+            return Err(not_found("company", company_id));
+        }
+        let acknowledgement_id = state.new_id("ack");
+        let mut acknowledgement = body.clone();
+        acknowledgement["acknowledgement_id"] = json!(acknowledgement_id);
+        acknowledgement["post_id"] = json!(post_id);
+        acknowledgement["created_at"] = json!(now());
+        state
+            .acknowledgements
+            .entry(post_id.clone())
+            .or_default()
+            .push(acknowledgement.clone());
+        Ok((
+            StatusCode::CREATED,
+            acknowledgement,
+            Some(acknowledgement_id.clone()),
+        ))
+    }))
+}
+
+async fn acknowledgements(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(post_id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(context.store.read(|state| {
+        if !state.posts.contains_key(&post_id) {
+            return Err(not_found("post", &post_id));
+        }
+        Ok(json!({"acknowledgements": state.acknowledgements.get(&post_id).cloned().unwrap_or_default()}))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+}
