@@ -85,6 +85,19 @@ impl ApprovalStatus {
             ApprovalStatus::Cancelled => "cancelled",
         }
     }
+
+    /// The status named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            ApprovalStatus::Rejected,
+            ApprovalStatus::Failed,
+            ApprovalStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
 }
 
 /// One recorded decision.

@@ -86,7 +86,7 @@ impl Shared {
 /// The engine: deploy, start, operate and read instances. Clones share one engine.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -263,7 +263,12 @@ impl Engine {
             .await
     }
 
-    async fn operate(&self, instance: &InstanceId, actor: &str, body: InputBody) -> Result<()> {
+    pub(crate) async fn operate(
+        &self,
+        instance: &InstanceId,
+        actor: &str,
+        body: InputBody,
+    ) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.shared.send(Message::Input {
             instance: instance.clone(),
