@@ -66,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/instances/{id}/steps/{step}/retry", post(retry_step))
         .route("/instances/{id}/history", get(history))
         .route("/instances/{id}/replay", get(replay))
+        .merge(crate::approvals::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // A layer, not a route layer: unknown paths under /api/v1 need a token too, so

@@ -69,11 +69,19 @@ pub(crate) async fn require_token(
     if !token_matches(presented, &state.admin_token) {
         return Err(ApiError::unauthorized("the bearer token is not valid"));
     }
-    request.extensions_mut().insert(Caller {
-        user: ADMIN_USER.to_owned(),
-        groups: Vec::new(),
-        role: Role::Admin,
-    });
+    // A test may name another caller from outside (`approvals::acting_as`).
+    let caller = match request
+        .extensions()
+        .get::<crate::approvals::CallerOverride>()
+    {
+        Some(named) => named.0.clone(),
+        None => Caller {
+            user: ADMIN_USER.to_owned(),
+            groups: Vec::new(),
+            role: Role::Admin,
+        },
+    };
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }
 

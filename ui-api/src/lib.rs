@@ -13,6 +13,7 @@
 //! reach a client.
 
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod cli;
 pub mod client;
