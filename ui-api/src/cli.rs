@@ -186,6 +186,12 @@ pub enum ClientCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// List the approvals assigned to you (the token's user or groups).
+    Approvals(crate::approvals_cli::ApprovalsArgs),
+    /// Approve, reject or delegate an approval.
+    Approve(crate::approvals_cli::ApproveArgs),
+    /// Deliver a signal to an instance.
+    Signal(crate::approvals_cli::SignalArgs),
 }
 
 impl ClientCommand {
@@ -199,6 +205,9 @@ impl ClientCommand {
             | ClientCommand::Cancel { server, .. }
             | ClientCommand::Retry { server, .. }
             | ClientCommand::Replay { server, .. } => server,
+            ClientCommand::Approvals(args) => &args.server,
+            ClientCommand::Approve(args) => &args.server,
+            ClientCommand::Signal(args) => &args.server,
         }
     }
 }
@@ -346,6 +355,9 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
             let query: Vec<(&str, &str)> = at.as_deref().map(|at| ("at", at)).into_iter().collect();
             output::json(&client.get(&["instances", &id, "replay"], &query).await?);
         }
+        ClientCommand::Approvals(args) => crate::approvals_cli::list(client, &args).await?,
+        ClientCommand::Approve(args) => crate::approvals_cli::approve(client, &args).await?,
+        ClientCommand::Signal(args) => crate::approvals_cli::signal(client, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -429,6 +441,40 @@ mod tests {
         let error =
             Cli::try_parse_from(["gridflow", "start", "hello", "--input", "{oops"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn approve_parses_its_options_and_refuses_reject_with_delegate() {
+        let cli = Cli::try_parse_from([
+            "gridflow",
+            "approve",
+            "i:review:1",
+            "--comment",
+            "ok",
+            "--data",
+            "{\"budget\": 3}",
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Approve(args)) = cli.command else {
+            panic!("expected approve");
+        };
+        assert_eq!(args.data, Some(json!({"budget": 3})));
+        assert!(!args.reject);
+        let error = Cli::try_parse_from([
+            "gridflow",
+            "approve",
+            "i:review:1",
+            "--reject",
+            "--delegate",
+            "dan",
+        ])
+        .unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let cli = Cli::try_parse_from(["gridflow", "signal", "i", "ack", "--data", "{}"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Client(ClientCommand::Signal(_))
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod approvals;
+pub mod approvals_cli;
 pub mod auth;
 pub mod cli;
 pub mod client;
