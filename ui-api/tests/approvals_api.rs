@@ -2,6 +2,9 @@
 //! wrapped with `approvals::acting_as` to act as users other than `admin`, called with
 //! `oneshot` over an engine on the in-memory store.
 
+// The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
