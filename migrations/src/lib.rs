@@ -19,6 +19,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_tables;
+mod m20261122_000002_create_approval;
 mod m20261122_000003_create_token;
 
 /// Every migration of the gridflow schema, in the order they apply.
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261122_000001_create_tables::Migration),
+            Box::new(m20261122_000002_create_approval::Migration),
             Box::new(m20261122_000003_create_token::Migration),
         ]
     }

@@ -80,7 +80,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(history))
         .routes(routes!(replay))
         .routes(routes!(tokens::post_token))
-        .routes(routes!(openapi::openapi_json));
+        .routes(routes!(openapi::openapi_json))
+        .merge(crate::approvals::routes());
     OpenApiRouter::new().nest(API_PREFIX, routes)
 }
 

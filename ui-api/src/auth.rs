@@ -186,6 +186,15 @@ pub(crate) async fn authorize(
             allowed.join(", ")
         )));
     }
+    // A test may act as another caller once authenticated (`approvals::acting_as`); the
+    // override is a request extension, which no client can set.
+    let caller = match request
+        .extensions()
+        .get::<crate::approvals::CallerOverride>()
+    {
+        Some(named) => named.0.clone(),
+        None => caller,
+    };
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

@@ -212,6 +212,12 @@ pub enum ClientCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// List the approvals assigned to you (the token's user or groups).
+    Approvals(crate::approvals_cli::ApprovalsArgs),
+    /// Approve, reject or delegate an approval.
+    Approve(crate::approvals_cli::ApproveArgs),
+    /// Deliver a signal to an instance.
+    Signal(crate::approvals_cli::SignalArgs),
     /// Manage API tokens (admin only).
     Token {
         /// What to do.
@@ -253,6 +259,9 @@ impl ClientCommand {
             | ClientCommand::Token {
                 action: TokenAction::Create { server, .. },
             } => server,
+            ClientCommand::Approvals(args) => &args.server,
+            ClientCommand::Approve(args) => &args.server,
+            ClientCommand::Signal(args) => &args.server,
         }
     }
 }
@@ -425,6 +434,9 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
                 None => output::json(&answer),
             }
         }
+        ClientCommand::Approvals(args) => crate::approvals_cli::list(client, &args).await?,
+        ClientCommand::Approve(args) => crate::approvals_cli::approve(client, &args).await?,
+        ClientCommand::Signal(args) => crate::approvals_cli::signal(client, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -551,6 +563,41 @@ mod tests {
             let error = Cli::try_parse_from(arguments).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{arguments:?}");
         }
+        }
+    }
+
+    #[test]
+    fn approve_parses_its_options_and_refuses_reject_with_delegate() {
+        let cli = Cli::try_parse_from([
+            "gridflow",
+            "approve",
+            "i:review:1",
+            "--comment",
+            "ok",
+            "--data",
+            "{\"budget\": 3}",
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Approve(args)) = cli.command else {
+            panic!("expected approve");
+        };
+        assert_eq!(args.data, Some(json!({"budget": 3})));
+        assert!(!args.reject);
+        let error = Cli::try_parse_from([
+            "gridflow",
+            "approve",
+            "i:review:1",
+            "--reject",
+            "--delegate",
+            "dan",
+        ])
+        .unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let cli = Cli::try_parse_from(["gridflow", "signal", "i", "ack", "--data", "{}"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Client(ClientCommand::Signal(_))
+        ));
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl ApiError {
         }
     }
 
+    /// 403 `forbidden`: the caller may not do this (not an assignee, self-approval).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// 409 `conflict`: the request conflicts with the current state.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
@@ -154,6 +159,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(_) => ApiError::not_found(error.to_string()),
             EngineError::Invalid { message, details } => ApiError::invalid(message, details),
             EngineError::Conflict(message) => ApiError::conflict(message),
+            EngineError::Forbidden(message) => ApiError::forbidden(message),
             EngineError::Unavailable(_) => ApiError::unavailable(error.to_string()),
             EngineError::Internal(_) => ApiError::internal(error.to_string()),
         }

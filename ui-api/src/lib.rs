@@ -17,6 +17,8 @@
 //! reach a client.
 
 pub mod api;
+pub mod approvals;
+pub mod approvals_cli;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -116,9 +116,6 @@ const fn rule(method: Verb, path: &'static str, roles: &'static [Role]) -> Rule 
 ///
 /// Routes that other work adds take these rows (kept here as the decision, to be added
 /// with the route):
-/// `rule(Verb::Post, "/instances/{instance_id}/signals/{name}", OPERATORS)`,
-/// `rule(Verb::Get, "/approvals", APPROVERS)`,
-/// `rule(Verb::Post, "/approvals/{approval_id}/decision", APPROVERS)`,
 /// `rule(Verb::Get, "/audit/verify", AUDITORS)`, `rule(Verb::Get, "/audit/export", AUDITORS)`,
 /// `rule(Verb::Get, "/connectors", EVERYONE)`,
 /// `Rule { method: Verb::Post, path: "/events/{source}", access: Access::Signed }`.
@@ -153,6 +150,14 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Get, "/instances/{instance_id}/replay", AUDITORS),
     rule(Verb::Post, "/tokens", ADMINS),
     rule(Verb::Get, "/openapi.json", EVERYONE),
+    rule(
+        Verb::Post,
+        "/instances/{instance_id}/signals/{name}",
+        OPERATORS,
+    ),
+    rule(Verb::Get, "/approvals", APPROVERS),
+    rule(Verb::Get, "/approvals/{approval_id}", APPROVERS),
+    rule(Verb::Post, "/approvals/{approval_id}/decision", APPROVERS),
 ];
 
 /// What the policy says about a request to `path` (relative to `/api/v1`).

@@ -252,9 +252,9 @@ pub struct Approval {
     /// What happens when `due` passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_timeout: Option<String>,
-    /// Who receives the approval when it escalates.
+    /// Who receives the approval when it escalates: one level or a chain of levels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub escalate_to: Option<Value>,
+    pub escalate_to: Option<EscalateTo>,
     /// Whether the user who started the instance may approve it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_self_approval: bool,
@@ -265,6 +265,89 @@ pub struct Approval {
 
 fn one() -> u32 {
     1
+}
+
+/// What `on_timeout` of an approval does when its `due` passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnApprovalTimeout {
+    /// The approval is approved by the system.
+    Approve,
+    /// The approval is rejected by the system.
+    Reject,
+    /// The step fails with code `timeout`.
+    Fail,
+    /// The approval moves to the next level of `escalate_to`.
+    Escalate,
+}
+
+impl Approval {
+    /// The `on_timeout` policy; `reject` when the definition sets none (or sets an unknown
+    /// one, which validation refuses).
+    pub fn on_timeout(&self) -> OnApprovalTimeout {
+        match self.on_timeout.as_deref() {
+            Some("approve") => OnApprovalTimeout::Approve,
+            Some("fail") => OnApprovalTimeout::Fail,
+            Some("escalate") => OnApprovalTimeout::Escalate,
+            Some(_) | None => OnApprovalTimeout::Reject,
+        }
+    }
+
+    /// The escalation levels, first first; empty when there is no `escalate_to`.
+    pub fn escalation_levels(&self) -> &[EscalationLevel] {
+        match &self.escalate_to {
+            None => &[],
+            Some(EscalateTo::One(level)) => std::slice::from_ref(level),
+            Some(EscalateTo::Chain(levels)) => levels,
+        }
+    }
+}
+
+/// `escalate_to`: one level (`{groups: [...]}`) or a chain of levels tried in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EscalateTo {
+    /// A single level.
+    One(EscalationLevel),
+    /// Several levels: when one's `due` passes too, the next receives the approval.
+    Chain(Vec<EscalationLevel>),
+}
+
+/// One escalation level: who receives the approval and how long they have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationLevel {
+    /// Assigned groups at this level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Assigned users at this level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Time allowed at this level; the approval's `due` when absent.
+    #[serde(
+        default,
+        with = "duration::option_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due: Option<Duration>,
+}
+
+/// What `on_timeout` of a wait step does when its `timeout` passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWaitTimeout {
+    /// The step succeeds with output `{timed_out: true}` and the instance goes on.
+    Continue,
+    /// The step fails with code `timeout`.
+    Fail,
+}
+
+impl Wait {
+    /// The `on_timeout` policy; `fail` when the definition sets none.
+    pub fn on_timeout(&self) -> OnWaitTimeout {
+        match self.on_timeout.as_deref() {
+            Some("continue") => OnWaitTimeout::Continue,
+            Some(_) | None => OnWaitTimeout::Fail,
+        }
+    }
 }
 
 /// A wait for an external signal.

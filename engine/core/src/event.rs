@@ -83,6 +83,10 @@ pub enum TimerPurpose {
     CompensationRetry,
     /// The end of a `sleep` step.
     Sleep,
+    /// The `due` of an approval (at one escalation level).
+    ApprovalDue,
+    /// The `timeout` of a wait step.
+    WaitTimeout,
 }
 
 /// Identifies one timer of an instance: which step, item and attempt it wakes, and why.
@@ -97,6 +101,9 @@ pub struct TimerKey {
     pub attempt: u32,
     /// Why the timer exists.
     pub purpose: TimerPurpose,
+    /// The escalation level an approval's due timer belongs to (0: the first assignees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
 }
 
 impl TimerKey {
@@ -106,7 +113,12 @@ impl TimerKey {
             TimerPurpose::Retry => "retry",
             TimerPurpose::CompensationRetry => "compensation_retry",
             TimerPurpose::Sleep => "sleep",
+            TimerPurpose::ApprovalDue => "approval_due",
+            TimerPurpose::WaitTimeout => "wait_timeout",
         };
+        if let Some(level) = self.level {
+            return format!("{}:{}:{}:{}", purpose, self.step, self.attempt, level);
+        }
         match self.item {
             Some(item) => format!("{}:{}:{}:{}", purpose, self.step, item, self.attempt),
             None => format!("{}:{}:{}", purpose, self.step, self.attempt),
@@ -145,6 +157,9 @@ pub enum EventBody {
         /// A sleep step's wake-up instant.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         wake_at: Option<DateTime<Utc>>,
+        /// A wait step's timeout instant, when it has a `timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_at: Option<DateTime<Utc>>,
     },
     /// The runtime began executing an attempt.
     StepStarted {
@@ -264,6 +279,81 @@ pub enum EventBody {
     InstanceFailed {
         /// The failure that failed it.
         error: ErrorInfo,
+    },
+    /// An approval step was reached: the approval is open for these assignees.
+    ApprovalRequested {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// Rendered title.
+        title: String,
+        /// Assigned users.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        users: Vec<String>,
+        /// Assigned groups.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<String>,
+        /// Approvals needed.
+        quorum: u32,
+        /// When `on_timeout` applies, if the approval has a `due`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+    },
+    /// A user approved or rejected an approval (the event's actor is that user).
+    ApprovalDecided {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// The deciding user.
+        user: String,
+        /// `approve` or `reject`.
+        decision: crate::approval::Verdict,
+        /// Free text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+        /// Form data (checked against the approval's `form`).
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        data: Value,
+    },
+    /// An approval's due passed and it moved to the next escalation level.
+    ApprovalEscalated {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// The level now in charge, from 1 (the first entry of `escalate_to`).
+        level: u32,
+        /// The users now assigned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        users: Vec<String>,
+        /// The groups now assigned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<String>,
+        /// The new due instant, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<DateTime<Utc>>,
+    },
+    /// An assignee handed their decision to another user, who became an assignee.
+    ApprovalDelegated {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// The delegating user (who may no longer decide).
+        from: String,
+        /// The delegate.
+        to: String,
+    },
+    /// An external signal was delivered to the instance. It is kept until a wait step for
+    /// its name consumes it (at once when one is waiting).
+    SignalReceived {
+        /// Signal name.
+        name: String,
+        /// Its JSON payload.
+        #[serde(default)]
+        payload: Value,
     },
     /// The instance was cancelled.
     InstanceCancelled {

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::wildcard_enum_match_arm)]
 
+pub mod approval;
 pub mod command;
 pub mod definition;
 pub mod duration;
@@ -25,6 +26,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 
+pub use approval::{ApprovalState, ApprovalStatus, Verdict};
 pub use command::{Command, Dispatch, WorkKey};
 pub use definition::{Definition, StepDefinition, StepKind};
 pub use event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
@@ -34,5 +36,5 @@ pub use machine::{
     Effects, Input, InputBody, StepError, Transition, apply, transition, transition_in_place,
 };
 pub use replay::replay;
-pub use state::{InstanceState, Phase, StepState, Unit, Work};
+pub use state::{BufferedSignal, InstanceState, Phase, StepState, Unit, Work};
 pub use status::{InstanceStatus, StepStatus};

@@ -29,16 +29,36 @@
 //! | `instance_completed` | running, every step finished | completed |
 //! | `instance_failed` | compensating with nothing left, or running | failed |
 //! | `instance_cancelled` | running or compensating | cancelled, active steps cancelled |
+//! | `step_scheduled` (wait step) | pending | waiting for its signal (timeout timer started) |
+//! | `signal_received` | running | signal kept; an active wait step for its name consumes it with `step_succeeded` |
+//! | `step_succeeded` (wait step) | waiting, a kept signal of its name (consumed) or its timeout fired with `continue` | succeeded |
+//! | `approval_requested` | pending approval step | waiting on the approval (due timer started) |
+//! | `approval_decided`, `approval_delegated`, `approval_escalated` | waiting on a pending approval | same, approval changed (see [`crate::approval`]) |
+//! | `step_succeeded` (approval step) | waiting on a settled approval, or its due fired with `approve`/`reject` | succeeded; output `{decision, user, comment, data}` |
+//!
+//! Inputs that users send ([`InputBody::Decide`], [`InputBody::Delegate`],
+//! [`InputBody::Signal`]) are checked before any event is made: a closed approval or a
+//! finished instance is [`StepError::Rejected`] (409), a user who may not decide is
+//! [`StepError::Forbidden`] (403), data that violates the approval's form is
+//! [`StepError::InvalidDecision`] (422). Signals are kept in the state until consumed, so
+//! one sent before its wait step is reached is not lost.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::approval::{
+    self, ApprovalState, ApprovalStatus, Decision, Delegation, Outcome, Verdict,
+};
 use crate::command::{Command, Dispatch, WorkKey};
-use crate::definition::{Definition, Sleep, StepDefinition, StepKind};
+use crate::definition::{
+    Definition, OnApprovalTimeout, OnWaitTimeout, Sleep, StepDefinition, StepKind,
+};
 use crate::event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
 use crate::expr::{self, Scope};
 use crate::id::{InstanceId, StepId};
-use crate::state::{CompensationRun, Completion, InstanceState, Phase, StepState, Unit, Work};
+use crate::state::{
+    BufferedSignal, CompensationRun, Completion, InstanceState, Phase, StepState, Unit, Work,
+};
 use crate::status::InstanceStatus;
 
 // Patterns naming every variant, for the last arm of a match whose earlier arms are
@@ -96,13 +116,31 @@ pub enum StepError {
         step: StepId,
     },
     /// An operator's request that the instance's state refuses (cancel a finished
-    /// instance, retry a step that did not fail).
+    /// instance, retry a step that did not fail, decide a closed approval).
     #[error("instance {instance}: {message}")]
     Rejected {
         /// The instance.
         instance: InstanceId,
         /// Why.
         message: String,
+    },
+    /// The acting user may not do this (not an assignee, self-approval).
+    #[error("instance {instance}: {message}")]
+    Forbidden {
+        /// The instance.
+        instance: InstanceId,
+        /// Why.
+        message: String,
+    },
+    /// A decision or delegation that is malformed for this approval (form violations).
+    #[error("instance {instance}: {message}")]
+    InvalidDecision {
+        /// The instance.
+        instance: InstanceId,
+        /// Summary.
+        message: String,
+        /// Every problem, each `<path>: <message>`.
+        violations: Vec<String>,
     },
 }
 
@@ -163,6 +201,47 @@ pub enum InputBody {
     RetryStep {
         /// The step.
         step: StepId,
+    },
+    /// A user approves or rejects an approval.
+    Decide {
+        /// The approval step.
+        step: StepId,
+        /// The approval's attempt (from its id).
+        attempt: u32,
+        /// The deciding user.
+        user: String,
+        /// The user's groups.
+        groups: Vec<String>,
+        /// Approve or reject.
+        decision: Verdict,
+        /// Free text.
+        comment: Option<String>,
+        /// Form data; null when absent.
+        data: Value,
+    },
+    /// A user hands their decision on an approval to another user.
+    Delegate {
+        /// The approval step.
+        step: StepId,
+        /// The approval's attempt (from its id).
+        attempt: u32,
+        /// The delegating user.
+        from: String,
+        /// The delegating user's groups.
+        groups: Vec<String>,
+        /// The delegate.
+        to: String,
+    },
+    /// An external signal for the instance.
+    Signal {
+        /// Signal name.
+        name: String,
+        /// Its payload.
+        payload: Value,
+        /// Deliver only if a wait step for `name` is active and its `correlate` holds with
+        /// `event` bound to the payload (inbound events); otherwise the signal is kept
+        /// for a wait step reached later.
+        correlated: bool,
     },
 }
 
@@ -296,6 +375,7 @@ pub fn apply_in_place(
             arguments,
             items,
             wake_at,
+            timeout_at,
         } => {
             require_running(state, event)?;
             let step_definition = step_definition(state, definition, step)?;
@@ -303,7 +383,27 @@ pub fn apply_in_place(
             let step_state = step_state_mut(state, step)?;
             match (matches!(step_state, StepState::Pending { .. }), item) {
                 (true, None) => {
-                    if let Some(items) = items {
+                    if let Some(StepKind::Wait(wait)) = step_definition.kind() {
+                        *step_state = StepState::Active {
+                            work: Work::Wait {
+                                attempt: *attempt,
+                                signal: wait.signal.clone(),
+                                timeout_at: *timeout_at,
+                            },
+                        };
+                        if let Some(timeout_at) = timeout_at {
+                            commands.push(Command::StartTimer {
+                                timer: TimerKey {
+                                    step: step.clone(),
+                                    item: None,
+                                    attempt: *attempt,
+                                    purpose: TimerPurpose::WaitTimeout,
+                                    level: None,
+                                },
+                                fire_at: *timeout_at,
+                            });
+                        }
+                    } else if let Some(items) = items {
                         *step_state = StepState::Active {
                             work: Work::FanOut {
                                 units: vec![Unit::Ready { attempt: *attempt }; items.len()],
@@ -320,6 +420,7 @@ pub fn apply_in_place(
                                 item: None,
                                 attempt: *attempt,
                                 purpose: TimerPurpose::Sleep,
+                                level: None,
                             },
                             fire_at: *wake_at,
                         });
@@ -461,6 +562,15 @@ pub fn apply_in_place(
                 StepState::Active {
                     work: Work::Sleep { .. },
                 } => (*attempt, false),
+                StepState::Active {
+                    work:
+                        Work::Approval {
+                            attempt: current, ..
+                        }
+                        | Work::Wait {
+                            attempt: current, ..
+                        },
+                } if *current == *attempt => (*attempt, false),
                 any_step_state!() => {
                     return Err(invalid(
                         &instance,
@@ -468,6 +578,21 @@ pub fn apply_in_place(
                     ));
                 }
             };
+            commands.extend(abandon_step(step, step_state));
+            if let StepState::Active {
+                work: Work::Wait { signal, .. },
+            } = step_state
+            {
+                // A wait step succeeds either by consuming the oldest kept signal of its
+                // name, or by timing out with `on_timeout: continue` when none is kept (a
+                // kept signal is consumed as soon as it or the step arrives, so none can
+                // be kept when the timeout fires).
+                let signal = signal.clone();
+                if let Some(position) = state.signals.iter().position(|kept| kept.name == signal) {
+                    state.signals.remove(position);
+                }
+            }
+            let step_state = step_state_mut(state, step)?;
             *step_state = StepState::Succeeded {
                 output: output.clone(),
                 attempts,
@@ -478,6 +603,16 @@ pub fn apply_in_place(
                     item: None,
                     output: Value::Null,
                 });
+            }
+            if let Some(approval) = state.approvals.get_mut(step)
+                && approval.status == ApprovalStatus::Pending
+            {
+                let outcome: Option<Outcome> = serde_json::from_value(output.clone()).ok();
+                approval.status = match outcome.as_ref().map(|outcome| outcome.decision.as_str()) {
+                    Some("approved") => ApprovalStatus::Approved,
+                    Some(_) | None => ApprovalStatus::Rejected,
+                };
+                approval.outcome = outcome;
             }
         }
         EventBody::StepRetryScheduled {
@@ -514,6 +649,7 @@ pub fn apply_in_place(
                     item: *item,
                     attempt: attempt + 1,
                     purpose: TimerPurpose::Retry,
+                    level: None,
                 },
                 fire_at: *fire_at,
             });
@@ -549,6 +685,7 @@ pub fn apply_in_place(
                     item: *item,
                     attempt: attempt + 1,
                     purpose: TimerPurpose::CompensationRetry,
+                    level: None,
                 },
                 fire_at: *fire_at,
             });
@@ -613,6 +750,7 @@ pub fn apply_in_place(
                 attempts,
                 continued,
             };
+            close_approval(state, step, ApprovalStatus::Failed);
             if !continued {
                 commands.extend(cancel_active_steps(state));
                 let remaining = compensation_queue(state, definition);
@@ -744,6 +882,151 @@ pub fn apply_in_place(
             }
             state.phase = Phase::Running;
         }
+        EventBody::ApprovalRequested {
+            step,
+            attempt,
+            title,
+            users,
+            groups,
+            quorum,
+            due_at,
+        } => {
+            require_running(state, event)?;
+            let instance = state.id.clone();
+            let step_state = step_state_mut(state, step)?;
+            if !matches!(step_state, StepState::Pending { .. }) {
+                return Err(invalid(&instance, "the step is not pending"));
+            }
+            *step_state = StepState::Active {
+                work: Work::Approval {
+                    attempt: *attempt,
+                    level: 0,
+                },
+            };
+            state.approvals.insert(
+                step.clone(),
+                ApprovalState {
+                    attempt: *attempt,
+                    title: title.clone(),
+                    users: users.clone(),
+                    groups: groups.clone(),
+                    quorum: *quorum,
+                    level: 0,
+                    due_at: *due_at,
+                    requested_at: event.at,
+                    decisions: Vec::new(),
+                    delegations: Vec::new(),
+                    status: ApprovalStatus::Pending,
+                    outcome: None,
+                },
+            );
+            if let Some(due_at) = due_at {
+                commands.push(approval_due_timer(step, *attempt, 0, *due_at));
+            }
+        }
+        EventBody::ApprovalDecided {
+            step,
+            attempt,
+            user,
+            decision,
+            comment,
+            data,
+        } => {
+            require_running(state, event)?;
+            let instance = state.id.clone();
+            match state.approvals.get_mut(step) {
+                Some(approval)
+                    if approval.attempt == *attempt
+                        && approval.status == ApprovalStatus::Pending
+                        && !approval.has_decided(user) =>
+                {
+                    approval.decisions.push(Decision {
+                        user: user.clone(),
+                        decision: *decision,
+                        comment: comment.clone(),
+                        data: data.clone(),
+                        at: event.at,
+                    });
+                }
+                Some(_) | None => {
+                    return Err(invalid(&instance, "no open approval takes this decision"));
+                }
+            }
+        }
+        EventBody::ApprovalDelegated {
+            step,
+            attempt,
+            from,
+            to,
+        } => {
+            require_running(state, event)?;
+            let instance = state.id.clone();
+            match state.approvals.get_mut(step) {
+                Some(approval)
+                    if approval.attempt == *attempt
+                        && approval.status == ApprovalStatus::Pending =>
+                {
+                    approval.delegations.push(Delegation {
+                        from: from.clone(),
+                        to: to.clone(),
+                        at: event.at,
+                    });
+                    if !approval.users.contains(to) {
+                        approval.users.push(to.clone());
+                    }
+                }
+                Some(_) | None => {
+                    return Err(invalid(&instance, "no open approval takes this delegation"));
+                }
+            }
+        }
+        EventBody::ApprovalEscalated {
+            step,
+            attempt,
+            level,
+            users,
+            groups,
+            due_at,
+        } => {
+            require_running(state, event)?;
+            let instance = state.id.clone();
+            match state.steps.get_mut(step) {
+                Some(StepState::Active {
+                    work:
+                        Work::Approval {
+                            attempt: current,
+                            level: current_level,
+                        },
+                }) if *current == *attempt && *current_level + 1 == *level => {
+                    *current_level = *level;
+                }
+                Some(_) | None => {
+                    return Err(invalid(
+                        &instance,
+                        "the approval is not at the level before",
+                    ));
+                }
+            }
+            let Some(approval) = state.approvals.get_mut(step) else {
+                return Err(invalid(&instance, "the step has no approval"));
+            };
+            approval.level = *level;
+            approval.users = users.clone();
+            approval.groups = groups.clone();
+            approval.due_at = *due_at;
+            if let Some(due_at) = due_at {
+                commands.push(approval_due_timer(step, *attempt, *level, *due_at));
+            }
+        }
+        EventBody::SignalReceived { name, payload } => {
+            require_running(state, event)?;
+            state.signals.push(BufferedSignal {
+                name: name.clone(),
+                payload: payload.clone(),
+                received_at: event.at,
+                actor: event.actor.clone(),
+            });
+        }
         EventBody::InstanceCompleted { output } => {
             require_running(state, event)?;
             if !state.steps.values().all(StepState::lets_dependents_run) {
@@ -810,6 +1093,7 @@ pub fn apply_in_place(
                                 item: target.item,
                                 attempt: *attempt,
                                 purpose: TimerPurpose::CompensationRetry,
+                                level: None,
                             },
                         });
                     }
@@ -832,6 +1116,19 @@ pub fn apply_in_place(
     }
     state.updated_at = event.at;
     Ok(commands)
+}
+
+fn approval_due_timer(step: &StepId, attempt: u32, level: u32, fire_at: DateTime<Utc>) -> Command {
+    Command::StartTimer {
+        timer: TimerKey {
+            step: step.clone(),
+            item: None,
+            attempt,
+            purpose: TimerPurpose::ApprovalDue,
+            level: Some(level),
+        },
+        fire_at,
+    }
 }
 
 fn require_running(state: &InstanceState, event: &Event) -> Result<(), StepError> {
@@ -962,6 +1259,7 @@ fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command> {
                 item,
                 attempt: *attempt,
                 purpose: TimerPurpose::Retry,
+                level: None,
             },
         }),
         Unit::Ready { .. } | Unit::Succeeded { .. } | Unit::Failed { .. } => {}
@@ -980,8 +1278,34 @@ fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command> {
                     item: None,
                     attempt: 1,
                     purpose: TimerPurpose::Sleep,
+                    level: None,
                 },
             }),
+            Work::Approval { attempt, level } => commands.push(Command::CancelTimer {
+                timer: TimerKey {
+                    step: step.clone(),
+                    item: None,
+                    attempt: *attempt,
+                    purpose: TimerPurpose::ApprovalDue,
+                    level: Some(*level),
+                },
+            }),
+            Work::Wait {
+                attempt,
+                timeout_at: Some(_),
+                ..
+            } => commands.push(Command::CancelTimer {
+                timer: TimerKey {
+                    step: step.clone(),
+                    item: None,
+                    attempt: *attempt,
+                    purpose: TimerPurpose::WaitTimeout,
+                    level: None,
+                },
+            }),
+            Work::Wait {
+                timeout_at: None, ..
+            } => {}
         }
     }
     commands
@@ -990,14 +1314,54 @@ fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command> {
 /// Marks every active step cancelled and returns the commands that stop their work.
 fn cancel_active_steps(state: &mut InstanceState) -> Vec<Command> {
     let mut commands = Vec::new();
+    let mut cancelled = Vec::new();
     for (step, step_state) in state.steps.iter_mut() {
         if matches!(step_state, StepState::Active { .. }) {
             commands.extend(abandon_step(step, step_state));
             let attempts = step_state.attempts();
             *step_state = StepState::Cancelled { attempts };
+            cancelled.push(step.clone());
         }
     }
+    for step in &cancelled {
+        close_approval(state, step, ApprovalStatus::Cancelled);
+    }
     commands
+}
+
+/// Closes the approval of `step` with `status` if it is still pending.
+fn close_approval(state: &mut InstanceState, step: &StepId, status: ApprovalStatus) {
+    if let Some(approval) = state.approvals.get_mut(step)
+        && approval.status == ApprovalStatus::Pending
+    {
+        approval.status = status;
+    }
+}
+
+/// The open approval of `step` for `attempt`, or why there is none (a 409).
+fn open_approval<'s>(
+    state: &'s InstanceState,
+    step: &StepId,
+    attempt: u32,
+) -> Result<&'s ApprovalState, String> {
+    let approval = state
+        .approvals
+        .get(step)
+        .filter(|approval| approval.attempt == attempt)
+        .ok_or_else(|| format!("step \"{step}\" has no approval for attempt {attempt}"))?;
+    if approval.status != ApprovalStatus::Pending {
+        return Err(format!(
+            "approval \"{step}\" is {} already",
+            approval.status.as_str()
+        ));
+    }
+    if state.phase != Phase::Running {
+        return Err(format!(
+            "the instance is {}; its approvals are closed",
+            state.status()
+        ));
+    }
+    Ok(approval)
 }
 
 /// Succeeded steps and items with a `compensate` action, latest completion first.
@@ -1033,6 +1397,24 @@ fn timer_is_current(state: &InstanceState, timer: &TimerKey) -> bool {
                     })
                 )
         }
+        TimerPurpose::ApprovalDue => {
+            state.phase == Phase::Running
+                && matches!(
+                    state.steps.get(&timer.step),
+                    Some(StepState::Active {
+                        work: Work::Approval { attempt, level }
+                    }) if *attempt == timer.attempt && Some(*level) == timer.level
+                )
+        }
+        TimerPurpose::WaitTimeout => {
+            state.phase == Phase::Running
+                && matches!(
+                    state.steps.get(&timer.step),
+                    Some(StepState::Active {
+                        work: Work::Wait { attempt, timeout_at: Some(_), .. }
+                    }) if *attempt == timer.attempt
+                )
+        }
         TimerPurpose::CompensationRetry => matches!(
             &state.phase,
             Phase::Compensating { current: Some(run), .. }
@@ -1041,6 +1423,138 @@ fn timer_is_current(state: &InstanceState, timer: &TimerKey) -> bool {
                     && matches!(run.unit, Unit::Retrying { attempt, .. } if attempt == timer.attempt)
         ),
     }
+}
+
+fn unknown_step(state: &InstanceState, step: &StepId) -> StepError {
+    StepError::UnknownStep {
+        instance: state.id.clone(),
+        step: step.clone(),
+    }
+}
+
+fn refused(state: &InstanceState, refusal: approval::Refusal) -> StepError {
+    match refusal {
+        approval::Refusal::Forbidden(message) => StepError::Forbidden {
+            instance: state.id.clone(),
+            message,
+        },
+        approval::Refusal::Conflict(message) => StepError::Rejected {
+            instance: state.id.clone(),
+            message,
+        },
+    }
+}
+
+/// The `approval` block of `step`, or a rejection naming the step when it has none.
+fn approval_definition<'d>(
+    state: &InstanceState,
+    definition: &'d Definition,
+    step: &StepId,
+) -> Result<&'d crate::definition::Approval, StepError> {
+    match definition.step(step).and_then(StepDefinition::kind) {
+        Some(StepKind::Approval(approval)) => Ok(approval),
+        Some(_) | None => Err(StepError::Rejected {
+            instance: state.id.clone(),
+            message: format!("step \"{step}\" is not an approval step"),
+        }),
+    }
+}
+
+/// Whether an active wait step waits for `name` and its `correlate` (if any) holds with
+/// `event` bound to `payload`.
+pub fn waits_for(
+    state: &InstanceState,
+    definition: &Definition,
+    name: &str,
+    payload: &Value,
+) -> bool {
+    definition.steps.iter().any(|step| {
+        let Some(StepKind::Wait(wait)) = step.kind() else {
+            return false;
+        };
+        let active = matches!(
+            state.steps.get(&step.id),
+            Some(StepState::Active { work: Work::Wait { signal, .. } }) if signal == name
+        );
+        active
+            && match &wait.correlate {
+                None => true,
+                Some(correlate) => {
+                    let scope = scope(state, None, None).with("event", payload.clone());
+                    expr::condition(correlate, &scope).unwrap_or(false)
+                }
+            }
+    })
+}
+
+/// What an approval's due passing does, by its `on_timeout`.
+fn approval_timed_out(
+    state: &InstanceState,
+    definition: &Definition,
+    timer: &TimerKey,
+    at: DateTime<Utc>,
+) -> Result<EventBody, StepError> {
+    let approval_definition = approval_definition(state, definition, &timer.step)?;
+    let system_outcome = |decision: &str| EventBody::StepSucceeded {
+        step: timer.step.clone(),
+        attempt: timer.attempt,
+        item: None,
+        output: json!(Outcome {
+            decision: decision.to_owned(),
+            user: crate::event::SYSTEM_ACTOR.to_owned(),
+            comment: Some(format!(
+                "{decision} automatically: the approval was not decided in time"
+            )),
+            data: Value::Null,
+        }),
+    };
+    let fail = |message: String| EventBody::StepFailed {
+        step: timer.step.clone(),
+        attempt: timer.attempt,
+        item: None,
+        error: ErrorInfo::permanent("timeout", message),
+    };
+    Ok(match approval_definition.on_timeout() {
+        OnApprovalTimeout::Approve => system_outcome("approved"),
+        OnApprovalTimeout::Reject => system_outcome("rejected"),
+        OnApprovalTimeout::Fail => fail(format!(
+            "approval \"{}\" was not decided by its due time",
+            timer.step
+        )),
+        OnApprovalTimeout::Escalate => {
+            let level = timer.level.unwrap_or(0) + 1;
+            match approval_definition
+                .escalation_levels()
+                .get(level as usize - 1)
+            {
+                None => fail(format!(
+                    "approval \"{}\" was not decided by its due time at the last escalation level",
+                    timer.step
+                )),
+                Some(next) => {
+                    let due = next.due.or(approval_definition.due);
+                    let due_at = due
+                        .map(|due| {
+                            chrono::Duration::from_std(due)
+                                .map(|due| at + due)
+                                .map_err(|error| format!("due out of range: {error}"))
+                        })
+                        .transpose();
+                    match due_at {
+                        Ok(due_at) => EventBody::ApprovalEscalated {
+                            step: timer.step.clone(),
+                            attempt: timer.attempt,
+                            level,
+                            users: next.users.clone(),
+                            groups: next.groups.clone(),
+                            due_at,
+                        },
+                        Err(message) => fail(format!("approval \"{}\": {message}", timer.step)),
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// The events an input causes directly, before anything is derived.
@@ -1194,8 +1708,155 @@ fn facts_for_input(
                         output: json!({ "woke_at": crate::history::format_instant(wake_at) }),
                     }
                 }
+                TimerPurpose::ApprovalDue => {
+                    approval_timed_out(state, definition, timer, input.at)?
+                }
+                TimerPurpose::WaitTimeout => {
+                    let wait = match definition.step(&timer.step).and_then(StepDefinition::kind) {
+                        Some(StepKind::Wait(wait)) => wait,
+                        Some(_) | None => return Err(unknown_step(state, &timer.step)),
+                    };
+                    match wait.on_timeout() {
+                        OnWaitTimeout::Continue => EventBody::StepSucceeded {
+                            step: timer.step.clone(),
+                            attempt: timer.attempt,
+                            item: None,
+                            output: json!({"signal": wait.signal, "payload": null, "timed_out": true}),
+                        },
+                        OnWaitTimeout::Fail => EventBody::StepFailed {
+                            step: timer.step.clone(),
+                            attempt: timer.attempt,
+                            item: None,
+                            error: ErrorInfo::permanent(
+                                "timeout",
+                                format!(
+                                    "step \"{}\": no signal \"{}\" arrived before the timeout",
+                                    timer.step, wait.signal
+                                ),
+                            ),
+                        },
+                    }
+                }
             };
             Ok(vec![fired, follow_up])
+        }
+        InputBody::Decide {
+            step,
+            attempt,
+            user,
+            groups,
+            decision,
+            comment,
+            data,
+        } => {
+            let approval_definition = approval_definition(state, definition, step)?;
+            let approval =
+                open_approval(state, step, *attempt).map_err(|message| rejected(&message))?;
+            approval::check_decider(
+                step,
+                approval,
+                approval_definition,
+                &state.started_by,
+                user,
+                groups,
+            )
+            .map_err(|refusal| refused(state, refusal))?;
+            if let Some(form) = &approval_definition.form
+                && (*decision == Verdict::Approve || !data.is_null())
+            {
+                // Absent data is checked as an empty object, so that a form without
+                // required fields accepts a decision that sends none.
+                let checked = if data.is_null() {
+                    json!({})
+                } else {
+                    data.clone()
+                };
+                let violations = approval::form_violations(form, &checked);
+                if !violations.is_empty() {
+                    return Err(StepError::InvalidDecision {
+                        instance: state.id.clone(),
+                        message: format!(
+                            "the decision's data does not satisfy the form of approval \"{step}\""
+                        ),
+                        violations,
+                    });
+                }
+            }
+            Ok(vec![EventBody::ApprovalDecided {
+                step: step.clone(),
+                attempt: *attempt,
+                user: user.clone(),
+                decision: *decision,
+                comment: comment.clone(),
+                data: data.clone(),
+            }])
+        }
+        InputBody::Delegate {
+            step,
+            attempt,
+            from,
+            groups,
+            to,
+        } => {
+            let approval_definition = approval_definition(state, definition, step)?;
+            let approval =
+                open_approval(state, step, *attempt).map_err(|message| rejected(&message))?;
+            approval::check_decider(
+                step,
+                approval,
+                approval_definition,
+                &state.started_by,
+                from,
+                groups,
+            )
+            .map_err(|refusal| refused(state, refusal))?;
+            if to.trim().is_empty() || to == from {
+                return Err(StepError::InvalidDecision {
+                    instance: state.id.clone(),
+                    message: format!("approval \"{step}\": delegate to another user"),
+                    violations: vec![format!("to: {to:?} is not another user")],
+                });
+            }
+            if *to == state.started_by && !approval_definition.allow_self_approval {
+                return Err(StepError::Forbidden {
+                    instance: state.id.clone(),
+                    message: format!(
+                        "user \"{to}\" started the instance and may not receive its approval \"{step}\""
+                    ),
+                });
+            }
+            if approval.has_decided(to) {
+                return Err(rejected(&format!(
+                    "user \"{to}\" has decided approval \"{step}\" already"
+                )));
+            }
+            Ok(vec![EventBody::ApprovalDelegated {
+                step: step.clone(),
+                attempt: *attempt,
+                from: from.clone(),
+                to: to.clone(),
+            }])
+        }
+        InputBody::Signal {
+            name,
+            payload,
+            correlated,
+        } => {
+            if state.phase != Phase::Running {
+                return Err(rejected(&format!(
+                    "the instance is {}; it takes no signals",
+                    state.status()
+                )));
+            }
+            if *correlated && !waits_for(state, definition, name, payload) {
+                return Err(rejected(&format!(
+                    "no wait step waits for signal \"{name}\" matching this event"
+                )));
+            }
+            Ok(vec![EventBody::SignalReceived {
+                name: name.clone(),
+                payload: payload.clone(),
+            }])
         }
         InputBody::Cancel { reason } => match &state.phase {
             Phase::Running | Phase::Compensating { .. } => Ok(vec![EventBody::InstanceCancelled {
@@ -1388,6 +2049,7 @@ fn ready_step_event(
         arguments,
         items,
         wake_at,
+        timeout_at: None,
     };
     match step.kind() {
         Some(StepKind::Action { with, .. }) => match &step.for_each {
@@ -1404,13 +2066,54 @@ fn ready_step_event(
             Ok(wake_at) => Some(scheduled(None, None, Some(wake_at))),
             Err(message) => Some(fail("expression", format!("sleep: {message}"))),
         },
-        Some(StepKind::Approval(_)) | Some(StepKind::Wait(_)) | Some(StepKind::Workflow(_)) => {
-            Some(fail(
-                "unsupported",
-                "approval, wait and workflow steps are not supported by this engine version yet"
-                    .to_owned(),
-            ))
+        Some(StepKind::Approval(approval)) => {
+            let title = match expr::render(
+                &Value::String(approval.title.clone()),
+                &scope(state, None, None),
+            ) {
+                Ok(Value::String(title)) => title,
+                Ok(other) => other.to_string(),
+                Err(message) => {
+                    return Some(fail("expression", format!("approval.title: {message}")));
+                }
+            };
+            let due_at = match approval.due.map(chrono::Duration::from_std).transpose() {
+                Ok(due) => due.map(|due| at + due),
+                Err(error) => {
+                    return Some(fail("invalid_definition", format!("approval.due: {error}")));
+                }
+            };
+            Some(EventBody::ApprovalRequested {
+                step: step.id.clone(),
+                attempt,
+                title,
+                users: approval.users.clone(),
+                groups: approval.groups.clone(),
+                quorum: approval.quorum.max(1),
+                due_at,
+            })
         }
+        Some(StepKind::Wait(wait)) => {
+            let timeout_at = match wait.timeout.map(chrono::Duration::from_std).transpose() {
+                Ok(timeout) => timeout.map(|timeout| at + timeout),
+                Err(error) => {
+                    return Some(fail("invalid_definition", format!("wait.timeout: {error}")));
+                }
+            };
+            Some(EventBody::StepScheduled {
+                step: step.id.clone(),
+                attempt,
+                item: None,
+                arguments: None,
+                items: None,
+                wake_at: None,
+                timeout_at,
+            })
+        }
+        Some(StepKind::Workflow(_)) => Some(fail(
+            "unsupported",
+            "workflow steps are not supported by this engine version yet".to_owned(),
+        )),
         None => Some(fail(
             "invalid_definition",
             "the step has no action, approval, wait, sleep or workflow".to_owned(),
@@ -1425,8 +2128,33 @@ fn active_step_event(
     step: &StepDefinition,
     work: &Work,
 ) -> Option<EventBody> {
-    let Work::FanOut { units, .. } = work else {
-        return None;
+    let units = match work {
+        Work::FanOut { units, .. } => units,
+        Work::Approval { attempt, .. } => {
+            let outcome = state.approvals.get(&step.id)?.settled()?;
+            return Some(EventBody::StepSucceeded {
+                step: step.id.clone(),
+                attempt: *attempt,
+                item: None,
+                output: json!(outcome),
+            });
+        }
+        Work::Wait {
+            attempt, signal, ..
+        } => {
+            let kept = state.signals.iter().find(|kept| &kept.name == signal)?;
+            return Some(EventBody::StepSucceeded {
+                step: step.id.clone(),
+                attempt: *attempt,
+                item: None,
+                output: json!({
+                    "signal": signal,
+                    "payload": kept.payload,
+                    "timed_out": false,
+                }),
+            });
+        }
+        Work::Action { .. } | Work::Sleep { .. } => return None,
     };
     if let Some(Unit::Failed { attempt, error }) = units
         .iter()
@@ -1504,6 +2232,7 @@ fn schedule_unit(
             arguments: Some(arguments),
             items: None,
             wake_at: None,
+            timeout_at: None,
         },
         Err(message) => EventBody::StepFailed {
             step: step_id.clone(),
@@ -1631,6 +2360,25 @@ pub fn scope(state: &InstanceState, item: Option<&Value>, output: Option<&Value>
             );
             if let Some(error) = step_state.error() {
                 entry.insert("error".to_owned(), json!(error));
+            }
+            if let Some(approval) = state.approvals.get(id) {
+                let outcome = approval.outcome.as_ref();
+                entry.insert(
+                    "decision".to_owned(),
+                    outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),
+                );
+                entry.insert(
+                    "comment".to_owned(),
+                    outcome.map_or(Value::Null, |outcome| json!(outcome.comment)),
+                );
+                entry.insert(
+                    "data".to_owned(),
+                    outcome.map_or(Value::Null, |outcome| outcome.data.clone()),
+                );
+                entry.insert(
+                    "user".to_owned(),
+                    outcome.map_or(Value::Null, |outcome| json!(outcome.user)),
+                );
             }
             (id.to_string(), Value::Object(entry))
         })

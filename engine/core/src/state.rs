@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::approval::ApprovalState;
 use crate::event::ErrorInfo;
 use crate::id::{DefinitionId, InstanceId, StepId};
 use crate::status::{InstanceStatus, StepStatus};
@@ -36,6 +37,26 @@ pub struct InstanceState {
     pub steps: BTreeMap<StepId, StepState>,
     /// Succeeded steps (fan-out: items) in completion order; compensation runs it backwards.
     pub completions: Vec<Completion>,
+    /// Every approval requested so far, by step (kept after it is decided, for
+    /// `steps.<id>.decision` and the approvals read model).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub approvals: BTreeMap<StepId, ApprovalState>,
+    /// Signals received and not consumed by a wait step yet, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<BufferedSignal>,
+}
+
+/// A signal kept until a wait step for its name consumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferedSignal {
+    /// Signal name.
+    pub name: String,
+    /// Its payload.
+    pub payload: Value,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+    /// Who sent it.
+    pub actor: String,
 }
 
 /// A succeeded step, or one item of a fan-out step.
@@ -168,6 +189,22 @@ pub enum Work {
         /// When it ends.
         wake_at: DateTime<Utc>,
     },
+    /// An open approval; its details are in [`InstanceState::approvals`].
+    Approval {
+        /// Attempt number.
+        attempt: u32,
+        /// Escalation level in charge (names the due timer).
+        level: u32,
+    },
+    /// A wait for a signal.
+    Wait {
+        /// Attempt number.
+        attempt: u32,
+        /// The awaited signal's name.
+        signal: String,
+        /// When the wait times out, if it has a `timeout`.
+        timeout_at: Option<DateTime<Utc>>,
+    },
 }
 
 /// Progress of one action: a step's, a fan-out item's, or a compensation's.
@@ -272,7 +309,9 @@ impl StepState {
                         StepStatus::Running
                     }
                 }
-                Work::Sleep { .. } => StepStatus::Waiting,
+                Work::Sleep { .. } | Work::Approval { .. } | Work::Wait { .. } => {
+                    StepStatus::Waiting
+                }
             },
             StepState::Succeeded { .. } => StepStatus::Succeeded,
             StepState::Failed { .. } => StepStatus::Failed,
@@ -289,6 +328,7 @@ impl StepState {
                 Work::Action { unit } => unit.attempt(),
                 Work::FanOut { units, .. } => units.iter().map(Unit::attempt).max().unwrap_or(0),
                 Work::Sleep { .. } => 1,
+                Work::Approval { attempt, .. } | Work::Wait { attempt, .. } => *attempt,
             },
             StepState::Succeeded { attempts, .. }
             | StepState::Failed { attempts, .. }
@@ -353,6 +393,8 @@ impl InstanceState {
             phase: Phase::NotStarted,
             steps: BTreeMap::new(),
             completions: Vec::new(),
+            approvals: BTreeMap::new(),
+            signals: Vec::new(),
         }
     }
 
@@ -373,7 +415,7 @@ impl InstanceState {
                             Work::FanOut { units, .. } => units.iter().all(|unit| {
                                 !unit.is_in_flight() && !matches!(unit, Unit::Ready { .. })
                             }),
-                            Work::Sleep { .. } => true,
+                            Work::Sleep { .. } | Work::Approval { .. } | Work::Wait { .. } => true,
                         };
                         if !blocked {
                             return InstanceStatus::Running;

@@ -746,17 +746,29 @@ fn check_durations(document: &mut Value, errors: &mut Errors) {
                 }
             }
         }
-        if let Some(escalation) = step
+        match step
             .get_mut("approval")
             .and_then(|approval| approval.get_mut("escalate_to"))
-            .and_then(Value::as_object_mut)
         {
-            check_duration_field(
+            Some(Value::Object(escalation)) => check_duration_field(
                 escalation,
                 "due",
                 &at.key("approval").key("escalate_to"),
                 errors,
-            );
+            ),
+            Some(Value::Array(levels)) => {
+                for (level_index, level) in levels.iter_mut().enumerate() {
+                    if let Some(level) = level.as_object_mut() {
+                        check_duration_field(
+                            level,
+                            "due",
+                            &at.key("approval").key("escalate_to").index(level_index),
+                            errors,
+                        );
+                    }
+                }
+            }
+            Some(_) | None => {}
         }
     }
 }

@@ -433,7 +433,10 @@ impl Driver {
             InputBody::Start { .. }
             | InputBody::ActionStarted { .. }
             | InputBody::Cancel { .. }
-            | InputBody::RetryStep { .. } => {}
+            | InputBody::RetryStep { .. }
+            | InputBody::Decide { .. }
+            | InputBody::Delegate { .. }
+            | InputBody::Signal { .. } => {}
         }
         if let Err(error) = self.load(&instance).await {
             match reply {
@@ -476,6 +479,12 @@ impl Driver {
             Err(StepError::Rejected { message, .. }) => {
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(Error::Conflict(message)));
+                }
+            }
+            Err(refusal @ (StepError::Forbidden { .. } | StepError::InvalidDecision { .. })) => {
+                // Refused before any event was made: the cached state is untouched.
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(crate::approvals::refusal_error(refusal)));
                 }
             }
             Err(error) => {
@@ -576,6 +585,14 @@ impl Driver {
                 last_hash: prev_hash.clone(),
                 row_version: cached.row_version + 1,
             };
+            cycle
+                .batch
+                .approvals
+                .extend(crate::approvals::changed_approval_rows(
+                    &cached.state,
+                    &events,
+                    now,
+                ));
             cycle.batch.instances.push(InstanceWrite {
                 record,
                 expected_row_version: (cached.row_version > 0).then_some(cached.row_version),

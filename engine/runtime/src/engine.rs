@@ -264,7 +264,12 @@ impl Engine {
             .await
     }
 
-    async fn operate(&self, instance: &InstanceId, actor: &str, body: InputBody) -> Result<()> {
+    pub(crate) async fn operate(
+        &self,
+        instance: &InstanceId,
+        actor: &str,
+        body: InputBody,
+    ) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.shared.send(Message::Input {
             instance: instance.clone(),

@@ -28,6 +28,9 @@ pub enum Error {
     /// The request conflicts with the instance's state (cancel a finished instance).
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (not an assignee of the approval, self-approval).
+    #[error("{0}")]
+    Forbidden(String),
     /// The database is unavailable or the engine is shutting down; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -11,6 +11,7 @@
 //! acts on anything before it is committed, and never names a concrete store.
 #![warn(missing_docs)]
 
+mod approvals;
 pub mod clock;
 mod definitions;
 mod driver;
@@ -21,10 +22,11 @@ mod monitoring;
 mod stats;
 pub mod view;
 
+pub use approvals::{Approver, DecisionRequest};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
 };
-pub use view::{DefinitionView, InstanceView, StepView};
+pub use view::{ApprovalView, Assignees, DefinitionView, InstanceView, StepView};

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use gridflow_core::{ErrorInfo, InstanceState, InstanceStatus, StepStatus};
-use gridflow_store::{DefinitionRecord, InstanceRecord};
+use gridflow_store::{ApprovalRecord, DefinitionRecord, InstanceRecord};
 
 use crate::error::{Error, Result};
 
@@ -80,8 +80,16 @@ impl InstanceView {
                             attempts: step.attempts(),
                             output: step.output().cloned(),
                             error: step.error().cloned(),
-                            decision: None,
-                            comment: None,
+                            decision: state
+                                .approvals
+                                .get(id)
+                                .and_then(|approval| approval.outcome.as_ref())
+                                .map(|outcome| outcome.decision.clone()),
+                            comment: state
+                                .approvals
+                                .get(id)
+                                .and_then(|approval| approval.outcome.as_ref())
+                                .and_then(|outcome| outcome.comment.clone()),
                         },
                     )
                 })
@@ -145,6 +153,66 @@ impl From<&DefinitionRecord> for DefinitionView {
             created_at: record.created_at,
             definition: record.definition.clone(),
             source: record.source.clone(),
+        }
+    }
+}
+
+/// An approval as clients see it (DESIGN.md §5).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalView {
+    /// `<instance>:<step>:<attempt>`.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The approval step.
+    pub step: String,
+    /// Rendered title.
+    pub title: String,
+    /// `pending`, `approved`, `rejected`, `failed` or `cancelled`.
+    pub status: String,
+    /// Who may decide now.
+    pub assignees: Assignees,
+    /// Approvals needed.
+    pub quorum: u32,
+    /// Escalation level in charge (0: the step's own assignees).
+    pub level: u32,
+    /// `[{user, decision, comment, data, at}]`, in order.
+    pub decisions: Value,
+    /// When `on_timeout` applies at the current level.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The users and groups an approval is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assignees {
+    /// Users.
+    pub users: Vec<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl From<&ApprovalRecord> for ApprovalView {
+    fn from(record: &ApprovalRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            instance_id: record.instance_id.to_string(),
+            step: record.step.to_string(),
+            title: record.title.clone(),
+            status: record.status.as_str().to_owned(),
+            assignees: Assignees {
+                users: record.users.clone(),
+                groups: record.groups.clone(),
+            },
+            quorum: record.quorum,
+            level: record.level,
+            decisions: record.decisions.clone(),
+            due_at: record.due_at,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
         }
     }
 }

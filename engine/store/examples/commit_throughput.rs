@@ -35,6 +35,7 @@ fn events(id: &InstanceId, after: u64, prev_hash: &str, at: DateTime<Utc>) -> Ve
             arguments: Some(json!({"partner_id": "acme", "asset": "a1"})),
             items: None,
             wake_at: None,
+            timeout_at: None,
         },
         EventBody::StepStarted {
             step: "deliver".into(),

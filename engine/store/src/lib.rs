@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent};
+use gridflow_core::{
+    ApprovalStatus, DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId,
+};
 
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
@@ -188,6 +190,53 @@ pub struct Batch {
     pub timers_added: Vec<TimerRecord>,
     /// `(instance, key)` of timers to delete (missing ones are ignored).
     pub timers_removed: Vec<(InstanceId, String)>,
+    /// Approval read-model rows to create or replace (by id; the last one of an id wins).
+    pub approvals: Vec<ApprovalRecord>,
+}
+
+/// One approval as the read model keeps it (DESIGN.md §5), derived by the runtime from the
+/// instance state it commits in the same batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRecord {
+    /// `<instance>:<step>:<attempt>`.
+    pub id: String,
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The approval step.
+    pub step: StepId,
+    /// The step's attempt.
+    pub attempt: u32,
+    /// Rendered title.
+    pub title: String,
+    /// Where it stands.
+    pub status: ApprovalStatus,
+    /// Users who may decide now.
+    pub users: Vec<String>,
+    /// Groups whose members may decide now.
+    pub groups: Vec<String>,
+    /// Approvals needed.
+    pub quorum: u32,
+    /// Escalation level in charge (0: the step's own assignees).
+    pub level: u32,
+    /// The decisions so far, as a JSON array (opaque to the store).
+    pub decisions: Value,
+    /// When `on_timeout` applies at the current level.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filter of [`ApprovalReader::list_approvals`]: the approvals a user may see.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApprovalFilter {
+    /// Only approvals with this status (all when `None`).
+    pub status: Option<ApprovalStatus>,
+    /// Approvals assigned to this user...
+    pub user: String,
+    /// ...or to any of these groups.
+    pub groups: Vec<String>,
 }
 
 impl Batch {
@@ -198,6 +247,7 @@ impl Batch {
             && self.work_done.is_empty()
             && self.timers_added.is_empty()
             && self.timers_removed.is_empty()
+            && self.approvals.is_empty()
     }
 }
 
@@ -294,12 +344,31 @@ pub trait StoreCounts: Send + Sync {
     async fn instance_counts(&self) -> Result<Vec<(InstanceStatus, u64)>>;
     /// How many work items are queued (the outbox's depth).
     async fn queued_work_count(&self) -> Result<u64>;
+/// Reading the approvals read model.
+#[async_trait]
+pub trait ApprovalReader: Send + Sync {
+    /// One approval; `NotFound` naming it if there is none.
+    async fn approval(&self, id: &str) -> Result<ApprovalRecord>;
+    /// Approvals assigned to the filter's user or one of its groups, newest first (by id),
+    /// one page at a time.
+    async fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ApprovalRecord>>;
 }
 
 /// Everything the engine needs from a store.
 #[async_trait]
 pub trait Store:
-    DefinitionStore + InstanceReader + BatchCommitter + WorkReader + TokenStore + StoreCounts
+    DefinitionStore
+    + InstanceReader
+    + BatchCommitter
+    + WorkReader
+    + ApprovalReader
+    + TokenStore
+    + StoreCounts
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

@@ -19,10 +19,7 @@ use crate::rules::{
     check_page_request, event_exists, instance_exists, last_timer_per_key, stale_instance,
     stored_instant, validate_batch,
 };
-use crate::{
-    Batch, BatchCommitter, DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter,
-    InstanceReader, InstanceRecord, Page, Result, Store, StoreCounts, TimerRecord, TokenRecord,
-    TokenStore, WorkItem, WorkReader,
+use crate::{ ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, BatchCommitter, DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter, InstanceReader, InstanceRecord, Page, Result, Store, StoreCounts, TimerRecord, TokenRecord, TokenStore, WorkItem, WorkReader
 };
 
 /// A store that keeps everything in memory and forgets it on drop.
@@ -46,6 +43,7 @@ struct Inner {
     work: BTreeMap<String, WorkItem>,
     timers: BTreeMap<(String, String), TimerRecord>,
     tokens: HashMap<String, TokenRecord>,
+    approvals: BTreeMap<String, ApprovalRecord>,
 }
 
 impl MemoryStore {
@@ -193,6 +191,13 @@ impl Inner {
         }
         for (instance_id, key) in &batch.timers_removed {
             self.timers.remove(&(instance_id.0.clone(), key.clone()));
+        }
+        for approval in &batch.approvals {
+            let mut approval = approval.clone();
+            approval.created_at = stored_instant(approval.created_at);
+            approval.updated_at = stored_instant(approval.updated_at);
+            approval.due_at = approval.due_at.map(stored_instant);
+            self.approvals.insert(approval.id.clone(), approval);
         }
     }
 }
@@ -416,5 +421,50 @@ impl StoreCounts for MemoryStore {
 impl Store for MemoryStore {
     async fn health(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ApprovalReader for MemoryStore {
+    async fn approval(&self, id: &str) -> Result<ApprovalRecord> {
+        self.lock()
+            .approvals
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("approval {id}")))
+    }
+
+    async fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ApprovalRecord>> {
+        check_page_request(cursor, limit)?;
+        let inner = self.lock();
+        let upper = match cursor {
+            Some(cursor) => Bound::Excluded(cursor),
+            None => Bound::Unbounded,
+        };
+        let mut matching = inner
+            .approvals
+            .range::<str, _>((Bound::Unbounded, upper))
+            .rev()
+            .map(|(_, record)| record)
+            .filter(|record| {
+                filter.status.is_none_or(|status| record.status == status)
+                    && (record.users.contains(&filter.user)
+                        || filter
+                            .groups
+                            .iter()
+                            .any(|group| record.groups.contains(group)))
+            });
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let items: Vec<ApprovalRecord> = matching.by_ref().take(limit).cloned().collect();
+        let next_cursor = match (matching.next(), items.last()) {
+            (Some(_), Some(last)) => Some(last.id.clone()),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
     }
 }

@@ -17,9 +17,7 @@ use serde_json::json;
 use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, RecordedEvent};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
-use gridflow_store::{
-    Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore, SqlOptions,
-    SqlStore, Store, TimerRecord, TokenRecord, WorkItem,
+use gridflow_store::{ ApprovalFilter, ApprovalRecord, Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TimerRecord, TokenRecord, WorkItem
 };
 
 // ---------------------------------------------------------------------------------------
@@ -133,6 +131,8 @@ conformance!(
     tokens_are_found_by_their_hash_only,
     duplicate_token_hash_conflicts_and_keeps_the_first,
     instances_are_counted_by_status_and_work_by_queue,
+    approvals_are_upserted_and_read_back,
+    approvals_are_listed_for_their_users_and_groups,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -158,6 +158,7 @@ fn step_scheduled(at: DateTime<Utc>) -> Event {
             arguments: Some(json!({"query": "new arrivals"})),
             items: None,
             wake_at: None,
+            timeout_at: None,
         },
     )
 }
@@ -653,8 +654,10 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         work_done: vec![queued.id.clone()],
         timers_added: vec![timer(&c.record.id, "sleep:cooldown:1", instant(40))],
         timers_removed: vec![(sleeping.instance_id.clone(), sleeping.key.clone())],
+        approvals: vec![approval(3, &["ann"], &[])],
     };
     assert_conflict_naming(store.commit(&batch).await, &b.record.id);
+    assert!(store.approval(&batch.approvals[0].id).await.is_err());
 
     // Nothing of the batch was written.
     assert_eq!(store.instance(&a.record.id).await.unwrap(), a.record);
@@ -1205,6 +1208,41 @@ async fn instances_are_counted_by_status_and_work_by_queue(store: Arc<dyn Store>
                 work("w2", &first, instant(2)),
                 work("w3", &instance_id(3), instant(3)),
             ],
+// Approvals read model
+
+fn approval(n: u32, users: &[&str], groups: &[&str]) -> ApprovalRecord {
+    let instance = instance_id(n);
+    ApprovalRecord {
+        id: format!("{instance}:review:1"),
+        instance_id: instance,
+        step: gridflow_core::StepId::from("review"),
+        attempt: 1,
+        title: format!("review {n}"),
+        status: gridflow_core::ApprovalStatus::Pending,
+        users: users.iter().map(|user| user.to_string()).collect(),
+        groups: groups.iter().map(|group| group.to_string()).collect(),
+        quorum: 2,
+        level: 0,
+        decisions: json!([]),
+        due_at: Some(instant(3600)),
+        created_at: instant(n.into()),
+        updated_at: instant(n.into()),
+    }
+}
+
+fn filter(user: &str, groups: &[&str]) -> ApprovalFilter {
+    ApprovalFilter {
+        status: Some(gridflow_core::ApprovalStatus::Pending),
+        user: user.to_owned(),
+        groups: groups.iter().map(|group| group.to_string()).collect(),
+    }
+}
+
+async fn approvals_are_upserted_and_read_back(store: Arc<dyn Store>) {
+    let first = approval(1, &["ann"], &["brand"]);
+    store
+        .commit(&Batch {
+            approvals: vec![first.clone()],
             ..Batch::default()
         })
         .await
@@ -1219,9 +1257,91 @@ async fn instances_are_counted_by_status_and_work_by_queue(store: Arc<dyn Store>
     store
         .commit(&Batch {
             work_done: vec!["w1".to_owned(), "w3".to_owned()],
+    assert_eq!(store.approval(&first.id).await.unwrap(), first);
+
+    let mut decided = first.clone();
+    decided.status = gridflow_core::ApprovalStatus::Approved;
+    decided.users = vec!["dan".to_owned()];
+    decided.groups = Vec::new();
+    decided.decisions =
+        json!([{"user": "ann", "decision": "approve", "at": "2026-11-22T09:00:00.000000Z"}]);
+    decided.due_at = None;
+    decided.updated_at = instant(99);
+    // Two rows of one id in a batch: the last one wins.
+    store
+        .commit(&Batch {
+            approvals: vec![first.clone(), decided.clone()],
             ..Batch::default()
         })
         .await
         .unwrap();
     assert_eq!(store.queued_work_count().await.unwrap(), 1);
+    assert_eq!(store.approval(&first.id).await.unwrap(), decided);
+    let mut all = filter("dan", &[]);
+    all.status = None;
+    assert_eq!(
+        store.list_approvals(&all, None, 10).await.unwrap().items,
+        vec![decided]
+    );
+    // The assignees were replaced: ann and the group no longer see it.
+    all.user = "ann".to_owned();
+    all.groups = vec!["brand".to_owned()];
+    assert!(
+        store
+            .list_approvals(&all, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.approval("missing:review:1").await,
+        Err(Error::NotFound(message)) if message.contains("missing:review:1")
+    ));
+}
+
+async fn approvals_are_listed_for_their_users_and_groups(store: Arc<dyn Store>) {
+    let by_user = approval(1, &["ann"], &[]);
+    let by_group = approval(2, &["bob"], &["brand"]);
+    let other = approval(3, &["cid"], &["legal"]);
+    let mut closed = approval(4, &["ann"], &[]);
+    closed.status = gridflow_core::ApprovalStatus::Rejected;
+    store
+        .commit(&Batch {
+            approvals: vec![by_user.clone(), by_group.clone(), other, closed.clone()],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    let ids = |page: gridflow_store::Page<ApprovalRecord>| {
+        page.items
+            .into_iter()
+            .map(|record| record.id)
+            .collect::<Vec<_>>()
+    };
+    let page = store
+        .list_approvals(&filter("ann", &["brand", "ops"]), None, 1)
+        .await
+        .unwrap();
+    let cursor = page.next_cursor.clone().unwrap();
+    assert_eq!(ids(page), vec![by_group.id.clone()]);
+    let page = store
+        .list_approvals(&filter("ann", &["brand", "ops"]), Some(&cursor), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.next_cursor, None);
+    assert_eq!(ids(page), vec![by_user.id.clone()]);
+    assert_eq!(
+        ids(store
+            .list_approvals(&filter("zed", &[]), None, 10)
+            .await
+            .unwrap()),
+        Vec::<String>::new()
+    );
+    let mut any_status = filter("ann", &[]);
+    any_status.status = None;
+    assert_eq!(
+        ids(store.list_approvals(&any_status, None, 10).await.unwrap()),
+        vec![closed.id, by_user.id]
+    );
 }

@@ -1,4 +1,5 @@
-//! gridflow-bench: the engine's throughput and memory benchmarks (issue 2, W1–W3).
+//! gridflow-bench: the engine's throughput and memory benchmarks (issue 2, W1–W3) and the
+//! approval decision latency (issue 3, W4).
 //!
 //! Runs the real engine in this process on a fresh SQLite file (or on PostgreSQL with
 //! `--database-url`) and prints its figures. The process is the server: the RSS it
@@ -8,6 +9,7 @@
 //! cargo run --release --bin gridflow-bench -- all
 //! cargo run --release --bin gridflow-bench -- w1 --instances 1000 --in-flight 50
 //! cargo run --release --bin gridflow-bench -- w2 --waiting 100000
+//! cargo run --release --bin gridflow-bench -- w4 --pending-approvals 10000 --decisions 1000
 //! ```
 #![allow(clippy::print_stdout)] // A benchmark's job is to print its figures.
 
@@ -32,7 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(
     name = "gridflow-bench",
-    about = "gridflow engine benchmarks (W1 sequential, W2 waiting, W3 retry)"
+    about = "gridflow engine benchmarks (W1 sequential, W2 waiting, W3 retry, W4 approvals)"
 )]
 struct Args {
     /// Which workload to run.
@@ -62,6 +64,12 @@ struct Args {
     /// W3: instances whose step fails twice before it succeeds.
     #[arg(long, default_value_t = 200)]
     retry_instances: usize,
+    /// W4: approvals left pending.
+    #[arg(long, default_value_t = 10_000)]
+    pending_approvals: usize,
+    /// W4: how many of them are decided, one at a time, to measure the latency.
+    #[arg(long, default_value_t = 1_000)]
+    decisions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +78,8 @@ enum Workload {
     W1,
     W2,
     W3,
+    /// Approval decision latency with many approvals pending.
+    W4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.workload, Workload::All | Workload::W3) {
         w3_retry(&engine, &args).await?;
+    }
+    if matches!(args.workload, Workload::All | Workload::W4) {
+        w4_approvals(&engine, &args).await?;
     }
     // W2 last: it leaves its instances waiting for an hour.
     if matches!(args.workload, Workload::All | Workload::W2) {
@@ -379,6 +392,120 @@ async fn w3_retry(engine: &Engine, args: &Args) -> anyhow::Result<()> {
     if attempts.iter().any(|count| *count != 3) {
         bail!("W3: every instance should record exactly 3 attempts");
     }
+    Ok(())
+}
+
+/// W4: `pending_approvals` instances wait on an approval; `decisions` of them are approved
+/// one at a time. Prints the latency from the decision call to its acceptance (durable,
+/// with the next step dispatched) and to the instance's completion (the next step ran).
+async fn w4_approvals(engine: &Engine, args: &Args) -> anyhow::Result<()> {
+    engine
+        .deploy(
+            "id: bench-w4\nsteps:\n  - id: review\n    approval: {title: bench, users: [approver], quorum: 1}\n  - id: next\n    needs: [review]\n    action: core.noop\n",
+        )
+        .await?;
+    let definition = DefinitionId::from("bench-w4");
+    let started_at = Instant::now();
+    let permits = Arc::new(Semaphore::new(512));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut instances = Vec::with_capacity(args.pending_approvals);
+    for _ in 0..args.pending_approvals {
+        let permit = permits.clone().acquire_owned().await?;
+        let engine = engine.clone();
+        let definition = definition.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            engine
+                .start_instance(&definition, None, json!({}), "bench")
+                .await
+        });
+        while let Some(done) = tasks.try_join_next() {
+            instances.push(done??);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        instances.push(done??);
+    }
+    let pending_after = started_at.elapsed();
+    let approver = gridflow_runtime::Approver {
+        user: "approver",
+        groups: &[],
+    };
+    let first_page = engine
+        .list_approvals(
+            &approver,
+            Some(gridflow_core::ApprovalStatus::Pending),
+            None,
+            50,
+        )
+        .await?;
+    if first_page.items.len() < 50.min(args.pending_approvals) {
+        bail!(
+            "W4: expected pending approvals, found {}",
+            first_page.items.len()
+        );
+    }
+    let mut finished = engine.subscribe_finished();
+    let mut accepted = Vec::with_capacity(args.decisions);
+    let mut completed = Vec::with_capacity(args.decisions);
+    for instance in instances.iter().take(args.decisions) {
+        let id = gridflow_core::approval::approval_id(
+            instance,
+            &gridflow_core::StepId::from("review"),
+            1,
+        );
+        let decided_at = Instant::now();
+        let view = engine
+            .decide(
+                &id,
+                &approver,
+                gridflow_runtime::DecisionRequest::Decide {
+                    decision: gridflow_core::Verdict::Approve,
+                    comment: None,
+                    data: serde_json::Value::Null,
+                },
+            )
+            .await?;
+        accepted.push(decided_at.elapsed());
+        if view.status != "approved" {
+            bail!("W4: approval {id} is {} after the decision", view.status);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (done, status) = tokio::time::timeout_at(deadline.into(), finished.recv())
+                .await
+                .context("W4: the instance did not finish within 30 s")??;
+            if &done == instance {
+                if status != InstanceStatus::Completed {
+                    bail!("W4: instance {done} ended {status}");
+                }
+                break;
+            }
+        }
+        completed.push(decided_at.elapsed());
+    }
+    accepted.sort();
+    completed.sort();
+    println!(
+        "W4 approvals: {} pending approvals, {} decided one at a time",
+        args.pending_approvals, args.decisions
+    );
+    println!(
+        "  all pending        {:.2} s ({:.0} starts/s)",
+        pending_after.as_secs_f64(),
+        args.pending_approvals as f64 / pending_after.as_secs_f64()
+    );
+    println!(
+        "  decision accepted  p50 {:.2} ms  p99 {:.2} ms  (durable; next step dispatched)",
+        millis(percentile(&accepted, 0.50)),
+        millis(percentile(&accepted, 0.99))
+    );
+    println!(
+        "  next step done     p50 {:.2} ms  p99 {:.2} ms  (instance completed)",
+        millis(percentile(&completed, 0.50)),
+        millis(percentile(&completed, 0.99))
+    );
+    print_memory("  ");
     Ok(())
 }
 

@@ -446,6 +446,12 @@ impl SqlStore {
             |_, _| Ok(()),
         )
         .await?;
+
+        if !batch.approvals.is_empty() {
+            self.write_approvals(tx, batch)
+                .await
+                .map_err(Failure::Store)?;
+        }
         Ok(())
     }
 
