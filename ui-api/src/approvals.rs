@@ -9,11 +9,11 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use gridflow_core::{ApprovalStatus, InstanceId, Verdict};
 use gridflow_runtime::{ApprovalView, Approver, DecisionRequest, Detail, InstanceView};

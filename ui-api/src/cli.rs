@@ -563,7 +563,6 @@ mod tests {
             let error = Cli::try_parse_from(arguments).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{arguments:?}");
         }
-        }
     }
 
     #[test]

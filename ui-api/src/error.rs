@@ -84,11 +84,6 @@ impl ApiError {
         }
     }
 
-    /// 403 `forbidden`: the caller may not do this (not an assignee, self-approval).
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
     /// 409 `conflict`: the request conflicts with the current state.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)

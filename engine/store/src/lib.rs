@@ -344,6 +344,8 @@ pub trait StoreCounts: Send + Sync {
     async fn instance_counts(&self) -> Result<Vec<(InstanceStatus, u64)>>;
     /// How many work items are queued (the outbox's depth).
     async fn queued_work_count(&self) -> Result<u64>;
+}
+
 /// Reading the approvals read model.
 #[async_trait]
 pub trait ApprovalReader: Send + Sync {

@@ -19,7 +19,10 @@ use crate::rules::{
     check_page_request, event_exists, instance_exists, last_timer_per_key, stale_instance,
     stored_instant, validate_batch,
 };
-use crate::{ ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, BatchCommitter, DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter, InstanceReader, InstanceRecord, Page, Result, Store, StoreCounts, TimerRecord, TokenRecord, TokenStore, WorkItem, WorkReader
+use crate::{
+    ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, BatchCommitter, DefinitionRecord,
+    DefinitionStore, Deployed, Error, InstanceFilter, InstanceReader, InstanceRecord, Page, Result,
+    Store, StoreCounts, TimerRecord, TokenRecord, TokenStore, WorkItem, WorkReader,
 };
 
 /// A store that keeps everything in memory and forgets it on drop.

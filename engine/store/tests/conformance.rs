@@ -17,7 +17,9 @@ use serde_json::json;
 use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, RecordedEvent};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
-use gridflow_store::{ ApprovalFilter, ApprovalRecord, Batch, Deployed, Error, InstanceFilter, InstanceRecord, InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TimerRecord, TokenRecord, WorkItem
+use gridflow_store::{
+    ApprovalFilter, ApprovalRecord, Batch, Deployed, Error, InstanceFilter, InstanceRecord,
+    InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TimerRecord, TokenRecord, WorkItem,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1208,6 +1210,27 @@ async fn instances_are_counted_by_status_and_work_by_queue(store: Arc<dyn Store>
                 work("w2", &first, instant(2)),
                 work("w3", &instance_id(3), instant(3)),
             ],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.instance_counts().await.unwrap(),
+        vec![(Completed, 1), (Running, 3), (Waiting, 1)]
+    );
+    assert_eq!(store.queued_work_count().await.unwrap(), 3);
+
+    store
+        .commit(&Batch {
+            work_done: vec!["w1".to_owned(), "w3".to_owned()],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.queued_work_count().await.unwrap(), 1);
+}
+
 // Approvals read model
 
 fn approval(n: u32, users: &[&str], groups: &[&str]) -> ApprovalRecord {
@@ -1247,16 +1270,6 @@ async fn approvals_are_upserted_and_read_back(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-
-    assert_eq!(
-        store.instance_counts().await.unwrap(),
-        vec![(Completed, 1), (Running, 3), (Waiting, 1)]
-    );
-    assert_eq!(store.queued_work_count().await.unwrap(), 3);
-
-    store
-        .commit(&Batch {
-            work_done: vec!["w1".to_owned(), "w3".to_owned()],
     assert_eq!(store.approval(&first.id).await.unwrap(), first);
 
     let mut decided = first.clone();
@@ -1275,7 +1288,6 @@ async fn approvals_are_upserted_and_read_back(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(store.queued_work_count().await.unwrap(), 1);
     assert_eq!(store.approval(&first.id).await.unwrap(), decided);
     let mut all = filter("dan", &[]);
     all.status = None;
