@@ -5,6 +5,8 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod triggers;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
@@ -44,6 +46,8 @@ struct Inner {
     history: BTreeMap<(String, u64), RecordedEvent>,
     work: BTreeMap<String, WorkItem>,
     timers: BTreeMap<(String, String), TimerRecord>,
+    ticks: BTreeMap<triggers::TickKey, crate::triggers::TickRecord>,
+    leases: BTreeMap<String, triggers::LeaseRow>,
 }
 
 impl MemoryStore {

@@ -18,6 +18,7 @@ mod error;
 mod query;
 mod read;
 mod row;
+mod triggers;
 
 use std::time::Duration;
 
