@@ -37,6 +37,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The admin token that `/api/v1` accepts.
     pub admin_token: Arc<str>,
+    /// The webhook secret of each event source (`POST /api/v1/events/{source}`).
+    pub event_secrets: crate::events::EventSecrets,
 }
 
 impl fmt::Debug for AppState {
@@ -45,6 +47,7 @@ impl fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("engine", &self.engine)
             .field("admin_token", &"<redacted>")
+            .field("event_secrets", &self.event_secrets)
             .finish()
     }
 }
@@ -76,6 +79,8 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        // Signed by the source's secret instead of a bearer token (see `events`).
+        .route("/api/v1/events/{source}", post(crate::events::receive))
         .nest("/api/v1", api)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

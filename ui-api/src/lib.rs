@@ -5,6 +5,7 @@
 //! - [`error`]: [`ApiError`], the one error body of every failed request, and its
 //!   mapping from engine errors;
 //! - [`auth`]: the bearer-token middleware;
+//! - [`events`]: inbound webhooks, authenticated by an HMAC signature per source;
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s;
 //! - [`cli`], [`client`], [`output`]: the command line of DESIGN.md §6.
 //!
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod output;
 

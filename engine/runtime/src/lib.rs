@@ -16,12 +16,16 @@ mod definitions;
 mod driver;
 mod engine;
 pub mod error;
+pub mod events;
 mod executor;
+pub mod scheduler;
 mod stats;
 pub mod view;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};
+pub use events::EventOutcome;
+pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::StatsSnapshot;
 pub use view::{DefinitionView, InstanceView, StepView};
