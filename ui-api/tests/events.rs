@@ -107,7 +107,11 @@ async fn signed_event_starts_the_triggered_definition_with_mapped_input() {
     let app = TestApp::new().await;
     let body = request_created();
     let (status, answer) = app
-        .send("trading_grid", &body, Some(&signature(SECRET.as_bytes(), body.as_bytes())))
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["event"], "trading_grid.request_created");
@@ -120,7 +124,10 @@ async fn signed_event_starts_the_triggered_definition_with_mapped_input() {
         .await
         .expect("the started instance exists");
     assert_eq!(view.definition, "on-request");
-    assert_eq!(view.input, json!({"partner_id": "acme", "query": "new arrivals"}));
+    assert_eq!(
+        view.input,
+        json!({"partner_id": "acme", "query": "new arrivals"})
+    );
     let history = app.engine.history(&instance.into()).await.expect("history");
     assert_eq!(history[0].actor, "event:trading_grid");
 }
@@ -130,7 +137,11 @@ async fn event_without_a_matching_trigger_starts_nothing() {
     let app = TestApp::new().await;
     let body = json!({"type": "issue_opened"}).to_string();
     let (status, answer) = app
-        .send("trading_grid", &body, Some(&signature(SECRET.as_bytes(), body.as_bytes())))
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["started"], json!([]));
@@ -144,13 +155,21 @@ async fn missing_bad_or_unconfigured_signatures_are_401_and_start_nothing() {
     let good = signature(SECRET.as_bytes(), body.as_bytes());
     let cases: [(&str, &str, Option<String>); 6] = [
         ("trading_grid", "missing signature", None),
-        ("trading_grid", "wrong secret", Some(signature(b"guess", body.as_bytes()))),
+        (
+            "trading_grid",
+            "wrong secret",
+            Some(signature(b"guess", body.as_bytes())),
+        ),
         (
             "trading_grid",
             "signature of another body",
             Some(signature(SECRET.as_bytes(), b"{}")),
         ),
-        ("trading_grid", "no sha256= prefix", Some(good.trim_start_matches("sha256=").to_owned())),
+        (
+            "trading_grid",
+            "no sha256= prefix",
+            Some(good.trim_start_matches("sha256=").to_owned()),
+        ),
         ("trading_grid", "not hex", Some("sha256=not-hex".to_owned())),
         // A source without a configured secret is refused even with a signature.
         ("iconik", "unknown source", Some(good.clone())),
@@ -168,7 +187,12 @@ async fn missing_bad_or_unconfigured_signatures_are_401_and_start_nothing() {
         .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::from(body.clone()))
         .expect("the test request is well-formed");
-    let response = app.router.clone().oneshot(request).await.expect("infallible");
+    let response = app
+        .router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.instance_count().await, 0);
 }
@@ -176,9 +200,18 @@ async fn missing_bad_or_unconfigured_signatures_are_401_and_start_nothing() {
 #[tokio::test]
 async fn signed_body_without_a_type_is_400() {
     let app = TestApp::new().await;
-    for body in [r#"{"partner_id": "acme"}"#, r#"{"type": 7}"#, "[1, 2]", "not json"] {
+    for body in [
+        r#"{"partner_id": "acme"}"#,
+        r#"{"type": 7}"#,
+        "[1, 2]",
+        "not json",
+    ] {
         let (status, answer) = app
-            .send("trading_grid", body, Some(&signature(SECRET.as_bytes(), body.as_bytes())))
+            .send(
+                "trading_grid",
+                body,
+                Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
     }
@@ -191,7 +224,11 @@ async fn event_whose_mapped_input_is_invalid_is_422_and_starts_nothing() {
     // `text` is missing, so the mapped `query` fails to render.
     let body = json!({"type": "request_created", "partner_id": "acme"}).to_string();
     let (status, answer) = app
-        .send("trading_grid", &body, Some(&signature(SECRET.as_bytes(), body.as_bytes())))
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(app.instance_count().await, 0);
