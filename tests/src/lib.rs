@@ -136,6 +136,12 @@ pub struct Server {
 impl Server {
     /// Starts `gridflow serve` on `database_url` on a free loopback port.
     pub fn start(database_url: &str) -> anyhow::Result<Self> {
+        Self::start_with_env(database_url, &[])
+    }
+
+    /// Starts `gridflow serve` like [`Server::start`], with extra environment variables
+    /// (the cron scheduler's `GRIDFLOW_CRON_LEASE`, event secrets, …).
+    pub fn start_with_env(database_url: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut child = Command::new(gridflow_binary()?)
             .args([
                 "serve",
@@ -146,6 +152,7 @@ impl Server {
             ])
             .env("GRIDFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

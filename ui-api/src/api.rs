@@ -50,6 +50,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The admin token that `/api/v1` accepts.
     pub admin_token: Arc<str>,
+    /// The webhook secret of each event source (`POST /api/v1/events/{source}`).
+    pub event_secrets: crate::events::EventSecrets,
 }
 
 impl fmt::Debug for AppState {
@@ -58,6 +60,7 @@ impl fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("engine", &self.engine)
             .field("admin_token", &"<redacted>")
+            .field("event_secrets", &self.event_secrets)
             .finish()
     }
 }
@@ -81,6 +84,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay))
         .routes(routes!(tokens::post_token))
         .routes(routes!(openapi::openapi_json))
+        // Signed by the source's secret instead of a bearer token (`Access::Signed`).
+        .routes(routes!(crate::events::receive))
         .merge(crate::approvals::routes());
     OpenApiRouter::new().nest(API_PREFIX, routes)
 }

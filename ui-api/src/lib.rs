@@ -9,6 +9,7 @@
 //! - [`tokens`]: `POST /api/v1/tokens` and the sandbox's demo users;
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the routes;
 //! - [`metrics`]: `GET /metrics` in the OpenMetrics text format;
+//! - [`events`]: inbound webhooks, authenticated by an HMAC signature per source;
 //! - [`extract`]: extractors whose rejections are [`ApiError`]s;
 //! - [`cli`], [`client`], [`output`]: the command line of DESIGN.md §6.
 //!
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;

@@ -14,6 +14,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use gridflow::cli::{Cli, Command, SandboxArgs, ServeArgs, SqliteSync};
+use gridflow::events::EventSecrets;
 use gridflow::{AppState, app, output};
 use gridflow_connectors::Registry;
 use gridflow_connectors::config::Config;
@@ -21,7 +22,7 @@ use gridflow_connectors::sandbox::{Sandbox, connectors_from_environment};
 use gridflow_connectors::simulator::{
     SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
 };
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
+use gridflow_runtime::{Engine, EngineOptions, Scheduler, SchedulerOptions, SystemClock};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{SqlOptions, SqlStore};
 
@@ -72,6 +73,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut registry = Registry::with_builtin();
     // Kept alive until the server stops: dropping it stops the simulators.
     let mut sandbox = None;
+    let scheduler_options = scheduler_options()?;
+    let event_secrets = EventSecrets::from_env();
     if args.sandbox {
         let started = Sandbox::start(Some(&config.sandbox.state_dir))
             .await
@@ -152,17 +155,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).
     output::line(format!("gridflow listening on http://{address}"));
 
+    let scheduler = Scheduler::new(engine.clone(), scheduler_options);
+    let scheduler_task = scheduler.clone().spawn();
     let state = AppState {
         engine,
         admin_token,
+        event_secrets,
     };
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped")?;
+        .await;
+    scheduler_task.abort();
+    if let Err(error) = scheduler.release().await {
+        tracing::warn!(%error, "cannot release the cron lease; another node takes over when it expires");
+    }
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
     }
+    served.context("the server stopped")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -226,6 +236,38 @@ fn admin_token() -> anyhow::Result<(Arc<str>, bool)> {
             Ok((Arc::from(token), true))
         }
     }
+}
+
+/// The cron scheduler's settings, from the environment: `GRIDFLOW_NODE` (this node's
+/// name as lease holder; unique by default), `GRIDFLOW_CRON_LEASE` (how long the cron lease
+/// lasts, e.g. `15s`) and `GRIDFLOW_CRON_POLL` (how often the scheduler runs, e.g. `1s`).
+fn scheduler_options() -> anyhow::Result<SchedulerOptions> {
+    let mut options = SchedulerOptions::default();
+    if let Ok(node) = std::env::var("GRIDFLOW_NODE")
+        && !node.trim().is_empty()
+    {
+        options.node = node.trim().to_owned();
+    }
+    for (variable, setting) in [
+        ("GRIDFLOW_CRON_LEASE", &mut options.lease_duration),
+        ("GRIDFLOW_CRON_POLL", &mut options.poll_interval),
+    ] {
+        if let Ok(text) = std::env::var(variable) {
+            *setting = gridflow_core::duration::parse(&text)
+                .map_err(|error| anyhow::anyhow!("{variable}={text:?}: {error}"))?;
+            if setting.is_zero() {
+                bail!("{variable} must be more than zero");
+            }
+        }
+    }
+    if options.poll_interval >= options.lease_duration {
+        bail!(
+            "GRIDFLOW_CRON_POLL ({:?}) must be shorter than GRIDFLOW_CRON_LEASE ({:?}), or the lease lapses between passes",
+            options.poll_interval,
+            options.lease_duration
+        );
+    }
+    Ok(options)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; the server then finishes its requests.

@@ -118,7 +118,6 @@ const fn rule(method: Verb, path: &'static str, roles: &'static [Role]) -> Rule 
 /// with the route):
 /// `rule(Verb::Get, "/audit/verify", AUDITORS)`, `rule(Verb::Get, "/audit/export", AUDITORS)`,
 /// `rule(Verb::Get, "/connectors", EVERYONE)`,
-/// `Rule { method: Verb::Post, path: "/events/{source}", access: Access::Signed }`.
 pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/definitions", OPERATORS),
     rule(Verb::Get, "/definitions", EVERYONE),
@@ -158,6 +157,11 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Get, "/approvals", APPROVERS),
     rule(Verb::Get, "/approvals/{approval_id}", APPROVERS),
     rule(Verb::Post, "/approvals/{approval_id}/decision", APPROVERS),
+    Rule {
+        method: Verb::Post,
+        path: "/events/{source}",
+        access: Access::Signed,
+    },
 ];
 
 /// What the policy says about a request to `path` (relative to `/api/v1`).

@@ -89,6 +89,7 @@ impl TestApp {
         let router = app(AppState {
             engine: engine.clone(),
             admin_token: Arc::from(ADMIN_TOKEN),
+            event_secrets: gridflow::events::EventSecrets::default(),
         });
         let mut app = Self {
             router,

@@ -86,6 +86,7 @@ impl TestApp {
         let router = app(AppState {
             engine,
             admin_token: Arc::from(TOKEN),
+            event_secrets: gridflow::events::EventSecrets::default(),
         });
         Self { router }
     }

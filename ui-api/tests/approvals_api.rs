@@ -65,6 +65,7 @@ impl Api {
         let state = AppState {
             engine,
             admin_token: Arc::from(TOKEN),
+            event_secrets: gridflow::events::EventSecrets::default(),
         };
         let api = Self { state };
         let answer = api

@@ -59,12 +59,43 @@ pub struct Trigger {
     /// Input template of the started instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
-    /// What to do when a tick comes while the previous instance still runs.
+    /// What to do when a tick comes while the previous instance still runs
+    /// ([`Overlap::Skip`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overlap: Option<String>,
-    /// Which missed ticks to fire after downtime.
+    pub overlap: Option<Overlap>,
+    /// Which missed ticks to fire after downtime ([`CatchUp::Last`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub catch_up: Option<String>,
+    pub catch_up: Option<CatchUp>,
+}
+
+/// What a cron tick does while the instance started by an earlier tick of the same
+/// trigger still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Do not start: the tick is recorded as skipped.
+    #[default]
+    Skip,
+    /// Start anyway: instances of the trigger may run side by side.
+    Allow,
+    /// Remember at most one tick and start it when the running instance finishes; further
+    /// ticks while one is remembered are skipped.
+    BufferOne,
+}
+
+/// Which ticks missed while no node was firing (downtime, a lost lease) are fired once a
+/// node fires again. A tick is missed when it is older than the scheduler's grace period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Fire none of them: only ticks from now on.
+    None,
+    /// Fire the most recent missed tick only.
+    #[default]
+    Last,
+    /// Fire every missed tick, oldest first, at most
+    /// [`MAX_CATCH_UP`](crate::schedule::MAX_CATCH_UP) of them (the most recent ones).
+    All,
 }
 
 /// One step of a definition. Exactly one of `action`, `approval`, `wait`, `sleep` and

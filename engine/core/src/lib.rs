@@ -22,13 +22,14 @@ pub mod id;
 pub mod machine;
 pub mod replay;
 pub mod retry;
+pub mod schedule;
 pub mod state;
 pub mod status;
 pub mod validate;
 
 pub use approval::{ApprovalState, ApprovalStatus, Verdict};
 pub use command::{Command, Dispatch, WorkKey};
-pub use definition::{Definition, StepDefinition, StepKind};
+pub use definition::{CatchUp, Definition, Overlap, StepDefinition, StepKind, Trigger};
 pub use event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
 pub use history::RecordedEvent;
 pub use id::{DefinitionId, InstanceId, StepId};

@@ -143,6 +143,11 @@ impl Engine {
         Ok(Self { shared })
     }
 
+    /// The shared parts, for the engine's own background tasks (the cron scheduler).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The connectors the engine runs actions with.
     pub fn registry(&self) -> &Registry {
         &self.shared.registry

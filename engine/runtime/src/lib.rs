@@ -17,8 +17,10 @@ mod definitions;
 mod driver;
 mod engine;
 pub mod error;
+pub mod events;
 mod executor;
 mod monitoring;
+pub mod scheduler;
 mod stats;
 pub mod view;
 
@@ -26,6 +28,8 @@ pub use approvals::{Approver, DecisionRequest};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};
+pub use events::EventOutcome;
+pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
 };

@@ -1,8 +1,8 @@
 //! gridflow-store: the persistence port of the engine and its implementations.
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
-//! [`BatchCommitter`], [`WorkReader`], [`TokenStore`], [`StoreCounts`]) combined into
-//! [`Store`]. They speak domain types
+//! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
+//! [`TriggerStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -28,10 +28,12 @@ mod rules;
 pub mod sql;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod triggers;
 
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
+pub use triggers::{TickRecord, TickState, TriggerStore};
 
 /// Errors of the store, by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -371,6 +373,7 @@ pub trait Store:
     + ApprovalReader
     + TokenStore
     + StoreCounts
+    + TriggerStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

@@ -5,6 +5,8 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod triggers;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
@@ -47,6 +49,8 @@ struct Inner {
     timers: BTreeMap<(String, String), TimerRecord>,
     tokens: HashMap<String, TokenRecord>,
     approvals: BTreeMap<String, ApprovalRecord>,
+    ticks: BTreeMap<triggers::TickKey, crate::triggers::TickRecord>,
+    leases: BTreeMap<String, triggers::LeaseRow>,
 }
 
 impl MemoryStore {

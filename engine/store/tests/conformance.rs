@@ -19,7 +19,8 @@ use gridflow_core::{DefinitionId, Event, EventBody, InstanceId, InstanceStatus, 
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{
     ApprovalFilter, ApprovalRecord, Batch, Deployed, Error, InstanceFilter, InstanceRecord,
-    InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TimerRecord, TokenRecord, WorkItem,
+    InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TickRecord, TickState, TimerRecord,
+    TokenRecord, WorkItem,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -135,6 +136,11 @@ conformance!(
     instances_are_counted_by_status_and_work_by_queue,
     approvals_are_upserted_and_read_back,
     approvals_are_listed_for_their_users_and_groups,
+    tick_is_claimed_once,
+    concurrent_tick_claims_have_one_winner,
+    tick_updates_move_from_the_expected_state_only,
+    lease_is_held_by_one_holder_until_it_expires,
+    concurrent_lease_acquisitions_have_one_winner,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1356,4 +1362,247 @@ async fn approvals_are_listed_for_their_users_and_groups(store: Arc<dyn Store>) 
         ids(store.list_approvals(&any_status, None, 10).await.unwrap()),
         vec![closed.id, by_user.id]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Trigger ticks and leases
+
+fn tick(definition: &str, index: u32, at: DateTime<Utc>, holder: &str) -> TickRecord {
+    TickRecord {
+        definition_id: DefinitionId::from(definition),
+        trigger_index: index,
+        tick_at: at,
+        state: TickState::Started,
+        instance_id: None,
+        claimed_by: holder.to_owned(),
+        claimed_at: at,
+    }
+}
+
+async fn tick_is_claimed_once(store: Arc<dyn Store>) {
+    let first = tick("nightly", 0, instant(0), "node-a");
+    assert!(store.claim_tick(&first).await.unwrap());
+    // The same tick claimed by another node is refused and leaves the first claim alone.
+    assert!(
+        !store
+            .claim_tick(&tick("nightly", 0, instant(0), "node-b"))
+            .await
+            .unwrap()
+    );
+    // Other instants, triggers and definitions are other ticks.
+    assert!(
+        store
+            .claim_tick(&tick("nightly", 0, instant(60), "node-b"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_tick(&tick("nightly", 1, instant(0), "node-b"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_tick(&tick("weekly", 0, instant(0), "node-b"))
+            .await
+            .unwrap()
+    );
+    let mut skipped = tick("nightly", 0, instant(30), "node-a");
+    skipped.state = TickState::Skipped;
+    assert!(store.claim_tick(&skipped).await.unwrap());
+
+    let id = DefinitionId::from("nightly");
+    let last = store.last_tick(&id, 0, None).await.unwrap().unwrap();
+    assert_eq!(last.tick_at, instant(60));
+    assert_eq!(last.claimed_by, "node-b");
+    let last_skipped = store
+        .last_tick(&id, 0, Some(TickState::Skipped))
+        .await
+        .unwrap();
+    assert_eq!(last_skipped, Some(skipped));
+    let first_read = store
+        .last_tick(&DefinitionId::from("nightly"), 0, Some(TickState::Started))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first_read.tick_at, instant(60));
+    assert_eq!(
+        store
+            .last_tick(&id, 0, Some(TickState::Buffered))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.last_tick(&id, 7, None).await.unwrap(), None);
+}
+
+async fn concurrent_tick_claims_have_one_winner(store: Arc<dyn Store>) {
+    let claims: Vec<_> = (0..8)
+        .map(|node| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_tick(&tick("race", 0, instant(0), &format!("node-{node}")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for claim in claims {
+        if claim.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn tick_updates_move_from_the_expected_state_only(store: Arc<dyn Store>) {
+    let id = DefinitionId::from("buffered");
+    let mut buffered = tick("buffered", 2, instant(5), "node-a");
+    buffered.state = TickState::Buffered;
+    assert!(store.claim_tick(&buffered).await.unwrap());
+    let instance = InstanceId::from("instance-1");
+    assert!(
+        store
+            .update_tick(
+                &id,
+                2,
+                instant(5),
+                TickState::Buffered,
+                TickState::Started,
+                Some(&instance)
+            )
+            .await
+            .unwrap()
+    );
+    // A second node starting the same buffered tick finds it started already.
+    assert!(
+        !store
+            .update_tick(
+                &id,
+                2,
+                instant(5),
+                TickState::Buffered,
+                TickState::Started,
+                None
+            )
+            .await
+            .unwrap()
+    );
+    let stored = store.last_tick(&id, 2, None).await.unwrap().unwrap();
+    assert_eq!(stored.state, TickState::Started);
+    assert_eq!(stored.instance_id, Some(instance));
+    assert!(matches!(
+        store
+            .update_tick(
+                &id,
+                2,
+                instant(6),
+                TickState::Buffered,
+                TickState::Started,
+                None
+            )
+            .await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+async fn lease_is_held_by_one_holder_until_it_expires(store: Arc<dyn Store>) {
+    let name = "cron";
+    assert_eq!(store.lease_holder(name, instant(0)).await.unwrap(), None);
+    assert!(
+        store
+            .acquire_lease(name, "node-a", instant(0), instant(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease(name, "node-b", instant(5), instant(15))
+            .await
+            .unwrap()
+    );
+    // Renewing extends it.
+    assert!(
+        store
+            .acquire_lease(name, "node-a", instant(8), instant(18))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease(name, "node-b", instant(12), instant(22))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .lease_holder(name, instant(12))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("node-a")
+    );
+    // Once it expires, another node takes it, and the old holder cannot renew.
+    assert_eq!(store.lease_holder(name, instant(18)).await.unwrap(), None);
+    assert!(
+        store
+            .acquire_lease(name, "node-b", instant(18), instant(28))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease(name, "node-a", instant(19), instant(29))
+            .await
+            .unwrap()
+    );
+    // Releasing someone else's lease does nothing; releasing one's own frees it.
+    store.release_lease(name, "node-a").await.unwrap();
+    assert_eq!(
+        store
+            .lease_holder(name, instant(20))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("node-b")
+    );
+    store.release_lease(name, "node-b").await.unwrap();
+    assert_eq!(store.lease_holder(name, instant(20)).await.unwrap(), None);
+    assert!(
+        store
+            .acquire_lease(name, "node-a", instant(20), instant(30))
+            .await
+            .unwrap()
+    );
+    // Leases are independent by name.
+    assert!(
+        store
+            .acquire_lease("other", "node-b", instant(20), instant(30))
+            .await
+            .unwrap()
+    );
+}
+
+async fn concurrent_lease_acquisitions_have_one_winner(store: Arc<dyn Store>) {
+    let attempts: Vec<_> = (0..8)
+        .map(|node| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .acquire_lease("cron", &format!("node-{node}"), instant(0), instant(10))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
 }

@@ -12,7 +12,7 @@ use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 10] = [
     "definition",
     "instance",
     "history_event",
@@ -21,6 +21,8 @@ const TABLES: [&str; 8] = [
     "approval",
     "approval_assignee",
     "token",
+    "trigger_tick",
+    "lease",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {

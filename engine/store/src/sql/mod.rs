@@ -20,6 +20,7 @@ mod query;
 mod read;
 mod row;
 mod tokens;
+mod triggers;
 
 use std::time::Duration;
 

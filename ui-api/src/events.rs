@@ -1,0 +1,255 @@
+//! `POST /api/v1/events/{source}`: inbound webhooks that start or signal instances.
+//!
+//! This route is not behind the bearer token. It is authenticated by the header
+//! `X-Gridflow-Signature: sha256=<hex HMAC-SHA256 of the raw body>`, keyed with the
+//! source's secret and compared in constant time. A missing or malformed header, a wrong
+//! signature and a source without a configured secret all answer 401 with the same
+//! message, and nothing starts: unsigned events are never accepted.
+//!
+//! Secrets come from the environment for now: `GRIDFLOW_EVENT_SECRET_<SOURCE>`, the source
+//! uppercased with `-` written `_` (source `trading_grid` reads
+//! `GRIDFLOW_EVENT_SECRET_TRADING_GRID`). They are read once at start-up and never logged.
+//!
+//! The body is a JSON object with a string field `type`; the event is named
+//! `<source>.<type>`, and the whole body is `event` in the triggers' `input` templates.
+//! The answer is 202 `{event, started: [instance ids], signalled: [instance ids]}`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2_hmac::Sha256;
+
+use crate::api::AppState;
+use crate::error::ApiError;
+use crate::extract::ApiPath;
+
+/// The header that carries the body's signature.
+pub const SIGNATURE_HEADER: &str = "x-gridflow-signature";
+
+/// The prefix of the environment variables that hold the sources' secrets.
+pub const SECRET_VARIABLE_PREFIX: &str = "GRIDFLOW_EVENT_SECRET_";
+
+/// The one message of every authentication failure, so that a caller cannot tell an
+/// unknown source from a wrong signature.
+const UNAUTHENTICATED: &str = "missing or invalid event signature (send X-Gridflow-Signature: sha256=<hex HMAC-SHA256 of the body>)";
+
+/// The webhook secret of each event source. Cheap to clone; never printed.
+#[derive(Clone, Default)]
+pub struct EventSecrets {
+    /// By source key: the source uppercased, `-` as `_`.
+    secrets: Arc<HashMap<String, Vec<u8>>>,
+}
+
+impl fmt::Debug for EventSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sources: Vec<&String> = self.secrets.keys().collect();
+        sources.sort();
+        f.debug_struct("EventSecrets")
+            .field("sources", &sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventSecrets {
+    /// Secrets given as `(source, secret)` pairs. Empty secrets are left out.
+    pub fn new<S: AsRef<str>, K: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (S, K)>) -> Self {
+        let secrets = pairs
+            .into_iter()
+            .filter(|(_, secret)| !secret.as_ref().is_empty())
+            .map(|(source, secret)| (source_key(source.as_ref()), secret.as_ref().to_vec()))
+            .collect();
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    /// Secrets from the variables `GRIDFLOW_EVENT_SECRET_<SOURCE>` of the environment.
+    pub fn from_env() -> Self {
+        Self::new(std::env::vars_os().filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            let source = name.strip_prefix(SECRET_VARIABLE_PREFIX)?.to_owned();
+            Some((source, value.into_encoded_bytes()))
+        }))
+    }
+
+    /// The secret of `source`, if one is configured.
+    fn secret(&self, source: &str) -> Option<&[u8]> {
+        self.secrets.get(&source_key(source)).map(Vec::as_slice)
+    }
+
+    /// How many sources have a secret.
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// Whether no source has a secret.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+fn source_key(source: &str) -> String {
+    source.to_ascii_uppercase().replace('-', "_")
+}
+
+/// `sha256=<hex>` of `body` under `secret`: the header value a sender puts in
+/// [`SIGNATURE_HEADER`].
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Whether `header` is a valid signature of `body` under `secret` (constant-time).
+fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(digest) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&digest).is_ok()
+}
+
+/// The part of the body the event's name comes from.
+#[derive(Debug, Deserialize)]
+struct EventHead {
+    #[serde(rename = "type")]
+    event_type: Value,
+}
+
+/// The answer of `POST /events/{source}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventResponse {
+    /// `<source>.<type>`.
+    pub event: String,
+    /// Instances started by event triggers.
+    pub started: Vec<String>,
+    /// Instances the event was delivered to as a signal.
+    pub signalled: Vec<String>,
+}
+
+/// `POST /api/v1/events/{source}`.
+#[utoipa::path(
+    post,
+    path = "/events/{source}",
+    tag = "events",
+    params(
+        ("source" = String, Path, description = "The event source (letters, digits, _ and -)"),
+        ("X-Gridflow-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256 of the raw body with the source's secret>`"),
+    ),
+    request_body(content = Object, description = "The event: a JSON object whose `type` names it (`<source>.<type>`)"),
+    responses(
+        (status = 202, description = "Accepted: the instances started and signalled", body = Object),
+        (status = 400, description = "The body is not JSON or has no string `type`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong signature, or a source without a secret", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A mapped input violates its definition's input schema", body = crate::openapi::ErrorBody),
+    ),
+    security(())
+)]
+pub(crate) async fn receive(
+    State(state): State<AppState>,
+    ApiPath(source): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(secret) = state.event_secrets.secret(&source) else {
+        tracing::debug!(%source, "event from a source without a secret refused");
+        return Err(ApiError::unauthorized(UNAUTHENTICATED));
+    };
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|header| signature_matches(secret, &body, header));
+    if !signed {
+        tracing::debug!(%source, "event with a missing or wrong signature refused");
+        return Err(ApiError::unauthorized(UNAUTHENTICATED));
+    }
+    if !source
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ApiError::bad_parameter(
+            "source",
+            format!("event source {source:?} may only hold letters, digits, _ and -"),
+        ));
+    }
+    let event: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("event body is not JSON: {error}")))?;
+    let event_type = match serde_json::from_value::<EventHead>(event.clone()) {
+        Ok(EventHead {
+            event_type: Value::String(event_type),
+        }) if !event_type.is_empty() => event_type,
+        _ => {
+            return Err(ApiError::bad_request(
+                "event body must be a JSON object with a non-empty string field \"type\"",
+            ));
+        }
+    };
+    let name = format!("{source}.{event_type}");
+    let outcome = state
+        .engine
+        .deliver_event(&name, &event, &format!("event:{source}"))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventResponse {
+            event: name,
+            started: outcome.started.iter().map(ToString::to_string).collect(),
+            signalled: outcome.signalled.iter().map(ToString::to_string).collect(),
+        }),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn only_the_right_signature_matches() {
+        let header = signature(b"secret", b"{}");
+        assert!(signature_matches(b"secret", b"{}", &header));
+        assert!(!signature_matches(b"other", b"{}", &header));
+        assert!(!signature_matches(b"secret", b"{ }", &header));
+        assert!(!signature_matches(
+            b"secret",
+            b"{}",
+            header.trim_start_matches("sha256=")
+        ));
+        assert!(!signature_matches(b"secret", b"{}", "sha256=zz"));
+        assert!(!signature_matches(b"secret", b"{}", ""));
+    }
+
+    #[test]
+    fn secrets_are_found_by_source_and_never_printed() {
+        let secrets = EventSecrets::new([("trading-grid", "s3cret"), ("empty", "")]);
+        assert_eq!(secrets.secret("trading_grid"), Some(&b"s3cret"[..]));
+        assert_eq!(secrets.secret("TRADING-GRID"), Some(&b"s3cret"[..]));
+        assert_eq!(secrets.secret("empty"), None);
+        assert_eq!(secrets.len(), 1);
+        assert!(!format!("{secrets:?}").contains("s3cret"));
+    }
+}

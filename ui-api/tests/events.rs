@@ -1,0 +1,235 @@
+//! Inbound webhooks (`POST /api/v1/events/{source}`) through `app(state)` and `oneshot`:
+//! only a body signed with the source's secret starts anything.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use gridflow::events::{EventSecrets, SIGNATURE_HEADER, signature};
+use gridflow::{AppState, app};
+use gridflow_connectors::Registry;
+use gridflow_runtime::{Engine, EngineOptions, SystemClock};
+use gridflow_store::{InstanceFilter, MemoryStore};
+
+const TOKEN: &str = "test-admin-token";
+const SECRET: &str = "grid-secret";
+
+/// Started by `trading_grid.request_created`, with the event mapped to its input.
+const ON_REQUEST: &str = r#"
+id: on-request
+input:
+  type: object
+  required: [partner_id, query]
+  properties:
+    partner_id: {type: string}
+    query: {type: string}
+triggers:
+  - event: trading_grid.request_created
+    input: {partner_id: "${event.partner_id}", query: "${event.text}"}
+steps:
+  - id: echo
+    action: core.echo
+    with: {query: "${input.query}"}
+"#;
+
+struct TestApp {
+    router: Router,
+    engine: Engine,
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        let engine = Engine::start(
+            Arc::new(MemoryStore::new()),
+            Arc::new(Registry::with_builtin()),
+            Arc::new(SystemClock),
+            EngineOptions::default(),
+        )
+        .await
+        .expect("the engine starts on the memory store");
+        engine
+            .deploy(ON_REQUEST)
+            .await
+            .expect("the test definition deploys");
+        let router = app(AppState {
+            engine: engine.clone(),
+            admin_token: Arc::from(TOKEN),
+            event_secrets: EventSecrets::new([("trading_grid", SECRET)]),
+        });
+        Self { router, engine }
+    }
+
+    async fn send(&self, source: &str, body: &str, signature: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/events/{source}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        let request = request
+            .body(Body::from(body.to_owned()))
+            .expect("the test request is well-formed");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the response body can be read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn instance_count(&self) -> usize {
+        self.engine
+            .list_instances(&InstanceFilter::default(), None, 100)
+            .await
+            .expect("instances can be listed")
+            .items
+            .len()
+    }
+}
+
+fn request_created() -> String {
+    json!({"type": "request_created", "partner_id": "acme", "text": "new arrivals"}).to_string()
+}
+
+#[tokio::test]
+async fn signed_event_starts_the_triggered_definition_with_mapped_input() {
+    let app = TestApp::new().await;
+    let body = request_created();
+    let (status, answer) = app
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["event"], "trading_grid.request_created");
+    let started = answer["started"].as_array().expect("started is a list");
+    assert_eq!(started.len(), 1, "{answer}");
+    let instance = started[0].as_str().expect("an instance id");
+    let view = app
+        .engine
+        .instance(&instance.into())
+        .await
+        .expect("the started instance exists");
+    assert_eq!(view.definition, "on-request");
+    assert_eq!(
+        view.input,
+        json!({"partner_id": "acme", "query": "new arrivals"})
+    );
+    let history = app.engine.history(&instance.into()).await.expect("history");
+    assert_eq!(history[0].actor, "event:trading_grid");
+}
+
+#[tokio::test]
+async fn event_without_a_matching_trigger_starts_nothing() {
+    let app = TestApp::new().await;
+    let body = json!({"type": "issue_opened"}).to_string();
+    let (status, answer) = app
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["started"], json!([]));
+    assert_eq!(app.instance_count().await, 0);
+}
+
+#[tokio::test]
+async fn missing_bad_or_unconfigured_signatures_are_401_and_start_nothing() {
+    let app = TestApp::new().await;
+    let body = request_created();
+    let good = signature(SECRET.as_bytes(), body.as_bytes());
+    let cases: [(&str, &str, Option<String>); 6] = [
+        ("trading_grid", "missing signature", None),
+        (
+            "trading_grid",
+            "wrong secret",
+            Some(signature(b"guess", body.as_bytes())),
+        ),
+        (
+            "trading_grid",
+            "signature of another body",
+            Some(signature(SECRET.as_bytes(), b"{}")),
+        ),
+        (
+            "trading_grid",
+            "no sha256= prefix",
+            Some(good.trim_start_matches("sha256=").to_owned()),
+        ),
+        ("trading_grid", "not hex", Some("sha256=not-hex".to_owned())),
+        // A source without a configured secret is refused even with a signature.
+        ("iconik", "unknown source", Some(good.clone())),
+    ];
+    for (source, case, signature) in cases {
+        let (status, answer) = app.send(source, &body, signature.as_deref()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {answer}");
+        assert_eq!(answer["error"]["code"], "unauthorized", "{case}: {answer}");
+    }
+    assert_eq!(app.instance_count().await, 0);
+    // A bearer token does not replace the signature.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/events/trading_grid")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::from(body.clone()))
+        .expect("the test request is well-formed");
+    let response = app
+        .router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.instance_count().await, 0);
+}
+
+#[tokio::test]
+async fn signed_body_without_a_type_is_400() {
+    let app = TestApp::new().await;
+    for body in [
+        r#"{"partner_id": "acme"}"#,
+        r#"{"type": 7}"#,
+        "[1, 2]",
+        "not json",
+    ] {
+        let (status, answer) = app
+            .send(
+                "trading_grid",
+                body,
+                Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    assert_eq!(app.instance_count().await, 0);
+}
+
+#[tokio::test]
+async fn event_whose_mapped_input_is_invalid_is_422_and_starts_nothing() {
+    let app = TestApp::new().await;
+    // `text` is missing, so the mapped `query` fails to render.
+    let body = json!({"type": "request_created", "partner_id": "acme"}).to_string();
+    let (status, answer) = app
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(app.instance_count().await, 0);
+}
