@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::wildcard_enum_match_arm)]
 
+pub mod audit;
 pub mod command;
 pub mod definition;
 pub mod duration;
