@@ -19,6 +19,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_tables;
+mod m20261122_000005_create_audit_tables;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,7 +28,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_tables::Migration),
+            Box::new(m20261122_000005_create_audit_tables::Migration),
+        ]
     }
 }
 

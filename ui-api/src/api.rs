@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId};
-use gridflow_runtime::{DefinitionView, Engine, InstanceView, Replayed};
+use gridflow_runtime::{DefinitionView, Engine, InstanceView};
 use gridflow_store::InstanceFilter;
 
 use crate::auth::{self, Caller};
@@ -65,7 +65,7 @@ pub fn app(state: AppState) -> Router {
         .route("/instances/{id}/cancel", post(cancel))
         .route("/instances/{id}/steps/{step}/retry", post(retry_step))
         .route("/instances/{id}/history", get(history))
-        .route("/instances/{id}/replay", get(replay))
+        .merge(crate::audit::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // A layer, not a route layer: unknown paths under /api/v1 need a token too, so
@@ -196,11 +196,12 @@ async fn method_not_allowed() -> ApiError {
 
 async fn deploy(
     State(state): State<AppState>,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
     let source = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
-    let deployment = state.engine.deploy(source).await?;
+    let deployment = state.engine.deploy_as(source, &caller.user).await?;
     let status = if deployment.created {
         StatusCode::CREATED
     } else {
@@ -379,19 +380,4 @@ async fn history(
         instance_id: instance.to_string(),
         events: events.into_iter().map(HistoryEvent::from).collect(),
     }))
-}
-
-#[derive(Debug, Deserialize)]
-struct ReplayQuery {
-    at: Option<u64>,
-}
-
-async fn replay(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ReplayQuery>,
-) -> Result<Json<Replayed>, ApiError> {
-    Ok(Json(
-        state.engine.replay(&InstanceId::from(id), query.at).await?,
-    ))
 }

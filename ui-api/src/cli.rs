@@ -44,6 +44,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check definition files locally, without a server.
     Validate(ValidateArgs),
+    /// Audit: verify chains and checkpoints (on a server or offline), export history.
+    Audit(crate::audit_cli::AuditArgs),
     /// Commands that call a server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -183,6 +185,9 @@ pub enum ClientCommand {
         /// The seq to replay up to (default: all of it).
         #[arg(long)]
         at: Option<u64>,
+        /// Show what changed in the instance at each event (up to `--at`).
+        #[arg(long)]
+        diff: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -341,9 +346,13 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
                 .await?;
             output::json(&answer);
         }
-        ClientCommand::Replay { id, at, .. } => {
+        ClientCommand::Replay { id, at, diff, .. } => {
             let at = at.map(|at| at.to_string());
-            let query: Vec<(&str, &str)> = at.as_deref().map(|at| ("at", at)).into_iter().collect();
+            let mut query: Vec<(&str, &str)> =
+                at.as_deref().map(|at| ("at", at)).into_iter().collect();
+            if diff {
+                query.push(("diff", "true"));
+            }
             output::json(&client.get(&["instances", &id, "replay"], &query).await?);
         }
     }

@@ -13,6 +13,8 @@
 //! reach a client.
 
 pub mod api;
+pub mod audit;
+pub mod audit_cli;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Validate(args) => gridflow::cli::validate_files(&args.files),
+        Command::Audit(args) => gridflow::audit_cli::run(args).await,
         Command::Client(command) => gridflow::cli::run_client(command).await,
     }
 }

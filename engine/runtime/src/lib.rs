@@ -11,6 +11,7 @@
 //! acts on anything before it is committed, and never names a concrete store.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod clock;
 mod definitions;
 mod driver;
@@ -20,6 +21,7 @@ mod executor;
 mod stats;
 pub mod view;
 
+pub use audit::{AuditKey, EventDiff};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};

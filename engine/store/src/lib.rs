@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent};
 
+pub mod audit;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
@@ -26,6 +27,7 @@ pub mod sql;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
+pub use audit::{AuditFilter, AuditStore, InstanceHead};
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
@@ -261,7 +263,9 @@ pub trait WorkReader: Send + Sync {
 
 /// Everything the engine needs from a store.
 #[async_trait]
-pub trait Store: DefinitionStore + InstanceReader + BatchCommitter + WorkReader {
+pub trait Store:
+    DefinitionStore + InstanceReader + BatchCommitter + WorkReader + AuditStore
+{
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;
 }

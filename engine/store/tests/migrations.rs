@@ -12,12 +12,15 @@ use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 8] = [
     "definition",
     "instance",
     "history_event",
     "work_item",
     "timer",
+    "checkpoint",
+    "checkpoint_head",
+    "audit_log",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {

@@ -12,6 +12,7 @@
 //! (`sqlite::memory:`) uses one connection for everything, because each connection would
 //! otherwise see its own database.
 
+mod audit;
 mod commit;
 mod definitions;
 mod error;
