@@ -74,6 +74,29 @@ pub struct ServeArgs {
     /// (faster; the last commits may be lost on a power loss, not on a crash).
     #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
+    /// The file of the Ed25519 key that signs audit checkpoints, created (mode 0600) on
+    /// first start. Default: beside the SQLite file (`gridflow.db` → `gridflow.key`), or
+    /// `./gridflow.key` for PostgreSQL.
+    #[arg(long, env = "GRIDFLOW_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// How often to sign an audit checkpoint (`30s`, `5m`, `1h`); `0` signs only on demand
+    /// (`POST /api/v1/audit/checkpoints`).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: std::time::Duration,
+}
+
+/// The default audit key file for a database URL: beside a SQLite file, with the
+/// extension `.key`; `./gridflow.key` otherwise.
+pub fn default_audit_key(database_url: &str) -> PathBuf {
+    let sqlite = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or_default())
+        .filter(|path| !path.is_empty() && !path.contains(":memory:"));
+    match sqlite {
+        Some(path) => Path::new(path).with_extension("key"),
+        None => PathBuf::from("gridflow.key"),
+    }
 }
 
 /// `--sqlite-synchronous`.
@@ -430,7 +453,27 @@ mod tests {
         };
         assert_eq!(args.bind, DEFAULT_BIND);
         assert_eq!(args.sqlite_synchronous, SqliteSync::Full);
+        assert_eq!(
+            args.checkpoint_interval,
+            std::time::Duration::from_secs(300)
+        );
         assert!(!args.sandbox);
+    }
+
+    #[test]
+    fn audit_key_defaults_to_beside_the_sqlite_file() {
+        assert_eq!(
+            default_audit_key("sqlite://data/gridflow.db?mode=rwc"),
+            PathBuf::from("data/gridflow.key")
+        );
+        assert_eq!(
+            default_audit_key("postgres://u@h/db"),
+            PathBuf::from("gridflow.key")
+        );
+        assert_eq!(
+            default_audit_key("sqlite::memory:"),
+            PathBuf::from("gridflow.key")
+        );
     }
 
     #[test]
