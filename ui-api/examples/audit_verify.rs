@@ -47,7 +47,11 @@ fn history(instance: &InstanceId, length: u64, at: DateTime<Utc>) -> Vec<Recorde
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let instances: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
+    let instances: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let per_instance: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10);
     let folder = tempfile::tempdir()?;
     let url = format!(
