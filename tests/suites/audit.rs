@@ -90,7 +90,7 @@ async fn run_instances(engine: &Engine, count: usize) -> anyhow::Result<Vec<Inst
     Ok(ids)
 }
 
-fn problem_of<'r>(report: &'r Report, instance: &InstanceId) -> Option<(ProblemKind, u64)> {
+fn problem_of(report: &Report, instance: &InstanceId) -> Option<(ProblemKind, u64)> {
     report
         .problems
         .iter()

@@ -1,6 +1,9 @@
 //! The audit routes through `app(state)` and `oneshot`: key, checkpoints, verify, the
 //! streamed export (verified offline here), replay at a seq and with a diff.
 
+// The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
