@@ -142,7 +142,17 @@ impl Server {
     /// Starts `gridflow serve` like [`Server::start`], with extra environment variables
     /// (the cron scheduler's `GRIDFLOW_CRON_LEASE`, event secrets, …).
     pub fn start_with_env(database_url: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let mut child = Command::new(gridflow_binary()?)
+        let mut command = Command::new(gridflow_binary()?);
+        if !database_url.starts_with("sqlite") {
+            // SQLite keeps its audit key beside the database file; a PostgreSQL server
+            // would write ./gridflow.key into the source tree.
+            let database = database_url.rsplit('/').next().unwrap_or("db");
+            command.env(
+                "GRIDFLOW_AUDIT_KEY",
+                std::env::temp_dir().join(format!("gridflow-test-{database}.key")),
+            );
+        }
+        let mut child = command
             .args([
                 "serve",
                 "--bind",

@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId};
-use gridflow_runtime::{DefinitionView, Engine, InstanceView, Replayed};
+use gridflow_runtime::{DefinitionView, Engine, InstanceView};
 use gridflow_store::InstanceFilter;
 
 use crate::auth::{self, Caller};
@@ -81,12 +81,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
         .routes(routes!(retry_step))
         .routes(routes!(history))
-        .routes(routes!(replay))
         .routes(routes!(tokens::post_token))
         .routes(routes!(openapi::openapi_json))
         // Signed by the source's secret instead of a bearer token (`Access::Signed`).
         .routes(routes!(crate::events::receive))
-        .merge(crate::approvals::routes());
+        .merge(crate::approvals::routes())
+        .merge(crate::audit::routes());
     OpenApiRouter::new().nest(API_PREFIX, routes)
 }
 
@@ -264,11 +264,12 @@ async fn method_not_allowed(
 )]
 async fn deploy(
     State(state): State<AppState>,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
     let source = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
-    let deployment = state.engine.deploy(source).await?;
+    let deployment = state.engine.deploy_as(source, &caller.user).await?;
     let status = if deployment.created {
         StatusCode::CREATED
     } else {
@@ -635,33 +636,4 @@ async fn history(
         instance_id: instance.to_string(),
         events: events.into_iter().map(HistoryEvent::from).collect(),
     }))
-}
-
-#[derive(Debug, Deserialize)]
-struct ReplayQuery {
-    at: Option<u64>,
-}
-
-/// An instance's state replayed from its history, up to seq `at` (all of it when absent).
-#[utoipa::path(
-    get,
-    path = "/instances/{instance_id}/replay",
-    tag = "history",
-    params(
-        ("instance_id" = String, Path, description = "Instance id"),
-        ("at" = Option<u64>, Query, description = "Fold the history up to this seq"),
-    ),
-    responses(
-        (status = 200, description = "The replayed state", body = openapi::Replay),
-        (status = 404, description = "No such instance", body = ErrorBody),
-    )
-)]
-async fn replay(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ReplayQuery>,
-) -> Result<Json<Replayed>, ApiError> {
-    Ok(Json(
-        state.engine.replay(&InstanceId::from(id), query.at).await?,
-    ))
 }

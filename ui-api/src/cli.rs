@@ -46,6 +46,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the connector simulators alone and print their addresses.
     Sandbox(SandboxArgs),
+    /// Audit: verify chains and checkpoints (on a server or offline), export history.
+    Audit(crate::audit_cli::AuditArgs),
     /// Commands that call a server.
     #[command(flatten)]
     Client(ClientCommand),
@@ -77,6 +79,29 @@ pub struct ServeArgs {
     /// (faster; the last commits may be lost on a power loss, not on a crash).
     #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
+    /// The file of the Ed25519 key that signs audit checkpoints, created (mode 0600) on
+    /// first start. Default: beside the SQLite file (`gridflow.db` → `gridflow.key`), or
+    /// `./gridflow.key` for PostgreSQL.
+    #[arg(long, env = "GRIDFLOW_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// How often to sign an audit checkpoint (`30s`, `5m`, `1h`); `0` signs only on demand
+    /// (`POST /api/v1/audit/checkpoints`).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: std::time::Duration,
+}
+
+/// The default audit key file for a database URL: beside a SQLite file, with the
+/// extension `.key`; `./gridflow.key` otherwise.
+pub fn default_audit_key(database_url: &str) -> PathBuf {
+    let sqlite = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or_default())
+        .filter(|path| !path.is_empty() && !path.contains(":memory:"));
+    match sqlite {
+        Some(path) => Path::new(path).with_extension("key"),
+        None => PathBuf::from("gridflow.key"),
+    }
 }
 
 /// Arguments of `sandbox`.
@@ -209,6 +234,9 @@ pub enum ClientCommand {
         /// The seq to replay up to (default: all of it).
         #[arg(long)]
         at: Option<u64>,
+        /// Show what changed in the instance at each event (up to `--at`).
+        #[arg(long)]
+        diff: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -405,9 +433,13 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
                 .await?;
             output::json(&answer);
         }
-        ClientCommand::Replay { id, at, .. } => {
+        ClientCommand::Replay { id, at, diff, .. } => {
             let at = at.map(|at| at.to_string());
-            let query: Vec<(&str, &str)> = at.as_deref().map(|at| ("at", at)).into_iter().collect();
+            let mut query: Vec<(&str, &str)> =
+                at.as_deref().map(|at| ("at", at)).into_iter().collect();
+            if diff {
+                query.push(("diff", "true"));
+            }
             output::json(&client.get(&["instances", &id, "replay"], &query).await?);
         }
         ClientCommand::Token {
@@ -512,7 +544,27 @@ mod tests {
         };
         assert_eq!(args.bind, DEFAULT_BIND);
         assert_eq!(args.sqlite_synchronous, SqliteSync::Full);
+        assert_eq!(
+            args.checkpoint_interval,
+            std::time::Duration::from_secs(300)
+        );
         assert!(!args.sandbox);
+    }
+
+    #[test]
+    fn audit_key_defaults_to_beside_the_sqlite_file() {
+        assert_eq!(
+            default_audit_key("sqlite://data/gridflow.db?mode=rwc"),
+            PathBuf::from("data/gridflow.key")
+        );
+        assert_eq!(
+            default_audit_key("postgres://u@h/db"),
+            PathBuf::from("gridflow.key")
+        );
+        assert_eq!(
+            default_audit_key("sqlite::memory:"),
+            PathBuf::from("gridflow.key")
+        );
     }
 
     #[test]

@@ -103,6 +103,40 @@ impl Client {
         Ok(self.send(request).await?.1)
     }
 
+    /// `GET` of a streamed answer (an export): the response once its status is a success,
+    /// for the caller to read chunk by chunk.
+    pub async fn get_stream(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response> {
+        let unreachable = |source| ClientError::Unreachable {
+            url: self.base.to_string(),
+            source,
+        };
+        let response = self
+            .http
+            .get(self.url(segments, query))
+            .bearer_auth(&self.token)
+            // An export of a large database takes longer than the default timeout.
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.map_err(unreachable)?;
+        match serde_json::from_str::<Value>(&text) {
+            Ok(body) if body.pointer("/error/code").is_some() => Err(api_error(status, &body)),
+            _ => Err(ClientError::Unexpected {
+                status: status.as_u16(),
+                body: text.chars().take(500).collect(),
+            }),
+        }
+    }
+
     /// `POST` of a JSON body, answering the JSON body.
     pub async fn post_json(&self, segments: &[&str], body: &Value) -> Result<Value> {
         let request = self.http.post(self.url(segments, &[])).json(body);

@@ -20,6 +20,8 @@
 pub mod api;
 pub mod approvals;
 pub mod approvals_cli;
+pub mod audit;
+pub mod audit_cli;
 pub mod auth;
 pub mod cli;
 pub mod client;

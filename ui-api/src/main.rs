@@ -22,7 +22,7 @@ use gridflow_connectors::sandbox::{Sandbox, connectors_from_environment};
 use gridflow_connectors::simulator::{
     SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
 };
-use gridflow_runtime::{Engine, EngineOptions, Scheduler, SchedulerOptions, SystemClock};
+use gridflow_runtime::{AuditKey, Engine, EngineOptions, Scheduler, SchedulerOptions, SystemClock};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{SqlOptions, SqlStore};
 
@@ -54,6 +54,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Audit(args) => gridflow::audit_cli::run(args).await,
         Command::Client(command) => gridflow::cli::run_client(command).await,
     }
 }
@@ -109,11 +110,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = SqlStore::connect(&args.database_url, options)
         .await
         .context("cannot open the database")?;
+    let key_path = args
+        .audit_key
+        .clone()
+        .unwrap_or_else(|| gridflow::cli::default_audit_key(&args.database_url));
+    let (audit_key, created) =
+        AuditKey::load_or_create(&key_path).context("cannot load the audit signing key")?;
+    tracing::info!(
+        path = %key_path.display(),
+        created,
+        public_key = %audit_key.public_key(),
+        "audit signing key ready"
+    );
     let engine = Engine::start(
         Arc::new(store),
         Arc::new(registry),
         Arc::new(SystemClock),
-        EngineOptions::default(),
+        EngineOptions {
+            audit_key: Some(audit_key),
+            checkpoint_interval: (!args.checkpoint_interval.is_zero())
+                .then_some(args.checkpoint_interval),
+            ..EngineOptions::default()
+        },
     )
     .await
     .context("cannot start the engine")?;

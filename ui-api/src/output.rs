@@ -19,6 +19,11 @@ pub fn line(text: impl Display) {
     let _ = writeln!(stdout, "{text}");
 }
 
+/// Writes raw bytes to stdout (a streamed export); fails when the reader has gone away.
+pub fn bytes(data: &[u8]) -> std::io::Result<()> {
+    std::io::stdout().lock().write_all(data)
+}
+
 /// Writes a JSON value to stdout, pretty-printed.
 pub fn json(value: &Value) {
     line(serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));

@@ -116,7 +116,6 @@ const fn rule(method: Verb, path: &'static str, roles: &'static [Role]) -> Rule 
 ///
 /// Routes that other work adds take these rows (kept here as the decision, to be added
 /// with the route):
-/// `rule(Verb::Get, "/audit/verify", AUDITORS)`, `rule(Verb::Get, "/audit/export", AUDITORS)`,
 /// `rule(Verb::Get, "/connectors", EVERYONE)`,
 pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/definitions", OPERATORS),
@@ -157,6 +156,11 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Get, "/approvals", APPROVERS),
     rule(Verb::Get, "/approvals/{approval_id}", APPROVERS),
     rule(Verb::Post, "/approvals/{approval_id}/decision", APPROVERS),
+    rule(Verb::Get, "/audit/key", AUDITORS),
+    rule(Verb::Get, "/audit/checkpoints", AUDITORS),
+    rule(Verb::Post, "/audit/checkpoints", AUDITORS),
+    rule(Verb::Get, "/audit/verify", AUDITORS),
+    rule(Verb::Get, "/audit/export", AUDITORS),
     Rule {
         method: Verb::Post,
         path: "/events/{source}",

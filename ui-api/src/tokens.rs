@@ -104,10 +104,14 @@ pub async fn create_token(
             hash: auth::token_hash(&token),
             user: request.user.clone(),
             role: request.role.as_str().to_owned(),
-            groups,
+            groups: groups.clone(),
             created_at: engine.now(),
             created_by: created_by.to_owned(),
         })
+        .await?;
+    // The server's audit log names who created which token (never the token itself).
+    engine
+        .record_token_created(&request.user, request.role.as_str(), &groups, created_by)
         .await?;
     tracing::info!(user = %request.user, role = %request.role, %created_by, "token created");
     Ok(token)

@@ -12,6 +12,7 @@
 #![deny(clippy::wildcard_enum_match_arm)]
 
 pub mod approval;
+pub mod audit;
 pub mod command;
 pub mod definition;
 pub mod duration;

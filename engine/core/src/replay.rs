@@ -32,6 +32,55 @@ pub enum ReplayError {
     },
 }
 
+/// Folds the whole history, calling `visit` with each event and the state right after it
+/// (the state "at" that seq), and returns the final state.
+pub fn replay_each(
+    instance: &InstanceId,
+    history: &[RecordedEvent],
+    definition: &Definition,
+    mut visit: impl FnMut(&RecordedEvent, &InstanceState),
+) -> Result<InstanceState, ReplayError> {
+    let mut state = initial_state(instance, history, definition);
+    for recorded in history {
+        state = apply_recorded(instance, state, recorded, definition)?;
+        visit(recorded, &state);
+    }
+    Ok(state)
+}
+
+/// The state before the first event: what [`replay_each`] starts from.
+pub fn initial_state(
+    instance: &InstanceId,
+    history: &[RecordedEvent],
+    definition: &Definition,
+) -> InstanceState {
+    let first_at = history
+        .first()
+        .map(|event| event.at)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    InstanceState::new(instance.clone(), definition.id.clone(), first_at)
+}
+
+fn apply_recorded(
+    instance: &InstanceId,
+    state: InstanceState,
+    recorded: &RecordedEvent,
+    definition: &Definition,
+) -> Result<InstanceState, ReplayError> {
+    let event = recorded.event().map_err(|error| ReplayError::Undecodable {
+        instance: instance.clone(),
+        seq: recorded.seq,
+        message: error.to_string(),
+    })?;
+    Ok(apply(state, &event, definition)
+        .map_err(|source| ReplayError::Nondeterminism {
+            instance: instance.clone(),
+            seq: recorded.seq,
+            source,
+        })?
+        .0)
+}
+
 /// Folds the events with `seq <= until` (all when `None`) and returns the state reached.
 pub fn replay(
     instance: &InstanceId,

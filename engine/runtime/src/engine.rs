@@ -1,6 +1,7 @@
 //! The engine handle: commands and read queries, cheap to clone, hiding the store type.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use gridflow_core::validate;
 use gridflow_core::{Definition, DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId};
 use gridflow_store::{Deployed, InstanceFilter, Page, Store};
 
+use crate::audit::{AuditKey, AuditState};
 use crate::clock::Clock;
 use crate::definitions::DefinitionCache;
 use crate::driver::{Driver, Message};
@@ -30,6 +32,12 @@ pub struct EngineOptions {
     /// that each wait for their own commit (their next outcome lands one commit later),
     /// so it is off by default.
     pub pipeline_commits: bool,
+    /// The key that signs audit checkpoints; `None`: a new key held in memory only, for
+    /// tests (a server loads its key from a file, see [`AuditKey::load_or_create`]).
+    pub audit_key: Option<AuditKey>,
+    /// Sign a checkpoint whenever this much time (by the engine's clock) has passed since
+    /// the last one; `None`: only on demand.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +45,8 @@ impl Default for EngineOptions {
         Self {
             max_concurrent_actions: 512,
             pipeline_commits: false,
+            audit_key: None,
+            checkpoint_interval: None,
         }
     }
 }
@@ -73,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) finished: broadcast::Sender<(InstanceId, InstanceStatus)>,
     pub(crate) action_permits: Arc<Semaphore>,
     pub(crate) stats: Stats,
+    pub(crate) audit: AuditState,
     inbox: mpsc::UnboundedSender<Message>,
 }
 
@@ -115,6 +126,11 @@ impl Engine {
             finished,
             action_permits: Arc::new(Semaphore::new(options.max_concurrent_actions.max(1))),
             stats: Stats::default(),
+            audit: AuditState {
+                key: options.audit_key.clone().unwrap_or_else(AuditKey::generate),
+                interval: options.checkpoint_interval,
+                checkpointing: tokio::sync::Mutex::new(()),
+            },
             inbox,
         });
         let next_timer_at = shared.store.next_timer_at().await?;
@@ -140,12 +156,22 @@ impl Engine {
         if resumed > 0 {
             tracing::info!(resumed, "resumed queued work after start-up");
         }
+        if let Some(interval) = options.checkpoint_interval {
+            // Polled often enough to be on time within a tenth of the interval.
+            let poll = (interval / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+            crate::audit::spawn_periodic(Arc::downgrade(&shared), poll);
+        }
         Ok(Self { shared })
     }
 
-    /// The shared parts, for the engine's own background tasks (the cron scheduler).
+    /// The shared parts, for the engine's own background tasks (the cron scheduler) and
+    /// the audit functions.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// The connectors the engine runs actions with.

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod approvals;
+pub mod audit;
 pub mod clock;
 mod definitions;
 mod driver;
@@ -25,6 +26,7 @@ mod stats;
 pub mod view;
 
 pub use approvals::{Approver, DecisionRequest};
+pub use audit::{AuditKey, EventDiff};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};

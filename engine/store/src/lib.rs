@@ -22,6 +22,7 @@ use gridflow_core::{
     ApprovalStatus, DefinitionId, InstanceId, InstanceStatus, RecordedEvent, StepId,
 };
 
+pub mod audit;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
@@ -30,6 +31,7 @@ pub mod sql;
 pub mod test_util;
 pub mod triggers;
 
+pub use audit::{AuditFilter, AuditStore, InstanceHead};
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
@@ -374,6 +376,7 @@ pub trait Store:
     + TokenStore
     + StoreCounts
     + TriggerStore
+    + AuditStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use gridflow_core::audit::{AuditRecord, ChainHead, Checkpoint};
+use gridflow_core::history::GENESIS_HASH;
 use gridflow_core::{DefinitionId, InstanceId, RecordedEvent};
 
 use crate::rules::{
@@ -22,9 +24,10 @@ use crate::rules::{
     stored_instant, validate_batch,
 };
 use crate::{
-    ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, BatchCommitter, DefinitionRecord,
-    DefinitionStore, Deployed, Error, InstanceFilter, InstanceReader, InstanceRecord, Page, Result,
-    Store, StoreCounts, TimerRecord, TokenRecord, TokenStore, WorkItem, WorkReader,
+    ApprovalFilter, ApprovalReader, ApprovalRecord, AuditFilter, AuditStore, Batch, BatchCommitter,
+    DefinitionRecord, DefinitionStore, Deployed, Error, InstanceFilter, InstanceHead,
+    InstanceReader, InstanceRecord, Page, Result, Store, StoreCounts, TimerRecord, TokenRecord,
+    TokenStore, WorkItem, WorkReader,
 };
 
 /// A store that keeps everything in memory and forgets it on drop.
@@ -51,6 +54,9 @@ struct Inner {
     approvals: BTreeMap<String, ApprovalRecord>,
     ticks: BTreeMap<triggers::TickKey, crate::triggers::TickRecord>,
     leases: BTreeMap<String, triggers::LeaseRow>,
+    audit_log: Vec<AuditRecord>,
+    checkpoints: Vec<Checkpoint>,
+    checkpoint_heads: BTreeMap<u64, Vec<ChainHead>>,
 }
 
 impl MemoryStore {
@@ -473,5 +479,116 @@ impl ApprovalReader for MemoryStore {
             _ => None,
         };
         Ok(Page { items, next_cursor })
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn instance_heads(&self, filter: &AuditFilter) -> Result<Vec<InstanceHead>> {
+        let inner = self.lock();
+        Ok(inner
+            .instances
+            .values()
+            .filter(|record| filter.matches(&record.id, &record.definition_id, record.created_at))
+            .map(|record| InstanceHead {
+                head: ChainHead {
+                    instance_id: record.id.clone(),
+                    seq: record.last_seq,
+                    hash: record.last_hash.clone(),
+                },
+                definition_id: record.definition_id.clone(),
+                definition_version: record.definition_version,
+            })
+            .collect())
+    }
+
+    async fn events_after(
+        &self,
+        filter: &AuditFilter,
+        after: Option<(&InstanceId, u64)>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>> {
+        let inner = self.lock();
+        let start = match after {
+            Some((instance, seq)) => Bound::Excluded((instance.0.clone(), seq)),
+            None => Bound::Unbounded,
+        };
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(inner
+            .history
+            .range((start, Bound::Unbounded))
+            .map(|(_, event)| event)
+            .filter(|event| {
+                filter.is_empty()
+                    || match inner.instances.get(event.instance_id.as_str()) {
+                        Some(record) => {
+                            filter.matches(&record.id, &record.definition_id, record.created_at)
+                        }
+                        None => {
+                            filter.instance.as_ref() == Some(&event.instance_id)
+                                && filter.definition.is_none()
+                                && filter.created_from.is_none()
+                                && filter.created_to.is_none()
+                        }
+                    }
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn append_audit_record(
+        &self,
+        event_type: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        data: Value,
+    ) -> Result<AuditRecord> {
+        let mut inner = self.lock();
+        let (seq, prev_hash) = match inner.audit_log.last() {
+            Some(last) => (last.seq + 1, last.hash.clone()),
+            None => (1, GENESIS_HASH.to_owned()),
+        };
+        let record =
+            AuditRecord::record(seq, &prev_hash, event_type, stored_instant(at), actor, data);
+        inner.audit_log.push(record.clone());
+        Ok(record)
+    }
+
+    async fn audit_log(&self) -> Result<Vec<AuditRecord>> {
+        Ok(self.lock().audit_log.clone())
+    }
+
+    async fn add_checkpoint(&self, checkpoint: &Checkpoint, heads: &[ChainHead]) -> Result<()> {
+        let mut inner = self.lock();
+        let last = inner
+            .checkpoints
+            .last()
+            .map(|last| last.body.seq)
+            .unwrap_or(0);
+        let seq = checkpoint.body.seq;
+        if seq != last + 1 {
+            return Err(Error::Conflict(format!(
+                "checkpoint {seq}: the last checkpoint is {last}"
+            )));
+        }
+        let mut sorted = heads.to_vec();
+        sorted.sort_by(|left, right| left.instance_id.cmp(&right.instance_id));
+        inner.checkpoints.push(checkpoint.clone());
+        inner.checkpoint_heads.insert(seq, sorted);
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        Ok(self.lock().checkpoints.clone())
+    }
+
+    async fn checkpoint_heads(&self, seq: u64) -> Result<Vec<ChainHead>> {
+        Ok(self
+            .lock()
+            .checkpoint_heads
+            .get(&seq)
+            .cloned()
+            .unwrap_or_default())
     }
 }

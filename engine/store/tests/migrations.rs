@@ -12,7 +12,7 @@ use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 13] = [
     "definition",
     "instance",
     "history_event",
@@ -23,6 +23,9 @@ const TABLES: [&str; 10] = [
     "token",
     "trigger_tick",
     "lease",
+    "checkpoint",
+    "checkpoint_head",
+    "audit_log",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {

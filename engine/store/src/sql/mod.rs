@@ -13,6 +13,7 @@
 //! otherwise see its own database.
 
 mod approvals;
+mod audit;
 mod commit;
 mod definitions;
 mod error;
