@@ -192,7 +192,8 @@ pub struct ReplayDiff {
         ("diff" = Option<bool>, Query, description = "List what each event changed instead"),
     ),
     responses(
-        (status = 200, description = "The replayed state (and whether it matches the stored one), or the per-event diff", body = Object),
+        (status = 200, description = "The replayed state and whether it matches the stored one (with `diff=true`: `{instance_id, events}`, what each event changed)", body = crate::openapi::Replay),
+        (status = 400, description = "`at` beyond the last seq, or a bad value", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such instance", body = crate::openapi::ErrorBody),
     )
 )]

@@ -233,3 +233,51 @@ async fn event_whose_mapped_input_is_invalid_is_422_and_starts_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(app.instance_count().await, 0);
 }
+
+/// Waits for `trading_grid.ack_received` events about its own order.
+const AWAIT_ACK: &str = r#"
+id: await-ack
+input:
+  type: object
+  required: [order]
+  properties:
+    order: {type: string}
+steps:
+  - id: ack
+    wait: {signal: trading_grid.ack_received, timeout: 7d, correlate: "${event.order == input.order}"}
+"#;
+
+#[tokio::test]
+async fn signed_event_signals_only_the_instance_whose_correlate_matches() {
+    let app = TestApp::new().await;
+    app.engine
+        .deploy(AWAIT_ACK)
+        .await
+        .expect("the waiting definition deploys");
+    let definition = gridflow_core::DefinitionId::from("await-ack");
+    let mut waiting = Vec::new();
+    for order in ["po-1", "po-2"] {
+        let instance = app
+            .engine
+            .start_instance(&definition, None, json!({"order": order}), "ana")
+            .await
+            .expect("the instance starts");
+        waiting.push(instance);
+    }
+    let body = json!({"type": "ack_received", "order": "po-2"}).to_string();
+    let (status, answer) = app
+        .send(
+            "trading_grid",
+            &body,
+            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["started"], json!([]), "{answer}");
+    assert_eq!(answer["signalled"], json!([waiting[1].to_string()]), "{answer}");
+
+    let signalled = app.engine.instance(&waiting[1]).await.expect("readable");
+    assert_eq!(signalled.status, gridflow_core::InstanceStatus::Completed);
+    let other = app.engine.instance(&waiting[0]).await.expect("readable");
+    assert_eq!(other.status, gridflow_core::InstanceStatus::Waiting);
+}
