@@ -105,6 +105,8 @@ pub struct ConnectorsConfig {
     pub otmm: Option<OtmmConfig>,
     /// `[connectors.vip]`.
     pub vip: Option<VipConfig>,
+    /// `[connectors.iconik]`.
+    pub iconik: Option<IconikConfig>,
 }
 
 /// `[connectors.trading_grid]`: OpenText Trading Grid (Community Management and `/hub/v1`).
@@ -205,6 +207,39 @@ pub struct VipConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `[connectors.iconik]`: the iconik MAM REST API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IconikConfig {
+    /// The API root including `/API` (`https://app.iconik.io/API`).
+    pub base_url: String,
+    /// The variable holding the application id (`App-ID`).
+    pub app_id_env: String,
+    /// The variable holding the e-mail of the integration user.
+    pub email_env: String,
+    /// The variable holding that user's password.
+    pub password_env: String,
+    /// The metadata view read and written by default.
+    pub metadata_view_id: String,
+    /// The metadata field holding the start of the usage rights.
+    #[serde(default = "default_iconik_valid_from_field")]
+    pub valid_from_field: String,
+    /// The metadata field holding the end of the usage rights.
+    #[serde(default = "default_iconik_valid_until_field")]
+    pub valid_until_field: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_iconik_valid_from_field() -> String {
+    "rights_valid_from".to_owned()
+}
+
+fn default_iconik_valid_until_field() -> String {
+    "rights_valid_until".to_owned()
 }
 
 fn default_vip_scope() -> String {
@@ -332,6 +367,20 @@ impl Config {
             check_env(&at("client_id_env"), &vip.client_id_env)?;
             check_env(&at("client_secret_env"), &vip.client_secret_env)?;
             check_positive(&at("timeout"), vip.timeout)?;
+        }
+        if let Some(iconik) = &self.connectors.iconik {
+            let at = |field: &str| format!("connectors.iconik.{field}");
+            check_url(&at("base_url"), &iconik.base_url)?;
+            check_env(&at("app_id_env"), &iconik.app_id_env)?;
+            check_env(&at("email_env"), &iconik.email_env)?;
+            check_env(&at("password_env"), &iconik.password_env)?;
+            check_positive(&at("timeout"), iconik.timeout)?;
+            if iconik.metadata_view_id.trim().is_empty() {
+                return Err(error(
+                    at("metadata_view_id"),
+                    "must not be empty".to_owned(),
+                ));
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connector;
 pub mod core;
 pub mod http;
+pub mod iconik;
 pub mod otmm;
 pub mod registry;
 mod rest;

@@ -94,6 +94,10 @@ pub(crate) struct RestClient {
     token: tokio::sync::Mutex<Option<Secret>>,
     redactor: Mutex<Redactor>,
     message_of: MessageOf,
+    /// The header carrying the token: `None` is `Authorization: Bearer <token>`.
+    token_header: Option<&'static str>,
+    /// Headers sent on every request, token requests included (iconik's `App-ID`).
+    fixed_headers: Vec<(&'static str, reqwest::header::HeaderValue)>,
 }
 
 impl RestClient {
@@ -118,7 +122,26 @@ impl RestClient {
             token: tokio::sync::Mutex::new(None),
             redactor: Mutex::new(redactor),
             message_of,
+            token_header: None,
+            fixed_headers: Vec::new(),
         })
+    }
+
+    /// Sends the token as the bare value of `header` instead of `Authorization: Bearer`.
+    pub(crate) fn with_token_header(mut self, header: &'static str) -> Self {
+        self.token_header = Some(header);
+        self
+    }
+
+    /// Sends `header: value` on every request (marked sensitive, never logged).
+    pub(crate) fn with_fixed_header(
+        mut self,
+        header: &'static str,
+        value: &Secret,
+    ) -> Result<Self> {
+        self.fixed_headers
+            .push((header, http::sensitive_header_value(value)?));
+        Ok(self)
     }
 
     /// `base_url` + `path`.
@@ -193,12 +216,17 @@ impl RestClient {
         if let Some((header, key)) = &request.idempotency {
             builder = builder.header(*header, key);
         }
+        for (header, value) in &self.fixed_headers {
+            builder = builder.header(*header, value.clone());
+        }
         builder
     }
 
     async fn send(&self, request: &Request, token: Option<&Secret>) -> Result<reqwest::Response> {
         let mut builder = self.builder(request);
-        if let Some(token) = token {
+        if let (Some(token), Some(header)) = (token, self.token_header) {
+            builder = builder.header(header, http::sensitive_header_value(token)?);
+        } else if let Some(token) = token {
             let value =
                 http::sensitive_header_value(&Secret::new(format!("Bearer {}", token.expose())))?;
             builder = builder.header(reqwest::header::AUTHORIZATION, value);

@@ -11,10 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{
-    Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, OtmmConfig, TradingGridConfig, VipConfig,
+    Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
+    TradingGridConfig, VipConfig,
 };
 use crate::connector::Connector;
 use crate::http::Secret;
+use crate::iconik::{IconikConnector, IconikCredentials};
 use crate::otmm::{OtmmConnector, OtmmCredentials};
 use crate::simulator::{
     self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
@@ -52,6 +54,12 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
         let credentials = VipCredentials::from_environment(vip)?;
         let connector = VipConnector::new(vip, credentials)
             .map_err(|error| build_error(crate::vip::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(iconik) = &config.connectors.iconik {
+        let credentials = IconikCredentials::from_environment(iconik)?;
+        let connector = IconikConnector::new(iconik, credentials)
+            .map_err(|error| build_error(crate::iconik::NAME, &error))?;
         connectors.push(Arc::new(connector));
     }
     Ok(connectors)
@@ -106,12 +114,25 @@ pub fn offline_catalog() -> crate::Registry {
     match VipConnector::new(
         &vip,
         VipCredentials {
-            client_id,
-            client_secret,
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
         },
     ) {
         Ok(connector) => registry.register(Arc::new(connector)),
         Err(error) => tracing::error!(%error, "vip left out of the offline catalog"),
+    }
+    let mut iconik = sandbox_iconik_config();
+    iconik.base_url = nowhere.to_owned();
+    match IconikConnector::new(
+        &iconik,
+        IconikCredentials {
+            app_id: client_id.clone(),
+            email: client_id.clone(),
+            password: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "iconik left out of the offline catalog"),
     }
     registry
 }
@@ -133,6 +154,7 @@ impl Sandbox {
             simulator::trading_grid::start(options(simulator::trading_grid::NAME)).await?,
             simulator::otmm::start(options(simulator::otmm::NAME)).await?,
             simulator::vip::start(options(simulator::vip::NAME)).await?,
+            simulator::iconik::start(options(simulator::iconik::NAME)).await?,
         ];
         Ok(Self { simulators })
     }
@@ -216,16 +238,38 @@ impl Sandbox {
         let vip_connector = VipConnector::new(
             &vip,
             VipCredentials {
-                client_id,
-                client_secret,
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
             },
         )
         .map_err(|error| build_error(crate::vip::NAME, &error))?;
+
+        let mut iconik = config
+            .connectors
+            .iconik
+            .clone()
+            .unwrap_or_else(sandbox_iconik_config);
+        iconik.base_url = format!(
+            "{}{}",
+            self.base_url(simulator::iconik::NAME),
+            simulator::iconik::API_ROOT
+        );
+        iconik.metadata_view_id = simulator::iconik::SANDBOX_VIEW_ID.to_owned();
+        let iconik_connector = IconikConnector::new(
+            &iconik,
+            IconikCredentials {
+                app_id: client_id.clone(),
+                email: Secret::new(SANDBOX_USERNAME),
+                password: Secret::new(SANDBOX_PASSWORD),
+            },
+        )
+        .map_err(|error| build_error(crate::iconik::NAME, &error))?;
 
         Ok(vec![
             Arc::new(trading_grid),
             Arc::new(otmm_connector),
             Arc::new(vip_connector),
+            Arc::new(iconik_connector),
         ])
     }
 
@@ -234,6 +278,20 @@ impl Sandbox {
         for simulator in self.simulators {
             simulator.shutdown().await;
         }
+    }
+}
+
+/// The iconik settings of the sandbox: the seeded metadata view and the default rights fields.
+fn sandbox_iconik_config() -> IconikConfig {
+    IconikConfig {
+        base_url: String::new(),
+        app_id_env: String::new(),
+        email_env: String::new(),
+        password_env: String::new(),
+        metadata_view_id: simulator::iconik::SANDBOX_VIEW_ID.to_owned(),
+        valid_from_field: "rights_valid_from".to_owned(),
+        valid_until_field: "rights_valid_until".to_owned(),
+        timeout: DEFAULT_TIMEOUT,
     }
 }
 
@@ -272,6 +330,7 @@ mod tests {
             ("trading_grid.list_communities", json!({})),
             ("otmm.search_assets", json!({"query": "citrus"})),
             ("vip.list_recipients", json!({})),
+            ("iconik.search_assets", json!({"query": "citrus"})),
         ] {
             let (connector, _) = registry.action(action).unwrap();
             let name = action.split_once('.').unwrap().1;
@@ -288,7 +347,7 @@ mod tests {
                 .await
                 .unwrap_or_else(|error| panic!("{action}: {error}"));
         }
-        for name in ["trading_grid", "otmm", "vip"] {
+        for name in ["trading_grid", "otmm", "vip", "iconik"] {
             assert!(
                 directory.path().join(format!("{name}.json")).exists(),
                 "{name} state file"
@@ -305,6 +364,7 @@ mod tests {
             "trading_grid.post_message",
             "otmm.get_asset",
             "vip.publish_package",
+            "iconik.get_asset",
         ] {
             assert!(catalog.action(action).is_some(), "{action}");
         }
