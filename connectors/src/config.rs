@@ -107,6 +107,8 @@ pub struct ConnectorsConfig {
     pub vip: Option<VipConfig>,
     /// `[connectors.iconik]`.
     pub iconik: Option<IconikConfig>,
+    /// `[connectors.canto]`.
+    pub canto: Option<CantoConfig>,
 }
 
 /// `[connectors.trading_grid]`: OpenText Trading Grid (Community Management and `/hub/v1`).
@@ -232,6 +234,37 @@ pub struct IconikConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `[connectors.canto]`: the Canto DAM REST API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CantoConfig {
+    /// The tenant's host root (`https://acme.canto.com`); paths start with `/api/v1`.
+    pub base_url: String,
+    /// The OAuth server's root (`https://oauth.canto.com`).
+    pub oauth_url: String,
+    /// The variable holding the App ID.
+    pub app_id_env: String,
+    /// The variable holding the App Secret.
+    pub app_secret_env: String,
+    /// The custom (`additional`) field holding the start of the usage rights.
+    #[serde(default = "default_canto_valid_from_field")]
+    pub valid_from_field: String,
+    /// The custom (`additional`) field holding the end of the usage rights.
+    #[serde(default = "default_canto_valid_until_field")]
+    pub valid_until_field: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_canto_valid_from_field() -> String {
+    "Usage Start".to_owned()
+}
+
+fn default_canto_valid_until_field() -> String {
+    "Usage Expiry".to_owned()
 }
 
 fn default_iconik_valid_from_field() -> String {
@@ -381,6 +414,14 @@ impl Config {
                     "must not be empty".to_owned(),
                 ));
             }
+        }
+        if let Some(canto) = &self.connectors.canto {
+            let at = |field: &str| format!("connectors.canto.{field}");
+            check_url(&at("base_url"), &canto.base_url)?;
+            check_url(&at("oauth_url"), &canto.oauth_url)?;
+            check_env(&at("app_id_env"), &canto.app_id_env)?;
+            check_env(&at("app_secret_env"), &canto.app_secret_env)?;
+            check_positive(&at("timeout"), canto.timeout)?;
         }
         Ok(())
     }

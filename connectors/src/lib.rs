@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod asset;
+pub mod canto;
 pub mod config;
 pub mod connector;
 pub mod core;

@@ -37,6 +37,8 @@ pub(crate) struct Request {
     pub(crate) body: Body,
     /// The idempotency header and key of a state-changing request.
     pub(crate) idempotency: Option<(&'static str, String)>,
+    /// A successful answer may be plain text (Canto's `success`): returned as a JSON string.
+    pub(crate) text_ok: bool,
 }
 
 impl Request {
@@ -47,7 +49,14 @@ impl Request {
             query: Vec::new(),
             body: Body::None,
             idempotency: None,
+            text_ok: false,
         }
+    }
+
+    /// Accepts a successful answer that is not JSON, as a JSON string.
+    pub(crate) fn text_ok(mut self) -> Self {
+        self.text_ok = true;
+        self
     }
 
     pub(crate) fn get(path: impl Into<String>) -> Self {
@@ -158,9 +167,21 @@ impl RestClient {
             self.forget(&token).await;
             let token = self.token().await?;
             let response = self.send(request, Some(&token)).await?;
+            return self.decode_for(request, response).await;
+        }
+        self.decode_for(request, response).await
+    }
+
+    async fn decode_for(&self, request: &Request, response: reqwest::Response) -> Result<Value> {
+        if !request.text_ok || !response.status().is_success() {
             return self.decode(response).await;
         }
-        self.decode(response).await
+        let mut response = response;
+        let body = http::read_body(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|error| self.scrub(error))?;
+        Ok(serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).trim().to_owned())))
     }
 
     /// Sends a request without a token (token endpoints) and decodes the answer.

@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::canto::{CantoConnector, CantoCredentials};
 use crate::config::{
-    Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
+    CantoConfig, Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
     TradingGridConfig, VipConfig,
 };
 use crate::connector::Connector;
@@ -60,6 +61,12 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
         let credentials = IconikCredentials::from_environment(iconik)?;
         let connector = IconikConnector::new(iconik, credentials)
             .map_err(|error| build_error(crate::iconik::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(canto) = &config.connectors.canto {
+        let credentials = CantoCredentials::from_environment(canto)?;
+        let connector = CantoConnector::new(canto, credentials)
+            .map_err(|error| build_error(crate::canto::NAME, &error))?;
         connectors.push(Arc::new(connector));
     }
     Ok(connectors)
@@ -134,6 +141,19 @@ pub fn offline_catalog() -> crate::Registry {
         Ok(connector) => registry.register(Arc::new(connector)),
         Err(error) => tracing::error!(%error, "iconik left out of the offline catalog"),
     }
+    let mut canto = sandbox_canto_config();
+    canto.base_url = nowhere.to_owned();
+    canto.oauth_url = nowhere.to_owned();
+    match CantoConnector::new(
+        &canto,
+        CantoCredentials {
+            app_id: client_id.clone(),
+            app_secret: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "canto left out of the offline catalog"),
+    }
     registry
 }
 
@@ -155,6 +175,7 @@ impl Sandbox {
             simulator::otmm::start(options(simulator::otmm::NAME)).await?,
             simulator::vip::start(options(simulator::vip::NAME)).await?,
             simulator::iconik::start(options(simulator::iconik::NAME)).await?,
+            simulator::canto::start(options(simulator::canto::NAME)).await?,
         ];
         Ok(Self { simulators })
     }
@@ -265,11 +286,28 @@ impl Sandbox {
         )
         .map_err(|error| build_error(crate::iconik::NAME, &error))?;
 
+        let mut canto = config
+            .connectors
+            .canto
+            .clone()
+            .unwrap_or_else(sandbox_canto_config);
+        canto.base_url = self.base_url(simulator::canto::NAME);
+        canto.oauth_url = self.base_url(simulator::canto::NAME);
+        let canto_connector = CantoConnector::new(
+            &canto,
+            CantoCredentials {
+                app_id: client_id.clone(),
+                app_secret: client_secret.clone(),
+            },
+        )
+        .map_err(|error| build_error(crate::canto::NAME, &error))?;
+
         Ok(vec![
             Arc::new(trading_grid),
             Arc::new(otmm_connector),
             Arc::new(vip_connector),
             Arc::new(iconik_connector),
+            Arc::new(canto_connector),
         ])
     }
 
@@ -278,6 +316,19 @@ impl Sandbox {
         for simulator in self.simulators {
             simulator.shutdown().await;
         }
+    }
+}
+
+/// The Canto settings of the sandbox: the default rights fields, which the seed uses.
+fn sandbox_canto_config() -> CantoConfig {
+    CantoConfig {
+        base_url: String::new(),
+        oauth_url: String::new(),
+        app_id_env: String::new(),
+        app_secret_env: String::new(),
+        valid_from_field: "Usage Start".to_owned(),
+        valid_until_field: "Usage Expiry".to_owned(),
+        timeout: DEFAULT_TIMEOUT,
     }
 }
 
@@ -331,6 +382,7 @@ mod tests {
             ("otmm.search_assets", json!({"query": "citrus"})),
             ("vip.list_recipients", json!({})),
             ("iconik.search_assets", json!({"query": "citrus"})),
+            ("canto.search_assets", json!({"keyword": "citrus"})),
         ] {
             let (connector, _) = registry.action(action).unwrap();
             let name = action.split_once('.').unwrap().1;
@@ -347,7 +399,7 @@ mod tests {
                 .await
                 .unwrap_or_else(|error| panic!("{action}: {error}"));
         }
-        for name in ["trading_grid", "otmm", "vip", "iconik"] {
+        for name in ["trading_grid", "otmm", "vip", "iconik", "canto"] {
             assert!(
                 directory.path().join(format!("{name}.json")).exists(),
                 "{name} state file"
@@ -365,6 +417,7 @@ mod tests {
             "otmm.get_asset",
             "vip.publish_package",
             "iconik.get_asset",
+            "canto.get_asset",
         ] {
             assert!(catalog.action(action).is_some(), "{action}");
         }

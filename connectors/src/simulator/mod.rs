@@ -56,6 +56,7 @@ mod faults;
 mod store;
 mod tokens;
 
+pub mod canto;
 pub mod iconik;
 pub mod otmm;
 pub mod trading_grid;
