@@ -109,6 +109,8 @@ pub struct ConnectorsConfig {
     pub iconik: Option<IconikConfig>,
     /// `[connectors.canto]`.
     pub canto: Option<CantoConfig>,
+    /// `[connectors.smintio]`.
+    pub smintio: Option<SmintioConfig>,
 }
 
 /// `[connectors.trading_grid]`: OpenText Trading Grid (Community Management and `/hub/v1`).
@@ -254,6 +256,25 @@ pub struct CantoConfig {
     /// The custom (`additional`) field holding the end of the usage rights.
     #[serde(default = "default_canto_valid_until_field")]
     pub valid_until_field: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// `[connectors.smintio]`: Smint.io's Content Licensing API (consumer, read-only).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmintioConfig {
+    /// The CLAPI-C root (`https://acme.clapi.smint.io/consumer/v1`).
+    pub base_url: String,
+    /// The identity server's root (`https://acme.smint.io`); the token path is `/connect/token`.
+    pub identity_url: String,
+    /// The variable holding the OAuth client id.
+    pub client_id_env: String,
+    /// The variable holding the OAuth client secret.
+    pub client_secret_env: String,
+    /// The variable holding the refresh token obtained once through the authorization code flow.
+    pub refresh_token_env: String,
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
@@ -422,6 +443,15 @@ impl Config {
             check_env(&at("app_id_env"), &canto.app_id_env)?;
             check_env(&at("app_secret_env"), &canto.app_secret_env)?;
             check_positive(&at("timeout"), canto.timeout)?;
+        }
+        if let Some(smintio) = &self.connectors.smintio {
+            let at = |field: &str| format!("connectors.smintio.{field}");
+            check_url(&at("base_url"), &smintio.base_url)?;
+            check_url(&at("identity_url"), &smintio.identity_url)?;
+            check_env(&at("client_id_env"), &smintio.client_id_env)?;
+            check_env(&at("client_secret_env"), &smintio.client_secret_env)?;
+            check_env(&at("refresh_token_env"), &smintio.refresh_token_env)?;
+            check_positive(&at("timeout"), smintio.timeout)?;
         }
         Ok(())
     }

@@ -29,6 +29,7 @@ mod rest;
 pub mod sandbox;
 mod schema;
 pub mod simulator;
+pub mod smintio;
 pub mod trading_grid;
 pub mod vip;
 

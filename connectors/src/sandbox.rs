@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::canto::{CantoConnector, CantoCredentials};
 use crate::config::{
     CantoConfig, Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
-    TradingGridConfig, VipConfig,
+    SmintioConfig, TradingGridConfig, VipConfig,
 };
 use crate::connector::Connector;
 use crate::http::Secret;
@@ -23,6 +23,7 @@ use crate::simulator::{
     self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
     SANDBOX_USERNAME, SimError, SimOptions,
 };
+use crate::smintio::{SmintioConnector, SmintioCredentials};
 use crate::trading_grid::{TradingGridConnector, TradingGridCredentials};
 use crate::vip::{VipConnector, VipCredentials};
 
@@ -67,6 +68,12 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
         let credentials = CantoCredentials::from_environment(canto)?;
         let connector = CantoConnector::new(canto, credentials)
             .map_err(|error| build_error(crate::canto::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(smintio) = &config.connectors.smintio {
+        let credentials = SmintioCredentials::from_environment(smintio)?;
+        let connector = SmintioConnector::new(smintio, credentials)
+            .map_err(|error| build_error(crate::smintio::NAME, &error))?;
         connectors.push(Arc::new(connector));
     }
     Ok(connectors)
@@ -154,6 +161,17 @@ pub fn offline_catalog() -> crate::Registry {
         Ok(connector) => registry.register(Arc::new(connector)),
         Err(error) => tracing::error!(%error, "canto left out of the offline catalog"),
     }
+    match SmintioConnector::new(
+        &sandbox_smintio_config(nowhere, nowhere),
+        SmintioCredentials {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            refresh_token: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "smintio left out of the offline catalog"),
+    }
     registry
 }
 
@@ -176,6 +194,7 @@ impl Sandbox {
             simulator::vip::start(options(simulator::vip::NAME)).await?,
             simulator::iconik::start(options(simulator::iconik::NAME)).await?,
             simulator::canto::start(options(simulator::canto::NAME)).await?,
+            simulator::smintio::start(options(simulator::smintio::NAME)).await?,
         ];
         Ok(Self { simulators })
     }
@@ -302,12 +321,31 @@ impl Sandbox {
         )
         .map_err(|error| build_error(crate::canto::NAME, &error))?;
 
+        let smintio_base = self.base_url(simulator::smintio::NAME);
+        let mut smintio = config
+            .connectors
+            .smintio
+            .clone()
+            .unwrap_or_else(|| sandbox_smintio_config(&smintio_base, &smintio_base));
+        smintio.base_url = format!("{smintio_base}{}", simulator::smintio::API_ROOT);
+        smintio.identity_url = smintio_base;
+        let smintio_connector = SmintioConnector::new(
+            &smintio,
+            SmintioCredentials {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                refresh_token: Secret::new(simulator::smintio::SANDBOX_REFRESH_TOKEN),
+            },
+        )
+        .map_err(|error| build_error(crate::smintio::NAME, &error))?;
+
         Ok(vec![
             Arc::new(trading_grid),
             Arc::new(otmm_connector),
             Arc::new(vip_connector),
             Arc::new(iconik_connector),
             Arc::new(canto_connector),
+            Arc::new(smintio_connector),
         ])
     }
 
@@ -328,6 +366,18 @@ fn sandbox_canto_config() -> CantoConfig {
         app_secret_env: String::new(),
         valid_from_field: "Usage Start".to_owned(),
         valid_until_field: "Usage Expiry".to_owned(),
+        timeout: DEFAULT_TIMEOUT,
+    }
+}
+
+/// Smint.io settings pointing at `base_url` (CLAPI-C root) and `identity_url`.
+fn sandbox_smintio_config(base_url: &str, identity_url: &str) -> SmintioConfig {
+    SmintioConfig {
+        base_url: base_url.to_owned(),
+        identity_url: identity_url.to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        refresh_token_env: String::new(),
         timeout: DEFAULT_TIMEOUT,
     }
 }
@@ -383,6 +433,7 @@ mod tests {
             ("vip.list_recipients", json!({})),
             ("iconik.search_assets", json!({"query": "citrus"})),
             ("canto.search_assets", json!({"keyword": "citrus"})),
+            ("smintio.sync_assets", json!({})),
         ] {
             let (connector, _) = registry.action(action).unwrap();
             let name = action.split_once('.').unwrap().1;
@@ -399,7 +450,7 @@ mod tests {
                 .await
                 .unwrap_or_else(|error| panic!("{action}: {error}"));
         }
-        for name in ["trading_grid", "otmm", "vip", "iconik", "canto"] {
+        for name in ["trading_grid", "otmm", "vip", "iconik", "canto", "smintio"] {
             assert!(
                 directory.path().join(format!("{name}.json")).exists(),
                 "{name} state file"
@@ -418,6 +469,7 @@ mod tests {
             "vip.publish_package",
             "iconik.get_asset",
             "canto.get_asset",
+            "smintio.get_asset",
         ] {
             assert!(catalog.action(action).is_some(), "{action}");
         }

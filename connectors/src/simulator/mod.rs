@@ -59,6 +59,7 @@ mod tokens;
 pub mod canto;
 pub mod iconik;
 pub mod otmm;
+pub mod smintio;
 pub mod trading_grid;
 pub mod vip;
 
