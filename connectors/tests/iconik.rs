@@ -337,3 +337,155 @@ async fn state_survives_a_simulator_restart() {
     assert_eq!(restarted.effects().len(), 1);
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn changes_are_posted_to_matching_webhooks_once() {
+    use axum::http::HeaderMap;
+    use tokio::sync::mpsc;
+
+    let (sender, mut received) = mpsc::unbounded_channel::<(Option<String>, serde_json::Value)>();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| {
+                let sender = sender.clone();
+                async move {
+                    let secret = headers
+                        .get("x-hook-secret")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    sender.send((secret, body)).unwrap();
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let simulator = simulator::iconik::start(SimOptions::in_memory())
+        .await
+        .unwrap();
+    let api = format!("{}{API_ROOT}", simulator.base_url());
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{api}/auth/v1/auth/simple/login/"))
+        .header("App-ID", SANDBOX_CLIENT_ID)
+        .json(&json!({"app_id": SANDBOX_CLIENT_ID, "email": SANDBOX_USERNAME, "password": SANDBOX_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let create = |body: serde_json::Value| {
+        http.post(format!("{api}/notifications/v1/webhooks/"))
+            .header("App-ID", SANDBOX_CLIENT_ID)
+            .header("Auth-Token", token)
+            .json(&body)
+            .send()
+    };
+    let refused = create(json!({"url": hook_url})).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        refused["errors"]["event_type"][0],
+        "Missing data for required field."
+    );
+    let created = create(
+        json!({"url": hook_url, "event_type": "assets", "status": "ENABLED",
+                                "headers": {"X-Hook-Secret": "shared-secret"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    create(json!({"url": hook_url, "event_type": "assets", "status": "DISABLED"}))
+        .await
+        .unwrap();
+
+    let registry = registry(&simulator.base_url());
+    let (connector, _) = registry.action("iconik.update_metadata").unwrap();
+    let arguments = json!({"asset_id": APPROVED, "fields": {"language": "it-IT"}});
+    connector
+        .invoke(invocation("update_metadata", arguments.clone(), "hooked"))
+        .await
+        .unwrap();
+    connector
+        .invoke(invocation("update_metadata", arguments, "hooked"))
+        .await
+        .unwrap();
+    invoke(
+        &registry,
+        "iconik.create_version",
+        json!({"asset_id": APPROVED}),
+        "hooked-version",
+    )
+    .await
+    .unwrap();
+
+    invoke(
+        &registry,
+        "iconik.request_approval",
+        json!({"asset_id": APPROVED, "groups": ["content-team"]}),
+        "hooked-approval",
+    )
+    .await
+    .unwrap();
+    // Deliveries run concurrently: collect them until the last change's has arrived.
+    let mut deliveries = Vec::new();
+    while !deliveries
+        .iter()
+        .any(|(_, body): &(Option<String>, serde_json::Value)| body["realm"] == "approvals")
+    {
+        deliveries.push(next(&mut received).await);
+    }
+    while let Ok(late) = received.try_recv() {
+        deliveries.push(late);
+    }
+    let realm = |name: &str| {
+        deliveries
+            .iter()
+            .filter(|(_, body)| body["realm"] == name)
+            .collect::<Vec<_>>()
+    };
+    let metadata = realm("metadata");
+    assert_eq!(
+        metadata.len(),
+        1,
+        "the replayed update changed nothing and was not delivered: {deliveries:?}"
+    );
+    let (secret, first) = metadata[0];
+    assert_eq!(
+        secret.as_deref(),
+        Some("shared-secret"),
+        "custom headers are sent"
+    );
+    assert_eq!(first["event_type"], "assets");
+    assert_eq!(first["operation"], "update");
+    assert_eq!(first["object_id"], APPROVED);
+    assert_eq!(
+        first["data"]["metadata_values"]["language"]["field_values"][0]["value"],
+        "it-IT"
+    );
+    assert_eq!(realm("versions").len(), 1);
+    assert_eq!(realm("versions")[0].1["operation"], "create");
+    assert_eq!(
+        deliveries.len(),
+        3,
+        "the disabled definition received nothing: {deliveries:?}"
+    );
+    simulator.shutdown().await;
+    server.abort();
+}
+
+/// The next webhook delivery, waited for with a deadline.
+async fn next(
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<(Option<String>, serde_json::Value)>,
+) -> (Option<String>, serde_json::Value) {
+    tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("a webhook delivery within 10 s")
+        .unwrap()
+}

@@ -4,6 +4,13 @@
 //! (`{objects, page, pages, per_page, total, *_url}`), assets with versions, approvals per
 //! asset, metadata values per view, files with signed download URLs, new versions
 //! (`IN_PROGRESS`) and errors as `{"errors": [...]}`.
+//!
+//! Webhooks: definitions are kept under `/notifications/v1/webhooks/`; every change to an
+//! asset (realms `metadata`, `versions`, `approvals` \[I\]: the real realm names are
+//! unpublished) is POSTed to each `ENABLED` definition whose `event_type` is `assets` and
+//! whose `realm` and `operation`, when set, match, as the envelope of `iconik.md`, with the
+//! definition's custom `headers`. Deliveries are fire-and-forget; failing definitions are
+//! not switched to `FAILING`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -44,6 +51,9 @@ pub struct IconikState {
     pub metadata: BTreeMap<String, BTreeMap<String, Value>>,
     /// Files by asset id.
     pub files: BTreeMap<String, Vec<Value>>,
+    /// Webhook definitions by id (`WebhookCreateSchema` plus `id`).
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, Value>,
     /// The last number used in generated ids.
     pub next_id: u64,
 }
@@ -131,6 +141,7 @@ impl SimState for IconikState {
             approvals: BTreeMap::new(),
             metadata: BTreeMap::new(),
             files: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
             next_id: 100,
         };
         for (index, seed) in seeds.iter().enumerate() {
@@ -214,6 +225,14 @@ fn routes() -> Router<Arc<SimContext<IconikState>>> {
         .route(
             "/files/v1/assets/{id}/files/{file}/download_url/",
             get(download_url),
+        )
+        .route(
+            "/notifications/v1/webhooks/",
+            post(create_webhook).get(list_webhooks),
+        )
+        .route(
+            "/notifications/v1/webhooks/{id}/",
+            get(get_webhook).delete(delete_webhook),
         );
     Router::new().nest(API_ROOT, api)
 }
@@ -440,7 +459,7 @@ async fn request_approval(
         path,
         idempotency_key(&headers),
     );
-    reply(context.store.change(change, |state| {
+    let reply = context.store.change(change, |state| {
         let version_id = state
             .assets
             .get(&id)
@@ -456,7 +475,9 @@ async fn request_approval(
         });
         state.approvals.insert(id.clone(), approval.clone());
         Ok((StatusCode::CREATED, approval, Some(id.clone())))
-    }))
+    });
+    emit(&context, &reply, "approvals", "create", &id);
+    super::reply(reply)
 }
 
 async fn create_version(
@@ -474,7 +495,7 @@ async fn create_version(
     };
     let path = format!("{API_ROOT}/assets/v1/assets/{id}/versions/");
     let change = Change::new("version.created", "POST", path, idempotency_key(&headers));
-    reply(context.store.change(change, |state| {
+    let reply = context.store.change(change, |state| {
         if !state.assets.contains_key(&id) {
             return Err(not_found("asset", &id));
         }
@@ -512,7 +533,9 @@ async fn create_version(
             json!({"asset_id": id, "versions": versions}),
             Some(version_id),
         ))
-    }))
+    });
+    emit(&context, &reply, "versions", "create", &id);
+    super::reply(reply)
 }
 
 async fn get_metadata(
@@ -574,7 +597,7 @@ async fn put_metadata(
     }
     let path = format!("{API_ROOT}/metadata/v1/assets/{id}/views/{view}/");
     let change = Change::new("metadata.updated", "PUT", path, idempotency_key(&headers));
-    reply(context.store.change(change, |state| {
+    let reply = context.store.change(change, |state| {
         if !state.assets.contains_key(&id) {
             return Err(not_found("asset", &id));
         }
@@ -594,7 +617,9 @@ async fn put_metadata(
         }
         document["date_modified"] = json!(now());
         Ok((StatusCode::OK, document.clone(), Some(id.clone())))
-    }))
+    });
+    emit(&context, &reply, "metadata", "update", &id);
+    super::reply(reply)
 }
 
 async fn list_files(
@@ -636,4 +661,152 @@ async fn download_url(
             "https://storage.sandbox.iconik.invalid/{id}/{name}?Expires=3600&Signature=sandbox"
         )}))
     }))
+}
+
+/// POSTs the change envelope to every matching enabled webhook, unless the reply is a
+/// refusal or a replay (nothing changed).
+fn emit(
+    context: &SimContext<IconikState>,
+    reply: &super::Reply,
+    realm: &str,
+    operation: &str,
+    object_id: &str,
+) {
+    if reply.replayed || !(200..300).contains(&reply.status) {
+        return;
+    }
+    let targets: Vec<Value> = context.store.read(|state| {
+        state
+            .webhooks
+            .values()
+            .filter(|hook| hook["status"] == "ENABLED" && hook["event_type"] == "assets")
+            .filter(|hook| hook["realm"].as_str().is_none_or(|r| r == realm))
+            .filter(|hook| hook["operation"].as_str().is_none_or(|o| o == operation))
+            .cloned()
+            .collect()
+    });
+    let envelope = json!({
+        "system_domain_id": "d0d0d0d0-0000-4000-8000-000000000001", "event_type": "assets",
+        "realm": realm, "operation": operation, "object_id": object_id, "user_id": "u-integration",
+        "request_id": format!("{:032x}", rand::random::<u128>()), "data": reply.body,
+    });
+    for hook in targets {
+        let Some(url) = hook["url"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        let envelope = envelope.clone();
+        tokio::spawn(async move {
+            let mut request = reqwest::Client::new().post(url).json(&envelope);
+            for (name, value) in hook["headers"].as_object().into_iter().flatten() {
+                if let Some(value) = value.as_str() {
+                    request = request.header(name.as_str(), value);
+                }
+            }
+            if let Err(error) = request.send().await {
+                tracing::warn!(webhook = %hook["id"], error = %error, "iconik simulator: webhook delivery failed");
+            }
+        });
+    }
+}
+
+async fn create_webhook(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let mut missing = serde_json::Map::new();
+    for field in ["url", "event_type", "status"] {
+        if !body[field].is_string() {
+            missing.insert(
+                field.to_owned(),
+                json!(["Missing data for required field."]),
+            );
+        }
+    }
+    if !missing.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"errors": missing})),
+        )
+            .into_response();
+    }
+    if !["ENABLED", "DISABLED", "FAILING", "DELETED"]
+        .contains(&body["status"].as_str().unwrap_or(""))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"errors": {"status": ["Must be one of: ENABLED, DISABLED, FAILING, DELETED."]}})),
+        )
+            .into_response();
+    }
+    let path = format!("{API_ROOT}/notifications/v1/webhooks/");
+    let change = Change::new("webhook.created", "POST", path, idempotency_key(&headers));
+    reply(context.store.change(change, |state| {
+        let id = state.new_id();
+        let mut hook = body.clone();
+        hook["id"] = json!(id);
+        hook["date_created"] = json!(now());
+        state.webhooks.insert(id.clone(), hook.clone());
+        Ok((StatusCode::CREATED, hook, Some(id)))
+    }))
+}
+
+async fn list_webhooks(
+    State(context): Context,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let items = context
+        .store
+        .read(|state| state.webhooks.values().cloned().collect::<Vec<_>>());
+    match page(items, "/notifications/v1/webhooks/", &query) {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn get_webhook(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    respond(
+        context
+            .store
+            .read(|state| state.webhooks.get(&id).cloned())
+            .ok_or_else(|| not_found("webhook", &id)),
+    )
+}
+
+async fn delete_webhook(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let path = format!("{API_ROOT}/notifications/v1/webhooks/{id}/");
+    let change = Change::new("webhook.deleted", "DELETE", path, idempotency_key(&headers));
+    let reply = context.store.change(change, |state| {
+        state
+            .webhooks
+            .remove(&id)
+            .map(|_| (StatusCode::NO_CONTENT, Value::Null, Some(id.clone())))
+            .ok_or_else(|| not_found("webhook", &id))
+    });
+    if reply.status == 204 {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        super::reply(reply)
+    }
 }
