@@ -305,3 +305,96 @@ async fn state_survives_a_simulator_restart() {
     assert_eq!(restarted.effects().len(), 1);
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_edits_fire_the_webhook_with_its_secure_token() {
+    use tokio::sync::mpsc;
+
+    let (sender, mut received) = mpsc::unbounded_channel::<serde_json::Value>();
+    let receiver = axum::Router::new().route(
+        "/canto-hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sender = sender.clone();
+            async move {
+                sender.send(body).unwrap();
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/canto-hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let simulator = simulator::canto::start(SimOptions::in_memory())
+        .await
+        .unwrap();
+    let configured = reqwest::Client::new()
+        .put(format!("{}/_sim/canto/webhooks", simulator.base_url()))
+        .json(&json!([
+            {"event": "Update Metadata", "url": hook_url, "secure_token": "tok-update-metadata"},
+            {"event": "Add New Version", "url": hook_url, "secure_token": "tok-new-version"}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(configured.status(), 200);
+
+    let registry = registry(&simulator.base_url());
+    let arguments =
+        json!({"scheme": "image", "asset_id": "hl26cs0001", "fields": {"Region": "US-West"}});
+    invoke(
+        &registry,
+        "canto.update_metadata",
+        arguments.clone(),
+        "hook",
+    )
+    .await
+    .unwrap();
+    invoke(&registry, "canto.update_metadata", arguments, "hook")
+        .await
+        .unwrap();
+    invoke(
+        &registry,
+        "canto.update_metadata",
+        json!({"scheme": "video", "asset_id": "cs26vd0003", "fields": {"Region": "US"}}),
+        "hook-2",
+    )
+    .await
+    .unwrap();
+
+    let mut deliveries = Vec::new();
+    while !deliveries
+        .iter()
+        .any(|body: &serde_json::Value| body["id"] == "cs26vd0003")
+    {
+        let body = tokio::time::timeout(Duration::from_secs(10), received.recv())
+            .await
+            .expect("a webhook delivery within 10 s")
+            .unwrap();
+        deliveries.push(body);
+    }
+    while let Ok(late) = received.try_recv() {
+        deliveries.push(late);
+    }
+    let first: Vec<_> = deliveries
+        .iter()
+        .filter(|body| body["id"] == "hl26cs0001")
+        .collect();
+    assert_eq!(
+        first.len(),
+        1,
+        "the replayed edit was not delivered: {deliveries:?}"
+    );
+    assert_eq!(
+        *first[0],
+        json!({"secure_token": "tok-update-metadata", "scheme": "image", "id": "hl26cs0001",
+               "album": "alb-launch-2026", "displayname": "citrus-spritz-can-12oz.png"})
+    );
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "only the Update Metadata webhook fired: {deliveries:?}"
+    );
+    simulator.shutdown().await;
+    server.abort();
+}

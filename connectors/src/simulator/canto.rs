@@ -5,6 +5,11 @@
 //! `additional` fields (the rights window) and `versionHistory`, `PUT /api/v1/batch/edit`
 //! answered with the text `success`, version comments, an `api_binary` download that needs
 //! the Bearer token, and errors as `{"status":"error","message":…}` \[D\].
+//!
+//! Webhooks are configured in Canto's admin UI, for which `PUT /_sim/canto/webhooks`
+//! (`[{event, url, secure_token}]`, no auth, loopback) stands in \[D\]. `Update Metadata`
+//! fires on a batch edit, once per content item, with the body
+//! `{secure_token, scheme, id, album, displayname}` and no event name \[V\].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,6 +38,9 @@ type Context = State<Arc<SimContext<CantoState>>>;
 pub struct CantoState {
     /// Content by `scheme/id`.
     pub contents: BTreeMap<String, Value>,
+    /// Webhooks as configured in Canto's admin UI: `{event, url, secure_token}`.
+    #[serde(default)]
+    pub webhooks: Vec<Value>,
 }
 
 fn content_key(scheme: &str, id: &str) -> String {
@@ -117,7 +125,10 @@ impl SimState for CantoState {
                 &["cold brew"],
             ),
         ]);
-        Self { contents }
+        Self {
+            contents,
+            webhooks: Vec::new(),
+        }
     }
 }
 
@@ -135,6 +146,7 @@ fn routes() -> Router<Arc<SimContext<CantoState>>> {
         .route("/api/v1/{scheme}", get(list_scheme))
         .route("/api/v1/{scheme}/{id}", get(get_content))
         .route("/api_binary/v1/{scheme}/{id}/download", get(download))
+        .route("/_sim/canto/webhooks", put(configure_webhooks))
 }
 
 /// Writes an error as `{"status": "error", "message": …}` \[D\].
@@ -357,7 +369,7 @@ async fn batch_edit(State(context): Context, headers: HeaderMap, body: Bytes) ->
         "/api/v1/batch/edit",
         idempotency_key(&headers),
     );
-    text_reply(context.store.change(change, |state| {
+    let reply = context.store.change(change, |state| {
         let keys: Vec<String> = contents
             .iter()
             .map(|content| {
@@ -389,7 +401,75 @@ async fn batch_edit(State(context): Context, headers: HeaderMap, body: Bytes) ->
             }
         }
         Ok((StatusCode::OK, json!("success"), keys.first().cloned()))
-    }))
+    });
+    if !reply.replayed && reply.status == 200 {
+        for content in &contents {
+            let key = content_key(
+                content["scheme"].as_str().unwrap_or(""),
+                content["id"].as_str().unwrap_or(""),
+            );
+            emit(&context, "Update Metadata", &key);
+        }
+    }
+    text_reply(reply)
+}
+
+/// POSTs Canto's webhook body for the content `key` to every webhook of `event`.
+fn emit(context: &SimContext<CantoState>, event: &str, key: &str) {
+    let (hooks, content) = context.store.read(|state| {
+        let hooks: Vec<Value> = state
+            .webhooks
+            .iter()
+            .filter(|hook| hook["event"] == event)
+            .cloned()
+            .collect();
+        (hooks, state.contents.get(key).cloned())
+    });
+    let Some(content) = content else {
+        return;
+    };
+    for hook in hooks {
+        let Some(url) = hook["url"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        let body = json!({
+            "secure_token": hook["secure_token"].clone(), "scheme": content["scheme"].clone(),
+            "id": content["id"].clone(), "album": content["relatedAlbums"][0]["id"].clone(),
+            "displayname": content["name"].clone(),
+        });
+        tokio::spawn(async move {
+            if let Err(error) = reqwest::Client::new().post(url).json(&body).send().await {
+                tracing::warn!(error = %error, "canto simulator: webhook delivery failed");
+            }
+        });
+    }
+}
+
+/// Stands in for the admin UI: replaces the webhook configuration.
+async fn configure_webhooks(State(context): Context, body: Bytes) -> Response {
+    let hooks = match serde_json::from_slice::<Vec<Value>>(&body) {
+        Ok(hooks)
+            if hooks.iter().all(|hook| {
+                ["event", "url", "secure_token"]
+                    .iter()
+                    .all(|field| hook[*field].is_string())
+            }) =>
+        {
+            hooks
+        }
+        _ => {
+            return render_error(
+                StatusCode::BAD_REQUEST,
+                "body must be a list of {event, url, secure_token}",
+            );
+        }
+    };
+    let change = Change::new("webhooks.configured", "PUT", "/_sim/canto/webhooks", None);
+    let reply = context.store.change(change, |state| {
+        state.webhooks = hooks.clone();
+        Ok((StatusCode::OK, json!({"webhooks": hooks.len()}), None))
+    });
+    super::reply(reply)
 }
 
 async fn version_comment(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
