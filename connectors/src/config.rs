@@ -32,6 +32,26 @@
 //! client_id_env = "VIP_CLIENT_ID"
 //! client_secret_env = "VIP_CLIENT_SECRET"
 //! scope = "distribution.read distribution.write"
+//!
+//! [connectors.iconik]
+//! base_url = "https://app.iconik.io/API"
+//! app_id_env = "ICONIK_APP_ID"
+//! email_env = "ICONIK_EMAIL"
+//! password_env = "ICONIK_PASSWORD"
+//! metadata_view_id = "7c1e5a90-3b2d-4f61-9a8e-0d4c2b1a6f01"
+//!
+//! [connectors.canto]
+//! base_url = "https://acme.canto.com"
+//! oauth_url = "https://oauth.canto.com"
+//! app_id_env = "CANTO_APP_ID"
+//! app_secret_env = "CANTO_APP_SECRET"
+//!
+//! [connectors.smintio]
+//! base_url = "https://acme.clapi.smint.io/consumer/v1"
+//! identity_url = "https://acme.smint.io"
+//! client_id_env = "SMINTIO_CLIENT_ID"
+//! client_secret_env = "SMINTIO_CLIENT_SECRET"
+//! refresh_token_env = "SMINTIO_REFRESH_TOKEN"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -594,5 +614,41 @@ client_secret_env = "VIP_CLIENT_SECRET"
                 .message
                 .contains("GRIDFLOW_TEST_SURELY_UNSET_VARIABLE")
         );
+    }
+
+    #[test]
+    fn dam_tables_parse_and_bad_values_name_their_key() {
+        let text = "[connectors.iconik]\nbase_url = \"https://app.iconik.io/API\"\napp_id_env = \"ICONIK_APP_ID\"\n\
+                    email_env = \"ICONIK_EMAIL\"\npassword_env = \"ICONIK_PASSWORD\"\nmetadata_view_id = \"v-1\"\n\
+                    [connectors.canto]\nbase_url = \"https://acme.canto.com\"\noauth_url = \"https://oauth.canto.com\"\n\
+                    app_id_env = \"CANTO_APP_ID\"\napp_secret_env = \"CANTO_APP_SECRET\"\n\
+                    [connectors.smintio]\nbase_url = \"https://acme.clapi.smint.io/consumer/v1\"\n\
+                    identity_url = \"https://acme.smint.io\"\nclient_id_env = \"SMINTIO_CLIENT_ID\"\n\
+                    client_secret_env = \"SMINTIO_CLIENT_SECRET\"\nrefresh_token_env = \"SMINTIO_REFRESH_TOKEN\"\n";
+        let config = Config::parse(text, "gridflow.toml").unwrap();
+        let iconik = config.connectors.iconik.unwrap();
+        assert_eq!(iconik.valid_until_field, "rights_valid_until");
+        assert_eq!(
+            config.connectors.canto.unwrap().valid_until_field,
+            "Usage Expiry"
+        );
+        assert!(config.connectors.smintio.is_some());
+        for (bad, key) in [
+            (
+                text.replace("\"v-1\"", "\" \""),
+                "connectors.iconik.metadata_view_id",
+            ),
+            (
+                text.replace("https://oauth.canto.com", "oauth.canto.com"),
+                "connectors.canto.oauth_url",
+            ),
+            (
+                text.replace("\"SMINTIO_REFRESH_TOKEN\"", "\"rt secret\""),
+                "connectors.smintio.refresh_token_env",
+            ),
+        ] {
+            let error = Config::parse(&bad, "gridflow.toml").unwrap_err();
+            assert_eq!(error.key, key, "{error}");
+        }
     }
 }
