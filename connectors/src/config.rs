@@ -32,6 +32,26 @@
 //! client_id_env = "VIP_CLIENT_ID"
 //! client_secret_env = "VIP_CLIENT_SECRET"
 //! scope = "distribution.read distribution.write"
+//!
+//! [connectors.iconik]
+//! base_url = "https://app.iconik.io/API"
+//! app_id_env = "ICONIK_APP_ID"
+//! email_env = "ICONIK_EMAIL"
+//! password_env = "ICONIK_PASSWORD"
+//! metadata_view_id = "7c1e5a90-3b2d-4f61-9a8e-0d4c2b1a6f01"
+//!
+//! [connectors.canto]
+//! base_url = "https://acme.canto.com"
+//! oauth_url = "https://oauth.canto.com"
+//! app_id_env = "CANTO_APP_ID"
+//! app_secret_env = "CANTO_APP_SECRET"
+//!
+//! [connectors.smintio]
+//! base_url = "https://acme.clapi.smint.io/consumer/v1"
+//! identity_url = "https://acme.smint.io"
+//! client_id_env = "SMINTIO_CLIENT_ID"
+//! client_secret_env = "SMINTIO_CLIENT_SECRET"
+//! refresh_token_env = "SMINTIO_REFRESH_TOKEN"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -105,6 +125,12 @@ pub struct ConnectorsConfig {
     pub otmm: Option<OtmmConfig>,
     /// `[connectors.vip]`.
     pub vip: Option<VipConfig>,
+    /// `[connectors.iconik]`.
+    pub iconik: Option<IconikConfig>,
+    /// `[connectors.canto]`.
+    pub canto: Option<CantoConfig>,
+    /// `[connectors.smintio]`.
+    pub smintio: Option<SmintioConfig>,
 }
 
 /// `[connectors.trading_grid]`: OpenText Trading Grid (Community Management and `/hub/v1`).
@@ -205,6 +231,89 @@ pub struct VipConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// `[connectors.iconik]`: the iconik MAM REST API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IconikConfig {
+    /// The API root including `/API` (`https://app.iconik.io/API`).
+    pub base_url: String,
+    /// The variable holding the application id (`App-ID`).
+    pub app_id_env: String,
+    /// The variable holding the e-mail of the integration user.
+    pub email_env: String,
+    /// The variable holding that user's password.
+    pub password_env: String,
+    /// The metadata view read and written by default.
+    pub metadata_view_id: String,
+    /// The metadata field holding the start of the usage rights.
+    #[serde(default = "default_iconik_valid_from_field")]
+    pub valid_from_field: String,
+    /// The metadata field holding the end of the usage rights.
+    #[serde(default = "default_iconik_valid_until_field")]
+    pub valid_until_field: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// `[connectors.canto]`: the Canto DAM REST API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CantoConfig {
+    /// The tenant's host root (`https://acme.canto.com`); paths start with `/api/v1`.
+    pub base_url: String,
+    /// The OAuth server's root (`https://oauth.canto.com`).
+    pub oauth_url: String,
+    /// The variable holding the App ID.
+    pub app_id_env: String,
+    /// The variable holding the App Secret.
+    pub app_secret_env: String,
+    /// The custom (`additional`) field holding the start of the usage rights.
+    #[serde(default = "default_canto_valid_from_field")]
+    pub valid_from_field: String,
+    /// The custom (`additional`) field holding the end of the usage rights.
+    #[serde(default = "default_canto_valid_until_field")]
+    pub valid_until_field: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// `[connectors.smintio]`: Smint.io's Content Licensing API (consumer, read-only).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmintioConfig {
+    /// The CLAPI-C root (`https://acme.clapi.smint.io/consumer/v1`).
+    pub base_url: String,
+    /// The identity server's root (`https://acme.smint.io`); the token path is `/connect/token`.
+    pub identity_url: String,
+    /// The variable holding the OAuth client id.
+    pub client_id_env: String,
+    /// The variable holding the OAuth client secret.
+    pub client_secret_env: String,
+    /// The variable holding the refresh token obtained once through the authorization code flow.
+    pub refresh_token_env: String,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_canto_valid_from_field() -> String {
+    "Usage Start".to_owned()
+}
+
+fn default_canto_valid_until_field() -> String {
+    "Usage Expiry".to_owned()
+}
+
+fn default_iconik_valid_from_field() -> String {
+    "rights_valid_from".to_owned()
+}
+
+fn default_iconik_valid_until_field() -> String {
+    "rights_valid_until".to_owned()
 }
 
 fn default_vip_scope() -> String {
@@ -332,6 +441,37 @@ impl Config {
             check_env(&at("client_id_env"), &vip.client_id_env)?;
             check_env(&at("client_secret_env"), &vip.client_secret_env)?;
             check_positive(&at("timeout"), vip.timeout)?;
+        }
+        if let Some(iconik) = &self.connectors.iconik {
+            let at = |field: &str| format!("connectors.iconik.{field}");
+            check_url(&at("base_url"), &iconik.base_url)?;
+            check_env(&at("app_id_env"), &iconik.app_id_env)?;
+            check_env(&at("email_env"), &iconik.email_env)?;
+            check_env(&at("password_env"), &iconik.password_env)?;
+            check_positive(&at("timeout"), iconik.timeout)?;
+            if iconik.metadata_view_id.trim().is_empty() {
+                return Err(error(
+                    at("metadata_view_id"),
+                    "must not be empty".to_owned(),
+                ));
+            }
+        }
+        if let Some(canto) = &self.connectors.canto {
+            let at = |field: &str| format!("connectors.canto.{field}");
+            check_url(&at("base_url"), &canto.base_url)?;
+            check_url(&at("oauth_url"), &canto.oauth_url)?;
+            check_env(&at("app_id_env"), &canto.app_id_env)?;
+            check_env(&at("app_secret_env"), &canto.app_secret_env)?;
+            check_positive(&at("timeout"), canto.timeout)?;
+        }
+        if let Some(smintio) = &self.connectors.smintio {
+            let at = |field: &str| format!("connectors.smintio.{field}");
+            check_url(&at("base_url"), &smintio.base_url)?;
+            check_url(&at("identity_url"), &smintio.identity_url)?;
+            check_env(&at("client_id_env"), &smintio.client_id_env)?;
+            check_env(&at("client_secret_env"), &smintio.client_secret_env)?;
+            check_env(&at("refresh_token_env"), &smintio.refresh_token_env)?;
+            check_positive(&at("timeout"), smintio.timeout)?;
         }
         Ok(())
     }
@@ -474,5 +614,41 @@ client_secret_env = "VIP_CLIENT_SECRET"
                 .message
                 .contains("GRIDFLOW_TEST_SURELY_UNSET_VARIABLE")
         );
+    }
+
+    #[test]
+    fn dam_tables_parse_and_bad_values_name_their_key() {
+        let text = "[connectors.iconik]\nbase_url = \"https://app.iconik.io/API\"\napp_id_env = \"ICONIK_APP_ID\"\n\
+                    email_env = \"ICONIK_EMAIL\"\npassword_env = \"ICONIK_PASSWORD\"\nmetadata_view_id = \"v-1\"\n\
+                    [connectors.canto]\nbase_url = \"https://acme.canto.com\"\noauth_url = \"https://oauth.canto.com\"\n\
+                    app_id_env = \"CANTO_APP_ID\"\napp_secret_env = \"CANTO_APP_SECRET\"\n\
+                    [connectors.smintio]\nbase_url = \"https://acme.clapi.smint.io/consumer/v1\"\n\
+                    identity_url = \"https://acme.smint.io\"\nclient_id_env = \"SMINTIO_CLIENT_ID\"\n\
+                    client_secret_env = \"SMINTIO_CLIENT_SECRET\"\nrefresh_token_env = \"SMINTIO_REFRESH_TOKEN\"\n";
+        let config = Config::parse(text, "gridflow.toml").unwrap();
+        let iconik = config.connectors.iconik.unwrap();
+        assert_eq!(iconik.valid_until_field, "rights_valid_until");
+        assert_eq!(
+            config.connectors.canto.unwrap().valid_until_field,
+            "Usage Expiry"
+        );
+        assert!(config.connectors.smintio.is_some());
+        for (bad, key) in [
+            (
+                text.replace("\"v-1\"", "\" \""),
+                "connectors.iconik.metadata_view_id",
+            ),
+            (
+                text.replace("https://oauth.canto.com", "oauth.canto.com"),
+                "connectors.canto.oauth_url",
+            ),
+            (
+                text.replace("\"SMINTIO_REFRESH_TOKEN\"", "\"rt secret\""),
+                "connectors.smintio.refresh_token_env",
+            ),
+        ] {
+            let error = Config::parse(&bad, "gridflow.toml").unwrap_err();
+            assert_eq!(error.key, key, "{error}");
+        }
     }
 }

@@ -17,16 +17,19 @@
 #![warn(missing_docs)]
 
 pub mod asset;
+pub mod canto;
 pub mod config;
 pub mod connector;
 pub mod core;
 pub mod http;
+pub mod iconik;
 pub mod otmm;
 pub mod registry;
 mod rest;
 pub mod sandbox;
 mod schema;
 pub mod simulator;
+pub mod smintio;
 pub mod trading_grid;
 pub mod vip;
 

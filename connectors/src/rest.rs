@@ -37,6 +37,8 @@ pub(crate) struct Request {
     pub(crate) body: Body,
     /// The idempotency header and key of a state-changing request.
     pub(crate) idempotency: Option<(&'static str, String)>,
+    /// A successful answer may be plain text (Canto's `success`): returned as a JSON string.
+    pub(crate) text_ok: bool,
 }
 
 impl Request {
@@ -47,7 +49,14 @@ impl Request {
             query: Vec::new(),
             body: Body::None,
             idempotency: None,
+            text_ok: false,
         }
+    }
+
+    /// Accepts a successful answer that is not JSON, as a JSON string.
+    pub(crate) fn text_ok(mut self) -> Self {
+        self.text_ok = true;
+        self
     }
 
     pub(crate) fn get(path: impl Into<String>) -> Self {
@@ -94,6 +103,10 @@ pub(crate) struct RestClient {
     token: tokio::sync::Mutex<Option<Secret>>,
     redactor: Mutex<Redactor>,
     message_of: MessageOf,
+    /// The header carrying the token: `None` is `Authorization: Bearer <token>`.
+    token_header: Option<&'static str>,
+    /// Headers sent on every request, token requests included (iconik's `App-ID`).
+    fixed_headers: Vec<(&'static str, reqwest::header::HeaderValue)>,
 }
 
 impl RestClient {
@@ -118,7 +131,26 @@ impl RestClient {
             token: tokio::sync::Mutex::new(None),
             redactor: Mutex::new(redactor),
             message_of,
+            token_header: None,
+            fixed_headers: Vec::new(),
         })
+    }
+
+    /// Sends the token as the bare value of `header` instead of `Authorization: Bearer`.
+    pub(crate) fn with_token_header(mut self, header: &'static str) -> Self {
+        self.token_header = Some(header);
+        self
+    }
+
+    /// Sends `header: value` on every request (marked sensitive, never logged).
+    pub(crate) fn with_fixed_header(
+        mut self,
+        header: &'static str,
+        value: &Secret,
+    ) -> Result<Self> {
+        self.fixed_headers
+            .push((header, http::sensitive_header_value(value)?));
+        Ok(self)
     }
 
     /// `base_url` + `path`.
@@ -135,9 +167,21 @@ impl RestClient {
             self.forget(&token).await;
             let token = self.token().await?;
             let response = self.send(request, Some(&token)).await?;
+            return self.decode_for(request, response).await;
+        }
+        self.decode_for(request, response).await
+    }
+
+    async fn decode_for(&self, request: &Request, response: reqwest::Response) -> Result<Value> {
+        if !request.text_ok || !response.status().is_success() {
             return self.decode(response).await;
         }
-        self.decode(response).await
+        let mut response = response;
+        let body = http::read_body(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|error| self.scrub(error))?;
+        Ok(serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).trim().to_owned())))
     }
 
     /// Sends a request without a token (token endpoints) and decodes the answer.
@@ -193,12 +237,17 @@ impl RestClient {
         if let Some((header, key)) = &request.idempotency {
             builder = builder.header(*header, key);
         }
+        for (header, value) in &self.fixed_headers {
+            builder = builder.header(*header, value.clone());
+        }
         builder
     }
 
     async fn send(&self, request: &Request, token: Option<&Secret>) -> Result<reqwest::Response> {
         let mut builder = self.builder(request);
-        if let Some(token) = token {
+        if let (Some(token), Some(header)) = (token, self.token_header) {
+            builder = builder.header(header, http::sensitive_header_value(token)?);
+        } else if let Some(token) = token {
             let value =
                 http::sensitive_header_value(&Secret::new(format!("Bearer {}", token.expose())))?;
             builder = builder.header(reqwest::header::AUTHORIZATION, value);

@@ -10,16 +10,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::canto::{CantoConnector, CantoCredentials};
 use crate::config::{
-    Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, OtmmConfig, TradingGridConfig, VipConfig,
+    CantoConfig, Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
+    SmintioConfig, TradingGridConfig, VipConfig,
 };
 use crate::connector::Connector;
 use crate::http::Secret;
+use crate::iconik::{IconikConnector, IconikCredentials};
 use crate::otmm::{OtmmConnector, OtmmCredentials};
 use crate::simulator::{
     self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
     SANDBOX_USERNAME, SimError, SimOptions,
 };
+use crate::smintio::{SmintioConnector, SmintioCredentials};
 use crate::trading_grid::{TradingGridConnector, TradingGridCredentials};
 use crate::vip::{VipConnector, VipCredentials};
 
@@ -52,6 +56,24 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
         let credentials = VipCredentials::from_environment(vip)?;
         let connector = VipConnector::new(vip, credentials)
             .map_err(|error| build_error(crate::vip::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(iconik) = &config.connectors.iconik {
+        let credentials = IconikCredentials::from_environment(iconik)?;
+        let connector = IconikConnector::new(iconik, credentials)
+            .map_err(|error| build_error(crate::iconik::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(canto) = &config.connectors.canto {
+        let credentials = CantoCredentials::from_environment(canto)?;
+        let connector = CantoConnector::new(canto, credentials)
+            .map_err(|error| build_error(crate::canto::NAME, &error))?;
+        connectors.push(Arc::new(connector));
+    }
+    if let Some(smintio) = &config.connectors.smintio {
+        let credentials = SmintioCredentials::from_environment(smintio)?;
+        let connector = SmintioConnector::new(smintio, credentials)
+            .map_err(|error| build_error(crate::smintio::NAME, &error))?;
         connectors.push(Arc::new(connector));
     }
     Ok(connectors)
@@ -106,12 +128,49 @@ pub fn offline_catalog() -> crate::Registry {
     match VipConnector::new(
         &vip,
         VipCredentials {
-            client_id,
-            client_secret,
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
         },
     ) {
         Ok(connector) => registry.register(Arc::new(connector)),
         Err(error) => tracing::error!(%error, "vip left out of the offline catalog"),
+    }
+    let mut iconik = sandbox_iconik_config();
+    iconik.base_url = nowhere.to_owned();
+    match IconikConnector::new(
+        &iconik,
+        IconikCredentials {
+            app_id: client_id.clone(),
+            email: client_id.clone(),
+            password: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "iconik left out of the offline catalog"),
+    }
+    let mut canto = sandbox_canto_config();
+    canto.base_url = nowhere.to_owned();
+    canto.oauth_url = nowhere.to_owned();
+    match CantoConnector::new(
+        &canto,
+        CantoCredentials {
+            app_id: client_id.clone(),
+            app_secret: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "canto left out of the offline catalog"),
+    }
+    match SmintioConnector::new(
+        &sandbox_smintio_config(nowhere, nowhere),
+        SmintioCredentials {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            refresh_token: client_secret.clone(),
+        },
+    ) {
+        Ok(connector) => registry.register(Arc::new(connector)),
+        Err(error) => tracing::error!(%error, "smintio left out of the offline catalog"),
     }
     registry
 }
@@ -133,6 +192,9 @@ impl Sandbox {
             simulator::trading_grid::start(options(simulator::trading_grid::NAME)).await?,
             simulator::otmm::start(options(simulator::otmm::NAME)).await?,
             simulator::vip::start(options(simulator::vip::NAME)).await?,
+            simulator::iconik::start(options(simulator::iconik::NAME)).await?,
+            simulator::canto::start(options(simulator::canto::NAME)).await?,
+            simulator::smintio::start(options(simulator::smintio::NAME)).await?,
         ];
         Ok(Self { simulators })
     }
@@ -216,16 +278,74 @@ impl Sandbox {
         let vip_connector = VipConnector::new(
             &vip,
             VipCredentials {
-                client_id,
-                client_secret,
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
             },
         )
         .map_err(|error| build_error(crate::vip::NAME, &error))?;
+
+        let mut iconik = config
+            .connectors
+            .iconik
+            .clone()
+            .unwrap_or_else(sandbox_iconik_config);
+        iconik.base_url = format!(
+            "{}{}",
+            self.base_url(simulator::iconik::NAME),
+            simulator::iconik::API_ROOT
+        );
+        iconik.metadata_view_id = simulator::iconik::SANDBOX_VIEW_ID.to_owned();
+        let iconik_connector = IconikConnector::new(
+            &iconik,
+            IconikCredentials {
+                app_id: client_id.clone(),
+                email: Secret::new(SANDBOX_USERNAME),
+                password: Secret::new(SANDBOX_PASSWORD),
+            },
+        )
+        .map_err(|error| build_error(crate::iconik::NAME, &error))?;
+
+        let mut canto = config
+            .connectors
+            .canto
+            .clone()
+            .unwrap_or_else(sandbox_canto_config);
+        canto.base_url = self.base_url(simulator::canto::NAME);
+        canto.oauth_url = self.base_url(simulator::canto::NAME);
+        let canto_connector = CantoConnector::new(
+            &canto,
+            CantoCredentials {
+                app_id: client_id.clone(),
+                app_secret: client_secret.clone(),
+            },
+        )
+        .map_err(|error| build_error(crate::canto::NAME, &error))?;
+
+        let smintio_base = self.base_url(simulator::smintio::NAME);
+        let mut smintio = config
+            .connectors
+            .smintio
+            .clone()
+            .unwrap_or_else(|| sandbox_smintio_config(&smintio_base, &smintio_base));
+        smintio.base_url = format!("{smintio_base}{}", simulator::smintio::API_ROOT);
+        smintio.identity_url = smintio_base;
+        let smintio_connector = SmintioConnector::new(
+            &smintio,
+            SmintioCredentials {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                refresh_token: Secret::new(simulator::smintio::SANDBOX_REFRESH_TOKEN),
+            },
+        )
+        .map_err(|error| build_error(crate::smintio::NAME, &error))?;
 
         Ok(vec![
             Arc::new(trading_grid),
             Arc::new(otmm_connector),
             Arc::new(vip_connector),
+            Arc::new(iconik_connector),
+            Arc::new(canto_connector),
+            Arc::new(smintio_connector),
         ])
     }
 
@@ -234,6 +354,45 @@ impl Sandbox {
         for simulator in self.simulators {
             simulator.shutdown().await;
         }
+    }
+}
+
+/// The Canto settings of the sandbox: the default rights fields, which the seed uses.
+fn sandbox_canto_config() -> CantoConfig {
+    CantoConfig {
+        base_url: String::new(),
+        oauth_url: String::new(),
+        app_id_env: String::new(),
+        app_secret_env: String::new(),
+        valid_from_field: "Usage Start".to_owned(),
+        valid_until_field: "Usage Expiry".to_owned(),
+        timeout: DEFAULT_TIMEOUT,
+    }
+}
+
+/// Smint.io settings pointing at `base_url` (CLAPI-C root) and `identity_url`.
+fn sandbox_smintio_config(base_url: &str, identity_url: &str) -> SmintioConfig {
+    SmintioConfig {
+        base_url: base_url.to_owned(),
+        identity_url: identity_url.to_owned(),
+        client_id_env: String::new(),
+        client_secret_env: String::new(),
+        refresh_token_env: String::new(),
+        timeout: DEFAULT_TIMEOUT,
+    }
+}
+
+/// The iconik settings of the sandbox: the seeded metadata view and the default rights fields.
+fn sandbox_iconik_config() -> IconikConfig {
+    IconikConfig {
+        base_url: String::new(),
+        app_id_env: String::new(),
+        email_env: String::new(),
+        password_env: String::new(),
+        metadata_view_id: simulator::iconik::SANDBOX_VIEW_ID.to_owned(),
+        valid_from_field: "rights_valid_from".to_owned(),
+        valid_until_field: "rights_valid_until".to_owned(),
+        timeout: DEFAULT_TIMEOUT,
     }
 }
 
@@ -272,6 +431,9 @@ mod tests {
             ("trading_grid.list_communities", json!({})),
             ("otmm.search_assets", json!({"query": "citrus"})),
             ("vip.list_recipients", json!({})),
+            ("iconik.search_assets", json!({"query": "citrus"})),
+            ("canto.search_assets", json!({"keyword": "citrus"})),
+            ("smintio.sync_assets", json!({})),
         ] {
             let (connector, _) = registry.action(action).unwrap();
             let name = action.split_once('.').unwrap().1;
@@ -288,7 +450,7 @@ mod tests {
                 .await
                 .unwrap_or_else(|error| panic!("{action}: {error}"));
         }
-        for name in ["trading_grid", "otmm", "vip"] {
+        for name in ["trading_grid", "otmm", "vip", "iconik", "canto", "smintio"] {
             assert!(
                 directory.path().join(format!("{name}.json")).exists(),
                 "{name} state file"
@@ -305,6 +467,9 @@ mod tests {
             "trading_grid.post_message",
             "otmm.get_asset",
             "vip.publish_package",
+            "iconik.get_asset",
+            "canto.get_asset",
+            "smintio.get_asset",
         ] {
             assert!(catalog.action(action).is_some(), "{action}");
         }

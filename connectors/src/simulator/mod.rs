@@ -56,7 +56,10 @@ mod faults;
 mod store;
 mod tokens;
 
+pub mod canto;
+pub mod iconik;
 pub mod otmm;
+pub mod smintio;
 pub mod trading_grid;
 pub mod vip;
 
