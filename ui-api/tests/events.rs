@@ -274,7 +274,11 @@ async fn signed_event_signals_only_the_instance_whose_correlate_matches() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["started"], json!([]), "{answer}");
-    assert_eq!(answer["signalled"], json!([waiting[1].to_string()]), "{answer}");
+    assert_eq!(
+        answer["signalled"],
+        json!([waiting[1].to_string()]),
+        "{answer}"
+    );
 
     let signalled = app.engine.instance(&waiting[1]).await.expect("readable");
     assert_eq!(signalled.status, gridflow_core::InstanceStatus::Completed);
