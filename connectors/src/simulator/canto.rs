@@ -23,6 +23,7 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::http::json_object;
 use super::{
     Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimContext, SimError,
     SimOptions, SimState, idempotency_key,
@@ -171,18 +172,6 @@ fn authorize(context: &SimContext<CantoState>, headers: &HeaderMap) -> Result<()
             "access token missing, invalid or expired",
         ))
     }
-}
-
-fn json_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .filter(Value::is_object)
-        .ok_or_else(|| {
-            render_error(
-                StatusCode::BAD_REQUEST,
-                "request body must be a JSON object",
-            )
-        })
 }
 
 /// Now in Canto's `yyyyMMddHHmmssSSS`.
@@ -344,7 +333,7 @@ async fn batch_edit(State(context): Context, headers: HeaderMap, body: Bytes) ->
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -476,7 +465,7 @@ async fn version_comment(State(context): Context, headers: HeaderMap, body: Byte
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };

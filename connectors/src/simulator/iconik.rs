@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::http::{json_object, not_found, now_rfc3339, respond};
 use super::{
     Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SANDBOX_USERNAME, SimContext,
     SimError, SimOptions, SimState, idempotency_key, reply,
@@ -261,33 +262,8 @@ fn authorize(context: &SimContext<IconikState>, headers: &HeaderMap) -> Result<(
     }
 }
 
-fn json_body(body: &Bytes) -> Result<Value, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(value) if value.is_object() => Ok(value),
-        _ => Err(render_errors(
-            StatusCode::BAD_REQUEST,
-            "request body must be a JSON object",
-        )),
-    }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
-
-fn not_found(what: &str, id: &str) -> (StatusCode, Value) {
-    error_value(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
-}
-
-fn respond(result: Result<Value, (StatusCode, Value)>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err((status, body)) => (status, axum::Json(body)).into_response(),
-    }
-}
-
 async fn login(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -351,7 +327,7 @@ async fn search(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -417,7 +393,7 @@ async fn get_asset(
         context
             .store
             .read(|state| state.assets.get(&id).cloned())
-            .ok_or_else(|| not_found("asset", &id)),
+            .ok_or_else(|| not_found(error_value, "asset", &id)),
     )
 }
 
@@ -431,7 +407,7 @@ async fn get_approval(
     }
     respond(context.store.read(|state| {
         if !state.assets.contains_key(&id) {
-            return Err(not_found("asset", &id));
+            return Err(not_found(error_value, "asset", &id));
         }
         Ok(state.approvals.get(&id).cloned().unwrap_or_else(
             || json!({"status": "N/A", "object_type": "assets", "object_id": id, "approvals_by": []}),
@@ -448,7 +424,7 @@ async fn request_approval(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -463,7 +439,7 @@ async fn request_approval(
         let version_id = state
             .assets
             .get(&id)
-            .ok_or_else(|| not_found("asset", &id))?["versions"][0]["id"]
+            .ok_or_else(|| not_found(error_value, "asset", &id))?["versions"][0]["id"]
             .clone();
         let approval = json!({
             "status": "REQUESTED", "object_type": "assets", "object_id": id, "version_id": version_id,
@@ -471,7 +447,7 @@ async fn request_approval(
             "groups": body.get("groups").cloned().unwrap_or_else(|| json!([])),
             "externals": body.get("externals").cloned().unwrap_or_else(|| json!([])),
             "min_number": body.get("min_number").cloned().unwrap_or(json!(1)),
-            "requested_by": "u-integration", "request_date": now(), "approvals_by": [],
+            "requested_by": "u-integration", "request_date": now_rfc3339(false), "approvals_by": [],
         });
         state.approvals.insert(id.clone(), approval.clone());
         Ok((StatusCode::CREATED, approval, Some(id.clone())))
@@ -489,7 +465,7 @@ async fn create_version(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -497,13 +473,13 @@ async fn create_version(
     let change = Change::new("version.created", "POST", path, idempotency_key(&headers));
     let reply = context.store.change(change, |state| {
         if !state.assets.contains_key(&id) {
-            return Err(not_found("asset", &id));
+            return Err(not_found(error_value, "asset", &id));
         }
         let version_id = state.new_id();
         let asset = state
             .assets
             .get_mut(&id)
-            .ok_or_else(|| not_found("asset", &id))?;
+            .ok_or_else(|| not_found(error_value, "asset", &id))?;
         if let Some(source) = body["source_version_id"].as_str()
             && !asset["versions"]
                 .as_array()
@@ -514,7 +490,7 @@ async fn create_version(
                 json!({"errors": {"source_version_id": [format!("version {source} is not a version of asset {id}")]}}),
             ));
         }
-        let at = now();
+        let at = now_rfc3339(false);
         if let Some(versions) = asset["versions"].as_array_mut() {
             versions.push(json!({"id": version_id, "status": "IN_PROGRESS", "date_created": at,
                                  "created_by_user": "u-integration", "is_online": false}));
@@ -548,10 +524,10 @@ async fn get_metadata(
     }
     respond(context.store.read(|state| {
         if !state.assets.contains_key(&id) {
-            return Err(not_found("asset", &id));
+            return Err(not_found(error_value, "asset", &id));
         }
         if view != SANDBOX_VIEW_ID {
-            return Err(not_found("metadata view", &view));
+            return Err(not_found(error_value, "metadata view", &view));
         }
         Ok(state
             .metadata
@@ -573,7 +549,7 @@ async fn put_metadata(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -599,10 +575,10 @@ async fn put_metadata(
     let change = Change::new("metadata.updated", "PUT", path, idempotency_key(&headers));
     let reply = context.store.change(change, |state| {
         if !state.assets.contains_key(&id) {
-            return Err(not_found("asset", &id));
+            return Err(not_found(error_value, "asset", &id));
         }
         if view != SANDBOX_VIEW_ID {
-            return Err(not_found("metadata view", &view));
+            return Err(not_found(error_value, "metadata view", &view));
         }
         let document = state
             .metadata
@@ -615,7 +591,7 @@ async fn put_metadata(
         for (field, entry) in values {
             document["metadata_values"][field] = entry;
         }
-        document["date_modified"] = json!(now());
+        document["date_modified"] = json!(now_rfc3339(false));
         Ok((StatusCode::OK, document.clone(), Some(id.clone())))
     });
     emit(&context, &reply, "metadata", "update", &id);
@@ -632,7 +608,7 @@ async fn list_files(
     }
     respond(context.store.read(|state| {
         if !state.assets.contains_key(&id) {
-            return Err(not_found("asset", &id));
+            return Err(not_found(error_value, "asset", &id));
         }
         let objects = state.files.get(&id).cloned().unwrap_or_default();
         Ok(json!({"objects": objects, "per_page": 10}))
@@ -651,11 +627,11 @@ async fn download_url(
         let files = state
             .files
             .get(&id)
-            .ok_or_else(|| not_found("asset", &id))?;
+            .ok_or_else(|| not_found(error_value, "asset", &id))?;
         let found = files
             .iter()
             .find(|candidate| candidate["id"] == file.as_str())
-            .ok_or_else(|| not_found("file", &file))?;
+            .ok_or_else(|| not_found(error_value, "file", &file))?;
         let name = found["name"].as_str().unwrap_or("file");
         Ok(json!({"url": format!(
             "https://storage.sandbox.iconik.invalid/{id}/{name}?Expires=3600&Signature=sandbox"
@@ -713,7 +689,7 @@ async fn create_webhook(State(context): Context, headers: HeaderMap, body: Bytes
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_errors) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -748,7 +724,7 @@ async fn create_webhook(State(context): Context, headers: HeaderMap, body: Bytes
         let id = state.new_id();
         let mut hook = body.clone();
         hook["id"] = json!(id);
-        hook["date_created"] = json!(now());
+        hook["date_created"] = json!(now_rfc3339(false));
         state.webhooks.insert(id.clone(), hook.clone());
         Ok((StatusCode::CREATED, hook, Some(id)))
     }))
@@ -783,7 +759,7 @@ async fn get_webhook(
         context
             .store
             .read(|state| state.webhooks.get(&id).cloned())
-            .ok_or_else(|| not_found("webhook", &id)),
+            .ok_or_else(|| not_found(error_value, "webhook", &id)),
     )
 }
 
@@ -802,7 +778,7 @@ async fn delete_webhook(
             .webhooks
             .remove(&id)
             .map(|_| (StatusCode::NO_CONTENT, Value::Null, Some(id.clone())))
-            .ok_or_else(|| not_found("webhook", &id))
+            .ok_or_else(|| not_found(error_value, "webhook", &id))
     });
     if reply.status == 204 {
         StatusCode::NO_CONTENT.into_response()

@@ -53,6 +53,7 @@
 #![allow(clippy::result_large_err)]
 
 mod faults;
+mod http;
 mod store;
 mod tokens;
 

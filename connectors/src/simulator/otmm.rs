@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::http::respond;
 use super::vip::serde_urlencoded_pairs;
 use super::{
     Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
@@ -330,13 +331,6 @@ fn authorize(context: &SimContext<OtmmState>, headers: &HeaderMap) -> Result<(),
         StatusCode::UNAUTHORIZED,
         "Session is invalid or has expired. Please log in again.",
     ))
-}
-
-fn respond(result: Result<Value, (StatusCode, Value)>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err((status, body)) => (status, axum::Json(body)).into_response(),
-    }
 }
 
 async fn session(State(context): Context, body: Bytes) -> Response {

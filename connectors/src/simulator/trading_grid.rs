@@ -18,6 +18,7 @@ use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::http::{json_object, not_found, now_rfc3339, respond};
 use super::{
     Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimContext, SimError,
     SimOptions, SimState, idempotency_key, reply,
@@ -237,31 +238,6 @@ fn authorize(context: &SimContext<TradingGridState>, headers: &HeaderMap) -> Res
         .into_response())
 }
 
-fn json_body(body: &Bytes) -> Result<Value, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(value) if value.is_object() => Ok(value),
-        _ => Err(render_error(
-            StatusCode::BAD_REQUEST,
-            "request body must be a JSON object",
-        )),
-    }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn not_found(what: &str, id: &str) -> (StatusCode, Value) {
-    error_value(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
-}
-
-fn respond(result: Result<Value, (StatusCode, Value)>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err((status, body)) => (status, axum::Json(body)).into_response(),
-    }
-}
-
 async fn token(
     State(context): Context,
     headers: HeaderMap,
@@ -328,7 +304,7 @@ async fn company(
             .companies
             .get(&company_id)
             .cloned()
-            .ok_or_else(|| not_found("company", &company_id))
+            .ok_or_else(|| not_found(error_value, "company", &company_id))
     }))
 }
 
@@ -348,7 +324,7 @@ async fn partner_directory(
         let partners = state
             .partner_directory
             .get(&company_id)
-            .ok_or_else(|| not_found("company", &company_id))?;
+            .ok_or_else(|| not_found(error_value, "company", &company_id))?;
         let partners: Vec<Value> = partners
             .iter()
             .filter(|partner| {
@@ -384,7 +360,7 @@ async fn groups(
     }
     respond(context.store.read(|state| {
         if !state.communities.contains_key(&community_id) {
-            return Err(not_found("community", &community_id));
+            return Err(not_found(error_value, "community", &community_id));
         }
         let groups: Vec<Value> = state
             .groups
@@ -408,7 +384,7 @@ async fn members(
         let group = state
             .groups
             .get(&group_id)
-            .ok_or_else(|| not_found("group", &group_id))?;
+            .ok_or_else(|| not_found(error_value, "group", &group_id))?;
         let members: Vec<Value> = group["member_company_ids"]
             .as_array()
             .into_iter()
@@ -436,7 +412,7 @@ async fn create_post(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -444,7 +420,7 @@ async fn create_post(
     let change = Change::new("post.published", "POST", path, idempotency_key(&headers));
     reply(context.store.change(change, |state| {
         if !state.communities.contains_key(&community_id) {
-            return Err(not_found("community", &community_id));
+            return Err(not_found(error_value, "community", &community_id));
         }
         if body["title"]
             .as_str()
@@ -458,7 +434,7 @@ async fn create_post(
         for group_id in body["group_ids"].as_array().into_iter().flatten() {
             let group_id = group_id.as_str().unwrap_or_default();
             if !state.groups.contains_key(group_id) {
-                return Err(not_found("group", group_id));
+                return Err(not_found(error_value, "group", group_id));
             }
         }
         let post_id = state.new_id("post");
@@ -466,7 +442,7 @@ async fn create_post(
         post["post_id"] = json!(post_id);
         post["community_id"] = json!(community_id);
         post["status"] = json!("published");
-        post["created_at"] = json!(now());
+        post["created_at"] = json!(now_rfc3339(true));
         state.posts.insert(post_id.clone(), post);
         Ok((
             StatusCode::CREATED,
@@ -480,7 +456,7 @@ async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -500,7 +476,7 @@ async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
             .filter_map(Value::as_str)
         {
             if !state.companies.contains_key(id) {
-                return Err(not_found("company", id));
+                return Err(not_found(error_value, "company", id));
             }
             companies.push(id.to_owned());
         }
@@ -513,7 +489,7 @@ async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
             let group = state
                 .groups
                 .get(group_id)
-                .ok_or_else(|| not_found("group", group_id))?;
+                .ok_or_else(|| not_found(error_value, "group", group_id))?;
             companies.extend(
                 group["member_company_ids"]
                     .as_array()
@@ -536,13 +512,13 @@ async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
         if let Some(post_id) = body["post_id"].as_str()
             && !state.posts.contains_key(post_id)
         {
-            return Err(not_found("post", post_id));
+            return Err(not_found(error_value, "post", post_id));
         }
         let notification_id = state.new_id("ntf");
         let mut notification = body.clone();
         notification["notification_id"] = json!(notification_id);
         notification["queued"] = json!(queued);
-        notification["created_at"] = json!(now());
+        notification["created_at"] = json!(now_rfc3339(true));
         state
             .notifications
             .insert(notification_id.clone(), notification);
@@ -558,7 +534,7 @@ async fn create_issue(State(context): Context, headers: HeaderMap, body: Bytes) 
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -571,10 +547,10 @@ async fn create_issue(State(context): Context, headers: HeaderMap, body: Bytes) 
     reply(context.store.change(change, |state| {
         let company_id = body["partner_company_id"].as_str().unwrap_or_default();
         if !state.companies.contains_key(company_id) {
-            return Err(not_found("company", company_id));
+            return Err(not_found(error_value, "company", company_id));
         }
         let issue_id = state.new_id("iss");
-        let at = now();
+        let at = now_rfc3339(true);
         let mut issue = body.clone();
         issue["issue_id"] = json!(issue_id);
         issue["status"] = json!(body["status"].as_str().unwrap_or("open"));
@@ -599,7 +575,7 @@ async fn get_issue(
             .issues
             .get(&issue_id)
             .cloned()
-            .ok_or_else(|| not_found("issue", &issue_id))
+            .ok_or_else(|| not_found(error_value, "issue", &issue_id))
     }))
 }
 
@@ -612,7 +588,7 @@ async fn update_issue(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -622,13 +598,13 @@ async fn update_issue(
         let issue = state
             .issues
             .get_mut(&issue_id)
-            .ok_or_else(|| not_found("issue", &issue_id))?;
+            .ok_or_else(|| not_found(error_value, "issue", &issue_id))?;
         for field in ["title", "description", "severity", "status", "related"] {
             if let Some(value) = body.get(field) {
                 issue[field] = value.clone();
             }
         }
-        issue["updated_at"] = json!(now());
+        issue["updated_at"] = json!(now_rfc3339(true));
         Ok((StatusCode::OK, issue.clone(), Some(issue_id.clone())))
     }))
 }
@@ -642,7 +618,7 @@ async fn comment_issue(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -650,8 +626,8 @@ async fn comment_issue(
     let change = Change::new("issue.commented", "POST", path, idempotency_key(&headers));
     reply(context.store.change(change, |state| {
         let comment_id = state.new_id("cmt");
-        let issue = state.issues.get_mut(&issue_id).ok_or_else(|| not_found("issue", &issue_id))?;
-        let comment = json!({"comment_id": comment_id, "body": body["body"].clone(), "author": body["author"].clone(), "created_at": now()});
+        let issue = state.issues.get_mut(&issue_id).ok_or_else(|| not_found(error_value, "issue", &issue_id))?;
+        let comment = json!({"comment_id": comment_id, "body": body["body"].clone(), "author": body["author"].clone(), "created_at": now_rfc3339(true)});
         if let Some(comments) = issue["comments"].as_array_mut() {
             comments.push(comment.clone());
         }
@@ -668,7 +644,7 @@ async fn acknowledge(
     if let Err(response) = authorize(&context, &headers) {
         return response;
     }
-    let body = match json_body(&body) {
+    let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -676,17 +652,17 @@ async fn acknowledge(
     let change = Change::new("post.acknowledged", "POST", path, idempotency_key(&headers));
     reply(context.store.change(change, |state| {
         if !state.posts.contains_key(&post_id) {
-            return Err(not_found("post", &post_id));
+            return Err(not_found(error_value, "post", &post_id));
         }
         let company_id = body["company_id"].as_str().unwrap_or_default();
         if !state.companies.contains_key(company_id) {
-            return Err(not_found("company", company_id));
+            return Err(not_found(error_value, "company", company_id));
         }
         let acknowledgement_id = state.new_id("ack");
         let mut acknowledgement = body.clone();
         acknowledgement["acknowledgement_id"] = json!(acknowledgement_id);
         acknowledgement["post_id"] = json!(post_id);
-        acknowledgement["created_at"] = json!(now());
+        acknowledgement["created_at"] = json!(now_rfc3339(true));
         state
             .acknowledgements
             .entry(post_id.clone())
@@ -710,7 +686,7 @@ async fn acknowledgements(
     }
     respond(context.store.read(|state| {
         if !state.posts.contains_key(&post_id) {
-            return Err(not_found("post", &post_id));
+            return Err(not_found(error_value, "post", &post_id));
         }
         Ok(json!({"acknowledgements": state.acknowledgements.get(&post_id).cloned().unwrap_or_default()}))
     }))

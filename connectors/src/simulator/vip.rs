@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::http::now_rfc3339;
 use super::{
     Change, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimContext, SimError,
     SimOptions, SimState, idempotency_key, reply,
@@ -221,10 +222,6 @@ fn json_body(body: &Bytes) -> Result<Value, Response> {
     }
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 async fn token(State(context): Context, body: Bytes) -> Response {
     let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
@@ -348,7 +345,7 @@ async fn create_package(State(context): Context, headers: HeaderMap, body: Bytes
     );
     reply(context.store.change(change, |state| {
         let id = state.new_id("pkg");
-        let at = now();
+        let at = now_rfc3339(true);
         let package = json!({
             "id": id, "title": title, "status": "draft", "version": 1,
             "assets": body.get("assets").cloned().unwrap_or_else(|| json!([])),
@@ -408,7 +405,7 @@ async fn update_package(
                 package[field] = value.clone();
             }
         }
-        package["updated_at"] = json!(now());
+        package["updated_at"] = json!(now_rfc3339(true));
         Ok((StatusCode::OK, package.clone(), Some(id.clone())))
     }))
 }
@@ -451,7 +448,7 @@ async fn publish_package(
         }
         recipient_ids.sort();
         recipient_ids.dedup();
-        let at = now();
+        let at = now_rfc3339(true);
         let mut deliveries = Vec::new();
         for recipient_id in recipient_ids {
             let delivery_id = state.new_id("dlv");
@@ -490,7 +487,7 @@ async fn withdraw_package(
             .ok_or_else(|| package_not_found(&id))?;
         package["status"] = json!("withdrawn");
         package["withdrawn_reason"] = body.get("reason").cloned().unwrap_or(Value::Null);
-        package["updated_at"] = json!(now());
+        package["updated_at"] = json!(now_rfc3339(true));
         let package = package.clone();
         let mut revoked = 0;
         for delivery in state.deliveries.values_mut() {
@@ -569,7 +566,7 @@ async fn acknowledge(
             ));
         }
         delivery["status"] = json!("acknowledged");
-        delivery["acknowledged_at"] = json!(now());
+        delivery["acknowledged_at"] = json!(now_rfc3339(true));
         delivery["acknowledged_by"] = body.get("by").cloned().unwrap_or(Value::Null);
         delivery["note"] = body.get("note").cloned().unwrap_or(Value::Null);
         Ok((StatusCode::CREATED, delivery.clone(), Some(id.clone())))
