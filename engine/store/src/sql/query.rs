@@ -14,7 +14,7 @@ const SQLITE_MAX_VARIABLES: usize = 32_766;
 /// PostgreSQL's limit on bound parameters per statement (a 16-bit count in the protocol).
 const POSTGRES_MAX_VARIABLES: usize = 65_535;
 
-/// Row counts of the multi-row statements, largest first.
+/// Row counts of the multi-row statements on PostgreSQL, largest first.
 ///
 /// A batch of `n` rows is written as chunks of these sizes, the binary digits of `n`
 /// (250 rows: 128 + 64 + 32 + 16 + 8 + 2). Each (table, size) pair is then one SQL text
@@ -125,14 +125,29 @@ pub(crate) fn value_bytes(value: &Value) -> usize {
 }
 
 /// Row counts for the multi-row statements that write rows of `columns` values, whose
-/// sizes in bytes are `row_bytes`: within the backend's limit on bound variables and, on
-/// PostgreSQL, within [`POSTGRES_STATEMENT_BYTES`] (a larger single row goes alone).
+/// sizes in bytes are `row_bytes`: within the backend's limit on bound variables; on
+/// SQLite as few statements as that allows, on PostgreSQL chunks of [`CHUNK_ROWS`] sizes
+/// within [`POSTGRES_STATEMENT_BYTES`] (a larger single row goes alone).
 pub(crate) fn chunk_lengths(backend: DbBackend, columns: usize, row_bytes: &[usize]) -> Vec<usize> {
     let (max_variables, max_bytes) = match backend {
         DbBackend::Postgres => (POSTGRES_MAX_VARIABLES, POSTGRES_STATEMENT_BYTES),
         _ => (SQLITE_MAX_VARIABLES, usize::MAX),
     };
     let max_rows = (max_variables / columns.max(1)).max(1);
+    if backend == DbBackend::Sqlite {
+        // SQLite: as few statements as the variable limit allows, of the exact size. Each
+        // statement is a round trip to sqlx's worker thread, and those round trips, not
+        // parsing a new statement text, were most of a W1 commit (10,500–12,100 durable
+        // steps/s this way against 8,300–10,900 with the power-of-two chunks).
+        let mut lengths = Vec::new();
+        let mut rest = row_bytes.len();
+        while rest > 0 {
+            let rows = rest.min(max_rows);
+            lengths.push(rows);
+            rest -= rows;
+        }
+        return lengths;
+    }
     let mut lengths = Vec::new();
     let mut rest = row_bytes;
     while !rest.is_empty() {
@@ -174,13 +189,23 @@ mod tests {
     }
 
     #[test]
-    fn chunks_use_few_fixed_sizes() {
-        let sizes = vec![100; 250];
+    fn postgres_chunks_use_few_fixed_sizes() {
+        let sizes = vec![10; 250];
         assert_eq!(
-            chunk_lengths(DbBackend::Sqlite, 8, &sizes),
+            chunk_lengths(DbBackend::Postgres, 8, &sizes),
             vec![128, 64, 32, 16, 8, 2]
         );
+        assert!(chunk_lengths(DbBackend::Postgres, 8, &[]).is_empty());
+    }
+
+    #[test]
+    fn sqlite_writes_one_statement_per_table_within_the_variable_limit() {
+        let sizes = vec![100; 250];
+        assert_eq!(chunk_lengths(DbBackend::Sqlite, 8, &sizes), vec![250]);
         assert!(chunk_lengths(DbBackend::Sqlite, 8, &[]).is_empty());
+        // 32,766 variables hold 4,095 rows of 8.
+        let sizes = vec![1; 5000];
+        assert_eq!(chunk_lengths(DbBackend::Sqlite, 8, &sizes), vec![4095, 905]);
     }
 
     #[test]
@@ -200,6 +225,7 @@ mod tests {
             chunk_lengths(DbBackend::Postgres, 8, &[50_000, 10]),
             vec![1, 1]
         );
-        assert_eq!(chunk_lengths(DbBackend::Sqlite, 8, &sizes), vec![32, 8]);
+        // SQLite has no byte budget (no socket in between).
+        assert_eq!(chunk_lengths(DbBackend::Sqlite, 8, &sizes), vec![40]);
     }
 }
