@@ -112,15 +112,15 @@ pub fn chain_hash(
     hasher.0.update(prev_hash.as_bytes());
     // The keys in the byte order that `canonical_json` sorts them into.
     hasher.put(b"{\"actor\":");
-    write_json_string(&mut hasher, actor);
+    write_scalar(&mut hasher, actor);
     hasher.put(b",\"at\":");
-    write_json_string(&mut hasher, &format_instant(at));
+    write_scalar(&mut hasher, &format_instant(at));
     hasher.put(b",\"data\":");
     write_canonical(data, &mut hasher);
     hasher.put(b",\"seq\":");
     hasher.put(seq.to_string().as_bytes());
     hasher.put(b",\"type\":");
-    write_json_string(&mut hasher, event_type);
+    write_scalar(&mut hasher, event_type);
     hasher.put(b"}");
     hex::encode(hasher.0.finalize())
 }
@@ -174,10 +174,6 @@ impl<S: Sink> std::io::Write for SinkWriter<'_, S> {
     }
 }
 
-fn write_json_string<S: Sink>(out: &mut S, text: &str) {
-    write_scalar(out, text);
-}
-
 fn write_scalar<S: Sink, T: Serialize + ?Sized>(out: &mut S, value: &T) {
     // Writing a string, number, bool or null into memory cannot fail.
     serde_json::to_writer(SinkWriter(out), value)
@@ -223,7 +219,7 @@ fn write_entries<'v, S: Sink>(entries: impl Iterator<Item = (&'v String, &'v Val
         if index > 0 {
             out.put(b",");
         }
-        write_json_string(out, key);
+        write_scalar(out, key);
         out.put(b":");
         write_canonical(item, out);
     }

@@ -27,7 +27,7 @@ pub struct EventOutcome {
 impl Engine {
     /// Starts an instance of every definition whose latest version has a trigger with
     /// `event: <name>`, with the trigger's `input` rendered with `event` in scope, then
-    /// delivers the event to correlated waiting instances ([`Engine::signal_correlated`]).
+    /// delivers the event to correlated waiting instances ([`Engine::signal_matching`]).
     ///
     /// Every input is rendered and validated before anything starts: if one is invalid,
     /// the call fails with `Invalid` listing each problem and starts nothing.
@@ -89,19 +89,9 @@ impl Engine {
             tracing::info!(event = name, definition = %loaded.definition.id, %instance, "event started an instance");
             outcome.started.push(instance);
         }
-        outcome.signalled = self.signal_correlated(name, event, actor).await?;
+        // The event is also the signal of the same name (`<source>.<type>`) for the
+        // instances waiting on it whose `correlate` holds with `event` bound to it.
+        outcome.signalled = self.signal_matching(name, event, actor).await?;
         Ok(outcome)
-    }
-
-    /// Delivers an inbound event as the signal named like the event (`<source>.<type>`) to
-    /// every instance waiting on it whose wait step's `correlate` expression is true with
-    /// `event` bound to the event ([`Engine::signal_matching`]).
-    pub async fn signal_correlated(
-        &self,
-        name: &str,
-        event: &Value,
-        actor: &str,
-    ) -> Result<Vec<InstanceId>> {
-        self.signal_matching(name, event, actor).await
     }
 }
