@@ -59,6 +59,9 @@ pub struct ActionSpec {
     pub output: Value,
 }
 
+/// What the runtime appends to the key of a compensation's attempt.
+const COMPENSATE_SUFFIX: &str = ":compensate";
+
 /// Everything one attempt of an action receives.
 #[derive(Clone, PartialEq)]
 pub struct Invocation {
@@ -99,6 +102,26 @@ impl Invocation {
             step_id,
             item,
         }
+    }
+
+    /// The key connectors send to the system as its idempotency key:
+    /// `<instance>:<step>[:<item>]`, the attempt's key without the attempt.
+    ///
+    /// It is the same on every attempt of one action, so when an attempt's effect took
+    /// place but its response was lost (a timeout, a dropped connection), the retry is
+    /// answered from the system's stored reply instead of taking effect twice: one effect
+    /// per logical action. Systems that honour a key store the replies of requests that
+    /// took effect only, so a retry after a 429 or 5xx still runs (ARCHITECTURE.md,
+    /// "Idempotency keys").
+    pub fn action_key(&self) -> String {
+        let (key, compensation) = match self.idempotency_key.strip_suffix(COMPENSATE_SUFFIX) {
+            Some(key) => (key, COMPENSATE_SUFFIX),
+            None => (self.idempotency_key.as_str(), ""),
+        };
+        let action = key
+            .rsplit_once(':')
+            .map_or(key, |(action, _attempt)| action);
+        format!("{action}{compensation}")
     }
 
     /// The idempotency key of one attempt: `<instance>:<step>[:<item>]:<attempt>`.
@@ -371,6 +394,23 @@ mod tests {
             3,
         );
         assert_eq!(invocation.idempotency_key, "i-1:deliver:0:3");
+        assert_eq!(invocation.action_key(), "i-1:deliver:0");
+        let retry = Invocation::new(
+            "noop",
+            serde_json::json!({}),
+            InstanceId::from("i-1"),
+            StepId::from("deliver"),
+            Some(0),
+            4,
+        );
+        assert_eq!(
+            retry.action_key(),
+            invocation.action_key(),
+            "every attempt of one action sends the same key"
+        );
+        let mut compensation = retry.clone();
+        compensation.idempotency_key = "i-1:deliver:0:4:compensate".to_owned();
+        assert_eq!(compensation.action_key(), "i-1:deliver:0:compensate");
     }
 
     #[test]

@@ -316,7 +316,8 @@ impl Connector for IconikConnector {
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
-        let key = invocation.idempotency_key.as_str();
+        let action_key = invocation.action_key();
+        let key = action_key.as_str();
         let arguments = &invocation.arguments;
         match invocation.action.as_str() {
             "search_assets" => {

@@ -220,7 +220,8 @@ impl Connector for TradingGridConnector {
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
-        let key = invocation.idempotency_key.as_str();
+        let action_key = invocation.action_key();
+        let key = action_key.as_str();
         let arguments = &invocation.arguments;
         let action = invocation.action.as_str();
         match action {

@@ -187,7 +187,8 @@ impl Connector for VipConnector {
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
-        let key = invocation.idempotency_key.as_str();
+        let action_key = invocation.action_key();
+        let key = action_key.as_str();
         let arguments = &invocation.arguments;
         match invocation.action.as_str() {
             "list_recipients" => {

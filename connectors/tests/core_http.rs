@@ -156,7 +156,8 @@ async fn idempotency_key_and_headers_are_sent() {
     .await
     .expect("200");
     let received = &output["body"];
-    assert_eq!(received["idempotency_key"], "instance-7:call:3:2");
+    // The action's key, without the attempt: every attempt sends the same one.
+    assert_eq!(received["idempotency_key"], "instance-7:call:3");
     assert_eq!(received["x_custom"], "yes");
     assert_eq!(received["content_type"], "application/json");
     assert_eq!(received["body"], r#"{"asset":42}"#);

@@ -31,6 +31,10 @@ pub enum Fault {
     /// Break the connection instead of answering: the response body fails at once, so the
     /// client sees the connection close mid-response.
     Drop,
+    /// Serve the request (it takes effect), then break the connection instead of sending
+    /// the response: the client cannot tell whether anything happened, and only an
+    /// idempotency key keeps its retry from taking effect twice.
+    LoseResponse,
 }
 
 /// A fault and the requests it applies to.
@@ -186,7 +190,8 @@ pub(crate) struct FaultLayer {
 }
 
 /// Applies the next fault, if any, before the request reaches the system's handler: an
-/// injected 429, 500 or dropped connection never changes the simulator's state.
+/// injected 429, 500 or dropped connection never changes the simulator's state. Only
+/// [`Fault::LoseResponse`] lets the handler run first.
 pub(crate) async fn inject(
     State(layer): State<FaultLayer>,
     request: Request,
@@ -215,7 +220,10 @@ pub(crate) async fn inject(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal server error (injected)",
         ),
-        Some(Fault::Drop) => {
+        Some(fault @ (Fault::Drop | Fault::LoseResponse)) => {
+            if fault == Fault::LoseResponse {
+                drop(next.run(request).await);
+            }
             let broken = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
@@ -269,5 +277,8 @@ mod tests {
         .unwrap();
         assert_eq!(plan.queue[0].fault, Fault::Latency { ms: 5 });
         assert_eq!(plan.every[0].rule.fault, Fault::Drop);
+        let lost: Fault =
+            serde_json::from_value(serde_json::json!({"kind": "lose_response"})).unwrap();
+        assert_eq!(lost, Fault::LoseResponse);
     }
 }

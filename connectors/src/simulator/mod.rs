@@ -39,7 +39,9 @@
 //! - `POST /_sim/tokens/expire`: every issued token stops working, as when it expires.
 //!
 //! Faults apply only to the system's routes, never to `/_sim/*`, and are applied before the
-//! handler runs, so an injected 429, 500 or dropped connection changes no state.
+//! handler runs, so an injected 429, 500 or dropped connection changes no state; a
+//! `lose_response` fault lets the request take effect and then drops the connection, as
+//! when a response is lost on the way back.
 //!
 //! # Idempotency
 //!
