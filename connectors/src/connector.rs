@@ -7,6 +7,7 @@
 //! [`Error::is_retryable`] and the [`Error::retry_after`] hint.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,6 +43,12 @@ pub trait Connector: Send + Sync {
     /// guarantee, so implementations still reject arguments they cannot use with a
     /// permanent `invalid_arguments` error rather than panic.
     async fn invoke(&self, invocation: Invocation) -> Result<Value>;
+
+    /// The system's change feed, when gridflow polls it for changes (systems without
+    /// webhooks); `None` for the others.
+    fn change_feed(self: Arc<Self>) -> Option<crate::feed::SharedFeed> {
+        None
+    }
 }
 
 /// One action of a connector, as listed by `GET /api/v1/connectors` and checked by

@@ -21,6 +21,7 @@ pub mod canto;
 pub mod config;
 pub mod connector;
 pub mod core;
+pub mod feed;
 pub mod http;
 pub mod iconik;
 pub mod otmm;
@@ -34,4 +35,5 @@ pub mod trading_grid;
 pub mod vip;
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
+pub use feed::{ChangeFeed, FeedChange, FeedPage};
 pub use registry::Registry;

@@ -24,6 +24,8 @@ use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
+pub mod feed;
+
 /// The connector's name.
 pub const NAME: &str = "otmm";
 
@@ -64,6 +66,8 @@ pub struct OtmmConnector {
     base_url: String,
     fields: FieldMapping,
     actions: Vec<ActionSpec>,
+    /// How often the change poller reads ([`feed`]).
+    poll_interval: std::time::Duration,
 }
 
 /// Which metadata fields and values carry approval and rights.
@@ -182,6 +186,7 @@ impl OtmmConnector {
                 valid_until_field: config.valid_until_field.clone(),
             },
             actions: action_specs(),
+            poll_interval: config.poll_interval,
         })
     }
 
@@ -293,6 +298,10 @@ impl Connector for OtmmConnector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    fn change_feed(self: std::sync::Arc<Self>) -> Option<crate::feed::SharedFeed> {
+        Some(self)
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {

@@ -96,6 +96,14 @@ impl Registry {
             .map(|registered| &registered.connector)
     }
 
+    /// The change feeds of the registered connectors that have one, in name order.
+    pub fn change_feeds(&self) -> Vec<crate::feed::SharedFeed> {
+        self.connectors
+            .values()
+            .filter_map(|registered| registered.connector.clone().change_feed())
+            .collect()
+    }
+
     /// The connector and the spec of an action named `<connector>.<action>`.
     pub fn action(&self, full_name: &str) -> Option<(&Arc<dyn Connector>, &ActionSpec)> {
         let (registered, action) = self.lookup(full_name)?;

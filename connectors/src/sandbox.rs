@@ -27,6 +27,11 @@ use crate::smintio::{SmintioConnector, SmintioCredentials};
 use crate::trading_grid::{TradingGridConnector, TradingGridCredentials};
 use crate::vip::{VipConnector, VipCredentials};
 
+/// How often the sandbox polls the OTMM and Trading Grid simulators when `gridflow.toml`
+/// does not configure those systems: often, so that a change made while trying things
+/// out starts its workflow within seconds.
+pub const SANDBOX_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn build_error(name: &str, error: &crate::connector::Error) -> Error {
     Error {
         file: "gridflow.toml".to_owned(),
@@ -234,7 +239,7 @@ impl Sandbox {
                 client_id_env: String::new(),
                 client_secret_env: String::new(),
                 timeout: DEFAULT_TIMEOUT,
-                poll_interval: DEFAULT_POLL_INTERVAL,
+                poll_interval: SANDBOX_POLL_INTERVAL,
             });
         tg.base_url = self.base_url(simulator::trading_grid::NAME);
         tg.company_id = simulator::trading_grid::SANDBOX_COMPANY_ID.to_owned();
@@ -401,7 +406,7 @@ fn sandbox_iconik_config() -> IconikConfig {
 fn sandbox_otmm_config() -> Result<OtmmConfig, Error> {
     let text = "[connectors.otmm]\nbase_url = \"http://127.0.0.1\"\nusername_env = \"UNUSED\"\n\
                 password_env = \"UNUSED\"\nclient_id_env = \"UNUSED\"\nclient_secret_env = \"UNUSED\"\n\
-                valid_from_field = \"CUSTOM.FIELD.RIGHTS_FROM\"\n";
+                valid_from_field = \"CUSTOM.FIELD.RIGHTS_FROM\"\npoll_interval = \"2s\"\n";
     let config = Config::parse(text, "(sandbox defaults)")?;
     config.connectors.otmm.ok_or_else(|| Error {
         file: "(sandbox defaults)".to_owned(),

@@ -21,6 +21,8 @@ use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
+pub mod feed;
+
 /// The connector's name.
 pub const NAME: &str = "trading_grid";
 
@@ -56,6 +58,8 @@ pub struct TradingGridConnector {
     client: RestClient,
     company_id: String,
     actions: Vec<ActionSpec>,
+    /// How often the change poller reads ([`feed`]).
+    poll_interval: std::time::Duration,
 }
 
 struct ConsumerCredentials(TradingGridCredentials);
@@ -112,6 +116,7 @@ impl TradingGridConnector {
             client,
             company_id: config.company_id.clone(),
             actions: action_specs(),
+            poll_interval: config.poll_interval,
         })
     }
 }
@@ -217,6 +222,10 @@ impl Connector for TradingGridConnector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    fn change_feed(self: std::sync::Arc<Self>) -> Option<crate::feed::SharedFeed> {
+        Some(self)
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {

@@ -23,6 +23,7 @@ mod m20261122_000002_create_approval;
 mod m20261122_000003_create_token;
 mod m20261122_000004_create_trigger_tables;
 mod m20261122_000005_create_audit_tables;
+mod m20261122_000006_create_poll_cursor;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_token::Migration),
             Box::new(m20261122_000004_create_trigger_tables::Migration),
             Box::new(m20261122_000005_create_audit_tables::Migration),
+            Box::new(m20261122_000006_create_poll_cursor::Migration),
         ]
     }
 }

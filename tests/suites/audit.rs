@@ -429,6 +429,21 @@ impl AuditStore for RecordingStore {
 
 // The capabilities the audit test does not watch: passed straight through.
 #[async_trait]
+impl gridflow_store::CursorStore for RecordingStore {
+    async fn load_cursor(&self, source: &str) -> gridflow_store::Result<Option<String>> {
+        self.inner.load_cursor(source).await
+    }
+    async fn save_cursor(
+        &self,
+        source: &str,
+        cursor: &str,
+        at: DateTime<Utc>,
+    ) -> gridflow_store::Result<()> {
+        self.inner.save_cursor(source, cursor, at).await
+    }
+}
+
+#[async_trait]
 impl gridflow_store::TriggerStore for RecordingStore {
     async fn claim_tick(&self, tick: &gridflow_store::TickRecord) -> gridflow_store::Result<bool> {
         self.inner.claim_tick(tick).await

@@ -9,6 +9,9 @@
 //! bulk metadata edit `PATCH /assets` \[V\]; `GET /assets/{id}/versions` \[I, shape D\]; new
 //! version `POST /assets/{id}/versions` \[D: the real check-in paths are unverified\].
 //! Errors are `{"exception_body": {"message", "http_response_code"}}`.
+//! OTMM has no webhooks \[V\]; changes are found by polling the search, filtered with
+//! `ARTESIA.OPERATOR.DATE.IS_ON_OR_AFTER` on [`DATE_LAST_UPDATED_FIELD`] and sorted by it
+//! (`sort=asc_…`) \[I\]. Metadata edits and new versions stamp `date_last_updated`.
 //! OTMM has no idempotency key; the simulator deduplicates on `X-Gridflow-Idempotency-Key` \[D\].
 
 use std::collections::{BTreeMap, HashMap};
@@ -458,6 +461,27 @@ async fn search(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
             .cloned()
             .collect()
     });
+    let mut hits = hits;
+    match form.get("sort").map(String::as_str) {
+        None | Some("") => {}
+        Some(sort) => match sort.split_once('_') {
+            Some((direction @ ("asc" | "desc"), DATE_LAST_UPDATED_FIELD)) => {
+                hits.sort_by(|a, b| {
+                    (instant(&a.date_last_updated), &a.asset_id)
+                        .cmp(&(instant(&b.date_last_updated), &b.asset_id))
+                });
+                if direction == "desc" {
+                    hits.reverse();
+                }
+            }
+            _ => {
+                return render_exception(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot sort by {sort:?}; sort is asc_ or desc_{DATE_LAST_UPDATED_FIELD}"),
+                );
+            }
+        },
+    }
     let total = hits.len();
     let page: Vec<&SimAsset> = hits.iter().skip(after).take(limit).collect();
     let ids: Vec<&str> = page.iter().map(|asset| asset.asset_id.as_str()).collect();
@@ -470,10 +494,37 @@ async fn search(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
     axum::Json(result).into_response()
 }
 
+/// The system field of an asset's last change \[I\]; searches filter on it with
+/// `ARTESIA.OPERATOR.DATE.IS_ON_OR_AFTER` and sort by it (`asc_` / `desc_` + field), which
+/// is how the `otmm` poller finds changes.
+pub const DATE_LAST_UPDATED_FIELD: &str = "ARTESIA.FIELD.DATE LAST UPDATED";
+
+/// An RFC 3339 instant, for ordering; an unreadable one sorts first.
+fn instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&chrono::Utc))
+}
+
+/// Now, as the simulator stamps `date_last_updated`: milliseconds, so that two changes in
+/// one second still order.
+fn now_millis() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn matches_condition(asset: &SimAsset, condition: &Value) -> bool {
     let Some(field) = condition["metadata_field_id"].as_str() else {
         return true;
     };
+    if field == DATE_LAST_UPDATED_FIELD {
+        let wanted = condition["value"].as_str().and_then(instant);
+        return match condition["relational_operator_id"].as_str() {
+            Some("ARTESIA.OPERATOR.DATE.IS_ON_OR_AFTER") => {
+                instant(&asset.date_last_updated) >= wanted
+            }
+            _ => instant(&asset.date_last_updated) == wanted,
+        };
+    }
     let wanted = condition["value"]
         .as_str()
         .unwrap_or_default()
@@ -635,7 +686,7 @@ async fn bulk_edit(State(context): Context, headers: HeaderMap, body: Bytes) -> 
                 return Err(asset_not_found(id));
             }
         }
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let at = now_millis();
         for id in &ids {
             if let Some(asset) = state.assets.get_mut(id) {
                 for (field, value) in &entries {
@@ -693,7 +744,7 @@ async fn new_version(
         next.latest_version = true;
         next.name = file_name.clone();
         next.master_rendition_id = hex_id(number + 10_000);
-        next.date_last_updated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        next.date_last_updated = now_millis();
         state.assets.insert(new_id.clone(), next);
         state.jobs.insert(job_id.clone(), json!({"job_id": job_id, "status": "COMPLETED", "comment": form.get("comment")}));
         Ok((StatusCode::ACCEPTED, json!({"job_handle": {"job_id": job_id}, "asset_id": new_id, "version": current.version + 1}), Some(new_id.clone())))

@@ -3,6 +3,10 @@
 //! \[V\], plus the partner-hub resources under `/hub/v1` that OpenText does not expose and
 //! we designed \[D\]: communities, groups, members, posts, notifications, issues and
 //! acknowledgements. `/hub/v1` honours `Idempotency-Key` \[D\].
+//! The hub has no webhook we can rely on, so it keeps an event feed, `GET /hub/v1/events`
+//! \[D\]: partners opening, updating or commenting on an issue and acknowledging a post
+//! append `issue.created`, `issue.updated`, `issue.commented` and `post.acknowledged`
+//! events, numbered by `seq`, which the `trading_grid` poller reads after its cursor.
 //! Errors use the Cartographer shape `{status, message, error-code}`; a missing or expired
 //! token gets the gateway's `{fault: {faultstring, detail: {errorcode}}}` \[I\].
 
@@ -53,12 +57,25 @@ pub struct TradingGridState {
     pub issues: BTreeMap<String, Value>,
     /// The last number used in generated ids.
     pub next_id: u64,
+    /// The hub's event feed, oldest first, served by `GET /hub/v1/events` \[D\]: the same
+    /// `{event, occurred_at, data}` envelope as the hub's event callbacks, numbered by `seq`.
+    #[serde(default)]
+    pub events: Vec<Value>,
 }
 
 impl TradingGridState {
     fn new_id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("{prefix}-{:06}", self.next_id)
+    }
+
+    /// Appends an event to the feed (in the same change as what it reports).
+    fn record_event(&mut self, event: &str, data: Value) {
+        let seq = self.events.len() as u64 + 1;
+        self.events.push(json!({
+            "seq": seq, "event_id": format!("evt-{seq:06}"), "event": event,
+            "occurred_at": now_rfc3339(true), "data": data,
+        }));
     }
 }
 
@@ -166,6 +183,7 @@ impl SimState for TradingGridState {
             notifications: BTreeMap::new(),
             issues,
             next_id: 100,
+            events: Vec::new(),
         }
     }
 }
@@ -194,6 +212,7 @@ fn routes() -> Router<Arc<SimContext<TradingGridState>>> {
             post(create_post),
         )
         .route("/hub/v1/notifications", post(notify))
+        .route("/hub/v1/events", get(events))
         .route("/hub/v1/issues", post(create_issue))
         .route(
             "/hub/v1/issues/{issue_id}",
@@ -558,6 +577,7 @@ async fn create_issue(State(context): Context, headers: HeaderMap, body: Bytes) 
         issue["created_at"] = json!(at);
         issue["updated_at"] = json!(at);
         state.issues.insert(issue_id.clone(), issue.clone());
+        state.record_event("issue.created", issue.clone());
         Ok((StatusCode::CREATED, issue, Some(issue_id.clone())))
     }))
 }
@@ -605,7 +625,9 @@ async fn update_issue(
             }
         }
         issue["updated_at"] = json!(now_rfc3339(true));
-        Ok((StatusCode::OK, issue.clone(), Some(issue_id.clone())))
+        let issue = issue.clone();
+        state.record_event("issue.updated", issue.clone());
+        Ok((StatusCode::OK, issue, Some(issue_id.clone())))
     }))
 }
 
@@ -631,6 +653,9 @@ async fn comment_issue(
         if let Some(comments) = issue["comments"].as_array_mut() {
             comments.push(comment.clone());
         }
+        let mut data = comment.clone();
+        data["issue_id"] = json!(issue_id);
+        state.record_event("issue.commented", data);
         Ok((StatusCode::CREATED, comment, Some(issue_id.clone())))
     }))
 }
@@ -668,12 +693,51 @@ async fn acknowledge(
             .entry(post_id.clone())
             .or_default()
             .push(acknowledgement.clone());
+        state.record_event("post.acknowledged", acknowledgement.clone());
         Ok((
             StatusCode::CREATED,
             acknowledgement,
             Some(acknowledgement_id.clone()),
         ))
     }))
+}
+
+/// `GET /hub/v1/events?after=<seq>&limit=<n>` \[D\]: the events after `seq` (default 0),
+/// oldest first, at most `limit` (default 100, at most 1000), with `latest`, the highest
+/// `seq` so far, so that a new poller can start from now.
+async fn events(
+    State(context): Context,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(response) = authorize(&context, &headers) {
+        return response;
+    }
+    let number = |name: &str, default: u64| match query.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            render_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{name} must be a non-negative integer, not {text:?}"),
+            )
+        }),
+    };
+    let (after, limit) = match (number("after", 0), number("limit", 100)) {
+        (Ok(after), Ok(limit)) => (after, limit.min(1000)),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    let (page, latest) = context.store.read(|state| {
+        let page: Vec<Value> = state
+            .events
+            .iter()
+            .skip(usize::try_from(after).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        (page, state.events.len() as u64)
+    });
+    let has_more = after + (page.len() as u64) < latest;
+    axum::Json(json!({"events": page, "latest": latest, "has_more": has_more})).into_response()
 }
 
 async fn acknowledgements(

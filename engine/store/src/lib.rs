@@ -2,7 +2,7 @@
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
-//! [`TriggerStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -23,6 +23,7 @@ use gridflow_core::{
 };
 
 pub mod audit;
+pub mod cursors;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
@@ -32,6 +33,7 @@ pub mod test_util;
 pub mod triggers;
 
 pub use audit::{AuditFilter, AuditStore, InstanceHead};
+pub use cursors::CursorStore;
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
@@ -377,6 +379,7 @@ pub trait Store:
     + StoreCounts
     + TriggerStore
     + AuditStore
+    + CursorStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

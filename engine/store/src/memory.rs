@@ -57,6 +57,7 @@ struct Inner {
     audit_log: Vec<AuditRecord>,
     checkpoints: Vec<Checkpoint>,
     checkpoint_heads: BTreeMap<u64, Vec<ChainHead>>,
+    cursors: BTreeMap<String, String>,
 }
 
 impl MemoryStore {
@@ -590,5 +591,19 @@ impl AuditStore for MemoryStore {
             .get(&seq)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl crate::cursors::CursorStore for MemoryStore {
+    async fn load_cursor(&self, source: &str) -> Result<Option<String>> {
+        Ok(self.lock().cursors.get(source).cloned())
+    }
+
+    async fn save_cursor(&self, source: &str, cursor: &str, _at: DateTime<Utc>) -> Result<()> {
+        self.lock()
+            .cursors
+            .insert(source.to_owned(), cursor.to_owned());
+        Ok(())
     }
 }

@@ -109,6 +109,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    poll_cursor_is_saved_per_source_and_replaced,
     deploy_of_new_content_creates_next_version,
     concurrent_deploys_get_distinct_versions,
     missing_definition_and_instance_are_not_found,
@@ -1605,4 +1606,20 @@ async fn concurrent_lease_acquisitions_have_one_winner(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+async fn poll_cursor_is_saved_per_source_and_replaced(store: Arc<dyn Store>) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    assert_eq!(store.load_cursor("otmm").await.unwrap(), None);
+    store.save_cursor("otmm", r#"{"since":"a"}"#, at).await.unwrap();
+    store.save_cursor("trading_grid", "17", at).await.unwrap();
+    store.save_cursor("otmm", r#"{"since":"b"}"#, at).await.unwrap();
+    assert_eq!(
+        store.load_cursor("otmm").await.unwrap().as_deref(),
+        Some(r#"{"since":"b"}"#)
+    );
+    assert_eq!(
+        store.load_cursor("trading_grid").await.unwrap().as_deref(),
+        Some("17")
+    );
 }

@@ -15,6 +15,7 @@
 mod approvals;
 mod audit;
 mod commit;
+mod cursors;
 mod definitions;
 mod error;
 mod query;
