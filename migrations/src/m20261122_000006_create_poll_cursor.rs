@@ -38,7 +38,11 @@ impl MigrationTrait for Migration {
                     .table(PollCursor::Table)
                     .col(source)
                     .col(ColumnDef::new(PollCursor::Cursor).text().not_null())
-                    .col(ColumnDef::new(PollCursor::UpdatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(PollCursor::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await

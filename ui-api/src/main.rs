@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -22,7 +23,10 @@ use gridflow_connectors::sandbox::{Sandbox, connectors_from_environment};
 use gridflow_connectors::simulator::{
     SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
 };
-use gridflow_runtime::{AuditKey, Engine, EngineOptions, Scheduler, SchedulerOptions, SystemClock};
+use gridflow_runtime::{
+    AuditKey, Engine, EngineOptions, Poller, PollerOptions, Scheduler, SchedulerOptions,
+    SystemClock,
+};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{SqlOptions, SqlStore};
 
@@ -173,6 +177,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).
     output::line(format!("gridflow listening on http://{address}"));
 
+    // The pollers share the scheduler's node name as lease holder; each lease outlives
+    // a few of its poll intervals, so it lapses only when the node stops polling.
+    let pollers: Vec<Poller> = engine
+        .registry()
+        .change_feeds()
+        .into_iter()
+        .map(|feed| {
+            let options = PollerOptions {
+                node: scheduler_options.node.clone(),
+                lease_duration: (feed.poll_interval() * 3).max(Duration::from_secs(30)),
+                ..PollerOptions::default()
+            };
+            Poller::new(engine.clone(), feed, options)
+        })
+        .collect();
+    let poller_tasks: Vec<_> = pollers.iter().cloned().map(Poller::spawn).collect();
     let scheduler = Scheduler::new(engine.clone(), scheduler_options);
     let scheduler_task = scheduler.clone().spawn();
     let state = AppState {
@@ -184,6 +204,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     scheduler_task.abort();
+    for (poller, task) in pollers.iter().zip(poller_tasks) {
+        task.abort();
+        if let Err(error) = poller.release().await {
+            tracing::warn!(%error, lease = %poller.lease_name(), "cannot release the poll lease; another node takes over when it expires");
+        }
+    }
     if let Err(error) = scheduler.release().await {
         tracing::warn!(%error, "cannot release the cron lease; another node takes over when it expires");
     }

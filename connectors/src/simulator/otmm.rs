@@ -477,7 +477,9 @@ async fn search(State(context): Context, headers: HeaderMap, body: Bytes) -> Res
             _ => {
                 return render_exception(
                     StatusCode::BAD_REQUEST,
-                    &format!("cannot sort by {sort:?}; sort is asc_ or desc_{DATE_LAST_UPDATED_FIELD}"),
+                    &format!(
+                        "cannot sort by {sort:?}; sort is asc_ or desc_{DATE_LAST_UPDATED_FIELD}"
+                    ),
                 );
             }
         },

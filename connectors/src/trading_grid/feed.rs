@@ -65,11 +65,15 @@ impl ChangeFeed for TradingGridConnector {
             let seq = event["seq"]
                 .as_u64()
                 .filter(|seq| *seq > position)
-                .ok_or_else(|| unexpected(format!("hub event out of order after {position}: {event}")))?;
+                .ok_or_else(|| {
+                    unexpected(format!("hub event out of order after {position}: {event}"))
+                })?;
             let name = event["event"].as_str().unwrap_or_default();
             let id = event["event_id"].as_str().unwrap_or_default();
             if name.is_empty() || id.is_empty() {
-                return Err(unexpected(format!("hub event {seq} has no event name or id")));
+                return Err(unexpected(format!(
+                    "hub event {seq} has no event name or id"
+                )));
             }
             position = seq;
             let mut data = event["data"].clone();

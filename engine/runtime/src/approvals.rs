@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use gridflow_core::approval::approval_id;
 use gridflow_core::machine::{InputBody, StepError};
-use gridflow_core::{ApprovalStatus, Event, EventBody, InstanceId, InstanceState, Verdict};
+use gridflow_core::{
+    ApprovalStatus, Event, EventBody, InstanceId, InstanceState, RecordedEvent, Verdict,
+};
 use gridflow_store::{ApprovalFilter, ApprovalRecord, InstanceFilter, Page};
 
 use crate::engine::Engine;
@@ -151,6 +153,19 @@ impl Engine {
         payload: &Value,
         actor: &str,
     ) -> Result<Vec<InstanceId>> {
+        self.signal_matching_unless(name, payload, actor, None)
+            .await
+    }
+
+    /// [`Engine::signal_matching`], leaving out the waiting instances whose history
+    /// `already` says has had this signal (a change delivered again after a crash).
+    pub(crate) async fn signal_matching_unless(
+        &self,
+        name: &str,
+        payload: &Value,
+        actor: &str,
+        already: Option<&(dyn Fn(&[RecordedEvent]) -> bool + Sync)>,
+    ) -> Result<Vec<InstanceId>> {
         let mut candidates = Vec::new();
         for status in [
             gridflow_core::InstanceStatus::Waiting,
@@ -181,6 +196,12 @@ impl Engine {
         }
         let mut delivered = Vec::new();
         for instance in candidates {
+            if let Some(already) = already
+                && already(&self.shared.store.history(&instance).await?)
+            {
+                tracing::info!(signal = name, %instance, "signal already delivered; not again");
+                continue;
+            }
             let body = InputBody::Signal {
                 name: name.to_owned(),
                 payload: payload.clone(),

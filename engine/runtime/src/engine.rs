@@ -257,9 +257,24 @@ impl Engine {
         input: Value,
         actor: &str,
     ) -> Result<InstanceId> {
+        let instance = InstanceId::from(uuid::Uuid::now_v7().to_string());
+        self.start_instance_as(instance.clone(), definition, version, input, actor)
+            .await?;
+        Ok(instance)
+    }
+
+    /// [`Engine::start_instance`] with the instance id chosen by the caller (a change
+    /// delivered once names its instance, see [`Engine::deliver_change`]).
+    pub(crate) async fn start_instance_as(
+        &self,
+        instance: InstanceId,
+        definition: &DefinitionId,
+        version: Option<u32>,
+        input: Value,
+        actor: &str,
+    ) -> Result<()> {
         let loaded = self.shared.definitions.get(definition, version).await?;
         loaded.input_validator.validate(&input)?;
-        let instance = InstanceId::from(uuid::Uuid::now_v7().to_string());
         let (reply, answer) = oneshot::channel();
         self.shared.send(Message::Start {
             instance: instance.clone(),
@@ -269,8 +284,7 @@ impl Engine {
             actor: actor.to_owned(),
             reply,
         });
-        wait(answer).await?;
-        Ok(instance)
+        wait(answer).await
     }
 
     /// Cancels a running instance.

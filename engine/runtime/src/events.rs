@@ -9,7 +9,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use gridflow_core::InstanceId;
+use gridflow_core::{DefinitionId, InstanceId, RecordedEvent};
+use sha2::{Digest, Sha256};
 
 use crate::engine::Engine;
 use crate::error::{Detail, Error, Result};
@@ -36,6 +37,34 @@ impl Engine {
         name: &str,
         event: &Value,
         actor: &str,
+    ) -> Result<EventOutcome> {
+        self.deliver(name, event, actor, None).await
+    }
+
+    /// Delivers a change read by a poller: as [`Engine::deliver_event`], but at most once
+    /// per `change_id`, however often it is delivered (a poller that crashed after
+    /// delivering a change and before saving its cursor delivers it again).
+    ///
+    /// An instance started by the change gets an id derived from the change id, the
+    /// definition and the trigger, so a repeated start finds it and starts nothing; an
+    /// instance whose history already holds the signal with this very payload is not
+    /// signalled again (the payload carries the change id).
+    pub async fn deliver_change(
+        &self,
+        name: &str,
+        event: &Value,
+        change_id: &str,
+        actor: &str,
+    ) -> Result<EventOutcome> {
+        self.deliver(name, event, actor, Some(change_id)).await
+    }
+
+    async fn deliver(
+        &self,
+        name: &str,
+        event: &Value,
+        actor: &str,
+        change_id: Option<&str>,
     ) -> Result<EventOutcome> {
         let shared = self.shared();
         let mut starts = Vec::new();
@@ -68,7 +97,11 @@ impl Engine {
                     }));
                     continue;
                 }
-                starts.push((loaded.clone(), input));
+                let instance = match change_id {
+                    Some(change_id) => start_id(name, change_id, &record.id, index),
+                    None => InstanceId::from(uuid::Uuid::now_v7().to_string()),
+                };
+                starts.push((loaded.clone(), input, instance));
             }
         }
         if !problems.is_empty() {
@@ -82,16 +115,82 @@ impl Engine {
             });
         }
         let mut outcome = EventOutcome::default();
-        for (loaded, input) in starts {
-            let instance = self
-                .start_instance(&loaded.definition.id, Some(loaded.version), input, actor)
-                .await?;
+        for (loaded, input, instance) in starts {
+            if change_id.is_some() {
+                match shared.store.instance(&instance).await {
+                    Ok(_) => {
+                        tracing::info!(event = name, %instance, "change already started its instance");
+                        continue;
+                    }
+                    Err(gridflow_store::Error::NotFound(_)) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            self.start_instance_as(
+                instance.clone(),
+                &loaded.definition.id,
+                Some(loaded.version),
+                input,
+                actor,
+            )
+            .await?;
             tracing::info!(event = name, definition = %loaded.definition.id, %instance, "event started an instance");
             outcome.started.push(instance);
         }
         // The event is also the signal of the same name (`<source>.<type>`) for the
         // instances waiting on it whose `correlate` holds with `event` bound to it.
-        outcome.signalled = self.signal_matching(name, event, actor).await?;
+        outcome.signalled = match change_id {
+            None => self.signal_matching(name, event, actor).await?,
+            Some(_) => {
+                let received = |history: &[RecordedEvent]| {
+                    history.iter().any(|recorded| {
+                        recorded.event_type == "signal_received"
+                            && recorded.data["name"] == name
+                            && recorded.data["payload"] == *event
+                    })
+                };
+                self.signal_matching_unless(name, event, actor, Some(&received))
+                    .await?
+            }
+        };
         Ok(outcome)
+    }
+}
+
+/// The id of the instance a change starts through a definition's trigger: a UUID (version
+/// 8, custom) from the SHA-256 of the event name, change id, definition and trigger index,
+/// so the same change always names the same instance.
+fn start_id(name: &str, change_id: &str, definition: &DefinitionId, trigger: u32) -> InstanceId {
+    let mut hasher = Sha256::new();
+    for part in [name, change_id, definition.as_str(), &trigger.to_string()] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    InstanceId::from(
+        uuid::Builder::from_custom_bytes(bytes)
+            .into_uuid()
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_id_depends_on_every_part() {
+        let definition = DefinitionId::from("notify");
+        let id = start_id("otmm.asset_changed", "a@1", &definition, 0);
+        assert_eq!(id, start_id("otmm.asset_changed", "a@1", &definition, 0));
+        assert_ne!(id, start_id("otmm.asset_changed", "a@2", &definition, 0));
+        assert_ne!(id, start_id("otmm.asset_changed", "a@1", &definition, 1));
+        assert_ne!(
+            id,
+            start_id("otmm.asset_changed", "a@1", &DefinitionId::from("other"), 0)
+        );
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
     }
 }

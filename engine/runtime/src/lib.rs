@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 mod executor;
 mod monitoring;
+pub mod poller;
 pub mod scheduler;
 mod stats;
 pub mod view;
@@ -31,6 +32,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Deployment, Engine, EngineOptions, Replayed};
 pub use error::{Detail, Error, Result};
 pub use events::EventOutcome;
+pub use poller::{PollPass, Poller, PollerOptions};
 pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,

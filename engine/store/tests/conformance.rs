@@ -1611,9 +1611,15 @@ async fn concurrent_lease_acquisitions_have_one_winner(store: Arc<dyn Store>) {
 async fn poll_cursor_is_saved_per_source_and_replaced(store: Arc<dyn Store>) {
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
     assert_eq!(store.load_cursor("otmm").await.unwrap(), None);
-    store.save_cursor("otmm", r#"{"since":"a"}"#, at).await.unwrap();
+    store
+        .save_cursor("otmm", r#"{"since":"a"}"#, at)
+        .await
+        .unwrap();
     store.save_cursor("trading_grid", "17", at).await.unwrap();
-    store.save_cursor("otmm", r#"{"since":"b"}"#, at).await.unwrap();
+    store
+        .save_cursor("otmm", r#"{"since":"b"}"#, at)
+        .await
+        .unwrap();
     assert_eq!(
         store.load_cursor("otmm").await.unwrap().as_deref(),
         Some(r#"{"since":"b"}"#)
