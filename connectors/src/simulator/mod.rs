@@ -36,7 +36,11 @@
 //! - `GET /_sim/effects`: `{"effects": [Effect…]}`, every state-changing request that took
 //!   effect, with its idempotency key, so that a test can assert one effect per logical
 //!   action;
-//! - `POST /_sim/tokens/expire`: every issued token stops working, as when it expires.
+//! - `POST /_sim/tokens/expire`: every issued token stops working, as when it expires;
+//! - `GET /_sim/tokens`: `{"issued": N, "tokens": [...]}`, every token issued since the
+//!   start, expired ones included, so that a test can check that a refresh happened and
+//!   search logs and history for the exact values. They are the simulator's own tokens,
+//!   worth nothing outside it, on the same unauthenticated loopback port as the rest.
 //!
 //! Faults apply only to the system's routes, never to `/_sim/*`, and are applied before the
 //! handler runs, so an injected 429, 500 or dropped connection changes no state; a
@@ -289,6 +293,7 @@ pub async fn serve<S: SimState>(
                 .delete(delete_faults),
         )
         .route("/_sim/effects", get(get_effects))
+        .route("/_sim/tokens", get(get_tokens))
         .route("/_sim/tokens/expire", post(expire_tokens))
         .with_state(ControlState {
             faults: faults.clone(),
@@ -362,6 +367,11 @@ async fn delete_faults(State(state): State<ControlState>) -> StatusCode {
 
 async fn get_effects(State(state): State<ControlState>) -> Json<serde_json::Value> {
     Json(json!({"effects": state.control.effects()}))
+}
+
+async fn get_tokens(State(state): State<ControlState>) -> Json<serde_json::Value> {
+    let tokens = state.tokens.issued();
+    Json(json!({"issued": tokens.len(), "tokens": tokens}))
 }
 
 async fn expire_tokens(State(state): State<ControlState>) -> StatusCode {
@@ -512,5 +522,26 @@ mod tests {
             .unwrap();
         assert_eq!(failed.status(), 500);
         assert!(simulator.effects().is_empty());
+    }
+
+    #[tokio::test]
+    async fn token_list_keeps_expired_tokens() {
+        let simulator = start().await;
+        let first = simulator.tokens().issue();
+        let expired = reqwest::Client::new()
+            .post(format!("{}/_sim/tokens/expire", simulator.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(expired.status(), 204);
+        assert!(!simulator.tokens().is_valid(&first));
+        let second = simulator.tokens().issue();
+        let listed: Value = reqwest::get(format!("{}/_sim/tokens", simulator.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed, json!({"issued": 2, "tokens": [first, second]}));
     }
 }

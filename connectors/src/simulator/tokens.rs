@@ -1,5 +1,6 @@
 //! Access tokens issued by a simulator: random, held in memory (a restart invalidates
-//! them, as a real system's sessions may be), expirable on demand.
+//! them, as a real system's sessions may be), expirable on demand, and listed (expired ones
+//! too) so that a test can look for their exact values where they must never appear.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +16,8 @@ pub struct Tokens {
 #[derive(Debug, Default)]
 struct Issued {
     valid: BTreeSet<String>,
-    count: u64,
+    /// Every token issued since the start, in order, expired ones included.
+    all: Vec<String>,
 }
 
 impl Tokens {
@@ -24,7 +26,7 @@ impl Tokens {
         let token = format!("sim-{}", hex_encode(&rand::random::<[u8; 24]>()));
         let mut issued = self.lock();
         issued.valid.insert(token.clone());
-        issued.count += 1;
+        issued.all.push(token.clone());
         token
     }
 
@@ -49,7 +51,12 @@ impl Tokens {
 
     /// How many tokens were issued since the simulator started.
     pub fn issued_count(&self) -> u64 {
-        self.lock().count
+        self.lock().all.len() as u64
+    }
+
+    /// Every token issued since the simulator started, in order, expired ones included.
+    pub fn issued(&self) -> Vec<String> {
+        self.lock().all.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Issued> {
