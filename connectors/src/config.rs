@@ -45,6 +45,8 @@
 //! oauth_url = "https://oauth.canto.com"
 //! app_id_env = "CANTO_APP_ID"
 //! app_secret_env = "CANTO_APP_SECRET"
+//! upload_wait = "2m"                    # create_version: how long to wait for processing
+//! upload_poll_interval = "2s"
 //!
 //! [connectors.smintio]
 //! base_url = "https://acme.clapi.smint.io/consumer/v1"
@@ -279,6 +281,16 @@ pub struct CantoConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How long `create_version` waits for Canto to process an upload before it fails
+    /// (retryable) naming the upload.
+    #[serde(default = "default_canto_upload_wait", deserialize_with = "duration")]
+    pub upload_wait: Duration,
+    /// How often `create_version` asks Canto for the upload's status meanwhile.
+    #[serde(
+        default = "default_canto_upload_poll_interval",
+        deserialize_with = "duration"
+    )]
+    pub upload_poll_interval: Duration,
 }
 
 /// `[connectors.smintio]`: Smint.io's Content Licensing API (consumer, read-only).
@@ -318,6 +330,20 @@ fn default_iconik_valid_until_field() -> String {
 
 fn default_vip_scope() -> String {
     "distribution.read distribution.write".to_owned()
+}
+
+/// The default of `connectors.canto.upload_wait`.
+pub const DEFAULT_CANTO_UPLOAD_WAIT: Duration = Duration::from_secs(120);
+
+/// The default of `connectors.canto.upload_poll_interval`.
+pub const DEFAULT_CANTO_UPLOAD_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+fn default_canto_upload_wait() -> Duration {
+    DEFAULT_CANTO_UPLOAD_WAIT
+}
+
+fn default_canto_upload_poll_interval() -> Duration {
+    DEFAULT_CANTO_UPLOAD_POLL_INTERVAL
 }
 
 fn default_timeout() -> Duration {
@@ -463,6 +489,8 @@ impl Config {
             check_env(&at("app_id_env"), &canto.app_id_env)?;
             check_env(&at("app_secret_env"), &canto.app_secret_env)?;
             check_positive(&at("timeout"), canto.timeout)?;
+            check_positive(&at("upload_wait"), canto.upload_wait)?;
+            check_positive(&at("upload_poll_interval"), canto.upload_poll_interval)?;
         }
         if let Some(smintio) = &self.connectors.smintio {
             let at = |field: &str| format!("connectors.smintio.{field}");

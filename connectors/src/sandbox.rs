@@ -9,11 +9,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::canto::{CantoConnector, CantoCredentials};
 use crate::config::{
-    CantoConfig, Config, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error, IconikConfig, OtmmConfig,
-    SmintioConfig, TradingGridConfig, VipConfig,
+    CantoConfig, Config, DEFAULT_CANTO_UPLOAD_WAIT, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error,
+    IconikConfig, OtmmConfig, SmintioConfig, TradingGridConfig, VipConfig,
 };
 use crate::connector::Connector;
 use crate::http::Secret;
@@ -362,7 +363,8 @@ impl Sandbox {
     }
 }
 
-/// The Canto settings of the sandbox: the default rights fields, which the seed uses.
+/// The Canto settings of the sandbox: the default rights fields, which the seed uses, and
+/// a status poll close to the simulator's processing delay.
 fn sandbox_canto_config() -> CantoConfig {
     CantoConfig {
         base_url: String::new(),
@@ -372,6 +374,8 @@ fn sandbox_canto_config() -> CantoConfig {
         valid_from_field: "Usage Start".to_owned(),
         valid_until_field: "Usage Expiry".to_owned(),
         timeout: DEFAULT_TIMEOUT,
+        upload_wait: DEFAULT_CANTO_UPLOAD_WAIT,
+        upload_poll_interval: Duration::from_millis(250),
     }
 }
 
