@@ -8,12 +8,12 @@ mod support;
 
 use std::sync::Arc;
 
+use gridflow_connectors::Registry;
 use gridflow_connectors::config::Config;
 use gridflow_connectors::feed::SharedFeed;
 use gridflow_connectors::sandbox::Sandbox;
 use gridflow_connectors::simulator::otmm::seeded_asset_id;
 use gridflow_connectors::simulator::{Fault, FaultRule};
-use gridflow_connectors::{Connector, Registry};
 use serde_json::json;
 
 use support::invoke;

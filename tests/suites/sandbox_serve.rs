@@ -736,7 +736,6 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
             *stream == Stream::Stderr && line == "sandbox users (tokens shown once):"
         })
         .context("no demo users block")?;
-    let block = block_start + 1..=block_start + demo.len();
     let mut demo_seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, (stream, line)) in lines.iter().enumerate() {
         for (what, secret) in &secrets {
@@ -753,8 +752,14 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
         );
         for (user, token) in &demo {
             if line.contains(token.as_str()) {
+                // Log lines of other tasks may come between the block's lines, so a
+                // demo line is recognised by its shape, after the block's heading.
+                let demo_line = *stream == Stream::Stderr
+                    && index > block_start
+                    && line.split_whitespace().next() == Some(user.as_str())
+                    && line.contains(" role=");
                 ensure!(
-                    block.contains(&index) && line.trim_start().starts_with(user.as_str()),
+                    demo_line,
                     "{user}'s demo token is outside its start-up line: {stream:?} line {index}"
                 );
                 *demo_seen.entry(user.as_str()).or_default() += 1;
