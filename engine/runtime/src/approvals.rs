@@ -164,7 +164,7 @@ impl Engine {
         name: &str,
         payload: &Value,
         actor: &str,
-        already: Option<&(dyn Fn(&[RecordedEvent]) -> bool + Sync)>,
+        already: Option<&AlreadyReceived<'_>>,
     ) -> Result<Vec<InstanceId>> {
         let mut candidates = Vec::new();
         for status in [
@@ -217,6 +217,9 @@ impl Engine {
         Ok(delivered)
     }
 }
+
+/// Says from an instance's history whether it has had a signal already.
+pub(crate) type AlreadyReceived<'a> = dyn Fn(&[RecordedEvent]) -> bool + Sync + 'a;
 
 /// Whether a wait step of `state` waits for signal `name` now.
 fn waits_on(state: &InstanceState, name: &str) -> bool {
