@@ -216,8 +216,13 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// Both are hashed first so that the constant-time comparison always sees 32 bytes and
 /// does not reveal the expected token's length.
 fn token_matches(presented: &str, expected: &str) -> bool {
-    let presented = Sha256::digest(presented.as_bytes());
-    let expected = Sha256::digest(expected.as_bytes());
+    secret_matches(presented.as_bytes(), expected.as_bytes())
+}
+
+/// [`token_matches`] for any bytes (webhook shared secrets).
+pub(crate) fn secret_matches(presented: &[u8], expected: &[u8]) -> bool {
+    let presented = Sha256::digest(presented);
+    let expected = Sha256::digest(expected);
     presented.ct_eq(&expected).into()
 }
 

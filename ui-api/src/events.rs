@@ -10,8 +10,16 @@
 //! uppercased with `-` written `_` (source `trading_grid` reads
 //! `GRIDFLOW_EVENT_SECRET_TRADING_GRID`). They are read once at start-up and never logged.
 //!
-//! The body is a JSON object with a string field `type`; the event is named
-//! `<source>.<type>`, and the whole body is `event` in the triggers' `input` templates.
+//! Systems that cannot sign their webhooks authenticate with the same secret sent as is,
+//! the way they can: iconik sends custom headers with each webhook, so it sends
+//! `X-Gridflow-Token: <secret>`; Canto puts the webhook's "Secure Token" in the body as
+//! `secure_token` \[V\], which is removed from the event before anything sees it, so the
+//! secret never reaches a trigger's input or the history.
+//!
+//! The event is named `<source>.<type>`: `type` is the query parameter `?type=` when
+//! given (Canto's body names no event, so each Canto webhook URL carries its own, as in
+//! `/api/v1/events/canto?type=version_added`), else the body's string field `type`. The
+//! whole body (a JSON object) is `event` in the triggers' `input` templates.
 //! The answer is 202 `{event, started: [instance ids], signalled: [instance ids]}`.
 
 use std::collections::HashMap;
@@ -30,17 +38,24 @@ use sha2_hmac::Sha256;
 
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{ApiPath, ApiQuery};
 
 /// The header that carries the body's signature.
 pub const SIGNATURE_HEADER: &str = "x-gridflow-signature";
+
+/// The header that carries the source's secret as is, for systems that send custom
+/// headers but cannot sign (iconik).
+pub const TOKEN_HEADER: &str = "x-gridflow-token";
+
+/// The body field in which Canto sends a webhook's Secure Token \[V\].
+pub const SECURE_TOKEN_FIELD: &str = "secure_token";
 
 /// The prefix of the environment variables that hold the sources' secrets.
 pub const SECRET_VARIABLE_PREFIX: &str = "GRIDFLOW_EVENT_SECRET_";
 
 /// The one message of every authentication failure, so that a caller cannot tell an
 /// unknown source from a wrong signature.
-const UNAUTHENTICATED: &str = "missing or invalid event signature (send X-Gridflow-Signature: sha256=<hex HMAC-SHA256 of the body>)";
+const UNAUTHENTICATED: &str = "missing or invalid event signature (send X-Gridflow-Signature: sha256=<hex HMAC-SHA256 of the body>, or the source's secret as X-Gridflow-Token or as the body's secure_token)";
 
 /// The webhook secret of each event source. Cheap to clone; never printed.
 #[derive(Clone, Default)]
@@ -131,6 +146,14 @@ struct EventHead {
     event_type: Value,
 }
 
+/// The query of `POST /events/{source}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EventQuery {
+    /// The event type, for bodies that do not name it (Canto's).
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+}
+
 /// The answer of `POST /events/{source}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventResponse {
@@ -149,12 +172,14 @@ pub struct EventResponse {
     tag = "events",
     params(
         ("source" = String, Path, description = "The event source (letters, digits, _ and -)"),
-        ("X-Gridflow-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256 of the raw body with the source's secret>`"),
+        ("type" = Option<String>, Query, description = "The event type, for bodies without a `type` field (Canto)"),
+        ("X-Gridflow-Signature" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of the raw body with the source's secret>`"),
+        ("X-Gridflow-Token" = Option<String>, Header, description = "The source's secret as is, for systems that cannot sign (iconik custom headers); Canto sends it as the body's `secure_token`"),
     ),
     request_body(content = Object, description = "The event: a JSON object whose `type` names it (`<source>.<type>`)"),
     responses(
         (status = 202, description = "Accepted: the instances started and signalled", body = Object),
-        (status = 400, description = "The body is not JSON or has no string `type`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The body is not a JSON object, or the event has no type", body = crate::openapi::ErrorBody),
         (status = 401, description = "Missing or wrong signature, or a source without a secret", body = crate::openapi::ErrorBody),
         (status = 422, description = "A mapped input violates its definition's input schema", body = crate::openapi::ErrorBody),
     ),
@@ -163,6 +188,7 @@ pub struct EventResponse {
 pub(crate) async fn receive(
     State(state): State<AppState>,
     ApiPath(source): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EventQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -174,7 +200,21 @@ pub(crate) async fn receive(
         .get(SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|header| signature_matches(secret, &body, header));
-    if !signed {
+    let token_sent = headers
+        .get(TOKEN_HEADER)
+        .is_some_and(|value| crate::auth::secret_matches(value.as_bytes(), secret));
+    // Parsed before it is authenticated only to find Canto's secure token in it; nothing
+    // else is read until the secret matches.
+    let mut event: Option<Value> = serde_json::from_slice(&body).ok();
+    let secure_token = event
+        .as_mut()
+        .and_then(Value::as_object_mut)
+        .and_then(|fields| fields.remove(SECURE_TOKEN_FIELD));
+    let token_in_body = secure_token
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_some_and(|token| crate::auth::secret_matches(token.as_bytes(), secret));
+    if !(signed || token_sent || token_in_body) {
         tracing::debug!(%source, "event with a missing or wrong signature refused");
         return Err(ApiError::unauthorized(UNAUTHENTICATED));
     }
@@ -187,18 +227,45 @@ pub(crate) async fn receive(
             format!("event source {source:?} may only hold letters, digits, _ and -"),
         ));
     }
-    let event: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request(format!("event body is not JSON: {error}")))?;
-    let event_type = match serde_json::from_value::<EventHead>(event.clone()) {
-        Ok(EventHead {
-            event_type: Value::String(event_type),
-        }) if !event_type.is_empty() => event_type,
+    let event = match event {
+        Some(event @ Value::Object(_)) => event,
+        Some(_) => return Err(ApiError::bad_request("event body must be a JSON object")),
+        None => {
+            let error = serde_json::from_slice::<Value>(&body)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default();
+            return Err(ApiError::bad_request(format!(
+                "event body is not JSON: {error}"
+            )));
+        }
+    };
+    let event_type = match (
+        query.event_type,
+        serde_json::from_value::<EventHead>(event.clone()),
+    ) {
+        (Some(event_type), _) if !event_type.is_empty() => event_type,
+        (
+            None,
+            Ok(EventHead {
+                event_type: Value::String(event_type),
+            }),
+        ) if !event_type.is_empty() => event_type,
         _ => {
             return Err(ApiError::bad_request(
-                "event body must be a JSON object with a non-empty string field \"type\"",
+                "the event needs a type: a non-empty query parameter ?type= or a non-empty string field \"type\" in the body",
             ));
         }
     };
+    if !event_type
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(ApiError::bad_parameter(
+            "type",
+            format!("event type {event_type:?} may only hold letters, digits, _, - and ."),
+        ));
+    }
     let name = format!("{source}.{event_type}");
     let outcome = state
         .engine

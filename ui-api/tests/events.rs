@@ -9,7 +9,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use gridflow::events::{EventSecrets, SIGNATURE_HEADER, signature};
+use gridflow::events::{EventSecrets, SIGNATURE_HEADER, TOKEN_HEADER, signature};
 use gridflow::{AppState, app};
 use gridflow_connectors::Registry;
 use gridflow_runtime::{Engine, EngineOptions, SystemClock};
@@ -36,6 +36,33 @@ steps:
     with: {query: "${input.query}"}
 "#;
 
+const CANTO_SECRET: &str = "canto-secure-token";
+const ICONIK_SECRET: &str = "iconik-shared-secret";
+
+/// Started by Canto's "Add New Version" webhook, whose body names no event.
+const ON_CANTO_VERSION: &str = r#"
+id: on-canto-version
+triggers:
+  - event: canto.version_added
+    input: {content: "${event}"}
+steps:
+  - id: echo
+    action: core.echo
+    with: {content: "${input.content}"}
+"#;
+
+/// Started by an iconik asset webhook.
+const ON_ICONIK_ASSET: &str = r#"
+id: on-iconik-asset
+triggers:
+  - event: iconik.asset_updated
+    input: {asset: "${event.object_id}"}
+steps:
+  - id: echo
+    action: core.echo
+    with: {asset: "${input.asset}"}
+"#;
+
 struct TestApp {
     router: Router,
     engine: Engine,
@@ -51,25 +78,45 @@ impl TestApp {
         )
         .await
         .expect("the engine starts on the memory store");
-        engine
-            .deploy(ON_REQUEST)
-            .await
-            .expect("the test definition deploys");
+        for definition in [ON_REQUEST, ON_CANTO_VERSION, ON_ICONIK_ASSET] {
+            engine
+                .deploy(definition)
+                .await
+                .expect("the test definitions deploy");
+        }
         let router = app(AppState {
             engine: engine.clone(),
             admin_token: Arc::from(TOKEN),
-            event_secrets: EventSecrets::new([("trading_grid", SECRET)]),
+            event_secrets: EventSecrets::new([
+                ("trading_grid", SECRET),
+                ("canto", CANTO_SECRET),
+                ("iconik", ICONIK_SECRET),
+            ]),
         });
         Self { router, engine }
     }
 
     async fn send(&self, source: &str, body: &str, signature: Option<&str>) -> (StatusCode, Value) {
+        let headers: Vec<(&str, &str)> = signature
+            .map(|signature| (SIGNATURE_HEADER, signature))
+            .into_iter()
+            .collect();
+        self.send_to(&format!("/api/v1/events/{source}"), body, &headers)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        uri: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder()
             .method(Method::POST)
-            .uri(format!("/api/v1/events/{source}"))
+            .uri(uri)
             .header(header::CONTENT_TYPE, "application/json");
-        if let Some(signature) = signature {
-            request = request.header(SIGNATURE_HEADER, signature);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request
             .body(Body::from(body.to_owned()))
@@ -284,4 +331,72 @@ async fn signed_event_signals_only_the_instance_whose_correlate_matches() {
     assert_eq!(signalled.status, gridflow_core::InstanceStatus::Completed);
     let other = app.engine.instance(&waiting[0]).await.expect("readable");
     assert_eq!(other.status, gridflow_core::InstanceStatus::Waiting);
+}
+
+#[tokio::test]
+async fn canto_webhook_with_its_secure_token_starts_and_the_token_is_dropped() {
+    let app = TestApp::new().await;
+    let body = json!({"secure_token": CANTO_SECRET, "scheme": "image", "id": "c-42",
+                      "album": "a-1", "displayname": "citrus.png"})
+    .to_string();
+    let uri = "/api/v1/events/canto?type=version_added";
+    let (status, answer) = app.send_to(uri, &body, &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["event"], "canto.version_added");
+    let instance = answer["started"][0].as_str().expect("an instance");
+    let view = app.engine.instance(&instance.into()).await.expect("view");
+    assert_eq!(view.input["content"]["id"], "c-42");
+    assert!(
+        view.input["content"].get("secure_token").is_none(),
+        "the secure token is removed before the event is delivered: {}",
+        view.input
+    );
+    let history = app.engine.history(&instance.into()).await.expect("history");
+    let recorded = serde_json::to_string(&history).expect("history serialises");
+    assert!(
+        !recorded.contains(CANTO_SECRET),
+        "the secret reached the history"
+    );
+
+    let wrong = body.replace(CANTO_SECRET, "guessed");
+    let (status, _) = app.send_to(uri, &wrong, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, answer) = app.send_to("/api/v1/events/canto", &body, &[]).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no type anywhere: {answer}"
+    );
+    assert_eq!(app.instance_count().await, 1);
+}
+
+#[tokio::test]
+async fn iconik_webhook_with_the_token_header_starts_and_a_wrong_one_is_401() {
+    let app = TestApp::new().await;
+    let body = json!({"event_type": "assets", "realm": "entity", "operation": "update",
+                      "object_id": "5f1c", "data": {"title": "Citrus"}})
+    .to_string();
+    let uri = "/api/v1/events/iconik?type=asset_updated";
+    let (status, answer) = app
+        .send_to(uri, &body, &[(TOKEN_HEADER, ICONIK_SECRET)])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["started"].as_array().map(Vec::len), Some(1));
+    for headers in [
+        vec![(TOKEN_HEADER, "guessed")],
+        vec![(TOKEN_HEADER, CANTO_SECRET)],
+        vec![],
+    ] {
+        let (status, _) = app.send_to(uri, &body, &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
+    }
+    let (status, _) = app
+        .send_to(
+            "/api/v1/events/iconik?type=bad%20type",
+            &body,
+            &[(TOKEN_HEADER, ICONIK_SECRET)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.instance_count().await, 1);
 }

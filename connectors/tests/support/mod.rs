@@ -80,6 +80,32 @@ pub async fn run_contract(
             );
         }
     };
+    // Every action the connector offers goes through the contract, and nothing else.
+    let connector_name = cases
+        .first()
+        .and_then(|case| case.action.split_once('.'))
+        .map(|(connector, _)| connector)
+        .expect("at least one case");
+    let connector = registry
+        .connectors()
+        .find(|connector| connector.name() == connector_name)
+        .expect("the cases' connector is registered");
+    let mut offered: Vec<&str> = connector
+        .actions()
+        .iter()
+        .map(|spec| spec.name.as_str())
+        .collect();
+    let mut covered: Vec<&str> = cases
+        .iter()
+        .filter_map(|case| case.action.strip_prefix(connector_name)?.strip_prefix('.'))
+        .collect();
+    offered.sort_unstable();
+    covered.sort_unstable();
+    covered.dedup();
+    assert_eq!(
+        covered, offered,
+        "the contract covers every action of {connector_name}"
+    );
     for case in cases {
         let name = case.action;
         let output = invoke(
