@@ -181,6 +181,9 @@ pub fn offline_catalog() -> crate::Registry {
     registry
 }
 
+/// The name of the iconik webhook that `serve --sandbox` registers.
+const GRIDFLOW_WEBHOOK_NAME: &str = "gridflow";
+
 /// Every simulator, running.
 pub struct Sandbox {
     simulators: Vec<RunningSimulator>,
@@ -203,6 +206,105 @@ impl Sandbox {
             simulator::smintio::start(options(simulator::smintio::NAME)).await?,
         ];
         Ok(Self { simulators })
+    }
+
+    /// Points the simulators that push changes at gridflow's event endpoint
+    /// (`events_url`, e.g. `http://127.0.0.1:8080/api/v1/events`), as an administrator
+    /// of each system would: Canto's webhooks (its admin UI, here `PUT
+    /// /_sim/canto/webhooks`) for `Add New Version` and `Update Metadata`, sent as
+    /// `canto.version_added` and `canto.metadata_updated` with `canto_secret` as their
+    /// Secure Token; an iconik webhook on every asset change (`POST
+    /// /notifications/v1/webhooks/`), sent as `iconik.asset_changed` with `iconik_secret`
+    /// in the custom header `X-Gridflow-Token`.
+    pub async fn subscribe_webhooks(
+        &self,
+        events_url: &str,
+        canto_secret: &Secret,
+        iconik_secret: &Secret,
+    ) -> Result<(), String> {
+        let client = reqwest::Client::new();
+        let failed = |system: &str| {
+            let system = system.to_owned();
+            move |error: reqwest::Error| {
+                format!("cannot subscribe to the {system} simulator: {error}")
+            }
+        };
+        let canto_hooks = serde_json::json!([
+            {"event": "Add New Version", "url": format!("{events_url}/canto?type=version_added"),
+             "secure_token": canto_secret.expose()},
+            {"event": "Update Metadata", "url": format!("{events_url}/canto?type=metadata_updated"),
+             "secure_token": canto_secret.expose()},
+        ]);
+        client
+            .put(format!(
+                "{}/_sim/canto/webhooks",
+                self.base_url(simulator::canto::NAME)
+            ))
+            .json(&canto_hooks)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed("canto"))?;
+
+        let iconik = format!(
+            "{}{}",
+            self.base_url(simulator::iconik::NAME),
+            simulator::iconik::API_ROOT
+        );
+        let login: serde_json::Value = client
+            .post(format!("{iconik}/auth/v1/auth/simple/login/"))
+            .header("App-ID", SANDBOX_CLIENT_ID)
+            .json(&serde_json::json!({"email": SANDBOX_USERNAME, "password": SANDBOX_PASSWORD}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed("iconik"))?
+            .json()
+            .await
+            .map_err(failed("iconik"))?;
+        let token = login["token"].as_str().unwrap_or_default();
+        // The simulator's state outlives the server: drop the subscription of an earlier
+        // start (its port is gone) before making this one.
+        let existing: serde_json::Value = client
+            .get(format!("{iconik}/notifications/v1/webhooks/"))
+            .query(&[("per_page", "500")])
+            .header("App-ID", SANDBOX_CLIENT_ID)
+            .header("Auth-Token", token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed("iconik"))?
+            .json()
+            .await
+            .map_err(failed("iconik"))?;
+        for hook in existing["objects"].as_array().into_iter().flatten() {
+            if hook["name"] != GRIDFLOW_WEBHOOK_NAME {
+                continue;
+            }
+            let id = hook["id"].as_str().unwrap_or_default();
+            client
+                .delete(format!("{iconik}/notifications/v1/webhooks/{id}/"))
+                .header("App-ID", SANDBOX_CLIENT_ID)
+                .header("Auth-Token", token)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(failed("iconik"))?;
+        }
+        client
+            .post(format!("{iconik}/notifications/v1/webhooks/"))
+            .header("App-ID", SANDBOX_CLIENT_ID)
+            .header("Auth-Token", token)
+            .json(&serde_json::json!({
+                "name": GRIDFLOW_WEBHOOK_NAME, "url": format!("{events_url}/iconik?type=asset_changed"),
+                "event_type": "assets", "status": "ENABLED",
+                "headers": {"X-Gridflow-Token": iconik_secret.expose()},
+            }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed("iconik"))?;
+        Ok(())
     }
 
     /// The running simulators.

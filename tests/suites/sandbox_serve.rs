@@ -25,6 +25,31 @@ use gridflow_tests::{ADMIN_TOKEN, Body, Server, Stream, on_every_database, wait_
 
 const DEFINITION_ID: &str = "partner-launch-kit";
 
+/// Started by the webhooks that the Canto and iconik simulators send when the launch kit
+/// tags their assets (`serve --sandbox` subscribes gridflow to them).
+const ON_CANTO_CHANGE: &str = r#"
+id: on-canto-change
+triggers:
+  - event: canto.metadata_updated
+    input: {content: "${event.id}", scheme: "${event.scheme}"}
+steps:
+  - id: note
+    action: core.noop
+"#;
+
+const ON_ICONIK_CHANGE: &str = r#"
+id: on-iconik-change
+triggers:
+  - event: iconik.asset_changed
+    input: {asset: "${event.object_id}", realm: "${event.realm}"}
+steps:
+  - id: note
+    action: core.noop
+"#;
+
+/// Effects of setting the sandbox up (its webhook subscriptions), not of any workflow.
+const SETUP_EFFECTS: &[&str] = &["webhook.created", "webhook.deleted", "webhooks.configured"];
+
 /// The number of steps of [`DEFINITION`].
 const STEPS: usize = 17;
 
@@ -444,9 +469,11 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
             .await?;
     }
 
-    server
-        .post("/definitions", Body::Text(DEFINITION.to_owned()))
-        .await?;
+    for definition in [DEFINITION, ON_CANTO_CHANGE, ON_ICONIK_CHANGE] {
+        server
+            .post("/definitions", Body::Text(definition.to_owned()))
+            .await?;
+    }
     let (status, started) = server
         .call_as(
             &analyst,
@@ -521,6 +548,34 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
         view["status"] == "completed",
         "the instance did not complete: {view:#}"
     );
+
+    // The Canto and iconik simulators pushed their change (the tagging) to gridflow as
+    // webhooks, each of which started one instance with the changed asset.
+    for (definition, field, step) in [
+        ("on-canto-change", "content", "lifestyle"),
+        ("on-iconik-change", "asset", "video"),
+    ] {
+        let asset = view["steps"][step]["output"]["asset_id"].clone();
+        let started = wait_until(
+            Duration::from_secs(20),
+            &format!("the {definition} webhook instance"),
+            || async {
+                let page = server
+                    .get(&format!("/instances?definition={definition}"))
+                    .await?;
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                Ok(
+                    (!items.is_empty() && items.iter().all(|item| item["status"] == "completed"))
+                        .then_some(items),
+                )
+            },
+        )
+        .await?;
+        ensure!(
+            started.len() == 1 && started[0]["input"][field] == asset,
+            "{definition}: one instance for the tagged asset {asset}: {started:#?}"
+        );
+    }
 
     // Attempts: two for each faulted step, one for every other action step.
     let retried: BTreeMap<&str, &str> = RETRIED
@@ -623,6 +678,7 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
         let effects = simulators.effects(system).await?;
         let mut found: Vec<(String, Option<String>)> = effects
             .iter()
+            .filter(|(action, _, _)| !SETUP_EFFECTS.contains(&action.as_str()))
             .map(|(action, key, _)| (action.clone(), key.clone()))
             .collect();
         found.sort();

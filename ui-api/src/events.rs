@@ -96,8 +96,21 @@ impl EventSecrets {
         }))
     }
 
+    /// These secrets plus `secret` for `source`, unless `source` has one already.
+    pub fn with_default(&self, source: &str, secret: &[u8]) -> Self {
+        let mut secrets = (*self.secrets).clone();
+        if !secret.is_empty() {
+            secrets
+                .entry(source_key(source))
+                .or_insert_with(|| secret.to_vec());
+        }
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
     /// The secret of `source`, if one is configured.
-    fn secret(&self, source: &str) -> Option<&[u8]> {
+    pub fn secret(&self, source: &str) -> Option<&[u8]> {
         self.secrets.get(&source_key(source)).map(Vec::as_slice)
     }
 

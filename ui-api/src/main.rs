@@ -19,6 +19,7 @@ use gridflow::events::EventSecrets;
 use gridflow::{AppState, app, output};
 use gridflow_connectors::Registry;
 use gridflow_connectors::config::Config;
+use gridflow_connectors::http::Secret;
 use gridflow_connectors::sandbox::{Sandbox, connectors_from_environment};
 use gridflow_connectors::simulator::{
     SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
@@ -79,7 +80,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Kept alive until the server stops: dropping it stops the simulators.
     let mut sandbox = None;
     let scheduler_options = scheduler_options()?;
-    let event_secrets = EventSecrets::from_env();
+    let mut event_secrets = EventSecrets::from_env();
     if args.sandbox {
         let started = Sandbox::start(Some(&config.sandbox.state_dir))
             .await
@@ -173,6 +174,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 user.user, user.role
             ));
         }
+    }
+    if let Some(sandbox) = &sandbox {
+        // The simulators that push changes (Canto, iconik) send their webhooks here, with
+        // a secret made for this run unless GRIDFLOW_EVENT_SECRET_<SOURCE> sets one.
+        let mut secrets = Vec::new();
+        for source in ["canto", "iconik"] {
+            let made = hex::encode(rand::random::<[u8; 32]>());
+            event_secrets = event_secrets.with_default(source, made.as_bytes());
+            let secret = event_secrets
+                .secret(source)
+                .map(|secret| String::from_utf8_lossy(secret).into_owned())
+                .unwrap_or_default();
+            secrets.push(Secret::new(secret));
+        }
+        let loopback = SocketAddr::from(([127, 0, 0, 1], address.port()));
+        let events_url = format!("http://{loopback}/api/v1/events");
+        sandbox
+            .subscribe_webhooks(&events_url, &secrets[0], &secrets[1])
+            .await
+            .map_err(|error| anyhow::anyhow!(error))?;
+        tracing::info!(%events_url, "sandbox simulators send their webhooks here");
     }
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).
     output::line(format!("gridflow listening on http://{address}"));
