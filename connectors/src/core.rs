@@ -232,7 +232,7 @@ async fn http_request(client: &reqwest::Client, invocation: &Invocation) -> Resu
         }
     };
 
-    let headers = request_headers(&arguments.headers, &invocation.action_key())?;
+    let headers = request_headers(&arguments.headers, &invocation.idempotency_key)?;
     let mut redactor = Redactor::new();
     redactor.add_headers(&headers);
 

@@ -54,6 +54,23 @@ steps:
     wait: {signal: trading_grid.issue_updated, timeout: 1h, on_timeout: fail, correlate: "${event.issue_id == input.issue_id}"}
 "#;
 
+/// A trigger on the same event whose input cannot be made from it (OTMM changes carry no
+/// `sku`): it is logged and left out, and the other triggers still start.
+const NEEDS_A_SKU: &str = r#"
+id: needs-a-sku
+input:
+  type: object
+  required: [sku]
+  properties:
+    sku: {type: string}
+triggers:
+  - event: otmm.asset_changed
+    input: {sku: "${event.sku}"}
+steps:
+  - id: note
+    action: core.noop
+"#;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The systems, their connectors (to make changes as their users would) and the
@@ -196,12 +213,11 @@ async fn poll_across_restarts(url: &str) -> anyhow::Result<()> {
     // The test's own view of the database, to read and (as a crash would leave them)
     // rewind the cursors.
     let store = SqlStore::connect(url, SqlOptions::default()).await?;
-    server
-        .post("/definitions", Body::Text(ASSET_CHANGED.to_owned()))
-        .await?;
-    server
-        .post("/definitions", Body::Text(PARTNER_ISSUE.to_owned()))
-        .await?;
+    for definition in [ASSET_CHANGED, PARTNER_ISSUE, NEEDS_A_SKU] {
+        server
+            .post("/definitions", Body::Text(definition.to_owned()))
+            .await?;
+    }
     // The first pass of each poller takes the position of now; changes count from then.
     wait_until(TIMEOUT, "both pollers' first cursor", || async {
         let (otmm, tg) = cursors(&store).await?;
@@ -299,6 +315,10 @@ async fn poll_across_restarts(url: &str) -> anyhow::Result<()> {
     .await?;
     ensure!(instances(&server, "asset-changed").await?.len() == 4);
     ensure!(instances(&server, "partner-issue").await?.len() == 1);
+    ensure!(
+        instances(&server, "needs-a-sku").await?.is_empty(),
+        "a trigger whose input is invalid starts nothing"
+    );
     let history = server
         .get(&format!("/instances/{issue_instance}/history"))
         .await?;

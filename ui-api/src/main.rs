@@ -188,8 +188,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_default();
             secrets.push(Secret::new(secret));
         }
-        let loopback = SocketAddr::from(([127, 0, 0, 1], address.port()));
-        let events_url = format!("http://{loopback}/api/v1/events");
+        // The simulators reach the server where it listens; on every interface, by loopback.
+        let reachable = if address.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], address.port()))
+        } else {
+            address
+        };
+        let events_url = format!("http://{reachable}/api/v1/events");
         sandbox
             .subscribe_webhooks(&events_url, &secrets[0], &secrets[1])
             .await
@@ -228,6 +233,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     scheduler_task.abort();
     for (poller, task) in pollers.iter().zip(poller_tasks) {
         task.abort();
+        // Wait for the aborted pass to end before giving the lease away.
+        let _ = task.await;
         if let Err(error) = poller.release().await {
             tracing::warn!(%error, lease = %poller.lease_name(), "cannot release the poll lease; another node takes over when it expires");
         }

@@ -27,6 +27,9 @@ use crate::rest::{Request, required};
 /// The system field of an asset's last change \[I\].
 const DATE_LAST_UPDATED_FIELD: &str = "ARTESIA.FIELD.DATE LAST UPDATED";
 
+/// Assets asked for per search request (the simulator's maximum `limit`).
+const SEARCH_PAGE: usize = 1000;
+
 /// The kind of every OTMM change: delivered as `otmm.asset_changed`.
 pub const ASSET_CHANGED: &str = "asset_changed";
 
@@ -99,13 +102,14 @@ impl OtmmConnector {
         &self,
         since: Option<DateTime<Utc>>,
         descending: bool,
+        after: usize,
         limit: usize,
     ) -> Result<(Value, u64)> {
         let mut form = vec![
             ("keyword_query".to_owned(), "*".to_owned()),
             ("load_type".to_owned(), "metadata".to_owned()),
             ("level_of_detail".to_owned(), "full".to_owned()),
-            ("after".to_owned(), "0".to_owned()),
+            ("after".to_owned(), after.to_string()),
             ("limit".to_owned(), limit.to_string()),
             (
                 "sort".to_owned(),
@@ -160,35 +164,50 @@ impl ChangeFeed for OtmmConnector {
             return self.baseline().await;
         };
         let cursor = Cursor::parse(text)?;
-        // The changes already seen at `since` come first in the answer; ask for enough
-        // to get past them.
-        let wanted = limit + cursor.seen.len();
-        let (answer, total) = self.changed_since(cursor.since, false, wanted).await?;
-        let listed = assets(&answer);
         let mut position = cursor.clone();
         let mut changes = Vec::new();
-        for asset in listed {
-            let hit = hit(asset)?;
-            let delivered = cursor.since.is_some_and(|since| hit.at < since)
-                || (cursor.since == Some(hit.at) && cursor.seen.contains(&hit.id));
-            if delivered {
-                continue;
+        // The changes already seen at `since` (and, if the server compares more coarsely,
+        // older ones) come first: page on past them, so that however many share an
+        // instant, the feed moves.
+        let page = (limit + cursor.seen.len()).min(SEARCH_PAGE);
+        let mut offset = 0;
+        let more = loop {
+            let (answer, total) = self
+                .changed_since(cursor.since, false, offset, page)
+                .await?;
+            let listed = assets(&answer);
+            for (index, asset) in listed.iter().enumerate() {
+                let hit = hit(asset)?;
+                let delivered = cursor.since.is_some_and(|since| hit.at < since)
+                    || (cursor.since == Some(hit.at) && cursor.seen.contains(&hit.id));
+                if delivered {
+                    continue;
+                }
+                position = position.after(&hit.id, hit.at);
+                let mut data = self.summary(hit.asset);
+                data["date_last_updated"] = hit.asset["date_last_updated"].clone();
+                data["change_id"] = json!(hit.id);
+                changes.push(FeedChange {
+                    id: hit.id,
+                    kind: ASSET_CHANGED.to_owned(),
+                    data,
+                    cursor: position.text(),
+                });
+                if changes.len() == limit {
+                    offset += index + 1;
+                    break;
+                }
+            }
+            if changes.len() < limit {
+                offset += listed.len();
             }
             if changes.len() == limit {
-                break;
+                break (offset as u64) < total;
             }
-            position = position.after(&hit.id, hit.at);
-            let mut data = self.summary(hit.asset);
-            data["date_last_updated"] = hit.asset["date_last_updated"].clone();
-            data["change_id"] = json!(hit.id);
-            changes.push(FeedChange {
-                id: hit.id,
-                kind: ASSET_CHANGED.to_owned(),
-                data,
-                cursor: position.text(),
-            });
-        }
-        let more = changes.len() == limit || (listed.len() as u64) < total;
+            if listed.is_empty() || (offset as u64) >= total {
+                break false;
+            }
+        };
         Ok(FeedPage {
             changes,
             cursor: position.text(),
@@ -200,7 +219,7 @@ impl ChangeFeed for OtmmConnector {
 impl OtmmConnector {
     /// The first read: no change, and the position of the latest change so far.
     async fn baseline(&self) -> Result<FeedPage> {
-        let (answer, _) = self.changed_since(None, true, 1).await?;
+        let (answer, _) = self.changed_since(None, true, 0, 1).await?;
         let Some(latest) = assets(&answer).first() else {
             return Ok(FeedPage {
                 changes: Vec::new(),
@@ -210,15 +229,25 @@ impl OtmmConnector {
         };
         let since = hit(latest)?.at;
         // Every change at that instant counts as seen, not only the one listed first.
-        let (answer, _) = self.changed_since(Some(since), false, 1000).await?;
         let mut cursor = Cursor {
             since: Some(since),
             seen: BTreeSet::new(),
         };
-        for asset in assets(&answer) {
-            let hit = hit(asset)?;
-            if hit.at == since {
-                cursor.seen.insert(hit.id);
+        let mut offset = 0;
+        loop {
+            let (answer, total) = self
+                .changed_since(Some(since), false, offset, SEARCH_PAGE)
+                .await?;
+            let listed = assets(&answer);
+            for asset in listed {
+                let hit = hit(asset)?;
+                if hit.at == since {
+                    cursor.seen.insert(hit.id);
+                }
+            }
+            offset += listed.len();
+            if listed.is_empty() || (offset as u64) >= total {
+                break;
             }
         }
         Ok(FeedPage {

@@ -56,6 +56,20 @@ impl ChangeFeed for TradingGridConnector {
                 more: false,
             });
         };
+        if after > latest {
+            // The hub's feed was reset (it numbers from 1 again): waiting for it to pass
+            // the old cursor would skip every new event until then.
+            tracing::warn!(
+                cursor = after,
+                latest,
+                "hub event feed is behind the cursor; it was reset, starting from its latest event"
+            );
+            return Ok(FeedPage {
+                changes: Vec::new(),
+                cursor: latest.to_string(),
+                more: false,
+            });
+        }
         let events = required(&answer, "/events", "hub events")?
             .as_array()
             .map_or(&[][..], Vec::as_slice);

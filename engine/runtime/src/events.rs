@@ -43,7 +43,9 @@ impl Engine {
 
     /// Delivers a change read by a poller: as [`Engine::deliver_event`], but at most once
     /// per `change_id`, however often it is delivered (a poller that crashed after
-    /// delivering a change and before saving its cursor delivers it again).
+    /// delivering a change and before saving its cursor delivers it again), and a trigger
+    /// whose input is invalid for the change is logged and left out instead of failing the
+    /// whole delivery.
     ///
     /// An instance started by the change gets an id derived from the change id, the
     /// definition and the trigger, so a repeated start finds it and starts nothing; an
@@ -104,7 +106,14 @@ impl Engine {
                 starts.push((loaded.clone(), input, instance));
             }
         }
-        if !problems.is_empty() {
+        if !problems.is_empty() && change_id.is_some() {
+            // A change has no caller to answer 422 to, and retrying cannot fix a trigger:
+            // the valid triggers still start and the waiting instances are still signalled.
+            for problem in &problems {
+                tracing::error!(event = name, change = change_id, path = %problem.path,
+                    problem = %problem.message, "trigger not started for this change: its input is invalid");
+            }
+        } else if !problems.is_empty() {
             return Err(Error::Invalid {
                 message: format!(
                     "event {name}: the input of {} trigger{} is invalid",

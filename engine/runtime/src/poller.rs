@@ -13,11 +13,15 @@
 //! One node at a time polls a source: the holder of the lease `poll:<source>` (as the cron
 //! scheduler's lease), so several nodes on one PostgreSQL do not deliver a change each.
 //!
-//! A change whose delivery is refused as invalid (a trigger's input does not render or
-//! does not match the definition's input schema) cannot succeed by retrying: it is logged
-//! as an error naming the change and the problems, and skipped, so one bad change does not
-//! stop the feed. Any other failure (the system or the database unreachable) ends the pass
-//! without moving the cursor; the next pass tries again.
+//! One node at a time polls a source: the lease is taken at the start of a pass and
+//! renewed before each change, and a pass that loses it stops at once.
+//!
+//! A trigger whose input does not render or match its definition's schema for a change
+//! cannot succeed by retrying: `deliver_change` logs it as an error and still starts the
+//! other triggers and signals the waiting instances. A change whose delivery is refused
+//! as a whole as invalid is logged and skipped, so one bad change does not stop the feed.
+//! Any other failure (the system or the database unreachable) ends the pass without
+//! moving the cursor; the next pass tries again.
 //!
 //! [`CursorStore`]: gridflow_store::CursorStore
 
@@ -145,6 +149,18 @@ impl Poller {
         if !pass.leader {
             return Ok(pass);
         }
+        // Renewed before every change: a long backlog must not outlast the lease and let a
+        // second node deliver the same changes alongside this one.
+        let renew = || async {
+            let now = shared.clock.now();
+            let expires_at = now
+                + chrono::Duration::from_std(self.options.lease_duration)
+                    .unwrap_or(chrono::Duration::MAX);
+            shared
+                .store
+                .acquire_lease(&lease, &self.options.node, now, expires_at)
+                .await
+        };
         let mut cursor = shared.store.load_cursor(source).await?;
         for _ in 0..self.options.max_pages.max(1) {
             let page = self
@@ -155,6 +171,11 @@ impl Poller {
                     Error::Unavailable(format!("reading the {source} changes: {error}"))
                 })?;
             for change in page.changes {
+                if !renew().await? {
+                    tracing::warn!(%source, "poll lease lost mid-pass; another node goes on from the saved cursor");
+                    pass.leader = false;
+                    return Ok(pass);
+                }
                 let name = format!("{source}.{}", change.kind);
                 match self
                     .engine
