@@ -176,7 +176,11 @@ impl Server {
     }
 
     fn start_with(database: &Path, extra: &[&str], stderr: Stdio) -> Self {
+        // Run where the database lives: `--sandbox` keeps its simulators' state in
+        // `./gridflow-sandbox`, which must not land in the source tree.
+        let directory = database.parent().expect("the database is in a directory");
         let mut child = gridflow()
+            .current_dir(directory)
             .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
             .arg(format!("sqlite://{}?mode=rwc", database.display()))
             .args(["--sqlite-synchronous", "normal"])
