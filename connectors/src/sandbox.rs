@@ -263,38 +263,37 @@ impl Sandbox {
             .await
             .map_err(failed("iconik"))?;
         let token = login["token"].as_str().unwrap_or_default();
+        let signed_in = |request: reqwest::RequestBuilder| {
+            request
+                .header("App-ID", SANDBOX_CLIENT_ID)
+                .header("Auth-Token", token)
+        };
         // The simulator's state outlives the server: drop the subscription of an earlier
         // start (its port is gone) before making this one.
-        let existing: serde_json::Value = client
-            .get(format!("{iconik}/notifications/v1/webhooks/"))
-            .query(&[("per_page", "500")])
-            .header("App-ID", SANDBOX_CLIENT_ID)
-            .header("Auth-Token", token)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed("iconik"))?
-            .json()
-            .await
-            .map_err(failed("iconik"))?;
+        let existing: serde_json::Value = signed_in(
+            client
+                .get(format!("{iconik}/notifications/v1/webhooks/"))
+                .query(&[("per_page", "500")]),
+        )
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(failed("iconik"))?
+        .json()
+        .await
+        .map_err(failed("iconik"))?;
         for hook in existing["objects"].as_array().into_iter().flatten() {
             if hook["name"] != GRIDFLOW_WEBHOOK_NAME {
                 continue;
             }
             let id = hook["id"].as_str().unwrap_or_default();
-            client
-                .delete(format!("{iconik}/notifications/v1/webhooks/{id}/"))
-                .header("App-ID", SANDBOX_CLIENT_ID)
-                .header("Auth-Token", token)
+            signed_in(client.delete(format!("{iconik}/notifications/v1/webhooks/{id}/")))
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
                 .map_err(failed("iconik"))?;
         }
-        client
-            .post(format!("{iconik}/notifications/v1/webhooks/"))
-            .header("App-ID", SANDBOX_CLIENT_ID)
-            .header("Auth-Token", token)
+        signed_in(client.post(format!("{iconik}/notifications/v1/webhooks/")))
             .json(&serde_json::json!({
                 "name": GRIDFLOW_WEBHOOK_NAME, "url": format!("{events_url}/iconik?type=asset_changed"),
                 "event_type": "assets", "status": "ENABLED",

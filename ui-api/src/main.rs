@@ -178,16 +178,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(sandbox) = &sandbox {
         // The simulators that push changes (Canto, iconik) send their webhooks here, with
         // a secret made for this run unless GRIDFLOW_EVENT_SECRET_<SOURCE> sets one.
-        let mut secrets = Vec::new();
-        for source in ["canto", "iconik"] {
+        let mut secret_of = |source: &str| {
             let made = hex::encode(rand::random::<[u8; 32]>());
             event_secrets = event_secrets.with_default(source, made.as_bytes());
-            let secret = event_secrets
-                .secret(source)
-                .map(|secret| String::from_utf8_lossy(secret).into_owned())
-                .unwrap_or_default();
-            secrets.push(Secret::new(secret));
-        }
+            let secret = event_secrets.secret(source).unwrap_or_default();
+            Secret::new(String::from_utf8_lossy(secret).into_owned())
+        };
+        let (canto_secret, iconik_secret) = (secret_of("canto"), secret_of("iconik"));
         // The simulators reach the server where it listens; on every interface, by loopback.
         let reachable = if address.ip().is_unspecified() {
             SocketAddr::from(([127, 0, 0, 1], address.port()))
@@ -196,7 +193,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let events_url = format!("http://{reachable}/api/v1/events");
         sandbox
-            .subscribe_webhooks(&events_url, &secrets[0], &secrets[1])
+            .subscribe_webhooks(&events_url, &canto_secret, &iconik_secret)
             .await
             .map_err(|error| anyhow::anyhow!(error))?;
         tracing::info!(%events_url, "sandbox simulators send their webhooks here");

@@ -187,15 +187,12 @@ impl Poller {
                         pass.started.extend(outcome.started);
                         pass.signalled.extend(outcome.signalled);
                     }
-                    Err(error @ Error::Invalid { .. }) => {
-                        let problems: Vec<String> = match &error {
-                            Error::Invalid { details, .. } => details
-                                .iter()
-                                .map(|detail| format!("{}: {}", detail.path, detail.message))
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                        tracing::error!(event = %name, change = %change.id, %error, ?problems,
+                    Err(Error::Invalid { message, details }) => {
+                        let problems: Vec<String> = details
+                            .iter()
+                            .map(|detail| format!("{}: {}", detail.path, detail.message))
+                            .collect();
+                        tracing::error!(event = %name, change = %change.id, %message, ?problems,
                             "change skipped: its delivery is invalid and cannot succeed by retrying");
                         pass.skipped += 1;
                     }
