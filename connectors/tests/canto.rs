@@ -800,22 +800,10 @@ async fn a_source_url_is_fetched_without_credentials_and_uploaded() {
     assert_eq!(output["version_id"], "2");
     // The simulator records the uploaded size on the content, as Canto does.
     let client = reqwest::Client::new();
-    let token: serde_json::Value = client
-        .post(format!("{}/oauth/api/oauth2/token", simulator.base_url()))
-        .query(&[
-            ("app_id", SANDBOX_CLIENT_ID),
-            ("app_secret", SANDBOX_CLIENT_SECRET),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = access_token(&client, &simulator).await;
     let content: serde_json::Value = client
         .get(format!("{}/api/v1/image/hl26cs0001", simulator.base_url()))
-        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
@@ -863,22 +851,10 @@ async fn the_simulated_bucket_checks_the_policy_and_signature() {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let token: serde_json::Value = client
-        .post(format!("{}/oauth/api/oauth2/token", simulator.base_url()))
-        .query(&[
-            ("app_id", SANDBOX_CLIENT_ID),
-            ("app_secret", SANDBOX_CLIENT_SECRET),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = access_token(&client, &simulator).await;
     let setting: serde_json::Value = client
         .get(format!("{}/api/v1/upload/setting", simulator.base_url()))
-        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap()
@@ -939,4 +915,22 @@ async fn the_simulated_bucket_checks_the_policy_and_signature() {
     assert_eq!(plain.status(), 204);
     assert_eq!(count(&simulator, "upload.received"), 2);
     simulator.shutdown().await;
+}
+
+/// A Canto access token from the simulator, as a caller outside the connector gets one.
+async fn access_token(client: &reqwest::Client, simulator: &simulator::RunningSimulator) -> String {
+    let token: serde_json::Value = client
+        .post(format!("{}/oauth/api/oauth2/token", simulator.base_url()))
+        .query(&[
+            ("app_id", SANDBOX_CLIENT_ID),
+            ("app_secret", SANDBOX_CLIENT_SECRET),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["accessToken"].as_str().unwrap().to_owned()
 }

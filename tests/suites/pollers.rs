@@ -137,7 +137,7 @@ impl Systems {
         let invocation = Invocation::new(
             name,
             arguments,
-            InstanceId::from(uuid_like(action)),
+            InstanceId::from(user_action_key(action)),
             StepId::from("user"),
             None,
             1,
@@ -160,7 +160,7 @@ impl Systems {
 }
 
 /// A fresh key per user action, so no two of them are deduplicated by the systems.
-fn uuid_like(action: &str) -> String {
+fn user_action_key(action: &str) -> String {
     format!(
         "{action}-{}",
         std::time::SystemTime::now()

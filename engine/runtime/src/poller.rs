@@ -32,6 +32,7 @@ use gridflow_core::InstanceId;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::scheduler::chrono_duration;
 
 /// Settings of the pollers of one node.
 #[derive(Debug, Clone)]
@@ -135,32 +136,23 @@ impl Poller {
         let shared = self.engine.shared();
         let source = self.feed.source();
         let lease = self.lease_name();
-        let now = shared.clock.now();
-        let expires_at = now
-            + chrono::Duration::from_std(self.options.lease_duration)
-                .unwrap_or(chrono::Duration::MAX);
-        let mut pass = PollPass {
-            leader: shared
-                .store
-                .acquire_lease(&lease, &self.options.node, now, expires_at)
-                .await?,
-            ..PollPass::default()
-        };
-        if !pass.leader {
-            return Ok(pass);
-        }
-        // Renewed before every change: a long backlog must not outlast the lease and let a
-        // second node deliver the same changes alongside this one.
+        // Taken here, and renewed before every change: a long backlog must not outlast the
+        // lease and let a second node deliver the same changes alongside this one.
         let renew = || async {
             let now = shared.clock.now();
-            let expires_at = now
-                + chrono::Duration::from_std(self.options.lease_duration)
-                    .unwrap_or(chrono::Duration::MAX);
+            let expires_at = now + chrono_duration(self.options.lease_duration);
             shared
                 .store
                 .acquire_lease(&lease, &self.options.node, now, expires_at)
                 .await
         };
+        let mut pass = PollPass {
+            leader: renew().await?,
+            ..PollPass::default()
+        };
+        if !pass.leader {
+            return Ok(pass);
+        }
         let mut cursor = shared.store.load_cursor(source).await?;
         for _ in 0..self.options.max_pages.max(1) {
             let page = self

@@ -439,6 +439,6 @@ pub(crate) fn render_trigger_input(
     })
 }
 
-fn chrono_duration(duration: Duration) -> chrono::Duration {
+pub(crate) fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
