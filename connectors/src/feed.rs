@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::connector::Result;
+use crate::error::Result;
 
 /// One change read from a system.
 #[derive(Debug, Clone, PartialEq)]

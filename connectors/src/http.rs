@@ -175,6 +175,12 @@ impl Redactor {
             text.replace(secret, REDACTED)
         })
     }
+
+    /// `error` with every known secret scrubbed from its message; its class, code and
+    /// retry-after hint stay as they are. Every connector reports errors through this.
+    pub fn redact_error(&self, error: Error) -> Error {
+        error.map_message(|message| self.redact(&message))
+    }
 }
 
 impl fmt::Debug for Redactor {

@@ -8,7 +8,11 @@
 //! `<connector>.<action>`).
 //! The built-in [`core`] connector needs no configuration; [`http`] holds what every
 //! HTTP connector shares, [`asset`] the approval and rights types every DAM connector
-//! normalises to, and [`simulator`] the local simulators of the external systems.
+//! normalises to, and [`simulator`] the framework of the local simulators.
+//! Each external system has one folder under [`systems`] (connector, `gridflow.toml`
+//! section, simulator, seed data, change feed) and one row in its table; its connector
+//! and simulator are also reachable as `gridflow_connectors::<system>` and
+//! `gridflow_connectors::simulator::<system>`.
 //!
 //! This crate must never retry on its own (the core decides from the step's policy, see
 //! [`Error::is_retryable`]), never log or return credentials (request headers, tokens,
@@ -17,22 +21,21 @@
 #![warn(missing_docs)]
 
 pub mod asset;
-pub mod canto;
 pub mod config;
 pub mod connector;
 pub mod core;
+pub mod egress;
+pub mod error;
 pub mod feed;
 pub mod http;
-pub mod iconik;
-pub mod otmm;
 pub mod registry;
 mod rest;
 pub mod sandbox;
 mod schema;
 pub mod simulator;
-pub mod smintio;
-pub mod trading_grid;
-pub mod vip;
+pub mod systems;
+
+pub use systems::{canto, iconik, otmm, smintio, trading_grid, vip};
 
 pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
 pub use feed::{ChangeFeed, FeedChange, FeedPage};

@@ -292,22 +292,7 @@ impl RestClient {
     }
 
     fn scrub(&self, error: Error) -> Error {
-        let redactor = self.redactor_snapshot();
-        match error {
-            Error::Retryable {
-                code,
-                message,
-                retry_after,
-            } => Error::Retryable {
-                code,
-                message: redactor.redact(&message),
-                retry_after,
-            },
-            Error::Permanent { code, message } => Error::Permanent {
-                code,
-                message: redactor.redact(&message),
-            },
-        }
+        self.redactor_snapshot().redact_error(error)
     }
 
     fn redactor_add(&self, secret: &str) {

@@ -9,78 +9,27 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::canto::{CantoConnector, CantoCredentials};
-use crate::config::{
-    CantoConfig, Config, DEFAULT_CANTO_UPLOAD_WAIT, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error,
-    IconikConfig, OtmmConfig, SmintioConfig, TradingGridConfig, VipConfig,
-};
+use crate::config::{Config, Error};
 use crate::connector::Connector;
 use crate::http::Secret;
-use crate::iconik::{IconikConnector, IconikCredentials};
-use crate::otmm::{OtmmConnector, OtmmCredentials};
 use crate::simulator::{
-    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
-    SANDBOX_USERNAME, SimError, SimOptions,
+    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SANDBOX_USERNAME, SimError,
+    SimOptions,
 };
-use crate::smintio::{SmintioConnector, SmintioCredentials};
-use crate::trading_grid::{TradingGridConnector, TradingGridCredentials};
-use crate::vip::{VipConnector, VipCredentials};
+use crate::systems::SYSTEMS;
 
-/// How often the sandbox polls the OTMM and Trading Grid simulators when `gridflow.toml`
-/// does not configure those systems: often, so that a change made while trying things
-/// out starts its workflow within seconds.
-pub const SANDBOX_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn build_error(name: &str, error: &crate::connector::Error) -> Error {
-    Error {
-        file: "gridflow.toml".to_owned(),
-        key: format!("connectors.{name}"),
-        message: format!("cannot build the connector: {error}"),
-    }
-}
+pub use crate::simulator::SANDBOX_POLL_INTERVAL;
 
 /// Every connector `config` configures, with credentials from the environment.
 ///
 /// Fails on the first credential variable that is unset or empty, naming the key.
 pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connector>>, Error> {
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
-    if let Some(tg) = &config.connectors.trading_grid {
-        let credentials = TradingGridCredentials::from_environment(tg)?;
-        let connector = TradingGridConnector::new(tg, credentials)
-            .map_err(|error| build_error(crate::trading_grid::NAME, &error))?;
-        connectors.push(Arc::new(connector));
-    }
-    if let Some(otmm) = &config.connectors.otmm {
-        let credentials = OtmmCredentials::from_environment(otmm)?;
-        let connector = OtmmConnector::new(otmm, credentials)
-            .map_err(|error| build_error(crate::otmm::NAME, &error))?;
-        connectors.push(Arc::new(connector));
-    }
-    if let Some(vip) = &config.connectors.vip {
-        let credentials = VipCredentials::from_environment(vip)?;
-        let connector = VipConnector::new(vip, credentials)
-            .map_err(|error| build_error(crate::vip::NAME, &error))?;
-        connectors.push(Arc::new(connector));
-    }
-    if let Some(iconik) = &config.connectors.iconik {
-        let credentials = IconikCredentials::from_environment(iconik)?;
-        let connector = IconikConnector::new(iconik, credentials)
-            .map_err(|error| build_error(crate::iconik::NAME, &error))?;
-        connectors.push(Arc::new(connector));
-    }
-    if let Some(canto) = &config.connectors.canto {
-        let credentials = CantoCredentials::from_environment(canto)?;
-        let connector = CantoConnector::new(canto, credentials)
-            .map_err(|error| build_error(crate::canto::NAME, &error))?;
-        connectors.push(Arc::new(connector));
-    }
-    if let Some(smintio) = &config.connectors.smintio {
-        let credentials = SmintioCredentials::from_environment(smintio)?;
-        let connector = SmintioConnector::new(smintio, credentials)
-            .map_err(|error| build_error(crate::smintio::NAME, &error))?;
-        connectors.push(Arc::new(connector));
+    for system in &SYSTEMS {
+        if let Some(connector) = (system.from_environment)(config) {
+            connectors.push(connector?);
+        }
     }
     Ok(connectors)
 }
@@ -90,93 +39,13 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
 /// without configuration or network. Invoking its system actions fails as `unavailable`.
 pub fn offline_catalog() -> crate::Registry {
     let mut registry = crate::Registry::with_builtin();
-    let nowhere = "http://127.0.0.1:9";
-    let client_id = Secret::new("offline");
-    let client_secret = Secret::new("offline");
-    let tg = TradingGridConfig {
-        base_url: nowhere.to_owned(),
-        company_id: "offline".to_owned(),
-        client_id_env: String::new(),
-        client_secret_env: String::new(),
-        timeout: DEFAULT_TIMEOUT,
-        poll_interval: DEFAULT_POLL_INTERVAL,
-    };
-    let credentials = TradingGridCredentials {
-        client_id: client_id.clone(),
-        client_secret: client_secret.clone(),
-    };
-    match TradingGridConnector::new(&tg, credentials) {
-        Ok(connector) => registry.register(Arc::new(connector)),
-        Err(error) => tracing::error!(%error, "trading_grid left out of the offline catalog"),
-    }
-    match sandbox_otmm_config() {
-        Ok(otmm) => {
-            let credentials = OtmmCredentials {
-                username: client_id.clone(),
-                password: client_secret.clone(),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            };
-            match OtmmConnector::new(&otmm, credentials) {
-                Ok(connector) => registry.register(Arc::new(connector)),
-                Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
+    for system in &SYSTEMS {
+        match (system.offline)() {
+            Ok(connector) => registry.register(connector),
+            Err(error) => {
+                tracing::error!(%error, system = system.name, "system left out of the offline catalog");
             }
         }
-        Err(error) => tracing::error!(%error, "otmm left out of the offline catalog"),
-    }
-    let vip = VipConfig {
-        base_url: nowhere.to_owned(),
-        client_id_env: String::new(),
-        client_secret_env: String::new(),
-        scope: String::new(),
-        timeout: DEFAULT_TIMEOUT,
-    };
-    match VipConnector::new(
-        &vip,
-        VipCredentials {
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-        },
-    ) {
-        Ok(connector) => registry.register(Arc::new(connector)),
-        Err(error) => tracing::error!(%error, "vip left out of the offline catalog"),
-    }
-    let mut iconik = sandbox_iconik_config();
-    iconik.base_url = nowhere.to_owned();
-    match IconikConnector::new(
-        &iconik,
-        IconikCredentials {
-            app_id: client_id.clone(),
-            email: client_id.clone(),
-            password: client_secret.clone(),
-        },
-    ) {
-        Ok(connector) => registry.register(Arc::new(connector)),
-        Err(error) => tracing::error!(%error, "iconik left out of the offline catalog"),
-    }
-    let mut canto = sandbox_canto_config();
-    canto.base_url = nowhere.to_owned();
-    canto.oauth_url = nowhere.to_owned();
-    match CantoConnector::new(
-        &canto,
-        CantoCredentials {
-            app_id: client_id.clone(),
-            app_secret: client_secret.clone(),
-        },
-    ) {
-        Ok(connector) => registry.register(Arc::new(connector)),
-        Err(error) => tracing::error!(%error, "canto left out of the offline catalog"),
-    }
-    match SmintioConnector::new(
-        &sandbox_smintio_config(nowhere, nowhere),
-        SmintioCredentials {
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-            refresh_token: client_secret.clone(),
-        },
-    ) {
-        Ok(connector) => registry.register(Arc::new(connector)),
-        Err(error) => tracing::error!(%error, "smintio left out of the offline catalog"),
     }
     registry
 }
@@ -197,14 +66,10 @@ impl Sandbox {
             state_file: state_dir.map(|directory| directory.join(format!("{name}.json"))),
             ..SimOptions::default()
         };
-        let simulators = vec![
-            simulator::trading_grid::start(options(simulator::trading_grid::NAME)).await?,
-            simulator::otmm::start(options(simulator::otmm::NAME)).await?,
-            simulator::vip::start(options(simulator::vip::NAME)).await?,
-            simulator::iconik::start(options(simulator::iconik::NAME)).await?,
-            simulator::canto::start(options(simulator::canto::NAME)).await?,
-            simulator::smintio::start(options(simulator::smintio::NAME)).await?,
-        ];
+        let mut simulators = Vec::with_capacity(SYSTEMS.len());
+        for system in &SYSTEMS {
+            simulators.push((system.start_simulator)(options(system.name)).await?);
+        }
         Ok(Self { simulators })
     }
 
@@ -328,132 +193,10 @@ impl Sandbox {
     /// that are not about reaching the system (OTMM's approval fields, timeouts) are
     /// taken from `config` when it configures the system.
     pub fn connectors(&self, config: &Config) -> Result<Vec<Arc<dyn Connector>>, Error> {
-        let client_id = Secret::new(SANDBOX_CLIENT_ID);
-        let client_secret = Secret::new(SANDBOX_CLIENT_SECRET);
-
-        let mut tg = config
-            .connectors
-            .trading_grid
-            .clone()
-            .unwrap_or_else(|| TradingGridConfig {
-                base_url: String::new(),
-                company_id: String::new(),
-                client_id_env: String::new(),
-                client_secret_env: String::new(),
-                timeout: DEFAULT_TIMEOUT,
-                poll_interval: SANDBOX_POLL_INTERVAL,
-            });
-        tg.base_url = self.base_url(simulator::trading_grid::NAME);
-        tg.company_id = simulator::trading_grid::SANDBOX_COMPANY_ID.to_owned();
-        let trading_grid = TradingGridConnector::new(
-            &tg,
-            TradingGridCredentials {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            },
-        )
-        .map_err(|error| build_error(crate::trading_grid::NAME, &error))?;
-
-        let mut otmm = match config.connectors.otmm.clone() {
-            Some(otmm) => otmm,
-            None => sandbox_otmm_config()?,
-        };
-        otmm.base_url = format!(
-            "{}{}",
-            self.base_url(simulator::otmm::NAME),
-            simulator::otmm::API_ROOT
-        );
-        let otmm_connector = OtmmConnector::new(
-            &otmm,
-            OtmmCredentials {
-                username: Secret::new(SANDBOX_USERNAME),
-                password: Secret::new(SANDBOX_PASSWORD),
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            },
-        )
-        .map_err(|error| build_error(crate::otmm::NAME, &error))?;
-
-        let mut vip = config.connectors.vip.clone().unwrap_or_else(|| VipConfig {
-            base_url: String::new(),
-            client_id_env: String::new(),
-            client_secret_env: String::new(),
-            scope: "distribution.read distribution.write".to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-        });
-        vip.base_url = self.base_url(simulator::vip::NAME);
-        let vip_connector = VipConnector::new(
-            &vip,
-            VipCredentials {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            },
-        )
-        .map_err(|error| build_error(crate::vip::NAME, &error))?;
-
-        let mut iconik = config
-            .connectors
-            .iconik
-            .clone()
-            .unwrap_or_else(sandbox_iconik_config);
-        iconik.base_url = format!(
-            "{}{}",
-            self.base_url(simulator::iconik::NAME),
-            simulator::iconik::API_ROOT
-        );
-        iconik.metadata_view_id = simulator::iconik::SANDBOX_VIEW_ID.to_owned();
-        let iconik_connector = IconikConnector::new(
-            &iconik,
-            IconikCredentials {
-                app_id: client_id.clone(),
-                email: Secret::new(SANDBOX_USERNAME),
-                password: Secret::new(SANDBOX_PASSWORD),
-            },
-        )
-        .map_err(|error| build_error(crate::iconik::NAME, &error))?;
-
-        let mut canto = config
-            .connectors
-            .canto
-            .clone()
-            .unwrap_or_else(sandbox_canto_config);
-        canto.base_url = self.base_url(simulator::canto::NAME);
-        canto.oauth_url = self.base_url(simulator::canto::NAME);
-        let canto_connector = CantoConnector::new(
-            &canto,
-            CantoCredentials {
-                app_id: client_id.clone(),
-                app_secret: client_secret.clone(),
-            },
-        )
-        .map_err(|error| build_error(crate::canto::NAME, &error))?;
-
-        let smintio_base = self.base_url(simulator::smintio::NAME);
-        let mut smintio = config
-            .connectors
-            .smintio
-            .clone()
-            .unwrap_or_else(|| sandbox_smintio_config(&smintio_base, &smintio_base));
-        smintio.base_url = format!("{smintio_base}{}", simulator::smintio::API_ROOT);
-        smintio.identity_url = smintio_base;
-        let smintio_connector = SmintioConnector::new(
-            &smintio,
-            SmintioCredentials {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-                refresh_token: Secret::new(simulator::smintio::SANDBOX_REFRESH_TOKEN),
-            },
-        )
-        .map_err(|error| build_error(crate::smintio::NAME, &error))?;
-
-        Ok(vec![
-            Arc::new(trading_grid),
-            Arc::new(otmm_connector),
-            Arc::new(vip_connector),
-            Arc::new(iconik_connector),
-            Arc::new(canto_connector),
-            Arc::new(smintio_connector),
-        ])
+        SYSTEMS
+            .iter()
+            .map(|system| (system.sandbox)(config, &self.base_url(system.name)))
+            .collect()
     }
 
     /// Stops every simulator.
@@ -462,62 +205,6 @@ impl Sandbox {
             simulator.shutdown().await;
         }
     }
-}
-
-/// The Canto settings of the sandbox: the default rights fields, which the seed uses, and
-/// a status poll close to the simulator's processing delay.
-fn sandbox_canto_config() -> CantoConfig {
-    CantoConfig {
-        base_url: String::new(),
-        oauth_url: String::new(),
-        app_id_env: String::new(),
-        app_secret_env: String::new(),
-        valid_from_field: "Usage Start".to_owned(),
-        valid_until_field: "Usage Expiry".to_owned(),
-        timeout: DEFAULT_TIMEOUT,
-        upload_wait: DEFAULT_CANTO_UPLOAD_WAIT,
-        upload_poll_interval: Duration::from_millis(250),
-    }
-}
-
-/// Smint.io settings pointing at `base_url` (CLAPI-C root) and `identity_url`.
-fn sandbox_smintio_config(base_url: &str, identity_url: &str) -> SmintioConfig {
-    SmintioConfig {
-        base_url: base_url.to_owned(),
-        identity_url: identity_url.to_owned(),
-        client_id_env: String::new(),
-        client_secret_env: String::new(),
-        refresh_token_env: String::new(),
-        timeout: DEFAULT_TIMEOUT,
-    }
-}
-
-/// The iconik settings of the sandbox: the seeded metadata view and the default rights fields.
-fn sandbox_iconik_config() -> IconikConfig {
-    IconikConfig {
-        base_url: String::new(),
-        app_id_env: String::new(),
-        email_env: String::new(),
-        password_env: String::new(),
-        metadata_view_id: simulator::iconik::SANDBOX_VIEW_ID.to_owned(),
-        valid_from_field: "rights_valid_from".to_owned(),
-        valid_until_field: "rights_valid_until".to_owned(),
-        timeout: DEFAULT_TIMEOUT,
-    }
-}
-
-/// The OTMM settings of the sandbox: the defaults of `gridflow.toml` plus the seeded
-/// model's rights-from field.
-fn sandbox_otmm_config() -> Result<OtmmConfig, Error> {
-    let text = "[connectors.otmm]\nbase_url = \"http://127.0.0.1\"\nusername_env = \"UNUSED\"\n\
-                password_env = \"UNUSED\"\nclient_id_env = \"UNUSED\"\nclient_secret_env = \"UNUSED\"\n\
-                valid_from_field = \"CUSTOM.FIELD.RIGHTS_FROM\"\npoll_interval = \"2s\"\n";
-    let config = Config::parse(text, "(sandbox defaults)")?;
-    config.connectors.otmm.ok_or_else(|| Error {
-        file: "(sandbox defaults)".to_owned(),
-        key: "connectors.otmm".to_owned(),
-        message: "missing".to_owned(),
-    })
 }
 
 #[cfg(test)]

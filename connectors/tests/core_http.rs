@@ -1,14 +1,20 @@
 //! `core.http` over real HTTP against a small axum server on loopback: success, error
 //! classification, retry-after hints, timeouts, the idempotency key, and credentials kept
-//! out of errors and outputs.
+//! out of errors and outputs. Loopback is refused unless `[core_http] allow` lists it, so
+//! these tests allow `127.0.0.1/32`; `${secrets.NAME}` references and the response cap.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use axum::response::Redirect;
 use axum::routing::{get, post};
+use gridflow_connectors::config::CoreHttpConfig;
+use gridflow_connectors::core::CoreConnector;
 use gridflow_connectors::{Error, Invocation, Registry};
 use gridflow_core::{InstanceId, StepId};
 use serde_json::{Value, json};
@@ -61,6 +67,12 @@ fn router() -> Router {
             get(|| async { (StatusCode::BAD_GATEWAY, "x".repeat(100_000)) }),
         )
         .route("/echo", post(echo))
+        .route("/big", get(|| async { "y".repeat(4096) }))
+        .route(
+            "/to-other-loopback",
+            get(|| async { Redirect::temporary("http://127.0.0.2:9/") }),
+        )
+        .route("/check-secret", get(check_secret))
         .route("/unauthorized", get(unauthorized))
 }
 
@@ -77,6 +89,19 @@ async fn echo(headers: HeaderMap, body: String) -> Json<Value> {
         "content_type": header("content-type"),
         "x_custom": header("x-custom"),
         "body": body,
+    }))
+}
+
+/// Whether the request carried the resolved secret, and the header echoed back.
+async fn check_secret(headers: HeaderMap) -> Json<Value> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Json(json!({
+        "matches": authorization == format!("Bearer {SECRET_TOKEN}"),
+        "echo": authorization,
     }))
 }
 
@@ -107,18 +132,38 @@ async fn start_server() -> String {
     format!("http://{address}")
 }
 
+/// `[core_http]` allowing the loopback address the test servers listen on.
+fn loopback_allowed() -> CoreHttpConfig {
+    CoreHttpConfig {
+        allow: vec!["127.0.0.1/32".parse().expect("a network")],
+        ..CoreHttpConfig::default()
+    }
+}
+
 async fn http(arguments: Value) -> Result<Value, Error> {
-    let invocation = Invocation::new(
+    http_with(
+        CoreConnector::with_secrets(&loopback_allowed(), Arc::new(|_: &str| None)),
+        arguments,
+    )
+    .await
+}
+
+/// Calls `core.http` of `connector`.
+async fn http_with(connector: CoreConnector, arguments: Value) -> Result<Value, Error> {
+    let mut registry = Registry::with_builtin();
+    registry.register(Arc::new(connector));
+    registry.invoke("core.http", invocation(arguments)).await
+}
+
+fn invocation(arguments: Value) -> Invocation {
+    Invocation::new(
         "http",
         arguments,
         InstanceId::from("instance-7"),
         StepId::from("call"),
         Some(3),
         2,
-    );
-    Registry::with_builtin()
-        .invoke("core.http", invocation)
-        .await
+    )
 }
 
 #[tokio::test]
@@ -272,4 +317,115 @@ async fn long_error_page_is_truncated() {
         "x".repeat(gridflow_connectors::http::MAX_ERROR_MESSAGE_CHARS)
     );
     assert_eq!(error.message(), expected);
+}
+
+#[tokio::test]
+async fn loopback_is_refused_by_default_naming_the_address_and_the_setting() {
+    let base = start_server().await;
+    let port = base.rsplit(':').next().unwrap_or_default().to_owned();
+    for url in [
+        format!("{base}/json"),
+        // By name: refused when resolved, so no DNS answer can get around it.
+        format!("http://localhost:{port}/json"),
+        format!("http://[::ffff:127.0.0.1]:{port}/json"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+    ] {
+        let error = Registry::with_builtin()
+            .invoke(
+                "core.http",
+                invocation(json!({"method": "GET", "url": url})),
+            )
+            .await
+            .expect_err("a non-public destination");
+        assert_eq!(error.code(), "destination_refused", "{url}: {error}");
+        assert!(!error.is_retryable(), "{url}: {error}");
+        assert!(error.message().contains("core_http.allow"), "{error}");
+    }
+    let error = Registry::with_builtin()
+        .invoke(
+            "core.http",
+            invocation(json!({"method": "GET", "url": format!("{base}/json")})),
+        )
+        .await
+        .expect_err("loopback");
+    assert!(error.message().contains("127.0.0.1"), "{error}");
+}
+
+#[tokio::test]
+async fn allowed_loopback_is_reached_but_a_redirect_out_of_the_allowance_is_refused() {
+    let base = start_server().await;
+    let output = http(json!({"method": "GET", "url": format!("{base}/json")}))
+        .await
+        .expect("allowed");
+    assert_eq!(output["status"], 200);
+    let error = http(json!({"method": "GET", "url": format!("{base}/to-other-loopback")}))
+        .await
+        .expect_err("127.0.0.2 is not allowed");
+    assert_eq!(error.code(), "destination_refused", "{error}");
+    assert!(error.message().contains("127.0.0.2"), "{error}");
+}
+
+#[tokio::test]
+async fn secret_reference_is_resolved_when_sent_and_kept_out_of_the_output() {
+    let base = start_server().await;
+    let secrets = BTreeMap::from([("TOKEN".to_owned(), SECRET_TOKEN.to_owned())]);
+    let connector = CoreConnector::with_secrets(
+        &loopback_allowed(),
+        Arc::new(move |name: &str| secrets.get(name).cloned()),
+    );
+    let output = http_with(
+        connector,
+        json!({
+            "method": "GET",
+            "url": format!("{base}/check-secret"),
+            "headers": {"Authorization": "Bearer ${secrets.TOKEN}"}
+        }),
+    )
+    .await
+    .expect("200");
+    assert_eq!(output["body"]["matches"], true, "{output}");
+    // The server echoed it; the output (recorded in history) does not carry it.
+    assert!(!output.to_string().contains(SECRET_TOKEN), "{output}");
+}
+
+#[tokio::test]
+async fn unknown_secret_is_a_permanent_error_naming_it() {
+    let base = start_server().await;
+    let error = http(json!({
+        "method": "GET",
+        "url": format!("{base}/check-secret"),
+        "headers": {"Authorization": "Bearer ${secrets.MISSING_ONE}"}
+    }))
+    .await
+    .expect_err("not set");
+    assert_eq!(error.code(), "unknown_secret", "{error}");
+    assert!(!error.is_retryable());
+    assert!(error.message().contains("MISSING_ONE"), "{error}");
+    assert!(
+        error.message().contains("GRIDFLOW_SECRET_MISSING_ONE"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn response_over_the_cap_is_refused_naming_the_setting() {
+    let base = start_server().await;
+    let config = CoreHttpConfig {
+        max_response_bytes: 1000,
+        ..loopback_allowed()
+    };
+    let connector = CoreConnector::with_secrets(&config, Arc::new(|_: &str| None));
+    let error = http_with(
+        connector,
+        json!({"method": "GET", "url": format!("{base}/big")}),
+    )
+    .await
+    .expect_err("4096 bytes");
+    assert_eq!(error.code(), "response_too_large", "{error}");
+    assert!(!error.is_retryable());
+    assert!(
+        error.message().contains("core_http.max_response_bytes"),
+        "{error}"
+    );
 }

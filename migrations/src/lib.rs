@@ -24,6 +24,9 @@ mod m20261122_000003_create_token;
 mod m20261122_000004_create_trigger_tables;
 mod m20261122_000005_create_audit_tables;
 mod m20261122_000006_create_poll_cursor;
+mod m20261207_000008_add_token_lifecycle;
+mod m20261207_000009_create_webhook_event;
+mod m20261207_000010_create_instance_state;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +42,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_trigger_tables::Migration),
             Box::new(m20261122_000005_create_audit_tables::Migration),
             Box::new(m20261122_000006_create_poll_cursor::Migration),
+            Box::new(m20261207_000008_add_token_lifecycle::Migration),
+            Box::new(m20261207_000009_create_webhook_event::Migration),
+            Box::new(m20261207_000010_create_instance_state::Migration),
         ]
     }
 }

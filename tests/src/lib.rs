@@ -6,17 +6,31 @@
 //! - [`databases`] lists the backends a suite must cover: a SQLite file always, and a
 //!   fresh PostgreSQL database when `DATABASE_URL` is set (CI always sets it; without it the
 //!   PostgreSQL cases are skipped with a printed notice).
-//! - [`wait_until`] polls a condition with a deadline instead of sleeping and hoping.
+//! - [`wait_until`] polls a condition with a deadline instead of sleeping and hoping;
+//!   [`wait_for_status`] waits so for an instance of an in-process engine.
+//! - [`engine_on`] starts an in-process engine on a database URL, [`engine_with_store`]
+//!   on a store of the suite's own.
+//! - [`assert_replay_matches`] checks that an instance's replayed history equals its
+//!   stored state.
+//! - [`cluster::PgCluster`]: a PostgreSQL cluster of the test's own, to stop and start.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+
+pub mod cluster;
+mod engine;
+mod replay;
+mod wait;
+
+pub use engine::{engine_on, engine_with_limits, engine_with_store};
+pub use replay::assert_replay_matches;
+pub use wait::{wait_for_status, wait_until};
 
 /// The admin token the test servers accept.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -127,28 +141,6 @@ where
     Ok(())
 }
 
-/// Polls `condition` until it yields `Some`, or fails after `timeout`.
-pub async fn wait_until<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    mut condition: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = condition().await? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// A running `gridflow serve` process.
 pub struct Server {
     child: Child,
@@ -212,7 +204,8 @@ impl Server {
         Self::spawn(database_url, &[], env, false)
     }
 
-    /// Starts `gridflow serve` with extra arguments (`--sandbox`, `--config FILE`) and
+    /// Starts `gridflow serve` with extra arguments (`--sandbox`, `--config FILE`, `--bind
+    /// ADDRESS` instead of a free port) and
     /// environment variables, keeping every line it writes to stdout and stderr (see
     /// [`Server::output`]); stderr is not shown.
     pub fn start_captured(
@@ -239,14 +232,12 @@ impl Server {
                 std::env::temp_dir().join(format!("gridflow-test-{database}.key")),
             );
         }
+        command.arg("serve");
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
+            .args(["--database-url", database_url])
             .args(args)
             .env("GRIDFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "warn")

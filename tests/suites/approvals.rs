@@ -8,47 +8,17 @@ use std::time::Duration;
 use anyhow::{bail, ensure};
 use serde_json::{Value, json};
 
-use gridflow_connectors::Registry;
-use gridflow_core::{ApprovalStatus, DefinitionId, InstanceId, InstanceStatus, Verdict};
+use gridflow_core::{ApprovalStatus, DefinitionId, InstanceStatus, Verdict};
 use gridflow_runtime::{Approver, DecisionRequest, Engine, EngineOptions, Error, ManualClock};
-use gridflow_store::sql::{SqlOptions, SqlStore};
-use gridflow_tests::{on_every_database, wait_until};
+use gridflow_tests::{assert_replay_matches, engine_on, on_every_database, wait_for_status};
 
-async fn engine_on(url: &str) -> anyhow::Result<(Engine, Arc<ManualClock>)> {
+/// An engine on `url` with a manual clock set to 2026-11-22T09:00:00Z.
+async fn engine_and_clock(url: &str) -> anyhow::Result<(Engine, Arc<ManualClock>)> {
     let clock = Arc::new(ManualClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-22T09:00:00Z")?.with_timezone(&chrono::Utc),
     ));
-    let store = SqlStore::connect(url, SqlOptions::default()).await?;
-    let engine = Engine::start(
-        Arc::new(store),
-        Arc::new(Registry::with_builtin()),
-        clock.clone(),
-        EngineOptions::default(),
-    )
-    .await?;
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     Ok((engine, clock))
-}
-
-async fn wait_for_status(
-    engine: &Engine,
-    id: &InstanceId,
-    wanted: InstanceStatus,
-) -> anyhow::Result<()> {
-    wait_until(
-        Duration::from_secs(30),
-        &format!("instance {id} to be {wanted}"),
-        || async { Ok((engine.instance(id).await?.status == wanted).then_some(())) },
-    )
-    .await
-}
-
-async fn assert_replay_matches(engine: &Engine, id: &InstanceId) -> anyhow::Result<()> {
-    let replayed = engine.replay(id, None).await?;
-    ensure!(
-        replayed.matches_stored == Some(true),
-        "instance {id}: replayed state differs from the stored state"
-    );
-    Ok(())
 }
 
 fn approve(data: Value) -> DecisionRequest {
@@ -83,7 +53,7 @@ output: {ack: "${steps.ack.output.payload}", delivered: "${steps.deliver.output}
 "#;
 
 async fn quorum_and_signals(url: &str) -> anyhow::Result<()> {
-    let (engine, _clock) = engine_on(url).await?;
+    let (engine, _clock) = engine_and_clock(url).await?;
     engine.deploy(REVIEW).await?;
     let id = engine
         .start_instance(
@@ -205,7 +175,7 @@ async fn quorum_self_approval_form_and_a_kept_signal() {
 }
 
 async fn escalation_and_delegation(url: &str) -> anyhow::Result<()> {
-    let (engine, clock) = engine_on(url).await?;
+    let (engine, clock) = engine_and_clock(url).await?;
     engine.deploy(REVIEW).await?;
     let definition = DefinitionId::from("suite-review");
     let id = engine
@@ -302,7 +272,7 @@ steps:
 "#;
 
 async fn correlated_signals_and_timeouts(url: &str) -> anyhow::Result<()> {
-    let (engine, clock) = engine_on(url).await?;
+    let (engine, clock) = engine_and_clock(url).await?;
     engine.deploy(CORRELATED).await?;
     let definition = DefinitionId::from("suite-wait");
     let first = engine

@@ -29,7 +29,7 @@ use gridflow_store::{
     InstanceFilter, InstanceHead, InstanceReader, InstanceRecord, Page, Store, TimerRecord,
     WorkItem, WorkReader,
 };
-use gridflow_tests::{gridflow_binary, wait_until};
+use gridflow_tests::{engine_with_store, gridflow_binary, wait_until};
 
 const WORKFLOW: &str = r#"
 id: audit-suite
@@ -47,17 +47,13 @@ steps:
     action: core.noop
 "#;
 
-async fn engine_on(store: Arc<dyn Store>, key: AuditKey) -> anyhow::Result<Engine> {
-    Ok(Engine::start(
-        store,
-        Arc::new(Registry::with_builtin()),
-        Arc::new(SystemClock),
-        EngineOptions {
-            audit_key: Some(key),
-            ..EngineOptions::default()
-        },
-    )
-    .await?)
+/// An engine on `store` that signs checkpoints with `key`.
+async fn engine_with_key(store: Arc<dyn Store>, key: AuditKey) -> anyhow::Result<Engine> {
+    let options = EngineOptions {
+        audit_key: Some(key),
+        ..EngineOptions::default()
+    };
+    engine_with_store(store, Arc::new(SystemClock), options).await
 }
 
 /// Starts `count` instances and waits until all have completed.
@@ -102,7 +98,7 @@ fn problem_of(report: &Report, instance: &InstanceId) -> Option<(ProblemKind, u6
 async fn tampering_with_a_real_sqlite_file_is_reported_by_instance_and_seq() -> anyhow::Result<()> {
     let (_folder, url) = gridflow_store::test_util::sqlite_file();
     let store = SqlStore::connect(&url, SqlOptions::default()).await?;
-    let engine = engine_on(Arc::new(store.clone()), AuditKey::generate()).await?;
+    let engine = engine_with_key(Arc::new(store.clone()), AuditKey::generate()).await?;
     let ids = run_instances(&engine, 7).await?;
 
     let clean = engine.verify().await?;
@@ -235,7 +231,7 @@ async fn an_export_of_1000_instances_verifies_offline_and_a_flipped_byte_names_i
     let (folder, url) = gridflow_store::test_util::sqlite_file();
     let store = SqlStore::connect(&url, SqlOptions::default()).await?;
     let key = AuditKey::generate();
-    let engine = engine_on(Arc::new(store), key.clone()).await?;
+    let engine = engine_with_key(Arc::new(store), key.clone()).await?;
     run_instances(&engine, 1000).await?;
     engine.checkpoint().await?;
 
@@ -350,6 +346,13 @@ impl InstanceReader for RecordingStore {
     async fn history(&self, id: &InstanceId) -> gridflow_store::Result<Vec<RecordedEvent>> {
         self.inner.history(id).await
     }
+    async fn history_after(
+        &self,
+        id: &InstanceId,
+        after_seq: u64,
+    ) -> gridflow_store::Result<Vec<RecordedEvent>> {
+        self.inner.history_after(id, after_seq).await
+    }
     async fn unfinished_instances(&self) -> gridflow_store::Result<Vec<InstanceId>> {
         self.inner.unfinished_instances().await
     }
@@ -444,6 +447,41 @@ impl gridflow_store::CursorStore for RecordingStore {
 }
 
 #[async_trait]
+impl gridflow_store::WebhookStore for RecordingStore {
+    async fn claim_webhook_event(
+        &self,
+        source: &str,
+        event_id: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> gridflow_store::Result<gridflow_store::EventClaim> {
+        self.inner
+            .claim_webhook_event(source, event_id, at, stale_before)
+            .await
+    }
+    async fn complete_webhook_event(
+        &self,
+        source: &str,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> gridflow_store::Result<()> {
+        self.inner
+            .complete_webhook_event(source, event_id, at)
+            .await
+    }
+    async fn release_webhook_event(
+        &self,
+        source: &str,
+        event_id: &str,
+    ) -> gridflow_store::Result<()> {
+        self.inner.release_webhook_event(source, event_id).await
+    }
+    async fn prune_webhook_events(&self, before: DateTime<Utc>) -> gridflow_store::Result<u64> {
+        self.inner.prune_webhook_events(before).await
+    }
+}
+
+#[async_trait]
 impl gridflow_store::TriggerStore for RecordingStore {
     async fn claim_tick(&self, tick: &gridflow_store::TickRecord) -> gridflow_store::Result<bool> {
         self.inner.claim_tick(tick).await
@@ -518,6 +556,16 @@ impl gridflow_store::TokenStore for RecordingStore {
     ) -> gridflow_store::Result<Option<gridflow_store::TokenRecord>> {
         self.inner.token_by_hash(hash).await
     }
+    async fn list_tokens(&self) -> gridflow_store::Result<Vec<gridflow_store::TokenRecord>> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_token(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> gridflow_store::Result<(gridflow_store::TokenRecord, bool)> {
+        self.inner.revoke_token(id, at).await
+    }
 }
 
 #[async_trait]
@@ -549,7 +597,13 @@ async fn replay_at_every_committed_seq_equals_the_state_the_runtime_had() -> any
         inner: SqlStore::connect(&url, SqlOptions::default()).await?,
         written: Mutex::new(Vec::new()),
     });
-    let engine = engine_on(store.clone(), AuditKey::generate()).await?;
+    // Every commit writes its state here, so that each can be compared with a replay.
+    let options = EngineOptions {
+        audit_key: Some(AuditKey::generate()),
+        snapshot_every_commit: true,
+        ..EngineOptions::default()
+    };
+    let engine = engine_with_store(store.clone(), Arc::new(SystemClock), options).await?;
     let ids = run_instances(&engine, 3).await?;
 
     let written = store.written.lock().unwrap().clone();

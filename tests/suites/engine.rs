@@ -7,45 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::json;
 
-use gridflow_connectors::Registry;
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus, StepId};
 use gridflow_runtime::{Engine, EngineOptions, Error, ManualClock, SystemClock};
-use gridflow_store::sql::{SqlOptions, SqlStore};
-use gridflow_tests::{on_every_database, wait_until};
-
-async fn engine_on(url: &str, clock: Arc<dyn gridflow_runtime::Clock>) -> anyhow::Result<Engine> {
-    let store = SqlStore::connect(url, SqlOptions::default()).await?;
-    Ok(Engine::start(
-        Arc::new(store),
-        Arc::new(Registry::with_builtin()),
-        clock,
-        EngineOptions::default(),
-    )
-    .await?)
-}
-
-async fn wait_for_status(
-    engine: &Engine,
-    id: &InstanceId,
-    wanted: InstanceStatus,
-) -> anyhow::Result<()> {
-    wait_until(
-        Duration::from_secs(30),
-        &format!("instance {id} to be {wanted}"),
-        || async { Ok((engine.instance(id).await?.status == wanted).then_some(())) },
-    )
-    .await
-}
-
-/// Replay of the whole stored history must equal the stored state.
-async fn assert_replay_matches(engine: &Engine, id: &InstanceId) -> anyhow::Result<()> {
-    let replayed = engine.replay(id, None).await?;
-    ensure!(
-        replayed.matches_stored == Some(true),
-        "instance {id}: replayed state differs from the stored state"
-    );
-    Ok(())
-}
+use gridflow_tests::{
+    assert_replay_matches, engine_on, on_every_database, wait_for_status, wait_until,
+};
 
 const WORKFLOW: &str = r#"
 id: engine-suite
@@ -77,7 +43,7 @@ output: {delivered: "${steps.deliver.output}"}
 "#;
 
 async fn runs_end_to_end(url: &str) -> anyhow::Result<()> {
-    let engine = engine_on(url, Arc::new(SystemClock)).await?;
+    let engine = engine_on(url, Arc::new(SystemClock), EngineOptions::default()).await?;
     let deployed = engine.deploy(WORKFLOW).await?;
     ensure!(deployed.created && deployed.version == 1);
     ensure!(
@@ -156,7 +122,7 @@ async fn retry_with_manual_clock(url: &str) -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-22T09:00:00Z")?.with_timezone(&chrono::Utc),
     ));
-    let engine = engine_on(url, clock.clone()).await?;
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     engine
         .deploy(
             "id: manual-retry\nsteps:\n  - id: flaky\n    action: core.fail_until\n    with: {attempts: 3}\n    retry: {max_attempts: 2, initial_interval: 1m, jitter: false}\n",

@@ -1,6 +1,7 @@
 //! Cron triggers in-process, on every backend, with a manual clock: ticks fire once, catch-up
 //! after downtime follows each trigger's policy, overlap policies hold, and only the node
-//! holding the cron lease fires.
+//! holding the cron lease fires. Webhook events are delivered once per event id, even
+//! when a node crashed in the middle of a delivery.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,23 +14,13 @@ use gridflow_connectors::Registry;
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus};
 use gridflow_runtime::{Engine, EngineOptions, ManualClock, Scheduler, SchedulerOptions};
 use gridflow_store::sql::{SqlOptions, SqlStore};
-use gridflow_tests::on_every_database;
+use gridflow_store::{EventClaim, WebhookStore};
+use gridflow_tests::{engine_on, on_every_database, wait_until};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .map(|instant| instant.with_timezone(&Utc))
         .unwrap_or(DateTime::UNIX_EPOCH)
-}
-
-async fn engine_on(url: &str, clock: Arc<ManualClock>) -> anyhow::Result<Engine> {
-    let store = SqlStore::connect(url, SqlOptions::default()).await?;
-    Ok(Engine::start(
-        Arc::new(store),
-        Arc::new(Registry::with_builtin()),
-        clock,
-        EngineOptions::default(),
-    )
-    .await?)
 }
 
 fn scheduler(engine: &Engine, node: &str) -> Scheduler {
@@ -76,7 +67,7 @@ steps:
 
 async fn catch_up_follows_each_policy(url: &str) -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new(at("2026-05-01T09:00:30Z")));
-    let engine = engine_on(url, clock.clone()).await?;
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     engine.deploy(CATCH_UP).await?;
     let node = scheduler(&engine, "node-a");
 
@@ -166,7 +157,7 @@ steps:
 
 async fn overlap_policies_hold(url: &str) -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new(at("2026-05-01T09:59:30Z")));
-    let engine = engine_on(url, clock.clone()).await?;
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     engine.deploy(OVERLAP).await?;
     let node = scheduler(&engine, "node-a");
     let mut started: BTreeMap<String, InstanceId> = BTreeMap::new();
@@ -240,7 +231,7 @@ steps:
 
 async fn one_node_fires(url: &str) -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::new(at("2026-05-01T09:59:30Z")));
-    let engine = engine_on(url, clock.clone()).await?;
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     engine.deploy(EVERY_MINUTE).await?;
     let first = scheduler(&engine, "node-a");
     let second = scheduler(&engine, "node-b");
@@ -305,4 +296,126 @@ async fn only_the_lease_holder_fires_and_another_node_takes_over_when_it_expires
     on_every_database(|url| async move { one_node_fires(&url).await })
         .await
         .unwrap();
+}
+
+const ON_PARTNER: &str = r#"
+id: on-partner
+triggers:
+  - event: partner.created
+    input: {partner: "${event.partner}"}
+steps:
+  - id: only
+    action: core.noop
+"#;
+
+/// Waits twice for the same signal, so that a signal delivered again moves it on.
+const TWO_WAITS: &str = r#"
+id: two-waits
+steps:
+  - id: first
+    wait: {signal: partner.created, timeout: 7d}
+  - id: second
+    needs: [first]
+    wait: {signal: partner.created, timeout: 7d}
+"#;
+
+async fn webhook_taken_over_after_a_crash_is_not_delivered_twice(url: &str) -> anyhow::Result<()> {
+    let clock = Arc::new(ManualClock::new(at("2026-12-07T09:00:00Z")));
+    let store = Arc::new(SqlStore::connect(url, SqlOptions::default()).await?);
+    let engine = Engine::start(
+        store.clone(),
+        Arc::new(Registry::with_builtin()),
+        clock.clone(),
+        EngineOptions::default(),
+    )
+    .await?;
+    engine.deploy(TWO_WAITS).await?;
+    let waiting = engine
+        .start_instance(
+            &DefinitionId::from("two-waits"),
+            None,
+            serde_json::json!({}),
+            "ana",
+        )
+        .await?;
+    wait_until(Duration::from_secs(10), "two-waits waits", || {
+        let engine = engine.clone();
+        let waiting = waiting.clone();
+        async move {
+            let state = engine.instance(&waiting).await?;
+            Ok((state.status == InstanceStatus::Waiting).then_some(()))
+        }
+    })
+    .await?;
+    engine.deploy(ON_PARTNER).await?;
+    let event = serde_json::json!({"type": "created", "id": "p-1", "partner": "acme"});
+
+    // A node claimed the event, delivered it (started on-partner, signalled two-waits) and
+    // crashed before marking it delivered. The delivery it did is the one `deliver_change`
+    // does with the same id: the same derived instance id, the same signal.
+    let now = engine.now();
+    let claim = store
+        .claim_webhook_event("partner", "p-1", now, now - chrono::Duration::seconds(60))
+        .await?;
+    ensure!(claim == EventClaim::New, "{claim:?}");
+    let crashed = engine
+        .deliver_change("partner.created", &event, "p-1", "event:partner")
+        .await?;
+    ensure!(crashed.started.len() == 1, "{crashed:?}");
+    ensure!(crashed.signalled == vec![waiting.clone()], "{crashed:?}");
+
+    // The sender retries at once: the claim is fresh, so it is in flight (409).
+    let retry = engine
+        .deliver_webhook("partner", "p-1", "partner.created", &event, "event:partner")
+        .await;
+    ensure!(
+        matches!(retry, Err(gridflow_runtime::Error::Conflict(_))),
+        "{retry:?}"
+    );
+    // A minute later the claim is stale: the retry takes it over and delivers idempotently.
+    clock.advance(Duration::from_secs(61));
+    let taken_over = engine
+        .deliver_webhook("partner", "p-1", "partner.created", &event, "event:partner")
+        .await?;
+    ensure!(!taken_over.duplicate, "{taken_over:?}");
+    ensure!(taken_over.outcome.started.is_empty(), "{taken_over:?}");
+    ensure!(taken_over.outcome.signalled.is_empty(), "{taken_over:?}");
+    // And every later copy is a duplicate.
+    let again = engine
+        .deliver_webhook("partner", "p-1", "partner.created", &event, "event:partner")
+        .await?;
+    ensure!(again.duplicate, "{again:?}");
+
+    let started = engine
+        .list_instances(
+            &gridflow_store::InstanceFilter {
+                status: None,
+                definition: Some(DefinitionId::from("on-partner")),
+            },
+            None,
+            10,
+        )
+        .await?;
+    ensure!(
+        started.items.len() == 1,
+        "one instance of on-partner: {started:?}"
+    );
+    let history = engine.history(&waiting).await?;
+    let signals = history
+        .iter()
+        .filter(|recorded| recorded.event_type == "signal_received")
+        .count();
+    ensure!(signals == 1, "two-waits got the signal once: {history:?}");
+    let state = engine.instance(&waiting).await?;
+    ensure!(state.status == InstanceStatus::Waiting, "{state:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn webhook_delivery_taken_over_after_a_crash_starts_and_signals_nothing_twice() {
+    on_every_database(|url| async move {
+        webhook_taken_over_after_a_crash_is_not_delivered_twice(&url).await
+    })
+    .await
+    .unwrap();
 }

@@ -83,11 +83,13 @@ async fn main() -> anyhow::Result<()> {
                     created_at: at,
                     updated_at: at,
                     last_seq: last.seq,
+                    snapshot_seq: last.seq,
                     last_hash: last.hash.clone(),
                     row_version: 1,
                 },
                 expected_row_version: None,
                 events,
+                snapshot: true,
             });
         }
         store.commit(&batch).await?;

@@ -9,6 +9,8 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
+use crate::output;
+
 /// What can go wrong with a call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -143,6 +145,45 @@ impl Client {
         Ok(self.send(request).await?.1)
     }
 
+    /// `POST` of a JSON body with an `Idempotency-Key`: a connection failure or a 502, 503
+    /// or 504 is retried with the same key (the server answers the first outcome again),
+    /// a few times with growing pauses; anything else is the answer.
+    pub async fn post_json_idempotent(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        key: &str,
+    ) -> Result<Value> {
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let request = self
+                .http
+                .post(self.url(segments, &[]))
+                .header(IDEMPOTENCY_KEY, key)
+                .json(body);
+            match self.send(request).await {
+                Err(error) if attempt < IDEMPOTENT_ATTEMPTS && transient(&error) => {
+                    output::error_line(format!(
+                        "{error}; retrying in {} with the same idempotency key ({attempt} of {})",
+                        humantime::format_duration(pause),
+                        IDEMPOTENT_ATTEMPTS - 1
+                    ));
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LAST_RETRY_PAUSE);
+                    attempt += 1;
+                }
+                outcome => return outcome.map(|(_, body)| body),
+            }
+        }
+    }
+
+    /// `DELETE`, answering the JSON body.
+    pub async fn delete(&self, segments: &[&str]) -> Result<Value> {
+        let request = self.http.delete(self.url(segments, &[]));
+        Ok(self.send(request).await?.1)
+    }
+
     /// `POST` of raw text with its content type, answering the status and the JSON body.
     pub async fn post_text(
         &self,
@@ -182,6 +223,26 @@ impl Client {
     }
 }
 
+/// The header that makes a start safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// How many times an idempotent call is sent at most.
+const IDEMPOTENT_ATTEMPTS: u32 = 6;
+/// The pause before the first retry; it doubles up to [`LAST_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(250);
+const LAST_RETRY_PAUSE: Duration = Duration::from_secs(4);
+
+/// Whether retrying the same call may succeed: the server could not be reached or
+/// answered that it (or a proxy before it) is unavailable for now.
+fn transient(error: &ClientError) -> bool {
+    match error {
+        ClientError::Unreachable { .. } => true,
+        ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+            matches!(status, 502..=504)
+        }
+        ClientError::BadServer { .. } => false,
+    }
+}
+
 fn api_error(status: StatusCode, body: &Value) -> ClientError {
     let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or_default().to_owned();
     let details = body
@@ -199,6 +260,32 @@ fn api_error(status: StatusCode, body: &Value) -> ClientError {
         code: text(body.pointer("/error/code")),
         message: text(body.pointer("/error/message")),
         details,
+    }
+}
+
+/// Writes a failed call to stderr: the error body's code and message, then each detail,
+/// every line prefixed with `prefix` (a file name) when given.
+pub fn report(prefix: Option<&str>, error: &ClientError) {
+    let lead = prefix
+        .map(|prefix| format!("{prefix}: "))
+        .unwrap_or_default();
+    match error {
+        ClientError::Api {
+            code,
+            message,
+            details,
+            ..
+        } => {
+            output::error_line(format!("{lead}error: {code}: {message}"));
+            for (path, message) in details {
+                if path.is_empty() {
+                    output::error_line(format!("{lead}  {message}"));
+                } else {
+                    output::error_line(format!("{lead}  {path}: {message}"));
+                }
+            }
+        }
+        other => output::error_line(format!("{lead}error: {}", output::error_chain(other))),
     }
 }
 

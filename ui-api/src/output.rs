@@ -10,8 +10,6 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use crate::client::ClientError;
-
 /// Writes one line to stdout.
 pub fn line(text: impl Display) {
     let mut stdout = std::io::stdout().lock();
@@ -33,32 +31,6 @@ pub fn json(value: &Value) {
 pub fn error_line(text: impl Display) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{text}");
-}
-
-/// Writes a failed call to stderr: the error body's code and message, then each detail,
-/// every line prefixed with `prefix` (a file name) when given.
-pub fn client_error(prefix: Option<&str>, error: &ClientError) {
-    let lead = prefix
-        .map(|prefix| format!("{prefix}: "))
-        .unwrap_or_default();
-    match error {
-        ClientError::Api {
-            code,
-            message,
-            details,
-            ..
-        } => {
-            error_line(format!("{lead}error: {code}: {message}"));
-            for (path, message) in details {
-                if path.is_empty() {
-                    error_line(format!("{lead}  {message}"));
-                } else {
-                    error_line(format!("{lead}  {path}: {message}"));
-                }
-            }
-        }
-        other => error_line(format!("{lead}error: {}", error_chain(other))),
-    }
 }
 
 /// An error and its sources as one line, `a: b: c`, leaving out a source whose text the

@@ -3,10 +3,12 @@
 //! may not call it (403) and every role that may (success), and the OpenAPI document is
 //! compared with the policy and the router.
 //!
-//! The route × role walk iterates over `gridflow::policy::RULES`, so a route added to the
+//! The route × role walk iterates over `gridflow::http::policy::RULES`, so a route added to the
 //! policy is covered without touching this file. Routes this file knows get realistic
 //! fixtures and must succeed (2xx); a route it does not know yet gets placeholder ids and
 //! must at least pass authorization (neither 401 nor 403) and not fail with 5xx.
+
+mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,17 +16,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use gridflow::auth::{Role, token_hash};
-use gridflow::policy::{self, Access, RULES, Rule};
-use gridflow::{AppState, app};
-use gridflow_connectors::Registry;
+use gridflow::http::auth::token_hash;
+use gridflow::http::policy::{self, Access, RULES, Rule};
+use gridflow::http::role::Role;
 use gridflow_core::InstanceStatus;
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
+use gridflow_runtime::Engine;
 use gridflow_store::{MemoryStore, TokenStore};
+use support::Harness;
 
 const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -77,20 +78,12 @@ struct TestApp {
 
 impl TestApp {
     async fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let engine = Engine::start(
-            store.clone(),
-            Arc::new(Registry::with_builtin()),
-            Arc::new(SystemClock),
-            EngineOptions::default(),
-        )
-        .await
-        .expect("the engine starts on the memory store");
-        let router = app(AppState {
-            engine: engine.clone(),
-            admin_token: Arc::from(ADMIN_TOKEN),
-            event_secrets: gridflow::events::EventSecrets::default(),
-        });
+        let Harness {
+            store,
+            engine,
+            router,
+            ..
+        } = Harness::start(ADMIN_TOKEN).await;
         let mut app = Self {
             router,
             engine,
@@ -136,33 +129,14 @@ impl TestApp {
         token: Option<&str>,
         body: Option<String>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request
+        let request = support::request(method, uri, token)
             .body(body.map_or_else(Body::empty, Body::from))
             .expect("the test request is well-formed");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("the response body can be read");
+        let reply = support::send(&self.router, request).await;
         Answer {
-            status,
-            content_type,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
+            status: reply.status,
+            content_type: reply.content_type().unwrap_or_default(),
+            text: reply.text(),
         }
     }
 
@@ -271,6 +245,20 @@ async fn sample(app: &TestApp, rule: &Rule) -> Option<(String, Option<String>)> 
             "/tokens".to_owned(),
             Some(json!({"user": "zed", "role": "analyst"}).to_string()),
         ),
+        ("get", "/tokens") => ("/tokens".to_owned(), None),
+        ("delete", "/tokens/{token_id}") => {
+            let answer = app
+                .call(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(ADMIN_TOKEN),
+                    Some(json!({"user": "victim", "role": "analyst"}).to_string()),
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+            let id = answer.json()["id"].as_str().expect("a token id").to_owned();
+            (format!("/tokens/{id}"), None)
+        }
         ("get", "/openapi.json") => ("/openapi.json".to_owned(), None),
         _ => return None,
     };

@@ -1,19 +1,16 @@
 //! HTTP API tests: the router built with `app(state)`, called with `oneshot`, over an
 //! engine on the in-memory store. No socket.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use gridflow::{AppState, app};
-use gridflow_connectors::Registry;
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
-use gridflow_store::MemoryStore;
+use support::{Harness, Reply};
 
 const TOKEN: &str = "test-admin-token";
 
@@ -75,19 +72,7 @@ struct Answer {
 
 impl TestApp {
     async fn new() -> Self {
-        let engine = Engine::start(
-            Arc::new(MemoryStore::new()),
-            Arc::new(Registry::with_builtin()),
-            Arc::new(SystemClock),
-            EngineOptions::default(),
-        )
-        .await
-        .expect("the engine starts on the memory store");
-        let router = app(AppState {
-            engine,
-            admin_token: Arc::from(TOKEN),
-            event_secrets: gridflow::events::EventSecrets::default(),
-        });
+        let router = Harness::start(TOKEN).await.router;
         Self { router }
     }
 
@@ -98,23 +83,10 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request
+        let request = support::request(method, uri, token)
             .body(body.map_or_else(Body::empty, |body| Body::from(body.to_owned())))
             .expect("the test request is well-formed");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("the response body can be read");
+        let Reply { status, bytes, .. } = support::send(&self.router, request).await;
         let body = if bytes.is_empty() {
             Value::Null
         } else {

@@ -5,21 +5,20 @@
 // The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-use gridflow::approvals::acting_as;
-use gridflow::auth::{Caller, Role};
+use gridflow::http::auth::Caller;
+use gridflow::http::auth::acting_as;
+use gridflow::http::role::Role;
 use gridflow::{AppState, app};
-use gridflow_connectors::Registry;
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
-use gridflow_store::MemoryStore;
+use support::Harness;
 
 const TOKEN: &str = "test-admin-token";
 
@@ -54,19 +53,7 @@ struct Api {
 
 impl Api {
     async fn new() -> Self {
-        let engine = Engine::start(
-            Arc::new(MemoryStore::new()),
-            Arc::new(Registry::with_builtin()),
-            Arc::new(SystemClock),
-            EngineOptions::default(),
-        )
-        .await
-        .expect("the engine starts on the memory store");
-        let state = AppState {
-            engine,
-            admin_token: Arc::from(TOKEN),
-            event_secrets: gridflow::events::EventSecrets::default(),
-        };
+        let state = Harness::start(TOKEN).await.state;
         let api = Self { state };
         let answer = api
             .call(
@@ -102,23 +89,14 @@ impl Api {
         uri: &str,
         body: Option<String>,
     ) -> Answer {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        let request = support::request(method, uri, Some(TOKEN))
             .body(body.map_or_else(Body::empty, Body::from))
             .expect("the test request is well-formed");
-        let response = self
-            .router(user)
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("the response body can be read");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, body }
+        let reply = support::send(&self.router(user), request).await;
+        Answer {
+            status: reply.status,
+            body: reply.json_or_null(),
+        }
     }
 
     async fn start(&self, order: u32) -> String {

@@ -4,21 +4,18 @@
 // The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use serde_json::Value;
-use tower::ServiceExt;
 
-use gridflow::{AppState, app};
-use gridflow_connectors::Registry;
 use gridflow_core::audit::ExportVerifier;
 use gridflow_core::audit::checkpoint::PublicKey;
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
-use gridflow_store::MemoryStore;
+use support::Harness;
 
 const TOKEN: &str = "test-admin-token";
 
@@ -34,19 +31,7 @@ steps:
 "#;
 
 async fn router() -> Router {
-    let engine = Engine::start(
-        Arc::new(MemoryStore::new()),
-        Arc::new(Registry::with_builtin()),
-        Arc::new(SystemClock),
-        EngineOptions::default(),
-    )
-    .await
-    .expect("the engine starts on the memory store");
-    app(AppState {
-        engine,
-        admin_token: Arc::from(TOKEN),
-        event_secrets: gridflow::events::EventSecrets::default(),
-    })
+    Harness::start(TOKEN).await.router
 }
 
 async fn call(
@@ -56,27 +41,14 @@ async fn call(
     token: Option<&str>,
     body: &str,
 ) -> (StatusCode, String, Option<String>) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
-        .await
+    let request = support::request(method, uri, token)
+        .body(Body::from(body.to_owned()))
         .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|value| value.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let reply = support::send(router, request).await;
     (
-        status,
-        String::from_utf8(bytes.to_vec()).unwrap(),
-        content_type,
+        reply.status,
+        String::from_utf8(reply.bytes.to_vec()).unwrap(),
+        reply.content_type(),
     )
 }
 

@@ -389,4 +389,117 @@ fn sandbox_users_and_token_create_work_through_the_cli() {
         .client()
         .args(["token", "create", "--role", "boss", "--user", "eve"]));
     assert_eq!(code, 2);
+
+    // The admin lists the tokens (never the tokens themselves) and revokes carl's.
+    let (code, stdout, stderr) = run(server.client().args(["token", "list", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{stdout}");
+    assert!(!stdout.contains(&created), "{stdout}");
+    let carl = listed.iter().find(|token| token["user"] == "carl").unwrap();
+    assert_eq!(carl["revoked"], false);
+    let carl_id = carl["id"].as_str().unwrap().to_owned();
+    let (code, stdout, stderr) = run(server.client().args(["token", "list"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("ID "), "{stdout}");
+    assert!(
+        stdout.contains(&carl_id) && stdout.contains("sandbox"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(server.client().args(["token", "revoke", &carl_id]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("revoked"), "{stderr}");
+    let (code, _, stderr) =
+        run(server
+            .client()
+            .env("GRIDFLOW_TOKEN", &created)
+            .args(["instances", "--limit", "1"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+    let (code, stdout, _) = run(server.client().args(["token", "list", "--json"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("\"revoked\":true") || stdout.contains("\"revoked\": true"),
+        "{stdout}"
+    );
+}
+
+/// A fake server for `gridflow start`: answers its connections in turn with `answers`
+/// (`None` closes the connection without answering, as when a response is lost) and
+/// returns the `Idempotency-Key` of each request.
+fn fake_server(
+    answers: Vec<Option<&'static str>>,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+    let handle = std::thread::spawn(move || {
+        let mut keys = Vec::new();
+        for answer in answers {
+            let (mut stream, _) = listener.accept().expect("the client connects");
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // The head, then as much body as Content-Length says.
+            let (head, body_length) = loop {
+                let read = stream.read(&mut buffer).expect("the request can be read");
+                assert!(read > 0, "the client closed early");
+                request.extend_from_slice(&buffer[..read]);
+                if let Some(end) = request.windows(4).position(|window| window == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |value| {
+                            value.trim().parse::<usize>().expect("a content length")
+                        });
+                    break (head, end + 4 + length);
+                }
+            };
+            while request.len() < body_length {
+                let read = stream.read(&mut buffer).expect("the request can be read");
+                request.extend_from_slice(&buffer[..read]);
+            }
+            keys.push(
+                head.lines()
+                    .find_map(|line| line.strip_prefix("idempotency-key:"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            );
+            if let Some(answer) = answer {
+                stream
+                    .write_all(answer.as_bytes())
+                    .expect("the answer can be sent");
+            }
+        }
+        keys
+    });
+    (url, handle)
+}
+
+#[test]
+fn start_retries_transient_failures_with_one_idempotency_key_per_invocation() {
+    const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 63\r\n\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"retry\",\"details\":[]}}";
+    const CREATED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 22\r\n\r\n{\"instance_id\":\"i-42\"}";
+    let (url, server) = fake_server(vec![Some(UNAVAILABLE), None, Some(CREATED), Some(CREATED)]);
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run(gridflow().env("GRIDFLOW_TOKEN", TOKEN).args([
+            "start",
+            "hello",
+            "--input",
+            "{\"n\": 1}",
+            "--server",
+            &url,
+        ]));
+        assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+        assert_eq!(stdout.trim(), "i-42");
+    }
+    let keys = server.join().unwrap();
+    assert_eq!(keys.len(), 4);
+    assert!(!keys[0].is_empty());
+    // One key for the three sends of the first invocation, a new one for the second.
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[0], keys[2]);
+    assert_ne!(keys[0], keys[3]);
 }

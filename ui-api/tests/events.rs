@@ -1,5 +1,9 @@
 //! Inbound webhooks (`POST /api/v1/events/{source}`) through `app(state)` and `oneshot`:
-//! only a body signed with the source's secret starts anything.
+//! only a body signed with the source's secret, at a time within 5 minutes of the
+//! server's (manual) clock, starts anything, and each event id does so once; the plain
+//! secret and `?type=` are accepted only from the sources configured for them.
+
+mod support;
 
 use std::sync::Arc;
 
@@ -9,11 +13,12 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use gridflow::events::{EventSecrets, SIGNATURE_HEADER, TOKEN_HEADER, signature};
-use gridflow::{AppState, app};
-use gridflow_connectors::Registry;
-use gridflow_runtime::{Engine, EngineOptions, SystemClock};
-use gridflow_store::{InstanceFilter, MemoryStore};
+use gridflow::http::events::{EventSecrets, SIGNATURE_HEADER, TOKEN_HEADER, signature};
+use gridflow::http::webhook::{EVENT_ID_HEADER, TIMESTAMP_HEADER};
+use gridflow_connectors::config::WebhooksConfig;
+use gridflow_runtime::{Engine, ManualClock};
+use gridflow_store::InstanceFilter;
+use support::{Harness, Options};
 
 const TOKEN: &str = "test-admin-token";
 const SECRET: &str = "grid-secret";
@@ -63,46 +68,82 @@ steps:
     with: {asset: "${input.asset}"}
 "#;
 
+/// The server's clock in these tests: 2026-12-07T09:00:00Z.
+const NOW: i64 = 1_796_634_000;
+
 struct TestApp {
     router: Router,
     engine: Engine,
+    clock: Arc<ManualClock>,
 }
 
 impl TestApp {
     async fn new() -> Self {
-        let engine = Engine::start(
-            Arc::new(MemoryStore::new()),
-            Arc::new(Registry::with_builtin()),
-            Arc::new(SystemClock),
-            EngineOptions::default(),
-        )
-        .await
-        .expect("the engine starts on the memory store");
+        Self::with_settings(WebhooksConfig::default().with_sandbox_sources()).await
+    }
+
+    async fn with_settings(settings: WebhooksConfig) -> Self {
+        let clock = Arc::new(ManualClock::new(
+            chrono::DateTime::from_timestamp(NOW, 0).expect("a valid instant"),
+        ));
+        let options = Options {
+            clock: clock.clone(),
+            event_secrets: EventSecrets::new([
+                ("trading_grid", SECRET),
+                ("canto", CANTO_SECRET),
+                ("iconik", ICONIK_SECRET),
+            ])
+            .with_settings(settings),
+            ..Options::new(TOKEN)
+        };
+        let Harness { engine, router, .. } = Harness::with(options).await;
         for definition in [ON_REQUEST, ON_CANTO_VERSION, ON_ICONIK_ASSET] {
             engine
                 .deploy(definition)
                 .await
                 .expect("the test definitions deploy");
         }
-        let router = app(AppState {
-            engine: engine.clone(),
-            admin_token: Arc::from(TOKEN),
-            event_secrets: EventSecrets::new([
-                ("trading_grid", SECRET),
-                ("canto", CANTO_SECRET),
-                ("iconik", ICONIK_SECRET),
-            ]),
-        });
-        Self { router, engine }
+        Self {
+            router,
+            engine,
+            clock,
+        }
     }
 
+    /// Sends `body` to `source` with `signature` (of timestamp [`NOW`]) if given.
     async fn send(&self, source: &str, body: &str, signature: Option<&str>) -> (StatusCode, Value) {
+        let timestamp = NOW.to_string();
         let headers: Vec<(&str, &str)> = signature
-            .map(|signature| (SIGNATURE_HEADER, signature))
+            .map(|signature| {
+                [
+                    (SIGNATURE_HEADER, signature),
+                    (TIMESTAMP_HEADER, timestamp.as_str()),
+                ]
+            })
             .into_iter()
+            .flatten()
             .collect();
         self.send_to(&format!("/api/v1/events/{source}"), body, &headers)
             .await
+    }
+
+    /// Sends `body` to `uri`, signed with `secret` at `timestamp`, with `extra` headers.
+    async fn send_signed(
+        &self,
+        uri: &str,
+        body: &str,
+        secret: &str,
+        timestamp: i64,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let signature = signature(secret.as_bytes(), timestamp, body.as_bytes());
+        let timestamp = timestamp.to_string();
+        let mut headers = vec![
+            (SIGNATURE_HEADER, signature.as_str()),
+            (TIMESTAMP_HEADER, timestamp.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        self.send_to(uri, body, &headers).await
     }
 
     async fn send_to(
@@ -111,9 +152,7 @@ impl TestApp {
         body: &str,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
+        let mut request = support::request(Method::POST, uri, None)
             .header(header::CONTENT_TYPE, "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -121,18 +160,8 @@ impl TestApp {
         let request = request
             .body(Body::from(body.to_owned()))
             .expect("the test request is well-formed");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("the response body can be read");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, body)
+        let reply = support::send(&self.router, request).await;
+        (reply.status, reply.json_or_null())
     }
 
     async fn instance_count(&self) -> usize {
@@ -146,7 +175,13 @@ impl TestApp {
 }
 
 fn request_created() -> String {
-    json!({"type": "request_created", "partner_id": "acme", "text": "new arrivals"}).to_string()
+    json!({"type": "request_created", "id": "evt-1", "partner_id": "acme", "text": "new arrivals"})
+        .to_string()
+}
+
+/// `signature` of `body` at [`NOW`] under `secret`.
+fn sign(secret: &str, body: &str) -> String {
+    signature(secret.as_bytes(), NOW, body.as_bytes())
 }
 
 #[tokio::test]
@@ -154,11 +189,7 @@ async fn signed_event_starts_the_triggered_definition_with_mapped_input() {
     let app = TestApp::new().await;
     let body = request_created();
     let (status, answer) = app
-        .send(
-            "trading_grid",
-            &body,
-            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
-        )
+        .send("trading_grid", &body, Some(&sign(SECRET, &body)))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["event"], "trading_grid.request_created");
@@ -182,13 +213,9 @@ async fn signed_event_starts_the_triggered_definition_with_mapped_input() {
 #[tokio::test]
 async fn event_without_a_matching_trigger_starts_nothing() {
     let app = TestApp::new().await;
-    let body = json!({"type": "issue_opened"}).to_string();
+    let body = json!({"type": "issue_opened", "id": "evt-2"}).to_string();
     let (status, answer) = app
-        .send(
-            "trading_grid",
-            &body,
-            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
-        )
+        .send("trading_grid", &body, Some(&sign(SECRET, &body)))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["started"], json!([]));
@@ -199,18 +226,14 @@ async fn event_without_a_matching_trigger_starts_nothing() {
 async fn missing_bad_or_unconfigured_signatures_are_401_and_start_nothing() {
     let app = TestApp::new().await;
     let body = request_created();
-    let good = signature(SECRET.as_bytes(), body.as_bytes());
+    let good = sign(SECRET, &body);
     let cases: [(&str, &str, Option<String>); 6] = [
         ("trading_grid", "missing signature", None),
-        (
-            "trading_grid",
-            "wrong secret",
-            Some(signature(b"guess", body.as_bytes())),
-        ),
+        ("trading_grid", "wrong secret", Some(sign("guess", &body))),
         (
             "trading_grid",
             "signature of another body",
-            Some(signature(SECRET.as_bytes(), b"{}")),
+            Some(sign(SECRET, "{}")),
         ),
         (
             "trading_grid",
@@ -254,11 +277,7 @@ async fn signed_body_without_a_type_is_400() {
         "not json",
     ] {
         let (status, answer) = app
-            .send(
-                "trading_grid",
-                body,
-                Some(&signature(SECRET.as_bytes(), body.as_bytes())),
-            )
+            .send("trading_grid", body, Some(&sign(SECRET, body)))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
     }
@@ -269,13 +288,9 @@ async fn signed_body_without_a_type_is_400() {
 async fn event_whose_mapped_input_is_invalid_is_422_and_starts_nothing() {
     let app = TestApp::new().await;
     // `text` is missing, so the mapped `query` fails to render.
-    let body = json!({"type": "request_created", "partner_id": "acme"}).to_string();
+    let body = json!({"type": "request_created", "id": "evt-3", "partner_id": "acme"}).to_string();
     let (status, answer) = app
-        .send(
-            "trading_grid",
-            &body,
-            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
-        )
+        .send("trading_grid", &body, Some(&sign(SECRET, &body)))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(app.instance_count().await, 0);
@@ -311,13 +326,9 @@ async fn signed_event_signals_only_the_instance_whose_correlate_matches() {
             .expect("the instance starts");
         waiting.push(instance);
     }
-    let body = json!({"type": "ack_received", "order": "po-2"}).to_string();
+    let body = json!({"type": "ack_received", "id": "evt-4", "order": "po-2"}).to_string();
     let (status, answer) = app
-        .send(
-            "trading_grid",
-            &body,
-            Some(&signature(SECRET.as_bytes(), body.as_bytes())),
-        )
+        .send("trading_grid", &body, Some(&sign(SECRET, &body)))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["started"], json!([]), "{answer}");
@@ -399,4 +410,200 @@ async fn iconik_webhook_with_the_token_header_starts_and_a_wrong_one_is_401() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(app.instance_count().await, 1);
+}
+
+#[tokio::test]
+async fn replayed_signed_event_starts_nothing_again() {
+    let app = TestApp::new().await;
+    let body = request_created();
+    let uri = "/api/v1/events/trading_grid";
+    let (status, first) = app.send_signed(uri, &body, SECRET, NOW, &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(
+        first["started"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    // The same request twice more, and once re-signed a minute later: a replay each time.
+    for timestamp in [NOW, NOW, NOW + 60] {
+        app.clock
+            .set(chrono::DateTime::from_timestamp(timestamp, 0).expect("instant"));
+        let (status, again) = app.send_signed(uri, &body, SECRET, timestamp, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["duplicate"], true, "{again}");
+        assert_eq!(again["started"], json!([]), "{again}");
+        assert_eq!(again["signalled"], json!([]), "{again}");
+    }
+    assert_eq!(app.instance_count().await, 1);
+
+    // The header names the event when given; another id is another event.
+    let (status, other) = app
+        .send_signed(uri, &body, SECRET, NOW + 60, &[(EVENT_ID_HEADER, "evt-99")])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{other}");
+    let (status, replay) = app
+        .send_signed(uri, &body, SECRET, NOW + 60, &[(EVENT_ID_HEADER, "evt-99")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(app.instance_count().await, 2);
+}
+
+#[tokio::test]
+async fn signed_event_without_an_id_is_400() {
+    let app = TestApp::new().await;
+    let body = json!({"type": "request_created", "partner_id": "acme", "text": "x"}).to_string();
+    let (status, answer) = app
+        .send_signed("/api/v1/events/trading_grid", &body, SECRET, NOW, &[])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(app.instance_count().await, 0);
+}
+
+#[tokio::test]
+async fn query_type_cannot_retarget_a_signed_event() {
+    let app = TestApp::new().await;
+    app.engine.deploy(AWAIT_ACK).await.expect("deploys");
+    // A captured signed `ack_received` sent again as `request_created`, to a source not
+    // configured for `?type=` and to one that is: refused both times.
+    let body = json!({"type": "ack_received", "id": "evt-5", "order": "po-1",
+                      "partner_id": "acme", "text": "x"})
+    .to_string();
+    let (status, answer) = app
+        .send_signed(
+            "/api/v1/events/trading_grid?type=request_created",
+            &body,
+            SECRET,
+            NOW,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("type")),
+        "{answer}"
+    );
+    let (status, answer) = app
+        .send_signed(
+            "/api/v1/events/iconik?type=asset_updated",
+            &body,
+            ICONIK_SECRET,
+            NOW,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(app.instance_count().await, 0);
+    // Refused copies do not use the event id up: the untouched request is delivered.
+    let (status, answer) = app
+        .send_signed("/api/v1/events/trading_grid", &body, SECRET, NOW, &[])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["event"], "trading_grid.ack_received");
+}
+
+#[tokio::test]
+async fn stale_or_future_timestamp_is_401_and_a_fresh_one_is_accepted() {
+    let app = TestApp::new().await;
+    let uri = "/api/v1/events/trading_grid";
+    let body = request_created();
+    for timestamp in [NOW - 301, NOW + 301, NOW - 86_400] {
+        let (status, answer) = app.send_signed(uri, &body, SECRET, timestamp, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{timestamp}: {answer}");
+    }
+    // Signed now, delivered 5 minutes later: still accepted; 1 second more is too late.
+    app.clock
+        .set(chrono::DateTime::from_timestamp(NOW + 301, 0).expect("instant"));
+    let (status, answer) = app.send_signed(uri, &body, SECRET, NOW, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("300 seconds")),
+        "{answer}"
+    );
+    assert_eq!(app.instance_count().await, 0);
+    app.clock
+        .set(chrono::DateTime::from_timestamp(NOW + 300, 0).expect("instant"));
+    let (status, answer) = app.send_signed(uri, &body, SECRET, NOW, &[]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(app.instance_count().await, 1);
+}
+
+#[tokio::test]
+async fn plain_secret_is_refused_from_sources_not_configured_for_it() {
+    // No source configured: the iconik and Canto modes are refused as well.
+    let app = TestApp::with_settings(WebhooksConfig::default()).await;
+    let body = json!({"type": "request_created", "id": "evt-6", "partner_id": "acme",
+                      "text": "x", "secure_token": SECRET})
+    .to_string();
+    for (uri, headers) in [
+        (
+            "/api/v1/events/trading_grid?type=request_created",
+            vec![(TOKEN_HEADER, SECRET)],
+        ),
+        ("/api/v1/events/trading_grid", vec![(TOKEN_HEADER, SECRET)]),
+        ("/api/v1/events/trading_grid", vec![]),
+        (
+            "/api/v1/events/iconik?type=asset_updated",
+            vec![(TOKEN_HEADER, ICONIK_SECRET)],
+        ),
+    ] {
+        let (status, answer) = app.send_to(uri, &body, &headers).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{uri} {headers:?}: {answer}"
+        );
+    }
+    let canto = json!({"secure_token": CANTO_SECRET, "id": "c-1"}).to_string();
+    let (status, answer) = app
+        .send_to("/api/v1/events/canto?type=version_added", &canto, &[])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert_eq!(app.instance_count().await, 0);
+}
+
+#[tokio::test]
+async fn iconik_event_is_delivered_once_per_request_id() {
+    let app = TestApp::new().await;
+    let body = json!({"event_type": "assets", "realm": "entity", "operation": "update",
+                      "object_id": "5f1c", "request_id": "r-77"})
+    .to_string();
+    let uri = "/api/v1/events/iconik?type=asset_updated";
+    let (status, first) = app
+        .send_to(uri, &body, &[(TOKEN_HEADER, ICONIK_SECRET)])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (status, again) = app
+        .send_to(uri, &body, &[(TOKEN_HEADER, ICONIK_SECRET)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(app.instance_count().await, 1);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_before_anything_is_checked() {
+    let app = TestApp::with_settings(WebhooksConfig {
+        max_body_bytes: 64,
+        ..WebhooksConfig::default()
+    })
+    .await;
+    let body = json!({"type": "request_created", "id": "evt-7", "partner_id": "acme",
+                      "text": "x".repeat(100)})
+    .to_string();
+    let (status, answer) = app
+        .send_signed("/api/v1/events/trading_grid", &body, SECRET, NOW, &[])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("webhooks.max_body_bytes")),
+        "{answer}"
+    );
+    assert_eq!(app.instance_count().await, 0);
 }

@@ -5,6 +5,8 @@
 //! of them, while each system still supplies its own error body shape and
 //! timestamp format where the real systems differ.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -51,4 +53,11 @@ pub(crate) fn respond(result: Result<Value, (StatusCode, Value)>) -> Response {
         Ok(body) => axum::Json(body).into_response(),
         Err((status, body)) => (status, axum::Json(body)).into_response(),
     }
+}
+
+/// Decodes a form body into a map (the last value of a repeated name wins).
+pub(crate) fn serde_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://form/?{}", String::from_utf8_lossy(body)))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
 }

@@ -8,19 +8,21 @@
 //! # Writing a simulator
 //!
 //! 1. Define the system's data as a type implementing [`SimState`] (`Clone + Serialize +
-//!    Deserialize`), whose [`SimState::seed`] returns realistic data.
-//! 2. Write the system's routes as a `Router<Arc<SimContext<YourState>>>`. Handlers read
+//!    Deserialize`), whose [`SimState::seed`] returns realistic data: the systems read it
+//!    from `systems/<name>/seed.json` with `include_str!`, so the seed is data, not code.
+//! 2. Write the system's [`Routes`] (`Router<Arc<SimContext<YourState>>>`s). Handlers read
 //!    with `context.store.read(|state| …)` and change state only through
 //!    [`SimStore::change`], passing a [`Change`] that names the effect and carries the
 //!    request's [`idempotency_key`]; turn its [`Reply`] into a response with [`reply`].
-//!    Check bearer tokens with [`Tokens::check_bearer`] and issue them with
-//!    [`Tokens::issue`].
+//!    Issue tokens with [`Tokens::issue`]. Handlers never check them: the routes that need
+//!    one go into [`Routes::protected`], and [`Routes::authorize`] (for instance with
+//!    [`Tokens::check_bearer`]) runs in front of them as a route layer.
 //! 3. Start it with [`serve`], giving a name, [`SimOptions`] (address, state file, initial
 //!    fault plan) and an [`ErrorRenderer`] that writes errors in the system's own shape (the
 //!    fault layer and the 404 fallback use it).
 //!
 //! ```ignore
-//! let simulator = simulator::serve("vip", options, vip_routes(), render_problem).await?;
+//! let simulator = simulator::serve("vip", options, vip_routes(), render_problem).await?; // vip_routes(): Routes<VipState>
 //! let base_url = simulator.base_url(); // "http://127.0.0.1:41234"
 //! simulator.faults().push(FaultRule::any(Fault::RateLimit { retry_after_secs: 2 }));
 //! simulator.tokens().expire_all();     // the next call must refresh its token
@@ -58,17 +60,18 @@
 // boxing it would buy nothing on a loopback test server.
 #![allow(clippy::result_large_err)]
 
+mod auth;
 mod faults;
-mod http;
+pub(crate) mod http;
 mod store;
 mod tokens;
 
-pub mod canto;
-pub mod iconik;
-pub mod otmm;
-pub mod smintio;
-pub mod trading_grid;
-pub mod vip;
+pub use crate::systems::canto::simulator as canto;
+pub use crate::systems::iconik::simulator as iconik;
+pub use crate::systems::otmm::simulator as otmm;
+pub use crate::systems::smintio::simulator as smintio;
+pub use crate::systems::trading_grid::simulator as trading_grid;
+pub use crate::systems::vip::simulator as vip;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +87,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use auth::{Authorize, Routes};
 pub use faults::{ErrorRenderer, EveryNth, Fault, FaultPlan, FaultRule, Faults};
 pub use store::{Change, ChangeResult, Effect, Reply, SimState, SimStore};
 pub use tokens::Tokens;
@@ -94,6 +98,11 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Our own idempotency header \[D\], sent by the connectors to systems that define none; the
 /// simulators deduplicate on it.
 pub const GRIDFLOW_IDEMPOTENCY_KEY_HEADER: &str = "x-gridflow-idempotency-key";
+
+/// How often the sandbox polls the OTMM and Trading Grid simulators when `gridflow.toml`
+/// does not configure those systems: often, so that a change made while trying things
+/// out starts its workflow within seconds.
+pub const SANDBOX_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The client id every sandbox simulator accepts.
 pub const SANDBOX_CLIENT_ID: &str = "sandbox-client";
@@ -260,11 +269,12 @@ impl Drop for RunningSimulator {
 }
 
 /// Starts a simulator: opens (or seeds) its state, binds `options.address`, and serves
-/// `routes` behind the fault layer plus the `/_sim/*` control endpoints.
+/// `routes` (the protected ones behind their check) behind the fault layer, plus the
+/// `/_sim/*` control endpoints.
 pub async fn serve<S: SimState>(
     name: &str,
     options: SimOptions,
-    routes: Router<Arc<SimContext<S>>>,
+    routes: impl Into<Routes<S>>,
     render: ErrorRenderer,
 ) -> Result<RunningSimulator, SimError> {
     let store = SimStore::open(options.state_file.as_deref())?;
@@ -281,6 +291,8 @@ pub async fn serve<S: SimState>(
         render,
     };
     let system = routes
+        .into()
+        .into_router(context.clone())
         .fallback(move || async move { render(StatusCode::NOT_FOUND, "no such resource") })
         .layer(axum::middleware::from_fn_with_state(layer, faults::inject))
         .with_state(context);

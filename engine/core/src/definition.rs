@@ -11,6 +11,8 @@ use serde_json::Value;
 use crate::duration;
 use crate::id::{DefinitionId, StepId};
 
+mod index;
+
 /// A workflow definition: a DAG of steps with an input schema, triggers and an output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,12 +36,43 @@ pub struct Definition {
     /// Template of the instance output, evaluated when the instance completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// Positions and dependents of the steps, built on first use.
+    #[serde(skip)]
+    index: index::StepIndex,
 }
 
 impl Definition {
     /// The step with this id, if the definition has one.
     pub fn step(&self, step_id: &StepId) -> Option<&StepDefinition> {
-        self.steps.iter().find(|step| &step.id == step_id)
+        self.position(step_id).map(|position| &self.steps[position])
+    }
+
+    /// The position of step `step_id` in [`Definition::steps`].
+    pub fn position(&self, step_id: &StepId) -> Option<usize> {
+        let position = *self.index().position.get(step_id)?;
+        // The index is built from these very steps; the check keeps a lookup right even
+        // if the steps were changed in place after it was built.
+        match self.steps.get(position) {
+            Some(step) if &step.id == step_id => Some(position),
+            Some(_) | None => self.steps.iter().position(|step| &step.id == step_id),
+        }
+    }
+
+    /// The positions of the steps that need the step at `position`, ascending.
+    pub fn dependents(&self, position: usize) -> &[usize] {
+        self.index()
+            .dependents
+            .get(position)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The positions of the steps that no step needs, ascending.
+    pub fn sinks(&self) -> &[usize] {
+        &self.index().sinks
+    }
+
+    fn index(&self) -> &index::Built {
+        self.index.get(&self.steps)
     }
 }
 

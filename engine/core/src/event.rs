@@ -107,6 +107,47 @@ pub struct TimerKey {
 }
 
 impl TimerKey {
+    /// The timer that starts attempt `attempt` of a retried action (or fan-out item).
+    pub fn retry(step: &StepId, item: Option<u32>, attempt: u32) -> Self {
+        Self::new(step, item, attempt, TimerPurpose::Retry, None)
+    }
+
+    /// The timer that starts attempt `attempt` of a retried compensation.
+    pub fn compensation_retry(step: &StepId, item: Option<u32>, attempt: u32) -> Self {
+        Self::new(step, item, attempt, TimerPurpose::CompensationRetry, None)
+    }
+
+    /// The end of a `sleep` step.
+    pub fn sleep(step: &StepId, attempt: u32) -> Self {
+        Self::new(step, None, attempt, TimerPurpose::Sleep, None)
+    }
+
+    /// The `due` of an approval at escalation level `level` (0: the first assignees).
+    pub fn approval_due(step: &StepId, attempt: u32, level: u32) -> Self {
+        Self::new(step, None, attempt, TimerPurpose::ApprovalDue, Some(level))
+    }
+
+    /// The `timeout` of a wait step.
+    pub fn wait_timeout(step: &StepId, attempt: u32) -> Self {
+        Self::new(step, None, attempt, TimerPurpose::WaitTimeout, None)
+    }
+
+    fn new(
+        step: &StepId,
+        item: Option<u32>,
+        attempt: u32,
+        purpose: TimerPurpose,
+        level: Option<u32>,
+    ) -> Self {
+        Self {
+            step: step.clone(),
+            item,
+            attempt,
+            purpose,
+            level,
+        }
+    }
+
     /// A stable text form, unique within an instance, used as the stored timer key.
     pub fn to_key_string(&self) -> String {
         let purpose = match self.purpose {
@@ -138,6 +179,12 @@ pub enum EventBody {
         version: u32,
         /// Validated start input.
         input: Value,
+        /// The history format version the instance records and replays with
+        /// ([`crate::history::HISTORY_VERSION`] when it started). Histories recorded before
+        /// versions existed have no such field and decode as version 1; their stored data is
+        /// hashed as stored, so their chains still verify.
+        #[serde(default = "crate::history::first_history_version")]
+        history_version: u32,
     },
     /// A step (no `item`), or one fan-out item, was scheduled for an attempt.
     StepScheduled {

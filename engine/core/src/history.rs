@@ -14,6 +14,20 @@ use sha2::{Digest, Sha256};
 use crate::event::Event;
 use crate::id::InstanceId;
 
+/// The history format version that new instances record in `instance_started`.
+///
+/// A change that would make the machine emit different events or commands for an existing
+/// history keeps the old behaviour for histories of the older versions and bumps this
+/// number; versions are never reused. The machine refuses (as an invalid transition) a
+/// history whose version it does not know. Version 1 is every history recorded before the
+/// version was recorded, and every one since, until a change needs a second.
+pub const HISTORY_VERSION: u32 = 1;
+
+/// The version of a history whose `instance_started` does not say: 1.
+pub fn first_history_version() -> u32 {
+    1
+}
+
 /// `prev_hash` of an instance's first event: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

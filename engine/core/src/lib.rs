@@ -20,23 +20,26 @@ pub mod event;
 pub mod expr;
 pub mod history;
 pub mod id;
+pub mod limits;
 pub mod machine;
 pub mod replay;
 pub mod retry;
 pub mod schedule;
+pub mod secret_ref;
 pub mod state;
 pub mod status;
 pub mod validate;
+pub mod webhook;
 
 pub use approval::{ApprovalState, ApprovalStatus, Verdict};
 pub use command::{Command, Dispatch, WorkKey};
 pub use definition::{CatchUp, Definition, Overlap, StepDefinition, StepKind, Trigger};
 pub use event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
-pub use history::RecordedEvent;
+pub use history::{HISTORY_VERSION, RecordedEvent};
 pub use id::{DefinitionId, InstanceId, StepId};
 pub use machine::{
     Effects, Input, InputBody, StepError, Transition, apply, transition, transition_in_place,
 };
-pub use replay::replay;
+pub use replay::{replay, replay_tail};
 pub use state::{BufferedSignal, InstanceState, Phase, StepState, Unit, Work};
 pub use status::{InstanceStatus, StepStatus};

@@ -1,6 +1,14 @@
 //! Replay: fold a recorded history through [`apply`], the same function the runtime uses.
+//!
+//! A history records its format version in its `instance_started` ([`history_version`];
+//! [`crate::history::HISTORY_VERSION`] for new ones, 1 for those recorded before versions
+//! were). Folding that event puts the version into the state
+//! ([`InstanceState::history_version`]), where the machine can branch on it when a change
+//! of semantics keeps older histories replaying the older way; a version the machine does
+//! not know makes replay fail with [`ReplayError::Nondeterminism`].
 
 use crate::definition::Definition;
+use crate::event::EventBody;
 use crate::history::RecordedEvent;
 use crate::id::InstanceId;
 use crate::machine::{StepError, apply};
@@ -30,6 +38,19 @@ pub enum ReplayError {
         #[source]
         source: StepError,
     },
+}
+
+/// The format version of a recorded history, from its first event (`instance_started`);
+/// `None` when the history does not start with a decodable `instance_started`.
+pub fn history_version(history: &[RecordedEvent]) -> Option<u32> {
+    if let EventBody::InstanceStarted {
+        history_version, ..
+    } = history.first()?.event().ok()?.body
+    {
+        Some(history_version)
+    } else {
+        None
+    }
 }
 
 /// Folds the whole history, calling `visit` with each event and the state right after it
@@ -88,27 +109,25 @@ pub fn replay(
     definition: &Definition,
     until: Option<u64>,
 ) -> Result<InstanceState, ReplayError> {
-    let first_at = history
-        .first()
-        .map(|event| event.at)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-    let mut state = InstanceState::new(instance.clone(), definition.id.clone(), first_at);
+    let mut state = initial_state(instance, history, definition);
     for recorded in history {
         if until.is_some_and(|until| recorded.seq > until) {
             break;
         }
-        let event = recorded.event().map_err(|error| ReplayError::Undecodable {
-            instance: instance.clone(),
-            seq: recorded.seq,
-            message: error.to_string(),
-        })?;
-        state = apply(state, &event, definition)
-            .map_err(|source| ReplayError::Nondeterminism {
-                instance: instance.clone(),
-                seq: recorded.seq,
-                source,
-            })?
-            .0;
+        state = apply_recorded(instance, state, recorded, definition)?;
     }
     Ok(state)
+}
+
+/// Folds `tail`, the events recorded after a state snapshot, into that snapshot: how a
+/// stored instance whose snapshot is older than its history is brought up to date.
+pub fn replay_tail(
+    snapshot: InstanceState,
+    tail: &[RecordedEvent],
+    definition: &Definition,
+) -> Result<InstanceState, ReplayError> {
+    let instance = snapshot.id.clone();
+    tail.iter().try_fold(snapshot, |state, recorded| {
+        apply_recorded(&instance, state, recorded, definition)
+    })
 }

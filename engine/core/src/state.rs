@@ -23,6 +23,10 @@ pub struct InstanceState {
     pub definition: DefinitionId,
     /// Definition version.
     pub version: u32,
+    /// The history format version the instance's history is recorded in (from its
+    /// `instance_started`), so that the machine can fold older histories the older way.
+    #[serde(default = "crate::history::first_history_version")]
+    pub history_version: u32,
     /// Start input.
     pub input: Value,
     /// When `instance_started` happened.
@@ -386,6 +390,7 @@ impl InstanceState {
             id,
             definition,
             version: 0,
+            history_version: crate::history::HISTORY_VERSION,
             input: Value::Null,
             started_at: at,
             started_by: String::new(),

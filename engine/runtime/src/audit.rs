@@ -1,144 +1,38 @@
-//! Audit on the engine: the server's signing key, signed checkpoints (on demand and
-//! periodically), verification of every chain, the streaming export, replay with a diff
-//! per event, and the audit log of operator actions that are not instance events.
+//! Audit on the engine handle: the public key, signed checkpoints, verification of every
+//! chain, the streaming export, replay with a diff per event, and the audit log of
+//! operator actions that are not instance events.
 //!
-//! The key never appears in logs or `Debug` output. Verification reads the instance rows'
-//! heads first and the events afterwards, a page at a time in (instance, seq) order, and
-//! checks each instance's chain on a blocking thread while the next page is read.
-
-use std::fmt;
-use std::path::Path;
-use std::time::Duration;
+//! The signing key lives in `audit_key`, and checkpoints are taken in `checkpoint` (on
+//! demand here, periodically by a background task there). Verification reads the instance
+//! rows' heads first and the events afterwards, a page at a time in (instance, seq) order,
+//! and checks each instance's chain on a blocking thread while the next page is read.
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use gridflow_core::audit::checkpoint::PublicKey;
 use gridflow_core::audit::export::{EXPORT_FORMAT, Header, InstanceLine};
-use gridflow_core::audit::log::{DEFINITION_DEPLOYED, TOKEN_CREATED};
+use gridflow_core::audit::log::{DEFINITION_DEPLOYED, TOKEN_CREATED, TOKEN_REVOKED};
 use gridflow_core::audit::{
-    AuditRecord, ChainHead, Change, Checkpoint, CheckpointBody, ExportLine, LineWriter, Report,
-    Verification, json_diff, merkle_root,
+    AuditRecord, ChainHead, Change, Checkpoint, ExportLine, LineWriter, Report, Verification,
+    json_diff,
 };
-use gridflow_core::history::GENESIS_HASH;
 use gridflow_core::replay::{ReplayError, initial_state, replay_each};
 use gridflow_core::{InstanceId, RecordedEvent};
 use gridflow_store::{AuditFilter, InstanceHead};
 
-use crate::engine::{Deployment, Engine};
+use crate::checkpoint;
+use crate::definitions::Deployment;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::view::InstanceView;
 
+pub use crate::audit_key::AuditKey;
+
 /// Events per read while verifying or exporting.
 const PAGE: u32 = 10_000;
-
-/// The server's Ed25519 signing key. Its `Debug` output shows only the public key.
-#[derive(Clone)]
-pub struct AuditKey(SigningKey);
-
-impl fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuditKey")
-            .field("public_key", &self.public_key().to_string())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuditKey {
-    /// A new random key, kept in memory only (tests; a server loads its key from a file).
-    pub fn generate() -> Self {
-        Self(SigningKey::from_bytes(&rand::random::<[u8; 32]>()))
-    }
-
-    /// The key whose secret is `bytes`.
-    pub fn from_secret(bytes: [u8; 32]) -> Self {
-        Self(SigningKey::from_bytes(&bytes))
-    }
-
-    /// The public key.
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key())
-    }
-
-    /// Reads the key at `path`, or creates it there (mode 0600, 64 hex characters) when no
-    /// file exists. Returns the key and whether it was created.
-    pub fn load_or_create(path: &Path) -> Result<(Self, bool)> {
-        let shown = path.display();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|bytes| bytes.try_into().ok())
-                    .ok_or_else(|| {
-                        Error::Invalid {
-                            message: format!(
-                                "audit key file {shown}: expected 64 hex characters (an Ed25519 secret key)"
-                            ),
-                            details: Vec::new(),
-                        }
-                    })?;
-                warn_if_readable_by_others(path);
-                Ok((Self::from_secret(bytes), false))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate();
-                write_private(path, &format!("{}\n", hex::encode(key.0.to_bytes()))).map_err(
-                    |error| {
-                        Error::Unavailable(format!("cannot create audit key file {shown}: {error}"))
-                    },
-                )?;
-                Ok((key, true))
-            }
-            Err(error) => Err(Error::Unavailable(format!(
-                "cannot read audit key file {shown}: {error}"
-            ))),
-        }
-    }
-
-    fn sign(&self, body: CheckpointBody) -> Checkpoint {
-        body.sign(&self.0)
-    }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
-}
-
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(metadata) = std::fs::metadata(path)
-        && metadata.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "the audit key file is readable by other users; chmod 600 it");
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
 
 /// What changed in an instance at one event of its history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -156,14 +50,6 @@ pub struct EventDiff {
     pub changes: Vec<Change>,
 }
 
-/// The audit part of the engine's shared state.
-pub(crate) struct AuditState {
-    pub(crate) key: AuditKey,
-    pub(crate) interval: Option<Duration>,
-    /// One checkpoint at a time from this node (another node's race is a store Conflict).
-    pub(crate) checkpointing: tokio::sync::Mutex<()>,
-}
-
 fn replay_error(error: ReplayError) -> Error {
     Error::Internal(error.to_string())
 }
@@ -171,70 +57,23 @@ fn replay_error(error: ReplayError) -> Error {
 impl Engine {
     /// The public key that checkpoints are signed with.
     pub fn audit_public_key(&self) -> PublicKey {
-        self.shared().audit.key.public_key()
+        self.shared.audit.key.public_key()
     }
 
     /// Signs and stores a checkpoint of every instance's chain head now.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
-        let shared = self.shared();
-        let _one_at_a_time = shared.audit.checkpointing.lock().await;
-        let store = &shared.store;
-        let last = store.checkpoints().await?.pop();
-        let heads: Vec<ChainHead> = store
-            .instance_heads(&AuditFilter::default())
-            .await?
-            .into_iter()
-            .map(|instance| instance.head)
-            .collect();
-        let audit_head = store.audit_log().await?.pop();
-        let body = CheckpointBody {
-            seq: last.as_ref().map(|last| last.body.seq + 1).unwrap_or(1),
-            at: shared.clock.now(),
-            merkle_root: merkle_root(&heads),
-            instances: heads.len() as u64,
-            prev_checkpoint_hash: last
-                .map(|last| last.hash)
-                .unwrap_or_else(|| GENESIS_HASH.to_owned()),
-            audit_log_seq: audit_head.as_ref().map(|record| record.seq).unwrap_or(0),
-            audit_log_hash: audit_head
-                .map(|record| record.hash)
-                .unwrap_or_else(|| GENESIS_HASH.to_owned()),
-        };
-        let checkpoint = shared.audit.key.sign(body);
-        store.add_checkpoint(&checkpoint, &heads).await?;
-        tracing::info!(
-            seq = checkpoint.body.seq,
-            instances = checkpoint.body.instances,
-            "audit checkpoint signed"
-        );
-        Ok(checkpoint)
+        checkpoint::checkpoint(&self.shared).await
     }
 
     /// Takes a checkpoint when the configured interval has passed since the last one by
     /// the engine's clock (or there is none yet); `None` when not due or not configured.
     pub async fn checkpoint_if_due(&self) -> Result<Option<Checkpoint>> {
-        let shared = self.shared();
-        let Some(interval) = shared.audit.interval else {
-            return Ok(None);
-        };
-        let last = shared.store.checkpoints().await?.pop();
-        let due = match last {
-            None => true,
-            Some(last) => {
-                let elapsed = shared.clock.now() - last.body.at;
-                elapsed >= chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX)
-            }
-        };
-        if due {
-            self.checkpoint().await.map(Some)
-        } else {
-            Ok(None)
-        }
+        checkpoint::checkpoint_if_due(&self.shared).await
     }
 
     /// Every checkpoint, oldest first.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        Ok(self.shared().store.checkpoints().await?)
+        Ok(self.shared.store.checkpoints().await?)
     }
 
     /// Records an operator action that is not an instance event in the audit log.
@@ -244,7 +83,7 @@ impl Engine {
         actor: &str,
         data: Value,
     ) -> Result<AuditRecord> {
-        let shared = self.shared();
+        let shared = &self.shared;
         Ok(shared
             .store
             .append_audit_record(event_type, shared.clock.now(), actor, data)
@@ -255,15 +94,27 @@ impl Engine {
     /// token itself). The token endpoint calls it after storing the token.
     pub async fn record_token_created(
         &self,
-        user: &str,
-        role: &str,
-        groups: &[String],
+        token: &gridflow_store::TokenRecord,
+        by: &str,
+    ) -> Result<AuditRecord> {
+        let mut data = json!({"id": token.id, "user": token.user, "role": token.role,
+            "groups": token.groups, "expires_at": token.expires_at});
+        if token.server_run.is_some() {
+            data["sandbox"] = json!(true);
+        }
+        self.record_action(TOKEN_CREATED, by, data).await
+    }
+
+    /// Records that `by` revoked a token (its id, user and role; never the token).
+    pub async fn record_token_revoked(
+        &self,
+        token: &gridflow_store::TokenRecord,
         by: &str,
     ) -> Result<AuditRecord> {
         self.record_action(
-            TOKEN_CREATED,
+            TOKEN_REVOKED,
             by,
-            json!({"user": user, "role": role, "groups": groups}),
+            json!({"id": token.id, "user": token.user, "role": token.role}),
         )
         .await
     }
@@ -284,13 +135,13 @@ impl Engine {
 
     /// The server's audit log.
     pub async fn audit_log(&self) -> Result<Vec<AuditRecord>> {
-        Ok(self.shared().store.audit_log().await?)
+        Ok(self.shared.store.audit_log().await?)
     }
 
     /// Verifies every instance's chain, the heads against the instance rows and the last
     /// checkpoint, the checkpoints' chain and signatures, and the audit log.
     pub async fn verify(&self) -> Result<Report> {
-        let store = self.shared().store.clone();
+        let store = self.shared.store.clone();
         let trusted = self.audit_public_key();
         let checkpoints = store.checkpoints().await?;
         let last_heads = match checkpoints.last() {
@@ -376,7 +227,7 @@ impl Engine {
     /// Writes the export of the instances that `filter` selects to `lines`, one line (with
     /// its newline) at a time; stops early when the receiver is dropped.
     pub async fn export(&self, filter: &AuditFilter, lines: mpsc::Sender<String>) -> Result<()> {
-        let shared = self.shared();
+        let shared = &self.shared;
         let store = &shared.store;
         let mut writer = LineWriter::new();
         let send = |text: String| {
@@ -512,7 +363,7 @@ impl Engine {
         &self,
         instance: &InstanceId,
     ) -> Result<(Vec<RecordedEvent>, gridflow_core::Definition)> {
-        let shared = self.shared();
+        let shared = &self.shared;
         let record = shared.store.instance(instance).await?;
         let history = shared.store.history(instance).await?;
         let loaded = shared
@@ -531,23 +382,4 @@ fn instance_line(head: &InstanceHead) -> ExportLine {
         last_seq: head.head.seq,
         last_hash: head.head.hash.clone(),
     })
-}
-
-/// Runs [`Engine::checkpoint_if_due`] every `poll` (tokio time) until the engine is
-/// dropped everywhere else; failures are logged and retried at the next poll.
-pub(crate) fn spawn_periodic(engine: std::sync::Weak<crate::engine::Shared>, poll: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(poll);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(shared) = engine.upgrade() else {
-                return;
-            };
-            let engine = Engine::from_shared(shared);
-            if let Err(error) = engine.checkpoint_if_due().await {
-                tracing::error!(%error, "periodic audit checkpoint failed");
-            }
-        }
-    });
 }

@@ -1,86 +1,117 @@
-//! A cache of parsed definition versions, each with its compiled input validator.
-//! Versions never change once stored, so entries never go stale.
+//! Definitions on the engine handle: validated, deployed as versions, and read back.
+//!
+//! Validation runs on tokio's blocking threads; the parsed versions the driver and the
+//! starts need are cached separately (`definition_cache`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use serde::Serialize;
+use serde_json::Value;
 
-use gridflow_core::validate::InputValidator;
+use gridflow_core::validate;
 use gridflow_core::{Definition, DefinitionId};
-use gridflow_store::Store;
+use gridflow_store::Deployed;
 
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::view::DefinitionView;
 
-/// One loaded definition version.
-pub(crate) struct Loaded {
-    pub(crate) definition: Arc<Definition>,
-    pub(crate) version: u32,
-    pub(crate) input_validator: InputValidator,
+/// What a deploy did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// Definition id.
+    pub id: String,
+    /// The version now current.
+    pub version: u32,
+    /// Whether a new version was stored (false: identical content was deployed before).
+    pub created: bool,
 }
 
-/// Definition versions by `(id, version)`.
-///
-/// A std `RwLock`: held only to look up or insert, never across an `.await`.
-pub(crate) struct DefinitionCache {
-    store: Arc<dyn Store>,
-    loaded: RwLock<HashMap<(DefinitionId, u32), Arc<Loaded>>>,
-}
-
-impl DefinitionCache {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            loaded: RwLock::new(HashMap::new()),
-        }
+impl Engine {
+    /// Validates a definition without deploying it, refusing one with more steps than
+    /// `limits.max_steps`.
+    ///
+    /// Validation takes time linear in the definition's size, up to about a second for the
+    /// largest: it runs on tokio's blocking threads, so that it never holds an async
+    /// worker (and `/healthz` with it).
+    pub async fn validate(&self, source: &str) -> Result<Definition> {
+        Ok(self.prepare(source).await?.0)
     }
 
-    /// A version, or the latest when `version` is `None` (always read from the store,
-    /// since a deploy may have added one).
-    pub(crate) async fn get(&self, id: &DefinitionId, version: Option<u32>) -> Result<Arc<Loaded>> {
-        if let Some(version) = version
-            && let Some(loaded) = self
-                .loaded
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get(&(id.clone(), version))
-        {
-            return Ok(loaded.clone());
-        }
-        let record = self.store.definition(id, version).await?;
-        if let Some(loaded) = self
-            .loaded
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&(id.clone(), record.version))
-        {
-            return Ok(loaded.clone());
-        }
-        let definition: Definition =
-            serde_json::from_value(record.definition.clone()).map_err(|error| {
-                Error::Internal(format!(
-                    "definition {id} version {}: stored definition does not decode: {error}",
-                    record.version
-                ))
+    /// The validated definition, its content hash and its JSON, computed on a blocking
+    /// thread.
+    async fn prepare(&self, source: &str) -> Result<(Definition, String, Value)> {
+        let registry = self.shared.registry.clone();
+        let max_steps = self.shared.limits.max_steps;
+        let source = source.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let definition = validate::load_within(&source, registry.as_ref(), max_steps)?;
+            let content_hash = validate::content_hash(&definition);
+            let json = serde_json::to_value(&definition).map_err(|error| {
+                Error::Internal(format!("definition does not serialize: {error}"))
             })?;
-        let input_validator = InputValidator::new(&definition).map_err(|errors| {
-            Error::Internal(format!(
-                "definition {id} version {}: input schema does not compile: {}",
-                record.version,
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
-        let loaded = Arc::new(Loaded {
-            definition: Arc::new(definition),
-            version: record.version,
-            input_validator,
-        });
-        self.loaded
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert((id.clone(), record.version), loaded.clone());
-        Ok(loaded)
+            Ok((definition, content_hash, json))
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("definition validation stopped: {error}")))?
+    }
+
+    /// Deploys a definition: a new version when its content changed.
+    pub async fn deploy(&self, source: &str) -> Result<Deployment> {
+        let (definition, content_hash, json) = self.prepare(source).await?;
+        let deployed = self
+            .shared
+            .store
+            .deploy(
+                &definition.id,
+                &content_hash,
+                source,
+                &json,
+                self.shared.clock.now(),
+            )
+            .await?;
+        let (version, created) = match deployed {
+            Deployed::Created(version) => (version, true),
+            Deployed::Unchanged(version) => (version, false),
+        };
+        tracing::info!(definition = %definition.id, version, created, "definition deployed");
+        Ok(Deployment {
+            id: definition.id.to_string(),
+            version,
+            created,
+        })
+    }
+
+    /// One version of a definition, the latest when `version` is `None`.
+    pub async fn definition(
+        &self,
+        id: &DefinitionId,
+        version: Option<u32>,
+    ) -> Result<DefinitionView> {
+        Ok(DefinitionView::from(
+            &self.shared.store.definition(id, version).await?,
+        ))
+    }
+
+    /// The latest version of every definition.
+    pub async fn list_definitions(&self) -> Result<Vec<DefinitionView>> {
+        Ok(self
+            .shared
+            .store
+            .list_definitions()
+            .await?
+            .iter()
+            .map(DefinitionView::from)
+            .collect())
+    }
+
+    /// Every version of a definition, oldest first.
+    pub async fn definition_versions(&self, id: &DefinitionId) -> Result<Vec<DefinitionView>> {
+        Ok(self
+            .shared
+            .store
+            .definition_versions(id)
+            .await?
+            .iter()
+            .map(DefinitionView::from)
+            .collect())
     }
 }

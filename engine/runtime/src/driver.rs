@@ -2,8 +2,8 @@
 //!
 //! Each cycle it takes every message waiting in its inbox (up to a bound), plus the timers
 //! that are due, feeds them through the core's [`transition_in_place`], and writes all the
-//! resulting events, state snapshots, queued work and timers of all instances in ONE
-//! database transaction (group commit). Only after that commit does it answer callers,
+//! resulting events, state snapshots (when due, see `snapshot.rs`), queued work and timers
+//! of all instances in ONE database transaction (group commit). Only after that commit does it answer callers,
 //! start the dispatched actions and announce finished instances, so nothing is acted on
 //! before it is durable.
 //!
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use gridflow_core::command::{Command, Dispatch};
 use gridflow_core::history::{GENESIS_HASH, record_chain};
@@ -25,30 +25,16 @@ use gridflow_core::machine::{Input, InputBody, StepError, transition_in_place};
 use gridflow_core::{Definition, Event, InstanceId, InstanceState, InstanceStatus, TimerKey};
 use gridflow_store::{Batch, InstanceRecord, InstanceWrite, TimerRecord, WorkItem};
 
-use crate::engine::Shared;
-use crate::error::{Error, Result};
-use crate::view::decode_state;
+use crate::approval_rows::changed_approval_rows;
+use crate::error::{Error, Result, refusal_error};
+use crate::message::{Message, Reply};
+use crate::shared::Shared;
+use crate::snapshot::{Snapshots, current_state};
 
-/// A message to the driver.
-pub(crate) enum Message {
-    /// Create and start a new instance.
-    Start {
-        instance: InstanceId,
-        definition: Arc<Definition>,
-        version: u32,
-        input: Value,
-        actor: String,
-        reply: oneshot::Sender<Result<()>>,
-    },
-    /// Feed an input to an existing instance.
-    Input {
-        instance: InstanceId,
-        input: Input,
-        reply: Option<oneshot::Sender<Result<()>>>,
-    },
-    /// Look at the timers now (the clock moved); the reply comes after that cycle's commit.
-    Wake(Option<oneshot::Sender<Result<()>>>),
-}
+mod commit;
+mod recovery;
+
+use self::commit::CommitJob;
 
 /// One instance held in memory between cycles.
 struct Cached {
@@ -58,6 +44,8 @@ struct Cached {
     row_version: u64,
     last_seq: u64,
     last_hash: String,
+    /// Where its stored state snapshot stands.
+    snapshots: Snapshots,
 }
 
 /// What one cycle has gathered for its commit.
@@ -69,8 +57,10 @@ struct Cycle {
     events: HashMap<InstanceId, Vec<Event>>,
     batch: Batch,
     dispatches: Vec<(InstanceId, Dispatch)>,
-    replies: Vec<oneshot::Sender<Result<()>>>,
+    replies: Vec<Reply>,
     finished: Vec<(InstanceId, InstanceStatus)>,
+    /// Sizes of the state snapshots the batch writes, for the counters.
+    snapshot_bytes: Vec<u64>,
     /// Action outcomes and timer firings: fed again if the commit fails, so no outcome is
     /// lost while the database is away.
     replayable: Vec<(InstanceId, Input)>,
@@ -106,6 +96,11 @@ pub(crate) struct Driver {
     in_flight: Option<InFlight>,
     /// Gather and build cycle N+1 while cycle N commits (see `EngineOptions`).
     pipeline_commits: bool,
+    /// Write the whole state at every commit instead of when due (see `snapshot.rs`).
+    snapshot_every_commit: bool,
+    /// Commits that failed in a row; sets how long the driver waits before it feeds the
+    /// lost inputs again (`recovery::backoff`).
+    failed_commits: u32,
 }
 
 /// What woke the driver.
@@ -127,85 +122,13 @@ struct InFlight {
     started: std::time::Instant,
 }
 
-/// One batch and everything that waits for it to be durable.
-struct CommitJob {
-    batch: Batch,
-    replies: Vec<oneshot::Sender<Result<()>>>,
-    dispatches: Vec<(InstanceId, Dispatch)>,
-    finished: Vec<(InstanceId, InstanceStatus)>,
-}
-
-impl CommitJob {
-    /// Commits, then answers callers, starts the dispatched actions and announces
-    /// finished instances; on failure, answers callers with the error.
-    async fn run(self, shared: Arc<Shared>) -> std::result::Result<Duration, String> {
-        let started = std::time::Instant::now();
-        let outcome = if self.batch.is_empty() {
-            Ok(())
-        } else {
-            commit_with_retry(&shared, &self.batch).await
-        };
-        let commit_time = started.elapsed();
-        match outcome {
-            Ok(()) => {
-                let events = self
-                    .batch
-                    .instances
-                    .iter()
-                    .map(|write| write.events.len())
-                    .sum();
-                shared
-                    .stats
-                    .record_commit(self.batch.instances.len(), events);
-                for reply in self.replies {
-                    let _ = reply.send(Ok(()));
-                }
-                for (instance, dispatch) in self.dispatches {
-                    crate::executor::spawn(shared.clone(), instance, dispatch);
-                }
-                for (instance, status) in self.finished {
-                    let _ = shared.finished.send((instance, status));
-                }
-                Ok(commit_time)
-            }
-            Err(error) => {
-                for reply in self.replies {
-                    let _ = reply.send(Err(Error::Unavailable(error.to_string())));
-                }
-                Err(error.to_string())
-            }
-        }
-    }
-}
-
-/// Commits a batch, retrying while the database is unavailable (infrastructure retry,
-/// invisible in history).
-async fn commit_with_retry(
-    shared: &Shared,
-    batch: &Batch,
-) -> std::result::Result<(), gridflow_store::Error> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 1;
-    loop {
-        match shared.store.commit(batch).await {
-            Ok(()) => return Ok(()),
-            Err(gridflow_store::Error::Unavailable { message, .. }) if attempt < 8 => {
-                tracing::warn!(attempt, %message, "database unavailable; retrying the commit");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
 impl Driver {
     pub(crate) fn new(
         shared: Arc<Shared>,
         inbox: mpsc::UnboundedReceiver<Message>,
         next_timer_at: Option<DateTime<Utc>>,
         pipeline_commits: bool,
+        snapshot_every_commit: bool,
     ) -> Self {
         Self {
             shared,
@@ -214,6 +137,8 @@ impl Driver {
             next_timer_at,
             in_flight: None,
             pipeline_commits,
+            snapshot_every_commit,
+            failed_commits: 0,
         }
     }
 
@@ -345,6 +270,7 @@ impl Driver {
                         row_version: 0,
                         last_seq: 0,
                         last_hash: GENESIS_HASH.to_owned(),
+                        snapshots: Snapshots::default(),
                     },
                 );
                 let input = Input {
@@ -372,6 +298,11 @@ impl Driver {
 
     async fn fire_due_timers(&mut self, cycle: &mut Cycle) {
         let now = self.shared.clock.now();
+        if !self.shared.availability.reachable() {
+            // Looked at again once the database is back (checked every second meanwhile).
+            self.next_timer_at = Some(now + chrono::Duration::seconds(1));
+            return;
+        }
         let due = match self
             .shared
             .store
@@ -413,9 +344,18 @@ impl Driver {
         &mut self,
         instance: InstanceId,
         mut input: Input,
-        reply: Option<oneshot::Sender<Result<()>>>,
+        reply: Option<Reply>,
         cycle: &mut Cycle,
     ) {
+        let loaded = self.load(&instance).await;
+        if let (Err(Error::Unavailable(message)), None) = (&loaded, &reply) {
+            // Nobody will report this input again: it waits until the instance can be
+            // read, instead of being dropped (and its outbox row with it).
+            tracing::debug!(instance_id = %instance, %message, "instance cannot be loaded now; its input is fed again later");
+            let delay = recovery::backoff(self.failed_commits.max(1));
+            recovery::feed_later(&self.shared, vec![(instance, input)], delay);
+            return;
+        }
         // The outbox row of a reported attempt, and the row of a fired timer, go away
         // whatever the core makes of the input: a stale outcome must not run again.
         match &input.body {
@@ -438,7 +378,7 @@ impl Driver {
             | InputBody::Delegate { .. }
             | InputBody::Signal { .. } => {}
         }
-        if let Err(error) = self.load(&instance).await {
+        if let Err(error) = loaded {
             match reply {
                 Some(reply) => {
                     let _ = reply.send(Err(error));
@@ -452,15 +392,21 @@ impl Driver {
         let Some(cached) = self.cache.get_mut(&instance) else {
             return;
         };
-        if let InputBody::ActionFailed { work, retry_at, .. } = &mut input.body {
-            *retry_at = Some(jittered_retry_at(
-                &cached.definition,
-                work,
-                input.at,
-                *retry_at,
-            ));
+        let limits = &self.shared.limits;
+        let checked =
+            crate::input_limits::prepare(&mut input, &cached.state, &cached.definition, limits);
+        if let Err(error) = checked {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(error));
+            }
+            return;
         }
-        match transition_in_place(&mut cached.state, &input, &cached.definition) {
+        match transition_in_place(
+            &mut cached.state,
+            &input,
+            &cached.definition,
+            self.shared.limits.budget(),
+        ) {
             Ok(effects) => {
                 cycle.touch(&instance);
                 let at = input.at;
@@ -484,7 +430,7 @@ impl Driver {
             Err(refusal @ (StepError::Forbidden { .. } | StepError::InvalidDecision { .. })) => {
                 // Refused before any event was made: the cached state is untouched.
                 if let Some(reply) = reply {
-                    let _ = reply.send(Err(crate::approvals::refusal_error(refusal)));
+                    let _ = reply.send(Err(refusal_error(refusal)));
                 }
             }
             Err(error) => {
@@ -523,8 +469,19 @@ impl Driver {
         if self.cache.contains_key(instance) {
             return Ok(());
         }
+        if !self.shared.availability.reachable() {
+            // Do not hold the driver up waiting for a connection that cannot come.
+            return Err(Error::Unavailable(format!(
+                "instance {instance} cannot be read: the database is unreachable"
+            )));
+        }
         let record = self.shared.store.instance(instance).await?;
-        let state = decode_state(&record)?;
+        let (state, snapshots) = current_state(
+            self.shared.store.as_ref(),
+            &self.shared.definitions,
+            &record,
+        )
+        .await?;
         let definition = self
             .shared
             .definitions
@@ -538,6 +495,7 @@ impl Driver {
                 row_version: record.row_version,
                 last_seq: record.last_seq,
                 last_hash: record.last_hash,
+                snapshots,
             },
         );
         Ok(())
@@ -555,15 +513,30 @@ impl Driver {
             if events.is_empty() && cached.row_version > 0 {
                 continue;
             }
-            let state_json = match serde_json::to_value(&cached.state) {
-                Ok(json) => json,
-                Err(error) => {
-                    tracing::error!(instance_id = %instance, %error, "state does not serialize");
-                    continue;
-                }
-            };
             let recorded = record_chain(instance, cached.last_seq, &cached.last_hash, &events);
             let seq = cached.last_seq + recorded.len() as u64;
+            let tail_bytes = cached.snapshots.tail_bytes + Snapshots::bytes_of(&recorded);
+            let snapshot = self.snapshot_every_commit
+                || cached.snapshots.due(
+                    cached.row_version == 0,
+                    cached.state.status().is_terminal(),
+                    tail_bytes,
+                );
+            let (state_json, snapshot_bytes) = if snapshot {
+                match serde_json::to_value(&cached.state) {
+                    Ok(json) => {
+                        let bytes = gridflow_core::limits::serialized_size(&json);
+                        cycle.snapshot_bytes.push(bytes);
+                        (json, bytes)
+                    }
+                    Err(error) => {
+                        tracing::error!(instance_id = %instance, %error, "state does not serialize");
+                        continue;
+                    }
+                }
+            } else {
+                (Value::Null, 0)
+            };
             let prev_hash = recorded
                 .last()
                 .map_or_else(|| cached.last_hash.clone(), |last| last.hash.clone());
@@ -584,20 +557,30 @@ impl Driver {
                 last_seq: seq,
                 last_hash: prev_hash.clone(),
                 row_version: cached.row_version + 1,
+                snapshot_seq: if snapshot { seq } else { cached.snapshots.seq },
             };
             cycle
                 .batch
                 .approvals
-                .extend(crate::approvals::changed_approval_rows(
-                    &cached.state,
-                    &events,
-                    now,
-                ));
+                .extend(changed_approval_rows(&cached.state, &events, now));
             cycle.batch.instances.push(InstanceWrite {
                 record,
                 expected_row_version: (cached.row_version > 0).then_some(cached.row_version),
                 events: recorded,
+                snapshot,
             });
+            cached.snapshots = if snapshot {
+                Snapshots {
+                    seq,
+                    bytes: snapshot_bytes,
+                    tail_bytes: 0,
+                }
+            } else {
+                Snapshots {
+                    tail_bytes,
+                    ..cached.snapshots
+                }
+            };
             cached.last_seq = seq;
             cached.last_hash = prev_hash;
             cached.row_version += 1;
@@ -624,6 +607,7 @@ impl Driver {
             replies: cycle.replies,
             dispatches: cycle.dispatches,
             finished: cycle.finished,
+            snapshot_bytes: cycle.snapshot_bytes,
         };
         self.in_flight = Some(InFlight {
             handle: tokio::spawn(job.run(self.shared.clone())),
@@ -648,6 +632,7 @@ impl Driver {
         };
         match outcome {
             Ok(Ok(commit_time)) => {
+                self.failed_commits = 0;
                 self.shared
                     .stats
                     .record_timing(commit_time, job.started.elapsed());
@@ -674,16 +659,18 @@ impl Driver {
         }
     }
 
+    /// After a failed commit: forgets every cached state (the cache ran ahead of the
+    /// database, so an instance of the failed batch would otherwise stay half applied in
+    /// memory; each is read again from the store when next needed), and feeds the lost
+    /// outcomes and timer firings again after a delay that grows while failures go on.
     fn reset_after_failure(&mut self, replayable: Vec<(InstanceId, Input)>) {
+        self.failed_commits = self.failed_commits.saturating_add(1);
+        let delay = recovery::backoff(self.failed_commits);
         self.cache.clear();
-        self.next_timer_at = Some(self.shared.clock.now());
-        for (instance, input) in replayable {
-            self.shared.send(Message::Input {
-                instance,
-                input,
-                reply: None,
-            });
-        }
+        let retry_at = self.shared.clock.now()
+            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        self.next_timer_at = Some(retry_at);
+        recovery::feed_later(&self.shared, replayable, delay);
     }
 
     /// Drops a gathered cycle that was built on a commit that failed.
@@ -769,32 +756,5 @@ fn apply_command(
             }
         }
         Command::Finish { status } => cycle.finished.push((instance.clone(), status)),
-    }
-}
-
-/// When the next attempt after a failure starts: the policy's base delay, jittered into
-/// its upper half with tokio-retry's jitter when the policy asks for it, and never before
-/// a `Retry-After` the system gave.
-fn jittered_retry_at(
-    definition: &Definition,
-    work: &gridflow_core::WorkKey,
-    at: DateTime<Utc>,
-    hint: Option<DateTime<Utc>>,
-) -> DateTime<Utc> {
-    let policy = definition
-        .step(&work.step)
-        .map(|step| step.retry_policy())
-        .unwrap_or_default();
-    let base = policy.base_delay(work.attempt);
-    let delay = if policy.jitter {
-        let half = base / 2;
-        half + tokio_retry::strategy::jitter(base - half)
-    } else {
-        base
-    };
-    let computed = at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-    match hint {
-        Some(hint) if hint > computed => hint,
-        Some(_) | None => computed,
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use gridflow_core::machine::StepError;
+
 /// One problem in a request: where and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Detail {
@@ -31,6 +33,10 @@ pub enum Error {
     /// The caller may not do this (not an assignee of the approval, self-approval).
     #[error("{0}")]
     Forbidden(String),
+    /// The input exceeds a limit of `[limits]` (a signal payload too large, too many signals
+    /// kept); nothing of it was stored. The limit's key is in the message.
+    #[error("{0}")]
+    LimitExceeded(gridflow_core::limits::LimitExceeded),
     /// The database is unavailable or the engine is shutting down; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -75,5 +81,35 @@ impl From<Vec<gridflow_core::validate::DefinitionError>> for Error {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The runtime error for a refusal of the core that is the caller's doing.
+pub(crate) fn refusal_error(refusal: StepError) -> Error {
+    match refusal {
+        StepError::Forbidden { message, .. } => Error::Forbidden(message),
+        StepError::InvalidDecision {
+            message,
+            violations,
+            ..
+        } => Error::Invalid {
+            message,
+            details: violations
+                .into_iter()
+                .map(|violation| match violation.split_once(": ") {
+                    Some((path, message)) => Detail {
+                        path: path.to_owned(),
+                        message: message.to_owned(),
+                    },
+                    None => Detail {
+                        path: String::new(),
+                        message: violation,
+                    },
+                })
+                .collect(),
+        },
+        other @ (StepError::InvalidTransition { .. }
+        | StepError::UnknownStep { .. }
+        | StepError::Rejected { .. }) => Error::Internal(other.to_string()),
     }
 }

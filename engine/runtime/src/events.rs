@@ -38,7 +38,7 @@ impl Engine {
         event: &Value,
         actor: &str,
     ) -> Result<EventOutcome> {
-        self.deliver(name, event, actor, None).await
+        self.deliver(name, event, actor, Delivery::default()).await
     }
 
     /// Delivers a change read by a poller: as [`Engine::deliver_event`], but at most once
@@ -58,17 +58,29 @@ impl Engine {
         change_id: &str,
         actor: &str,
     ) -> Result<EventOutcome> {
-        self.deliver(name, event, actor, Some(change_id)).await
+        let delivery = Delivery {
+            id: Some(change_id),
+            again: true,
+            lenient: true,
+        };
+        self.deliver(name, event, actor, delivery).await
     }
 
-    async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         name: &str,
         event: &Value,
         actor: &str,
-        change_id: Option<&str>,
+        delivery: Delivery<'_>,
     ) -> Result<EventOutcome> {
+        let change_id = delivery.id;
         let shared = self.shared();
+        // The event is also a signal: one too large for that is refused before anything
+        // starts, so an event is delivered whole or not at all.
+        shared
+            .limits
+            .check_signal(name, event)
+            .map_err(Error::LimitExceeded)?;
         let mut starts = Vec::new();
         let mut problems = Vec::new();
         for record in shared.store.list_definitions().await? {
@@ -82,7 +94,13 @@ impl Engine {
                 }
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
                 let path = format!("{}.triggers[{index}].input", record.id);
-                let input = match render_trigger_input(&record.id, index, trigger, event.clone()) {
+                let input = match render_trigger_input(
+                    &record.id,
+                    index,
+                    trigger,
+                    event.clone(),
+                    shared.limits.budget(),
+                ) {
                     Ok(input) => input,
                     Err(error) => {
                         problems.push(Detail {
@@ -106,7 +124,7 @@ impl Engine {
                 starts.push((loaded.clone(), input, instance));
             }
         }
-        if !problems.is_empty() && change_id.is_some() {
+        if !problems.is_empty() && delivery.lenient {
             // A change has no caller to answer 422 to, and retrying cannot fix a trigger:
             // the valid triggers still start and the waiting instances are still signalled.
             for problem in &problems {
@@ -125,7 +143,7 @@ impl Engine {
         }
         let mut outcome = EventOutcome::default();
         for (loaded, input, instance) in starts {
-            if change_id.is_some() {
+            if delivery.again {
                 match shared.store.instance(&instance).await {
                     Ok(_) => {
                         tracing::info!(event = name, %instance, "change already started its instance");
@@ -148,9 +166,9 @@ impl Engine {
         }
         // The event is also the signal of the same name (`<source>.<type>`) for the
         // instances waiting on it whose `correlate` holds with `event` bound to it.
-        outcome.signalled = match change_id {
-            None => self.signal_matching(name, event, actor).await?,
-            Some(_) => {
+        outcome.signalled = match delivery.again {
+            false => self.signal_matching(name, event, actor).await?,
+            true => {
                 let received = |history: &[RecordedEvent]| {
                     history.iter().any(|recorded| {
                         recorded.event_type == "signal_received"
@@ -166,10 +184,30 @@ impl Engine {
     }
 }
 
+/// How [`Engine::deliver`] treats an event.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Delivery<'a> {
+    /// The event's own id (a change id, a webhook's event id): instances it starts get ids
+    /// derived from it ([`start_id`]). `None`: fresh ids.
+    pub(crate) id: Option<&'a str>,
+    /// The event may have been delivered before (a poller's change after a crash, a
+    /// reclaimed webhook): starts whose derived instance exists and signals the instance's
+    /// history already holds are left out.
+    pub(crate) again: bool,
+    /// A trigger whose input is invalid is logged and left out instead of failing the
+    /// whole delivery (no caller to answer to).
+    pub(crate) lenient: bool,
+}
+
 /// The id of the instance a change starts through a definition's trigger: a UUID (version
 /// 8, custom) from the SHA-256 of the event name, change id, definition and trigger index,
 /// so the same change always names the same instance.
-fn start_id(name: &str, change_id: &str, definition: &DefinitionId, trigger: u32) -> InstanceId {
+pub(crate) fn start_id(
+    name: &str,
+    change_id: &str,
+    definition: &DefinitionId,
+    trigger: u32,
+) -> InstanceId {
     let mut hasher = Sha256::new();
     for part in [name, change_id, definition.as_str(), &trigger.to_string()] {
         hasher.update(part.as_bytes());

@@ -9,8 +9,8 @@ use gridflow_core::machine::{Input, InputBody};
 use gridflow_core::{ErrorInfo, InstanceId};
 use tracing::Instrument;
 
-use crate::driver::Message;
-use crate::engine::Shared;
+use crate::message::Message;
+use crate::shared::Shared;
 
 /// Starts one attempt in its own task. At most `max_concurrent_actions` run at once; the
 /// rest wait for a permit (their work stays queued in the database meanwhile).
@@ -59,13 +59,26 @@ async fn execute(shared: Arc<Shared>, instance: InstanceId, dispatch: Dispatch) 
     .await;
     let at = shared.clock.now();
     let body = match outcome {
-        Ok(Ok(output)) => {
-            shared.stats.record_action(true);
-            InputBody::ActionSucceeded {
-                work: dispatch.work,
-                output,
+        Ok(Ok(output)) => match shared.limits.check_output(&output) {
+            Ok(()) => {
+                shared.stats.record_action(true);
+                InputBody::ActionSucceeded {
+                    work: dispatch.work,
+                    output,
+                }
             }
-        }
+            // Retrying would return the same output: the attempt fails for good, and the
+            // output itself goes nowhere (not in history, not in state).
+            Err(exceeded) => {
+                shared.stats.record_action(false);
+                tracing::warn!(limit = %exceeded.key(), size = exceeded.size, "action output over the limit");
+                InputBody::ActionFailed {
+                    error: ErrorInfo::permanent("output_too_large", exceeded.to_string()),
+                    work: dispatch.work,
+                    retry_at: None,
+                }
+            }
+        },
         Ok(Err(error)) => {
             shared.stats.record_action(false);
             tracing::debug!(

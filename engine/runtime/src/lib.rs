@@ -7,34 +7,62 @@
 //! and only then answers callers and dispatches actions through the connectors.
 //! Time comes from an injected [`Clock`].
 //!
+//! The files are layered. At the bottom, the shared state (`shared`) and the driver's
+//! messages (`message`), with the leaves they are made of. Above them, the background
+//! tasks (`driver`, `executor`, `database_watch`, `checkpoint`), which hold the
+//! shared state. At the top, the handle (`engine`), and one file per concern of its
+//! methods (`instances`, `definitions`, `signals`, `approvals`, `events`, `webhooks`,
+//! `idempotency`, `audit`, `tokens`, `monitoring`), with the cron scheduler and the
+//! pollers built on it.
+//!
 //! This crate never decides what happens next in an instance: the core does. It never
 //! acts on anything before it is committed, and never names a concrete store.
 #![warn(missing_docs)]
 
+mod approval_rows;
 mod approvals;
 pub mod audit;
+mod audit_key;
+mod availability;
+mod checkpoint;
 pub mod clock;
+mod database_watch;
+mod definition_cache;
 mod definitions;
 mod driver;
 mod engine;
 pub mod error;
 pub mod events;
 mod executor;
+pub mod idempotency;
+mod input_limits;
+mod instances;
+mod message;
 mod monitoring;
 pub mod poller;
 pub mod scheduler;
+mod shared;
+mod signals;
+mod snapshot;
+mod start_locks;
 mod stats;
+mod tokens;
 pub mod view;
+pub mod webhooks;
 
 pub use approvals::{Approver, DecisionRequest};
 pub use audit::{AuditKey, EventDiff};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Deployment, Engine, EngineOptions, Replayed};
+pub use definitions::Deployment;
+pub use engine::{Engine, EngineOptions};
 pub use error::{Detail, Error, Result};
 pub use events::EventOutcome;
+pub use idempotency::Started;
+pub use instances::Replayed;
 pub use poller::{PollPass, Poller, PollerOptions};
 pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
 };
-pub use view::{ApprovalView, Assignees, DefinitionView, InstanceView, StepView};
+pub use view::{ApprovalView, Assignees, DefinitionView, InstanceSummary, InstanceView, StepView};
+pub use webhooks::WebhookOutcome;

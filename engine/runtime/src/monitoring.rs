@@ -1,27 +1,41 @@
-//! The engine's identity and monitoring calls: API tokens, counts and histograms for
-//! `/metrics`. They pass through to the store and the counters; the API decides what a
-//! token means.
+//! The engine's monitoring calls: whether the database answers, counts, counters and
+//! histograms for `/healthz` and `/metrics`. They pass through to the availability gate,
+//! the store and the counters.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use gridflow_core::InstanceStatus;
-use gridflow_store::TokenRecord;
 
 use crate::engine::Engine;
-use crate::error::Result;
-use crate::stats::HistogramsSnapshot;
+use crate::error::{Error, Result};
+use crate::stats::{HistogramsSnapshot, StatsSnapshot};
+
+/// How long [`Engine::health`] waits for the database before it answers "unavailable".
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(700);
 
 impl Engine {
-    /// Stores a new API token (its hash, never its text).
-    pub async fn create_token(&self, token: &TokenRecord) -> Result<()> {
-        Ok(self.shared.store.create_token(token).await?)
+    /// Whether the database answered the last check (a few times a second).
+    pub fn database_reachable(&self) -> bool {
+        self.shared.availability.reachable()
     }
 
-    /// The stored token whose text hashes to `hash`, if any.
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        Ok(self.shared.store.token_by_hash(hash).await?)
+    /// Succeeds when the database answers, within a second; fails at once while the
+    /// database is known to be unreachable.
+    pub async fn health(&self) -> Result<()> {
+        if !self.database_reachable() {
+            return Err(Error::Unavailable("the database is unreachable".to_owned()));
+        }
+        tokio::select! {
+            answer = tokio::time::timeout(HEALTH_TIMEOUT, self.shared.store.health()) => match answer {
+                Ok(answer) => Ok(answer?),
+                Err(_elapsed) => Err(Error::Unavailable(format!(
+                    "the database did not answer within {HEALTH_TIMEOUT:?}"
+                ))),
+            },
+            () = self.shared.availability.unreachable() => {
+                Err(Error::Unavailable("the database is unreachable".to_owned()))
+            }
+        }
     }
 
     /// How many instances have each status (statuses without instances left out).
@@ -34,6 +48,11 @@ impl Engine {
         Ok(self.shared.store.queued_work_count().await?)
     }
 
+    /// The engine's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
     /// The engine's histograms (commit batch sizes, approval waiting times).
     pub fn histograms(&self) -> HistogramsSnapshot {
         self.shared.stats.histograms()
@@ -43,10 +62,5 @@ impl Engine {
     /// `gridflow_approval_wait_seconds` histogram.
     pub fn record_approval_wait(&self, wait: Duration) {
         self.shared.stats.record_approval_wait(wait);
-    }
-
-    /// The engine clock's current time (the server's clock, or a test's manual one).
-    pub fn now(&self) -> DateTime<Utc> {
-        self.shared.clock.now()
     }
 }

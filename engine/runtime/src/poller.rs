@@ -179,6 +179,11 @@ impl Poller {
                         pass.started.extend(outcome.started);
                         pass.signalled.extend(outcome.signalled);
                     }
+                    Err(Error::LimitExceeded(exceeded)) => {
+                        tracing::error!(event = %name, change = %change.id, limit = %exceeded.key(),
+                            problem = %exceeded, "change skipped: it exceeds a limit");
+                        pass.skipped += 1;
+                    }
                     Err(Error::Invalid { message, details }) => {
                         let problems: Vec<String> = details
                             .iter()

@@ -25,12 +25,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use gridflow_core::definition::Trigger;
-use gridflow_core::expr::{self, Scope};
+use gridflow_core::expr::{self, Budget, Scope};
 use gridflow_core::schedule::{self, CronSchedule, TickAction};
 use gridflow_core::{DefinitionId, InstanceId};
 use gridflow_store::{TickRecord, TickState};
 
-use crate::definitions::Loaded;
+use crate::definition_cache::Loaded;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
@@ -349,7 +349,8 @@ impl Scheduler {
         let store = &self.engine.shared().store;
         let definition_id = &loaded.definition.id;
         let started = async {
-            let input = cron_input(definition_id, index, trigger, tick_at)?;
+            let budget = self.engine.shared().limits.budget();
+            let input = cron_input(definition_id, index, trigger, tick_at, budget)?;
             let actor = cron_actor(definition_id, index, tick_at);
             self.engine
                 .start_instance(definition_id, Some(loaded.version), input, &actor)
@@ -410,6 +411,7 @@ fn cron_input(
     index: u32,
     trigger: &Trigger,
     tick_at: DateTime<Utc>,
+    budget: Budget,
 ) -> Result<Value> {
     let event = json!({
         "type": "cron",
@@ -417,7 +419,7 @@ fn cron_input(
         "trigger": index,
         "tick_at": tick_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
     });
-    render_trigger_input(definition_id, index, trigger, event)
+    render_trigger_input(definition_id, index, trigger, event, budget)
 }
 
 /// A trigger's `input` template rendered with `event` in scope (`{}` without a template).
@@ -426,11 +428,12 @@ pub(crate) fn render_trigger_input(
     index: u32,
     trigger: &Trigger,
     event: Value,
+    budget: Budget,
 ) -> Result<Value> {
     let Some(template) = &trigger.input else {
         return Ok(json!({}));
     };
-    expr::render(template, &Scope::new().with("event", event)).map_err(|message| {
+    expr::render(template, &Scope::new().with("event", event).within(budget)).map_err(|message| {
         let path = format!("triggers[{index}].input");
         Error::Invalid {
             message: format!("definition {definition_id} {path}: {message}"),

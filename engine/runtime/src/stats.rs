@@ -26,6 +26,8 @@ pub(crate) struct Stats {
     commits: AtomicU64,
     committed_instances: AtomicU64,
     committed_events: AtomicU64,
+    snapshots_written: AtomicU64,
+    snapshot_bytes: AtomicU64,
     largest_batch: AtomicU64,
     commit_micros: AtomicU64,
     cycle_micros: AtomicU64,
@@ -42,6 +44,8 @@ impl Default for Stats {
             commits: AtomicU64::default(),
             committed_instances: AtomicU64::default(),
             committed_events: AtomicU64::default(),
+            snapshots_written: AtomicU64::default(),
+            snapshot_bytes: AtomicU64::default(),
             largest_batch: AtomicU64::default(),
             commit_micros: AtomicU64::default(),
             cycle_micros: AtomicU64::default(),
@@ -63,6 +67,10 @@ pub struct StatsSnapshot {
     pub committed_instances: u64,
     /// History events in all commits.
     pub committed_events: u64,
+    /// State snapshots written (an instance's whole state, written only when due).
+    pub snapshots_written: u64,
+    /// Bytes of those snapshots (compact JSON).
+    pub snapshot_bytes: u64,
     /// The most instance writes in one commit.
     pub largest_batch: u64,
     /// Time spent inside the store's commit, in microseconds.
@@ -184,6 +192,12 @@ impl Stats {
         self.batch_sizes.observe(instances as f64);
     }
 
+    /// Counts a state snapshot of `bytes` written by a durable commit.
+    pub(crate) fn record_snapshot(&self, bytes: u64) {
+        self.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        self.snapshot_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_action_started(&self) {
         self.actions_started.fetch_add(1, Ordering::Relaxed);
     }
@@ -206,6 +220,8 @@ impl Stats {
             commits: self.commits.load(Ordering::Relaxed),
             committed_instances: self.committed_instances.load(Ordering::Relaxed),
             committed_events: self.committed_events.load(Ordering::Relaxed),
+            snapshots_written: self.snapshots_written.load(Ordering::Relaxed),
+            snapshot_bytes: self.snapshot_bytes.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
             commit_micros: self.commit_micros.load(Ordering::Relaxed),
             cycle_micros: self.cycle_micros.load(Ordering::Relaxed),

@@ -97,10 +97,71 @@ impl InstanceView {
         }
     }
 
-    /// Builds the view from a stored row.
+    /// Builds the view from a stored row whose snapshot is current (`snapshot_seq` is
+    /// `last_seq`); any other row is read through `Engine::instance`, which folds the
+    /// events after its snapshot.
     pub fn from_record(record: &InstanceRecord) -> Result<Self> {
+        if record.snapshot_seq != record.last_seq {
+            return Err(Error::Internal(format!(
+                "instance {}: its snapshot reflects seq {}, not the last event {}",
+                record.id, record.snapshot_seq, record.last_seq
+            )));
+        }
         let state = decode_state(record)?;
         Ok(Self::from_state(&state))
+    }
+}
+
+/// An instance in a list: [`InstanceView`] without starter and steps, read without the
+/// state snapshot, so that a page costs the same however far its instances ran (read it
+/// whole with `GET /instances/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSummary {
+    /// Instance id.
+    pub id: String,
+    /// Definition id.
+    pub definition: String,
+    /// Definition version.
+    pub version: u32,
+    /// Lifecycle status.
+    pub status: InstanceStatus,
+    /// The start input.
+    pub input: Value,
+    /// The output once completed.
+    pub output: Option<Value>,
+    /// Error once failed.
+    pub error: Option<ErrorInfo>,
+    /// Start time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl InstanceSummary {
+    /// The summary of a stored row; does not read its state.
+    pub fn from_record(record: &InstanceRecord) -> Result<Self> {
+        let error = record
+            .error
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                Error::Internal(format!(
+                    "instance {}: stored error does not decode: {error}",
+                    record.id
+                ))
+            })?;
+        Ok(Self {
+            id: record.id.to_string(),
+            definition: record.definition_id.to_string(),
+            version: record.definition_version,
+            status: record.status,
+            input: record.input.clone(),
+            output: record.output.clone(),
+            error,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        })
     }
 }
 

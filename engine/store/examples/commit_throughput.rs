@@ -112,6 +112,7 @@ async fn main() {
                 created_at: at,
                 updated_at: at,
                 last_seq: last.seq,
+                snapshot_seq: last.seq,
                 last_hash: last.hash.clone(),
                 row_version: expected.map_or(1, |version| version + 1),
             };
@@ -126,6 +127,7 @@ async fn main() {
                 record,
                 expected_row_version: expected,
                 events: new_events,
+                snapshot: true,
             });
         }
         batch.work_done = std::mem::take(&mut previous_work);

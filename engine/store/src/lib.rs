@@ -2,7 +2,7 @@
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
-//! [`TriggerStore`], [`AuditStore`], [`CursorStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -31,6 +31,7 @@ pub mod sql;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod triggers;
+pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditStore, InstanceHead};
 pub use cursors::CursorStore;
@@ -38,6 +39,7 @@ pub use cursors::CursorStore;
 pub use memory::MemoryStore;
 pub use sql::{SqlOptions, SqlStore};
 pub use triggers::{TickRecord, TickState, TriggerStore};
+pub use webhooks::{EventClaim, WebhookStore};
 
 /// Errors of the store, by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +107,8 @@ pub struct InstanceRecord {
     pub definition_version: u32,
     /// Status, for filtering.
     pub status: InstanceStatus,
-    /// The core's state snapshot, opaque to the store.
+    /// The core's state snapshot, opaque to the store: the state after the event
+    /// `snapshot_seq`. The events after it (up to `last_seq`) are folded in by the reader.
     pub state: Value,
     /// Start input.
     pub input: Value,
@@ -119,6 +122,10 @@ pub struct InstanceRecord {
     pub updated_at: DateTime<Utc>,
     /// seq of the last history event.
     pub last_seq: u64,
+    /// seq of the last event `state` reflects; at most `last_seq`. Snapshots are written
+    /// when due, not at every commit, so that a commit writes what changed, not the whole
+    /// state (`InstanceWrite::snapshot`).
+    pub snapshot_seq: u64,
     /// hash of the last history event.
     pub last_hash: String,
     /// Optimistic-concurrency version, incremented by every write; 1 after insert.
@@ -181,6 +188,10 @@ pub struct InstanceWrite {
     pub expected_row_version: Option<u64>,
     /// New history events, in seq order, continuing the stored chain.
     pub events: Vec<RecordedEvent>,
+    /// Whether `record.state` and `record.snapshot_seq` are written. When false, the
+    /// stored snapshot and its `snapshot_seq` stay as they are and only the rest of the
+    /// row changes. A new instance always carries its snapshot.
+    pub snapshot: bool,
 }
 
 /// Everything one group commit writes, in one database transaction.
@@ -291,8 +302,28 @@ pub trait InstanceReader: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<InstanceRecord>>;
+    /// [`InstanceReader::list_instances`] without the state snapshot (`state` null and
+    /// `snapshot_seq` 0 in the
+    /// records), whose size grows with what an instance accumulates, so that a page costs
+    /// the same however far its instances ran. The SQL store does not read that column.
+    async fn list_instance_heads(
+        &self,
+        filter: &InstanceFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<InstanceRecord>> {
+        let mut page = self.list_instances(filter, cursor, limit).await?;
+        for record in &mut page.items {
+            record.state = Value::Null;
+            record.snapshot_seq = 0;
+        }
+        Ok(page)
+    }
     /// The instance's whole history in seq order; `NotFound` if the instance does not exist.
     async fn history(&self, id: &InstanceId) -> Result<Vec<RecordedEvent>>;
+    /// The events after `after_seq`, in seq order: the tail a reader folds into a snapshot.
+    /// Empty when there are none (also for an unknown instance).
+    async fn history_after(&self, id: &InstanceId, after_seq: u64) -> Result<Vec<RecordedEvent>>;
     /// Ids of every instance that is not terminal (for start-up recovery).
     async fn unfinished_instances(&self) -> Result<Vec<InstanceId>>;
 }
@@ -319,7 +350,9 @@ pub trait WorkReader: Send + Sync {
 /// An API token as stored: the SHA-256 of its text, never the text itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
-    /// Lowercase hex SHA-256 of the token's text; unique.
+    /// The token's public handle (listing, revocation); unique. Not derived from the token.
+    pub id: String,
+    /// Lowercase hex SHA-256 of the token's text; unique. Never shown.
     pub hash: String,
     /// The user the token names.
     pub user: String,
@@ -332,15 +365,27 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
     /// Who created it (a user, or `system` for tokens made at start-up).
     pub created_by: String,
+    /// When it stops being accepted; `None` for tokens made before tokens expired.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; `None` while it is not.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The server run that made it (the sandbox's demo tokens): only that run accepts it.
+    pub server_run: Option<String>,
 }
 
-/// Creating and finding API tokens.
+/// Creating, finding, listing and revoking API tokens.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a new token; `Conflict` if a token with the same hash exists.
+    /// Stores a new token; `Conflict` if a token with the same hash or id exists.
     async fn create_token(&self, token: &TokenRecord) -> Result<()>;
-    /// The token whose text hashes to `hash`, if any.
+    /// The token whose text hashes to `hash`, if any (revoked and expired ones included).
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    /// Every token, oldest first (by `created_at`, then `id`).
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Marks the token `id` revoked at `at` unless it is already; returns it as stored
+    /// afterwards (an earlier revocation keeps its instant) and whether this call revoked
+    /// it. `NotFound` if there is none.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<(TokenRecord, bool)>;
 }
 
 /// Counts for monitoring (`/metrics`).
@@ -380,6 +425,7 @@ pub trait Store:
     + TriggerStore
     + AuditStore
     + CursorStore
+    + WebhookStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

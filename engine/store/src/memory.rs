@@ -6,6 +6,7 @@
 //! parts are applied in the order that `rules.rs` documents.
 
 mod triggers;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
@@ -58,6 +59,7 @@ struct Inner {
     checkpoints: Vec<Checkpoint>,
     checkpoint_heads: BTreeMap<u64, Vec<ChainHead>>,
     cursors: BTreeMap<String, String>,
+    webhook_events: BTreeMap<(String, String), webhooks::SeenEvent>,
 }
 
 impl MemoryStore {
@@ -163,7 +165,10 @@ impl Inner {
             match self.instances.get_mut(record.id.as_str()) {
                 Some(row) if write.expected_row_version.is_some() => {
                     row.status = record.status;
-                    row.state = record.state.clone();
+                    if write.snapshot {
+                        row.state = record.state.clone();
+                        row.snapshot_seq = record.snapshot_seq;
+                    }
                     row.output = record.output.clone();
                     row.error = record.error.clone();
                     row.updated_at = stored_instant(record.updated_at);
@@ -340,6 +345,15 @@ impl InstanceReader for MemoryStore {
         Ok(inner.events(id).cloned().collect())
     }
 
+    async fn history_after(&self, id: &InstanceId, after_seq: u64) -> Result<Vec<RecordedEvent>> {
+        Ok(self
+            .lock()
+            .events(id)
+            .filter(|event| event.seq > after_seq)
+            .cloned()
+            .collect())
+    }
+
     async fn unfinished_instances(&self) -> Result<Vec<InstanceId>> {
         Ok(self
             .lock()
@@ -395,11 +409,14 @@ impl WorkReader for MemoryStore {
 impl TokenStore for MemoryStore {
     async fn create_token(&self, token: &TokenRecord) -> Result<()> {
         let mut inner = self.lock();
-        if inner.tokens.contains_key(&token.hash) {
+        let id_taken = inner.tokens.values().any(|stored| stored.id == token.id);
+        if inner.tokens.contains_key(&token.hash) || id_taken {
             return Err(crate::rules::token_exists(&token.user));
         }
         let stored = TokenRecord {
             created_at: stored_instant(token.created_at),
+            expires_at: token.expires_at.map(stored_instant),
+            revoked_at: token.revoked_at.map(stored_instant),
             ..token.clone()
         };
         inner.tokens.insert(token.hash.clone(), stored);
@@ -408,6 +425,24 @@ impl TokenStore for MemoryStore {
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
         Ok(self.lock().tokens.get(hash).cloned())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let mut tokens: Vec<TokenRecord> = self.lock().tokens.values().cloned().collect();
+        tokens.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(tokens)
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<(TokenRecord, bool)> {
+        let mut inner = self.lock();
+        let token = inner
+            .tokens
+            .values_mut()
+            .find(|stored| stored.id == id)
+            .ok_or_else(|| crate::rules::token_not_found(id))?;
+        let newly = token.revoked_at.is_none();
+        token.revoked_at.get_or_insert(stored_instant(at));
+        Ok((token.clone(), newly))
     }
 }
 

@@ -62,8 +62,13 @@ pub(crate) fn stale_instance(id: &InstanceId, expected: u64, stored: Option<u64>
 /// this is a caller's bug or a replayed request).
 pub(crate) fn token_exists(user: &str) -> Error {
     Error::Conflict(format!(
-        "token for user {user:?}: a token with the same hash exists"
+        "token for user {user:?}: a token with the same hash or id exists"
     ))
+}
+
+/// No token has this id.
+pub(crate) fn token_not_found(id: &str) -> Error {
+    Error::NotFound(format!("token {id}"))
 }
 
 /// The conflict of appending a history event whose seq is taken.
@@ -120,6 +125,17 @@ fn validate_write(write: &InstanceWrite) -> Result<()> {
             )));
         }
         None | Some(_) => {}
+    }
+    if write.expected_row_version.is_none() && !write.snapshot {
+        return Err(Error::Invalid(format!(
+            "instance {id}: a new instance is written with its state snapshot"
+        )));
+    }
+    if write.snapshot && record.snapshot_seq > record.last_seq {
+        return Err(Error::Invalid(format!(
+            "instance {id}: snapshot_seq {} is after last_seq {}",
+            record.snapshot_seq, record.last_seq
+        )));
     }
     for event in &write.events {
         if &event.instance_id != id {

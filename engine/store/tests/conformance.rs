@@ -8,6 +8,9 @@
 // The helpers below are test code too; `allow-unwrap-in-tests` covers only `#[test]` items.
 #![allow(clippy::unwrap_used)]
 
+#[path = "conformance/webhooks.rs"]
+mod webhooks;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -22,6 +25,7 @@ use gridflow_store::{
     InstanceWrite, MemoryStore, SqlOptions, SqlStore, Store, TickRecord, TickState, TimerRecord,
     TokenRecord, WorkItem,
 };
+use webhooks::webhook_event_is_claimed_once;
 
 // ---------------------------------------------------------------------------------------
 // Backends
@@ -109,6 +113,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    webhook_event_is_claimed_once,
     poll_cursor_is_saved_per_source_and_replaced,
     deploy_of_new_content_creates_next_version,
     concurrent_deploys_get_distinct_versions,
@@ -129,11 +134,15 @@ conformance!(
     queued_work_is_oldest_first,
     list_instances_pages_newest_first_with_filters,
     list_instances_rejects_empty_page_requests,
+    list_instance_heads_leave_out_the_state,
     unfinished_instances_are_the_non_terminal_ones,
     instants_keep_whole_microseconds,
     empty_batch_and_health_succeed,
     tokens_are_found_by_their_hash_only,
     duplicate_token_hash_conflicts_and_keeps_the_first,
+    tokens_are_listed_oldest_first_with_their_lifecycle,
+    revoking_a_token_keeps_its_first_instant,
+    duplicate_token_id_conflicts,
     instances_are_counted_by_status_and_work_by_queue,
     approvals_are_upserted_and_read_back,
     approvals_are_listed_for_their_users_and_groups,
@@ -142,7 +151,22 @@ conformance!(
     tick_updates_move_from_the_expected_state_only,
     lease_is_held_by_one_holder_until_it_expires,
     concurrent_lease_acquisitions_have_one_winner,
+    a_write_without_its_snapshot_keeps_the_stored_one,
+    a_new_instance_needs_its_snapshot,
 );
+
+#[path = "conformance/snapshots.rs"]
+mod snapshots;
+use snapshots::{
+    a_new_instance_needs_its_snapshot, a_write_without_its_snapshot_keeps_the_stored_one,
+};
+
+#[path = "conformance/tokens.rs"]
+mod tokens;
+use tokens::{
+    duplicate_token_id_conflicts, revoking_a_token_keeps_its_first_instant,
+    tokens_are_listed_oldest_first_with_their_lifecycle,
+};
 
 // ---------------------------------------------------------------------------------------
 // Builders
@@ -198,6 +222,7 @@ fn started(n: u32, definition: &str, status: InstanceStatus) -> InstanceWrite {
                     definition: definition.into(),
                     version: 1,
                     input: input.clone(),
+                    history_version: gridflow_core::HISTORY_VERSION,
                 },
             ),
             step_scheduled(at),
@@ -225,11 +250,13 @@ fn started(n: u32, definition: &str, status: InstanceStatus) -> InstanceWrite {
             created_at: at,
             updated_at: at,
             last_seq: last.seq,
+            snapshot_seq: last.seq,
             last_hash: last.hash.clone(),
             row_version: 1,
         },
         expected_row_version: None,
         events,
+        snapshot: true,
     }
 }
 
@@ -265,12 +292,14 @@ fn completed(previous: &InstanceRecord, at: DateTime<Utc>) -> InstanceWrite {
             output: Some(json!({"delivered": 2})),
             updated_at: at,
             last_seq: last.seq,
+            snapshot_seq: last.seq,
             last_hash: last.hash.clone(),
             row_version: previous.row_version + 1,
             ..previous.clone()
         },
         expected_row_version: Some(previous.row_version),
         events,
+        snapshot: true,
     }
 }
 
@@ -1067,6 +1096,43 @@ async fn list_instances_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     assert_eq!(page.items, vec![writes[6].record.clone()]);
 }
 
+async fn list_instance_heads_leave_out_the_state(store: Arc<dyn Store>) {
+    use InstanceStatus::{Running, Waiting};
+    let writes = vec![started(1, "media", Running), started(2, "media", Waiting)];
+    store.commit(&inserting(writes)).await.unwrap();
+    let filter = InstanceFilter::default();
+    let full = store.list_instances(&filter, None, 1).await.unwrap();
+    let heads = store.list_instance_heads(&filter, None, 1).await.unwrap();
+    assert_eq!(heads.next_cursor, full.next_cursor);
+    assert_eq!(heads.items.len(), 1);
+    let (head, record) = (&heads.items[0], &full.items[0]);
+    assert_eq!(head.state, serde_json::Value::Null);
+    assert_eq!((&head.input, &head.output), (&record.input, &record.output));
+    assert_ne!(record.state, serde_json::Value::Null);
+    assert_eq!(
+        (
+            &head.id,
+            &head.status,
+            head.created_at,
+            head.last_seq,
+            &head.error
+        ),
+        (
+            &record.id,
+            &record.status,
+            record.created_at,
+            record.last_seq,
+            &record.error
+        )
+    );
+    let waiting = InstanceFilter {
+        status: Some(Waiting),
+        definition: None,
+    };
+    let page = store.list_instance_heads(&waiting, None, 10).await.unwrap();
+    assert_eq!(ids(&page.items), vec![instance_id(2)]);
+}
+
 async fn list_instances_rejects_empty_page_requests(store: Arc<dyn Store>) {
     let everything = InstanceFilter::default();
     assert!(matches!(
@@ -1150,12 +1216,16 @@ async fn empty_batch_and_health_succeed(store: Arc<dyn Store>) {
 
 fn token(hash_digit: char, user: &str, role: &str, groups: &[&str]) -> TokenRecord {
     TokenRecord {
+        id: format!("id-{hash_digit}"),
         hash: hash_digit.to_string().repeat(64),
         user: user.to_owned(),
         role: role.to_owned(),
         groups: groups.iter().map(|group| (*group).to_owned()).collect(),
         created_at: instant(7) + chrono::Duration::microseconds(123_456),
         created_by: "admin".to_owned(),
+        expires_at: Some(instant(3600) + chrono::Duration::microseconds(7)),
+        revoked_at: None,
+        server_run: None,
     }
 }
 

@@ -12,9 +12,10 @@ use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
 use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "definition",
     "instance",
+    "instance_state",
     "history_event",
     "work_item",
     "timer",

@@ -13,6 +13,7 @@
 //! ```
 #![allow(clippy::print_stdout)] // A benchmark's job is to print its figures.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use gridflow_connectors::Registry;
+use gridflow_core::limits::Limits;
 use gridflow_core::{DefinitionId, InstanceStatus};
 use gridflow_runtime::{Engine, EngineOptions, SystemClock};
 use gridflow_store::sql::{SqlOptions, SqlStore, SqliteSynchronous};
@@ -61,6 +63,13 @@ struct Args {
     /// Gather the next commit while the previous one is written.
     #[arg(long)]
     pipeline_commits: bool,
+    /// Write each instance's whole state at every commit (as before amortized snapshots),
+    /// to compare the two in one run.
+    #[arg(long)]
+    snapshot_every_commit: bool,
+    /// `limits.max_steps`: the most steps a definition may have (W1 with more `--steps`).
+    #[arg(long, default_value_t = 1000)]
+    max_steps: u32,
     /// W3: instances whose step fails twice before it succeeds.
     #[arg(long, default_value_t = 200)]
     retry_instances: usize,
@@ -115,15 +124,22 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(SystemClock),
         EngineOptions {
             pipeline_commits: args.pipeline_commits,
+            snapshot_every_commit: args.snapshot_every_commit,
+            limits: Limits {
+                max_steps: NonZeroU32::new(args.max_steps)
+                    .context("--max-steps must be at least 1")?,
+                ..Limits::default()
+            },
             ..EngineOptions::default()
         },
     )
     .await?;
     println!(
-        "gridflow-bench on {} (synchronous={:?}, pipelined commits: {})",
+        "gridflow-bench on {} (synchronous={:?}, pipelined commits: {}, state at every commit: {})",
         redact(&url),
         args.sqlite_synchronous,
-        args.pipeline_commits
+        args.pipeline_commits,
+        args.snapshot_every_commit
     );
     println!(
         "cores: {}",

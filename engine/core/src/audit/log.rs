@@ -14,6 +14,8 @@ pub const DEFINITION_DEPLOYED: &str = "definition_deployed";
 /// `type` of the record of a token creation: `data` is `{user, role, groups}`; the token
 /// itself never enters the log.
 pub const TOKEN_CREATED: &str = "token_created";
+/// `type` of the record of a token revocation: `data` is `{id, user, role}`.
+pub const TOKEN_REVOKED: &str = "token_revoked";
 
 /// One record of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,9 +28,9 @@ use crate::rules::{
 use crate::{Batch, BatchCommitter, Error, InstanceWrite, Result};
 
 const INSERT_INSTANCE: &str = "INSERT INTO instance (id, definition_id, definition_version, \
-     status, state, input, output, error, created_at, updated_at, last_seq, last_hash, \
+     status, input, output, error, created_at, updated_at, last_seq, last_hash, \
      row_version) VALUES ";
-const INSTANCE_VALUES: usize = 13;
+const INSTANCE_VALUES: usize = 12;
 
 const INSERT_EVENT: &str = "INSERT INTO history_event (instance_id, seq, event_type, at, \
      actor, data, prev_hash, hash) VALUES ";
@@ -44,7 +44,7 @@ const INSERT_TIMER: &str = "INSERT INTO timer (instance_id, \"key\", fire_at, pa
 const TIMER_VALUES: usize = 4;
 
 /// Why writing a batch stopped, with what is needed to explain it after the rollback.
-enum Failure<'b> {
+pub(super) enum Failure<'b> {
     /// A value could not be written (already the caller's error).
     Store(Error),
     /// An update of one of these instances found another `row_version`, or no row.
@@ -54,7 +54,7 @@ enum Failure<'b> {
 }
 
 /// The statement that failed.
-enum Step<'b> {
+pub(super) enum Step<'b> {
     InsertInstances(Vec<&'b InstanceId>),
     UpdateInstances(Vec<&'b InstanceId>),
     InsertEvents(Vec<&'b RecordedEvent>),
@@ -62,6 +62,16 @@ enum Step<'b> {
     RemoveWork,
     AddTimers,
     RemoveTimers,
+}
+
+/// How the snapshots of a batch are written (`snapshots.rs`).
+#[derive(Clone, Copy)]
+pub(super) enum StateWrite {
+    /// New instances: inserted (their rows are inserted just before).
+    Insert,
+    /// Stored instances whose writes carry a snapshot: replaced (their guarded row updates
+    /// ran just before, so a stale write never gets here).
+    Update,
 }
 
 impl From<Error> for Failure<'_> {
@@ -78,7 +88,7 @@ fn updating(ids: &[&InstanceId]) -> String {
     }
 }
 
-fn json(value: &serde_json::Value, what: impl FnOnce() -> String) -> Result<String> {
+pub(super) fn json(value: &serde_json::Value, what: impl FnOnce() -> String) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|error| Error::Invalid(format!("{} cannot be written as JSON: {error}", what())))
 }
@@ -98,7 +108,6 @@ fn instance_row(write: &InstanceWrite) -> Result<[Value; INSTANCE_VALUES]> {
         record.definition_id.as_str().into(),
         i64::from(record.definition_version).into(),
         record.status.as_str().into(),
-        json(&record.state, || format!("instance {id}: state"))?.into(),
         json(&record.input, || format!("instance {id}: input"))?.into(),
         json_null(record.output.as_ref(), || format!("instance {id}: output"))?.into(),
         json_null(record.error.as_ref(), || format!("instance {id}: error"))?.into(),
@@ -129,14 +138,15 @@ fn event_row(event: &RecordedEvent) -> Result<[Value; EVENT_VALUES]> {
 
 /// `WITH v(…) AS (VALUES …) UPDATE …`: updates many instances in one statement, each only
 /// if its `row_version` is the expected one. Both backends plan it as a loop over `v` with
-/// a primary-key lookup into `instance`.
-const UPDATE_INSTANCES_HEAD: &str = "WITH v (id, expected, status, state, output, error, \
+/// a primary-key lookup into `instance`. State snapshots are written apart
+/// (`snapshots.rs`), so this row stays small.
+const UPDATE_INSTANCES_HEAD: &str = "WITH v (id, expected, status, output, error, \
      updated_at, last_seq, last_hash, row_version) AS (VALUES ";
 const UPDATE_INSTANCES_TAIL: &str = ") UPDATE instance SET status = v.status, \
-     state = v.state, output = v.output, error = v.error, updated_at = v.updated_at, \
+     output = v.output, error = v.error, updated_at = v.updated_at, \
      last_seq = v.last_seq, last_hash = v.last_hash, row_version = v.row_version \
      FROM v WHERE instance.id = v.id AND instance.row_version = v.expected";
-const UPDATE_VALUES: usize = 10;
+const UPDATE_VALUES: usize = 9;
 
 fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VALUES]> {
     let record = &write.record;
@@ -145,7 +155,6 @@ fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VAL
         id.as_str().into(),
         to_i64(expected, || format!("instance {id}: row_version"))?.into(),
         record.status.as_str().into(),
-        json(&record.state, || format!("instance {id}: state"))?.into(),
         json_null(record.output.as_ref(), || format!("instance {id}: output"))?.into(),
         json_null(record.error.as_ref(), || format!("instance {id}: error"))?.into(),
         to_micros(record.updated_at).into(),
@@ -156,16 +165,16 @@ fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VAL
 }
 
 /// The rows of one multi-row statement: `head`, the rows as `(…), (…)`, then `tail`.
-struct Rows<'s, const N: usize> {
-    head: &'s str,
-    tail: &'s str,
-    rows: Vec<[Value; N]>,
+pub(super) struct Rows<'s, const N: usize> {
+    pub(super) head: &'s str,
+    pub(super) tail: &'s str,
+    pub(super) rows: Vec<[Value; N]>,
 }
 
 impl SqlStore {
     /// Executes `rows` in chunks (`query::chunk_lengths`). After each chunk, `check` gets
     /// the chunk's range in `rows` and the number of rows the statement affected.
-    async fn execute_rows<'b, const N: usize>(
+    pub(super) async fn execute_rows<'b, const N: usize>(
         &self,
         tx: &DatabaseTransaction,
         rows: Rows<'_, N>,
@@ -215,12 +224,10 @@ impl SqlStore {
     ) -> std::result::Result<(), Failure<'b>> {
         let record = &write.record;
         let id = &record.id;
-        let mut query = Query::new(self.backend, 10);
+        let mut query = Query::new(self.backend, 9);
         query
             .sql("UPDATE instance SET status = ")
             .bind(record.status.as_str())
-            .sql(", state = ")
-            .bind(json(&record.state, || format!("instance {id}: state"))?)
             .sql(", output = ")
             .bind(json_null(record.output.as_ref(), || {
                 format!("instance {id}: output")
@@ -246,17 +253,45 @@ impl SqlStore {
             .sql(" AND row_version = ")
             .bind(to_i64(expected, || format!("instance {id}: row_version"))?);
         match tx.execute_raw(query.build()).await {
-            Ok(result) if result.rows_affected() == 1 => Ok(()),
-            Ok(_) => Err(Failure::Stale(vec![write])),
-            Err(error) => Err(Failure::Database {
-                error,
-                step: Step::UpdateInstances(vec![id]),
-            }),
+            Ok(result) if result.rows_affected() == 1 => {}
+            Ok(_) => return Err(Failure::Stale(vec![write])),
+            Err(error) => {
+                return Err(Failure::Database {
+                    error,
+                    step: Step::UpdateInstances(vec![id]),
+                });
+            }
         }
+        if write.snapshot {
+            self.write_states(tx, &[write], StateWrite::Update).await?;
+        }
+        Ok(())
     }
 
-    /// Writes the batch inside `tx`; stops at the first failure.
+    /// Writes the batch inside `tx`, in the order of `rules.rs`; stops at the first
+    /// failure.
     async fn write_batch<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
+        self.insert_instances(tx, batch).await?;
+        self.update_instances(tx, batch).await?;
+        self.insert_events(tx, batch).await?;
+        self.add_work(tx, batch).await?;
+        self.remove_work(tx, batch).await?;
+        self.add_timers(tx, batch).await?;
+        self.remove_timers(tx, batch).await?;
+        if !batch.approvals.is_empty() {
+            self.write_approvals(tx, batch)
+                .await
+                .map_err(Failure::Store)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows of the batch's new instances.
+    async fn insert_instances<'b>(
         &self,
         tx: &DatabaseTransaction,
         batch: &'b Batch,
@@ -288,7 +323,17 @@ impl SqlStore {
             |_, _| Ok(()),
         )
         .await?;
+        self.write_states(tx, &inserts, StateWrite::Insert).await
+    }
 
+    /// Updates the rows of the batch's stored instances, each guarded by its expected
+    /// `row_version`: in multi-row statements, or one at a time when the batch updates an
+    /// instance more than once.
+    async fn update_instances<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         let updates: Vec<(&'b InstanceWrite, u64)> = batch
             .instances
             .iter()
@@ -329,12 +374,27 @@ impl SqlStore {
                 },
             )
             .await?;
+            let snapshots: Vec<&'b InstanceWrite> = updates
+                .iter()
+                .filter(|(write, _)| write.snapshot)
+                .map(|&(write, _)| write)
+                .collect();
+            self.write_states(tx, &snapshots, StateWrite::Update)
+                .await?;
         } else {
             for &(write, expected) in &updates {
                 self.update_instance(tx, write, expected).await?;
             }
         }
+        Ok(())
+    }
 
+    /// Inserts the history events of every instance of the batch.
+    async fn insert_events<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         let events: Vec<&'b RecordedEvent> = batch
             .instances
             .iter()
@@ -354,8 +414,15 @@ impl SqlStore {
             |range| Step::InsertEvents(events[range].to_vec()),
             |_, _| Ok(()),
         )
-        .await?;
+        .await
+    }
 
+    /// Queues the batch's new work items (an item already queued stays as it is).
+    async fn add_work<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         let rows = batch
             .work_added
             .iter()
@@ -378,8 +445,15 @@ impl SqlStore {
             |_| Step::AddWork,
             |_, _| Ok(()),
         )
-        .await?;
+        .await
+    }
 
+    /// Deletes the work items that the batch settles.
+    async fn remove_work<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         let rows = batch
             .work_done
             .iter()
@@ -395,8 +469,15 @@ impl SqlStore {
             |_| Step::RemoveWork,
             |_, _| Ok(()),
         )
-        .await?;
+        .await
+    }
 
+    /// Inserts or moves the batch's timers (the last one per key wins).
+    async fn add_timers<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         let rows = last_timer_per_key(&batch.timers_added)
             .into_iter()
             .map(|timer| {
@@ -425,8 +506,15 @@ impl SqlStore {
             |_| Step::AddTimers,
             |_, _| Ok(()),
         )
-        .await?;
+        .await
+    }
 
+    /// Deletes the timers that the batch cancels or fires.
+    async fn remove_timers<'b>(
+        &self,
+        tx: &DatabaseTransaction,
+        batch: &'b Batch,
+    ) -> std::result::Result<(), Failure<'b>> {
         // `(a, b) IN (SELECT …)` rather than `(a, b) IN (VALUES …)`: SQLite scans the whole
         // table for the latter, and looks each pair up in the primary key for the former.
         let rows = batch
@@ -445,14 +533,7 @@ impl SqlStore {
             |_| Step::RemoveTimers,
             |_, _| Ok(()),
         )
-        .await?;
-
-        if !batch.approvals.is_empty() {
-            self.write_approvals(tx, batch)
-                .await
-                .map_err(Failure::Store)?;
-        }
-        Ok(())
+        .await
     }
 
     /// Turns a failure into the error to report, after the transaction was rolled back.
@@ -611,15 +692,35 @@ impl BatchCommitter for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let tx = self.begin_write().await?;
+        // Whatever fails from here on, the transaction is over for the caller: rolled back,
+        // or its connection closed (`hygiene`), so the next batch starts on a connection in
+        // a known state and nothing of this one is taken for committed.
+        let tx = match self.begin_write().await {
+            Ok(tx) => tx,
+            Err(error) => {
+                self.discard_writer();
+                return Err(error);
+            }
+        };
         match self.write_batch(&tx, batch).await {
-            Ok(()) => tx
-                .commit()
-                .await
-                .map_err(|error| db_error(error, "committing a batch")),
+            Ok(()) => match tx.commit().await {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    // The database may or may not have ended the transaction.
+                    self.discard_writer();
+                    Err(db_error(error, "committing a batch"))
+                }
+            },
             Err(failure) => {
+                if matches!(&failure, Failure::Database { error, .. } if kind(error) == Kind::Other)
+                {
+                    // A full disk, an I/O error, a lost connection: the database may have
+                    // rolled back on its own, and the state of the connection is unknown.
+                    self.discard_writer();
+                }
                 if let Err(error) = tx.rollback().await {
-                    tracing::warn!(%error, "rolling back a failed batch failed");
+                    tracing::warn!(%error, "rolling back a failed batch failed; its connection is closed");
+                    self.discard_writer();
                 }
                 Err(self.explain(failure, batch).await)
             }

@@ -18,11 +18,14 @@ mod commit;
 mod cursors;
 mod definitions;
 mod error;
+mod hygiene;
 mod query;
 mod read;
 mod row;
+mod snapshots;
 mod tokens;
 mod triggers;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -36,6 +39,7 @@ use sea_orm::{
 use gridflow_migrations::{Migrator, MigratorTrait};
 
 use self::error::db_error;
+use self::hygiene::{Poison, release_check};
 use self::query::Query;
 use crate::{Error, Result, Store};
 
@@ -61,8 +65,9 @@ pub struct SqlOptions {
     /// PostgreSQL: the size of the connection pool. SQLite file: the number of reading
     /// connections, beside the one writing connection.
     pub max_connections: u32,
-    /// How long an operation waits for a free pooled connection before it fails with
-    /// `Unavailable`.
+    /// How long an operation waits for a free pooled connection (or, while the database
+    /// is unreachable, for a new one) before it fails with `Unavailable`. Short, so that
+    /// callers get a 503 quickly during an outage instead of hanging.
     pub acquire_timeout: Duration,
 }
 
@@ -72,7 +77,7 @@ impl Default for SqlOptions {
             sqlite_synchronous: SqliteSynchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_millis(1500),
         }
     }
 }
@@ -94,6 +99,13 @@ pub struct SqlStore {
     /// Runs reads. The same pool as `writer` except on a SQLite file.
     reader: DatabaseConnection,
     backend: DbBackend,
+    /// Marks the SQLite writer connection as not reusable (see `hygiene`); `None` on
+    /// PostgreSQL (a pool of many) and on an in-memory SQLite database (closing its one
+    /// connection would delete it).
+    poison: Option<Poison>,
+    /// Test hook: `PRAGMA max_page_count` applied to every write transaction (0: none).
+    #[cfg(feature = "test-util")]
+    page_limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The PostgreSQL advisory lock that serializes migrations when several nodes start at
@@ -148,8 +160,14 @@ impl SqlStore {
         // The writing connection is opened first: it creates the file and switches it to
         // WAL before any reader opens it. It is kept open for the life of the store (an
         // in-memory database would vanish with its last connection).
+        let poison = (!in_memory).then(Poison::default);
         let mut writer_options = ConnectOptions::new(url);
         configure(&mut writer_options);
+        if let Some(poison) = poison.clone() {
+            writer_options.map_sqlx_sqlite_pool_opts(move |pool| {
+                pool.after_release(release_check::<sea_orm::sqlx::Sqlite>(Some(poison.clone())))
+            });
+        }
         writer_options
             .max_connections(1)
             .min_connections(1)
@@ -164,6 +182,9 @@ impl SqlStore {
             let mut reader_options = ConnectOptions::new(url);
             configure(&mut reader_options);
             reader_options
+                .map_sqlx_sqlite_pool_opts(|pool| {
+                    pool.after_release(release_check::<sea_orm::sqlx::Sqlite>(None))
+                })
                 .max_connections(options.max_connections.max(1))
                 .min_connections(0);
             Database::connect(reader_options)
@@ -174,6 +195,9 @@ impl SqlStore {
             writer,
             reader,
             backend: DbBackend::Sqlite,
+            poison,
+            #[cfg(feature = "test-util")]
+            page_limit: std::sync::Arc::default(),
         })
     }
 
@@ -183,6 +207,9 @@ impl SqlStore {
             .sqlx_logging(false)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .map_sqlx_postgres_pool_opts(|pool| {
+                pool.after_release(release_check::<sea_orm::sqlx::Postgres>(None))
+            })
             // Pinging every checkout costs a round trip per statement; ping only connections
             // that sat idle long enough for a proxy or the server to have dropped them.
             .test_before_acquire_if_idle_for(Duration::from_secs(30));
@@ -193,6 +220,9 @@ impl SqlStore {
             writer: pool.clone(),
             reader: pool,
             backend: DbBackend::Postgres,
+            poison: None,
+            #[cfg(feature = "test-util")]
+            page_limit: std::sync::Arc::default(),
         })
     }
 
@@ -241,10 +271,41 @@ impl SqlStore {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.writer
+        let tx = self
+            .writer
             .begin_with_options(options)
             .await
-            .map_err(|error| db_error(error, "starting a write transaction"))
+            .map_err(|error| db_error(error, "starting a write transaction"))?;
+        #[cfg(feature = "test-util")]
+        {
+            let pages = self.page_limit.load(std::sync::atomic::Ordering::Acquire);
+            if pages > 0 && self.backend == DbBackend::Sqlite {
+                tx.execute_unprepared(&format!("PRAGMA max_page_count = {pages}"))
+                    .await
+                    .map_err(|error| db_error(error, "limiting the database size"))?;
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Test hook (SQLite): makes the database file "full" by capping it at `pages` pages
+    /// (`PRAGMA max_page_count`, which never goes below the pages in use; `Some(1)`
+    /// means "no page more than now"), applied to every later write transaction;
+    /// `None` gives the space back.
+    #[cfg(feature = "test-util")]
+    pub fn limit_sqlite_pages(&self, pages: Option<u32>) {
+        // SQLite's largest page count: setting it lifts any earlier cap.
+        let pages = pages.map_or(4_294_967_294, u64::from);
+        self.page_limit
+            .store(pages, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Marks the SQLite writer connection as not reusable once it is released: its
+    /// transaction state is unknown.
+    fn discard_writer(&self) {
+        if let Some(poison) = &self.poison {
+            poison.set();
+        }
     }
 }
 
@@ -254,8 +315,8 @@ fn is_sqlite_memory(url: &str) -> bool {
     database == ":memory:" || database.starts_with(":memory:?") || url.contains("mode=memory")
 }
 
-/// `url` without the password, for messages.
-fn redact(url: &str) -> String {
+/// `url` without the password, for messages and logs.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

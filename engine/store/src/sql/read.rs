@@ -9,8 +9,11 @@ use gridflow_core::{InstanceId, InstanceStatus, RecordedEvent};
 use super::SqlStore;
 use super::error::db_error;
 use super::query::Query;
-use super::row::{self, EVENT_COLUMNS, INSTANCE_COLUMNS, TIMER_COLUMNS, WORK_ITEM_COLUMNS};
-use crate::rules::{check_page_request, to_micros};
+use super::row::{
+    self, EVENT_COLUMNS, INSTANCE_COLUMNS, INSTANCE_FROM, INSTANCE_HEAD_COLUMNS, TIMER_COLUMNS,
+    WORK_ITEM_COLUMNS,
+};
+use crate::rules::{check_page_request, to_i64, to_micros};
 use crate::{
     Error, InstanceFilter, InstanceReader, InstanceRecord, Page, Result, TimerRecord, WorkItem,
     WorkReader,
@@ -51,7 +54,9 @@ impl InstanceReader for SqlStore {
         query
             .sql("SELECT ")
             .sql(INSTANCE_COLUMNS)
-            .sql(" FROM instance WHERE id = ")
+            .sql(" FROM ")
+            .sql(INSTANCE_FROM)
+            .sql(" WHERE id = ")
             .bind(id.as_str());
         let found = self
             .reader
@@ -70,44 +75,38 @@ impl InstanceReader for SqlStore {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<InstanceRecord>> {
-        check_page_request(cursor, limit)?;
-        let mut query = Query::new(self.backend, 4);
-        query
-            .sql("SELECT ")
-            .sql(INSTANCE_COLUMNS)
-            .sql(" FROM instance WHERE 1 = 1");
-        if let Some(status) = filter.status {
-            query.sql(" AND status = ").bind(status.as_str());
-        }
-        if let Some(definition) = &filter.definition {
-            query.sql(" AND definition_id = ").bind(definition.as_str());
-        }
-        if let Some(cursor) = cursor {
-            query.sql(" AND id < ").bind(cursor);
-        }
-        // One row more than asked tells whether there is a next page.
-        query
-            .sql(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(limit) + 1);
-        let rows = self.read_all(query.build(), "listing instances").await?;
-        let mut items = rows.iter().map(row::instance).collect::<Result<Vec<_>>>()?;
-        let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_cursor = if items.len() > page_size {
-            items.truncate(page_size);
-            items.last().map(|last| last.id.0.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        self.list_instance_rows(INSTANCE_COLUMNS, INSTANCE_FROM, filter, cursor, limit)
+            .await
+    }
+
+    async fn list_instance_heads(
+        &self,
+        filter: &InstanceFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<InstanceRecord>> {
+        self.list_instance_rows(INSTANCE_HEAD_COLUMNS, "instance", filter, cursor, limit)
+            .await
     }
 
     async fn history(&self, id: &InstanceId) -> Result<Vec<RecordedEvent>> {
-        let mut query = Query::new(self.backend, 1);
+        // Every seq is at least 1, so the events after 0 are the whole history.
+        let events = self.history_after(id, 0).await?;
+        if events.is_empty() && !self.instance_exists(id).await? {
+            return Err(instance_not_found(id));
+        }
+        Ok(events)
+    }
+
+    async fn history_after(&self, id: &InstanceId, after_seq: u64) -> Result<Vec<RecordedEvent>> {
+        let mut query = Query::new(self.backend, 2);
         query
             .sql("SELECT ")
             .sql(EVENT_COLUMNS)
             .sql(" FROM history_event WHERE instance_id = ")
             .bind(id.as_str())
+            .sql(" AND seq > ")
+            .bind(to_i64(after_seq, || format!("instance {id}: seq"))?)
             .sql(" ORDER BY seq");
         let rows = self
             .reader
@@ -116,9 +115,6 @@ impl InstanceReader for SqlStore {
             .map_err(|error| {
                 db_error(error, format_args!("reading the history of instance {id}"))
             })?;
-        if rows.is_empty() && !self.instance_exists(id).await? {
-            return Err(instance_not_found(id));
-        }
         rows.iter().map(row::event).collect()
     }
 
@@ -178,5 +174,50 @@ impl WorkReader for SqlStore {
             Some(found) => row::optional_instant(&found, "timer"),
             None => Ok(None),
         }
+    }
+}
+
+impl SqlStore {
+    /// A page of instance rows, newest first, reading `columns` (in the order of
+    /// [`INSTANCE_COLUMNS`]) from `from`.
+    async fn list_instance_rows(
+        &self,
+        columns: &str,
+        from: &str,
+        filter: &InstanceFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<InstanceRecord>> {
+        check_page_request(cursor, limit)?;
+        let mut query = Query::new(self.backend, 4);
+        query
+            .sql("SELECT ")
+            .sql(columns)
+            .sql(" FROM ")
+            .sql(from)
+            .sql(" WHERE 1 = 1");
+        if let Some(status) = filter.status {
+            query.sql(" AND status = ").bind(status.as_str());
+        }
+        if let Some(definition) = &filter.definition {
+            query.sql(" AND definition_id = ").bind(definition.as_str());
+        }
+        if let Some(cursor) = cursor {
+            query.sql(" AND id < ").bind(cursor);
+        }
+        // One row more than asked tells whether there is a next page.
+        query
+            .sql(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(limit) + 1);
+        let rows = self.read_all(query.build(), "listing instances").await?;
+        let mut items = rows.iter().map(row::instance).collect::<Result<Vec<_>>>()?;
+        let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > page_size {
+            items.truncate(page_size);
+            items.last().map(|last| last.id.0.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
 }

@@ -18,7 +18,17 @@ pub(crate) const DEFINITION_COLUMNS: &str =
     "id, version, content_hash, source, definition, created_at";
 /// Columns of [`instance`], in order.
 pub(crate) const INSTANCE_COLUMNS: &str = "id, definition_id, definition_version, status, \
-     state, input, output, error, created_at, updated_at, last_seq, last_hash, row_version";
+     state, input, output, error, created_at, updated_at, last_seq, last_hash, row_version, \
+     snapshot_seq";
+/// Where [`INSTANCE_COLUMNS`] are read from: the row and its state snapshot.
+pub(crate) const INSTANCE_FROM: &str =
+    "instance JOIN instance_state ON instance_state.instance_id = instance.id";
+/// [`INSTANCE_COLUMNS`] with `state` left unread (`null`, `snapshot_seq` 0), for lists whose cost must not
+/// grow with what instances accumulate while they run (steps, kept signals); input and
+/// output are bounded by the request body and `limits.max_output_bytes`.
+pub(crate) const INSTANCE_HEAD_COLUMNS: &str = "id, definition_id, definition_version, \
+     status, 'null', input, output, error, created_at, updated_at, last_seq, last_hash, \
+     row_version, CAST(0 AS BIGINT)";
 /// Columns of [`event`], in order.
 pub(crate) const EVENT_COLUMNS: &str =
     "instance_id, seq, event_type, at, actor, data, prev_hash, hash";
@@ -165,6 +175,7 @@ pub(crate) fn instance(row: &QueryResult) -> Result<InstanceRecord> {
         last_seq: row.unsigned(10, "last_seq")?,
         last_hash: row.text(11, "last_hash")?,
         row_version: row.unsigned(12, "row_version")?,
+        snapshot_seq: row.unsigned(13, "snapshot_seq")?,
     };
     Ok(InstanceRecord {
         id: InstanceId(id),

@@ -1,0 +1,484 @@
+//! The `vip` connector: the VIP distribution API as designed in `vip.md` \[D\] (the real
+//! VIP API is undocumented): OAuth2 client credentials at `POST /v1/oauth2/token`, then
+//! Bearer; recipients, packages, deliveries and acknowledgements under `/v1`; cursor
+//! paging; `application/problem+json` errors whose `detail` (or `title`) becomes the
+//! error message. State-changing requests carry the attempt's `Idempotency-Key`.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::VipConfig;
+use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
+use crate::http::Secret;
+use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
+use crate::schema::{action, array_of, object, string};
+
+pub mod config;
+pub(crate) mod setup;
+pub mod simulator;
+
+/// The connector's name.
+pub const NAME: &str = "vip";
+
+const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// The credentials of the VIP connector.
+#[derive(Debug, Clone)]
+pub struct VipCredentials {
+    /// OAuth client id.
+    pub client_id: Secret,
+    /// OAuth client secret.
+    pub client_secret: Secret,
+}
+
+impl VipCredentials {
+    /// Reads the variables named by `config`.
+    pub fn from_environment(config: &VipConfig) -> Result<Self, crate::config::Error> {
+        Ok(Self {
+            client_id: crate::config::credential(
+                "connectors.vip.client_id_env",
+                &config.client_id_env,
+            )?,
+            client_secret: crate::config::credential(
+                "connectors.vip.client_secret_env",
+                &config.client_secret_env,
+            )?,
+        })
+    }
+}
+
+/// The VIP connector.
+pub struct VipConnector {
+    client: RestClient,
+    actions: Vec<ActionSpec>,
+}
+
+struct ClientCredentials {
+    credentials: VipCredentials,
+    scope: String,
+}
+
+#[async_trait]
+impl TokenSource for ClientCredentials {
+    async fn fetch(&self, client: &RestClient) -> Result<Secret> {
+        let request = Request::new(Method::POST, "/v1/oauth2/token").form(vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            (
+                "client_id".to_owned(),
+                self.credentials.client_id.expose().to_owned(),
+            ),
+            (
+                "client_secret".to_owned(),
+                self.credentials.client_secret.expose().to_owned(),
+            ),
+            ("scope".to_owned(), self.scope.clone()),
+        ]);
+        let answer = client.call_unauthenticated(&request, None).await?;
+        let token = required(&answer, "/access_token", "vip token")?
+            .as_str()
+            .ok_or_else(|| {
+                Error::permanent(
+                    "invalid_response",
+                    "vip token: access_token is not a string",
+                )
+            })?;
+        Ok(Secret::new(token))
+    }
+}
+
+/// The system's message in a problem+json body.
+fn message_of(body: &Value) -> Option<String> {
+    let detail = body
+        .get("detail")
+        .and_then(Value::as_str)
+        .or_else(|| body.get("title").and_then(Value::as_str))?;
+    let mut message = detail.to_owned();
+    if let Some(errors) = body.get("errors").and_then(Value::as_array) {
+        for error in errors {
+            message.push_str(&format!(
+                "; {}: {}",
+                error["field"].as_str().unwrap_or("?"),
+                error["message"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    Some(message)
+}
+
+impl VipConnector {
+    /// A connector for `config` with `credentials`.
+    pub fn new(config: &VipConfig, credentials: VipCredentials) -> Result<Self> {
+        let secrets = [&credentials.client_id, &credentials.client_secret];
+        let client = RestClient::new(
+            &config.base_url,
+            config.timeout,
+            Box::new(ClientCredentials {
+                credentials: credentials.clone(),
+                scope: config.scope.clone(),
+            }),
+            &secrets,
+            message_of,
+        )?;
+        Ok(Self {
+            client,
+            actions: action_specs(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    group_id: Option<String>,
+    package_id: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePackageArgs {
+    title: String,
+    #[serde(default)]
+    assets: Vec<Value>,
+    metadata: Option<Value>,
+    rights: Option<Value>,
+    recipients: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackageArgs {
+    package_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdatePackageArgs {
+    package_id: String,
+    title: Option<String>,
+    metadata: Option<Value>,
+    rights: Option<Value>,
+    recipients: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawArgs {
+    package_id: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgeArgs {
+    delivery_id: String,
+    by: String,
+    note: Option<String>,
+}
+
+#[async_trait]
+impl Connector for VipConnector {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn actions(&self) -> &[ActionSpec] {
+        &self.actions
+    }
+
+    async fn invoke(&self, invocation: Invocation) -> Result<Value> {
+        let action_key = invocation.action_key();
+        let key = action_key.as_str();
+        let arguments = &invocation.arguments;
+        match invocation.action.as_str() {
+            "list_recipients" => self.list_recipients(arguments).await,
+            "create_package" => self.create_package(arguments, key).await,
+            "get_package" => self.get_package(arguments).await,
+            "update_package" => self.update_package(arguments, key).await,
+            "publish_package" => self.publish_package(arguments, key).await,
+            "withdraw_package" => self.withdraw_package(arguments, key).await,
+            "list_deliveries" => self.list_deliveries(arguments).await,
+            "acknowledge_delivery" => self.acknowledge_delivery(arguments, key).await,
+            other => Err(Error::permanent(
+                "unknown_action",
+                format!("vip has no action {other:?}"),
+            )),
+        }
+    }
+}
+
+/// One method per action; [`Connector::invoke`] picks one by name.
+impl VipConnector {
+    /// `vip.list_recipients`.
+    async fn list_recipients(&self, arguments: &Value) -> Result<Value> {
+        let args: ListArgs = parse_arguments(NAME, "list_recipients", arguments)?;
+        let answer = self
+            .client
+            .call(
+                &Request::get("/v1/recipients")
+                    .query_opt("group_id", args.group_id)
+                    .query_opt("cursor", args.cursor)
+                    .query_opt("limit", args.limit),
+            )
+            .await?;
+        Ok(
+            json!({"recipients": answer["data"].clone(), "next_cursor": answer["next_cursor"].clone()}),
+        )
+    }
+
+    /// `vip.create_package`.
+    async fn create_package(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: CreatePackageArgs = parse_arguments(NAME, "create_package", arguments)?;
+        let mut body = json!({"title": args.title, "assets": args.assets});
+        for (field, value) in [
+            ("metadata", args.metadata),
+            ("rights", args.rights),
+            ("recipients", args.recipients),
+        ] {
+            if let Some(value) = value {
+                body[field] = value;
+            }
+        }
+        let package = self
+            .client
+            .call(
+                &Request::new(Method::POST, "/v1/packages")
+                    .json(body)
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        package_output(package)
+    }
+
+    /// `vip.get_package`.
+    async fn get_package(&self, arguments: &Value) -> Result<Value> {
+        let args: PackageArgs = parse_arguments(NAME, "get_package", arguments)?;
+        let package = self
+            .client
+            .call(&Request::get(format!(
+                "/v1/packages/{}",
+                segment(&args.package_id)
+            )))
+            .await?;
+        package_output(package)
+    }
+
+    /// `vip.update_package`.
+    async fn update_package(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: UpdatePackageArgs = parse_arguments(NAME, "update_package", arguments)?;
+        let mut body = json!({});
+        if let Some(title) = args.title {
+            body["title"] = json!(title);
+        }
+        for (field, value) in [
+            ("metadata", args.metadata),
+            ("rights", args.rights),
+            ("recipients", args.recipients),
+        ] {
+            if let Some(value) = value {
+                body[field] = value;
+            }
+        }
+        let path = format!("/v1/packages/{}", segment(&args.package_id));
+        let package = self
+            .client
+            .call(
+                &Request::new(Method::PATCH, path)
+                    .json(body)
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        package_output(package)
+    }
+
+    /// `vip.publish_package`.
+    async fn publish_package(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: PackageArgs = parse_arguments(NAME, "publish_package", arguments)?;
+        let path = format!("/v1/packages/{}/publish", segment(&args.package_id));
+        let answer = self
+            .client
+            .call(
+                &Request::new(Method::POST, path)
+                    .json(json!({}))
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        Ok(json!({"package_id": args.package_id, "deliveries": answer["deliveries"].clone()}))
+    }
+
+    /// `vip.withdraw_package`.
+    async fn withdraw_package(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: WithdrawArgs = parse_arguments(NAME, "withdraw_package", arguments)?;
+        let path = format!("/v1/packages/{}/withdraw", segment(&args.package_id));
+        let answer = self
+            .client
+            .call(
+                &Request::new(Method::POST, path)
+                    .json(json!({"reason": args.reason}))
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        Ok(
+            json!({"package_id": args.package_id, "status": answer["package"]["status"].clone(), "revoked_deliveries": answer["revoked_deliveries"].clone()}),
+        )
+    }
+
+    /// `vip.list_deliveries`.
+    async fn list_deliveries(&self, arguments: &Value) -> Result<Value> {
+        let args: ListArgs = parse_arguments(NAME, "list_deliveries", arguments)?;
+        let answer = self
+            .client
+            .call(
+                &Request::get("/v1/deliveries")
+                    .query_opt("package_id", args.package_id)
+                    .query_opt("status", args.status)
+                    .query_opt("cursor", args.cursor)
+                    .query_opt("limit", args.limit),
+            )
+            .await?;
+        Ok(
+            json!({"deliveries": answer["data"].clone(), "next_cursor": answer["next_cursor"].clone()}),
+        )
+    }
+
+    /// `vip.acknowledge_delivery`.
+    async fn acknowledge_delivery(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: AcknowledgeArgs = parse_arguments(NAME, "acknowledge_delivery", arguments)?;
+        let path = format!(
+            "/v1/deliveries/{}/acknowledgements",
+            segment(&args.delivery_id)
+        );
+        let mut body = json!({"by": args.by});
+        if let Some(note) = args.note {
+            body["note"] = json!(note);
+        }
+        let delivery = self
+            .client
+            .call(
+                &Request::new(Method::POST, path)
+                    .json(body)
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        Ok(
+            json!({"delivery_id": args.delivery_id, "status": delivery["status"].clone(), "acknowledged_at": delivery["acknowledged_at"].clone()}),
+        )
+    }
+}
+
+fn package_output(package: Value) -> Result<Value> {
+    let package_id = required(&package, "/id", "vip package")?.clone();
+    Ok(json!({"package_id": package_id, "status": package["status"].clone(), "package": package}))
+}
+
+fn action_specs() -> Vec<ActionSpec> {
+    let package_out = object(
+        &["package_id", "status", "package"],
+        json!({
+            "package_id": string(), "status": string(), "package": {"type": "object"}
+        }),
+    );
+    let rights = json!({"type": "object", "properties": {
+        "valid_from": {"type": ["string", "null"]}, "valid_until": {"type": ["string", "null"]},
+        "territories": array_of(string()), "channels": array_of(string()), "restrictions": array_of(string())
+    }, "additionalProperties": false});
+    let recipients = json!({"type": "object", "properties": {
+        "group_ids": array_of(string()), "recipient_ids": array_of(string())
+    }, "additionalProperties": false});
+    let asset_ref = json!({"type": "object", "required": ["source", "source_id"], "properties": {
+        "source": {"type": "string", "enum": ["iconik", "canto", "otmm", "smintio"]},
+        "source_id": string(), "version_id": string(), "rendition": string(), "file_name": string(),
+        "content_type": string(), "size": {"type": "integer", "minimum": 0}, "sha256": string(), "download_url": string()
+    }, "additionalProperties": false});
+    let limit = json!({"type": "integer", "minimum": 1, "maximum": 200});
+    vec![
+        action(
+            "list_recipients",
+            "List distribution recipients (distributors, retailers, agencies), optionally of one group.",
+            object(
+                &[],
+                json!({"group_id": string(), "cursor": string(), "limit": limit}),
+            ),
+            object(
+                &["recipients", "next_cursor"],
+                json!({"recipients": array_of(json!({"type": "object"})), "next_cursor": {"type": ["string", "null"]}}),
+            ),
+        ),
+        action(
+            "create_package",
+            "Create a draft distribution package of assets with metadata, rights and recipients.",
+            object(
+                &["title"],
+                json!({"title": {"type": "string", "minLength": 1}, "assets": array_of(asset_ref),
+                "metadata": {"type": "object"}, "rights": rights.clone(), "recipients": recipients.clone()}),
+            ),
+            package_out.clone(),
+        ),
+        action(
+            "get_package",
+            "Read a package.",
+            object(&["package_id"], json!({"package_id": string()})),
+            package_out.clone(),
+        ),
+        action(
+            "update_package",
+            "Change a package's title, metadata, rights or recipients.",
+            object(
+                &["package_id"],
+                json!({"package_id": string(), "title": string(), "metadata": {"type": "object"},
+                "rights": rights, "recipients": recipients}),
+            ),
+            package_out,
+        ),
+        action(
+            "publish_package",
+            "Publish a package to its recipients; refused (conflict) when its rights have expired.",
+            object(&["package_id"], json!({"package_id": string()})),
+            object(
+                &["package_id", "deliveries"],
+                json!({"package_id": string(), "deliveries": array_of(json!({"type": "object"}))}),
+            ),
+        ),
+        action(
+            "withdraw_package",
+            "Withdraw a package (rights expired, recall): its deliveries are revoked.",
+            object(
+                &["package_id", "reason"],
+                json!({"package_id": string(), "reason": string()}),
+            ),
+            object(
+                &["package_id", "status"],
+                json!({"package_id": string(), "status": string(), "revoked_deliveries": {"type": "integer"}}),
+            ),
+        ),
+        action(
+            "list_deliveries",
+            "List deliveries, optionally of one package or in one status.",
+            object(
+                &[],
+                json!({"package_id": string(), "status": {"type": "string", "enum": ["queued", "delivered", "downloaded", "acknowledged", "failed", "revoked", "superseded"]},
+                "cursor": string(), "limit": json!({"type": "integer", "minimum": 1, "maximum": 200})}),
+            ),
+            object(
+                &["deliveries", "next_cursor"],
+                json!({"deliveries": array_of(json!({"type": "object"})), "next_cursor": {"type": ["string", "null"]}}),
+            ),
+        ),
+        action(
+            "acknowledge_delivery",
+            "Record a recipient's acknowledgement of a delivery.",
+            object(
+                &["delivery_id", "by"],
+                json!({"delivery_id": string(), "by": string(), "note": string()}),
+            ),
+            object(
+                &["delivery_id", "status"],
+                json!({"delivery_id": string(), "status": string(), "acknowledged_at": {"type": ["string", "null"]}}),
+            ),
+        ),
+    ]
+}

@@ -1,0 +1,552 @@
+//! Approval steps: the request, users' decisions and delegations (checked before any event
+//! is made), the due timer with its `on_timeout`, and escalation through `escalate_to`.
+//! Who may decide and how decisions settle an approval is [`crate::approval`]'s.
+//!
+//! | id | state | event or input | effect |
+//! |---|---|---|---|
+//! | `approval.request` | pending approval step whose needs let it run | derived | `approval_requested` with the rendered title and `due_at` |
+//! | `approval.requested` | pending approval step | `approval_requested` | waiting on the approval at level 0; `StartTimer` (approval due) if it has a due |
+//! | `approval.decide` | open approval; an assignee who has not decided; data that satisfies the form | input `Decide` | `approval_decided` |
+//! | `approval.decide.refused` | anything else | input `Decide` | rejected (409), forbidden (403) or invalid decision (422) |
+//! | `approval.decided` | open approval of this attempt; the user has not decided | `approval_decided` | decision kept |
+//! | `approval.delegate` | open approval; an assignee hands it to another user who may receive it | input `Delegate` | `approval_delegated` |
+//! | `approval.delegate.refused` | anything else | input `Delegate` | rejected (409), forbidden (403) or invalid decision (422) |
+//! | `approval.delegated` | open approval of this attempt | `approval_delegated` | delegation kept; the delegate becomes an assignee |
+//! | `approval.settled` | waiting on an approval that its decisions settle | derived | `step_succeeded`, output `{decision, user, comment, data}` |
+//! | `approval.succeeded` | waiting on the approval of this attempt | `step_succeeded` | succeeded; due timer cancelled; the approval approved or rejected by the output's decision |
+//! | `approval.due.approve` | waiting; the current level's due fired; `on_timeout: approve` | input `TimerFired` (approval due) | `step_succeeded`, approved by the system |
+//! | `approval.due.reject` | the same, `on_timeout: reject` | input `TimerFired` (approval due) | `step_succeeded`, rejected by the system |
+//! | `approval.due.fail` | the same, `on_timeout: fail`, or `escalate` past the last level or with a due out of range | input `TimerFired` (approval due) | `step_failed` (code `timeout`) |
+//! | `approval.due.escalate` | the same, `on_timeout: escalate` with a next level | input `TimerFired` (approval due) | `approval_escalated` with the next level's assignees and due |
+//! | `approval.escalated` | waiting on the approval at the level before | `approval_escalated` | the next level in charge; `StartTimer` (approval due at that level) if it has a due |
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::approval::{
+    self as rules, ApprovalState, ApprovalStatus, Decision, Delegation, Outcome, Refusal, Verdict,
+};
+use crate::command::Command;
+use crate::definition::{Approval, Definition, OnApprovalTimeout, StepDefinition, StepKind};
+use crate::event::{ErrorInfo, EventBody, TimerKey};
+use crate::expr::{self, Budget};
+use crate::id::StepId;
+use crate::state::{InstanceState, Phase, StepState, Work};
+
+use super::coverage::took;
+use super::expressions::{Reads, scope_for};
+use super::lookups::{invalid, require_running, step_state_mut};
+use super::{Facts, Fold, StepError};
+
+/// The `approval_requested` of an approval step that became ready, or the code and
+/// message of the failure when its title or due cannot be made.
+pub(super) fn request(
+    state: &InstanceState,
+    step: &StepDefinition,
+    approval: &Approval,
+    attempt: u32,
+    at: DateTime<Utc>,
+    budget: Budget,
+) -> Result<EventBody, (&'static str, String)> {
+    let title_template = Value::String(approval.title.clone());
+    let title_scope = scope_for(state, Reads::Template(&title_template), None, None);
+    let title = match expr::render(&title_template, &title_scope.within(budget)) {
+        Ok(Value::String(title)) => title,
+        Ok(other) => other.to_string(),
+        Err(message) => return Err(("expression", format!("approval.title: {message}"))),
+    };
+    let due_at = match approval.due.map(chrono::Duration::from_std).transpose() {
+        Ok(due) => due.map(|due| at + due),
+        Err(error) => return Err(("invalid_definition", format!("approval.due: {error}"))),
+    };
+    took("approval.request");
+    Ok(EventBody::ApprovalRequested {
+        step: step.id.clone(),
+        attempt,
+        title,
+        users: approval.users.clone(),
+        groups: approval.groups.clone(),
+        quorum: approval.quorum.max(1),
+        due_at,
+    })
+}
+
+/// `approval_requested`.
+#[allow(clippy::too_many_arguments)] // One argument per field of the event.
+pub(super) fn requested(
+    fold: &mut Fold,
+    step: &StepId,
+    attempt: u32,
+    title: &str,
+    users: &[String],
+    groups: &[String],
+    quorum: u32,
+    due_at: Option<DateTime<Utc>>,
+) -> Result<(), StepError> {
+    require_running(fold.state, fold.event)?;
+    let event = fold.event;
+    let instance = fold.state.id.clone();
+    let step_state = step_state_mut(fold.state, step)?;
+    if !matches!(step_state, StepState::Pending { .. }) {
+        return Err(invalid(&instance, event, "the step is not pending"));
+    }
+    took("approval.requested");
+    *step_state = StepState::Active {
+        work: Work::Approval { attempt, level: 0 },
+    };
+    fold.state.approvals.insert(
+        step.clone(),
+        ApprovalState {
+            attempt,
+            title: title.to_owned(),
+            users: users.to_vec(),
+            groups: groups.to_vec(),
+            quorum,
+            level: 0,
+            due_at,
+            requested_at: event.at,
+            decisions: Vec::new(),
+            delegations: Vec::new(),
+            status: ApprovalStatus::Pending,
+            outcome: None,
+        },
+    );
+    if let Some(due_at) = due_at {
+        fold.commands.push(due_timer(step, attempt, 0, due_at));
+    }
+    Ok(())
+}
+
+/// Input `Decide`.
+#[allow(clippy::too_many_arguments)] // One argument per field of the input.
+pub(super) fn decide(
+    facts: Facts,
+    step: &StepId,
+    attempt: u32,
+    user: &str,
+    groups: &[String],
+    decision: Verdict,
+    comment: &Option<String>,
+    data: &Value,
+) -> Result<Vec<EventBody>, StepError> {
+    let checked = check_decision(facts, step, attempt, user, groups, decision, data);
+    took(match checked {
+        Ok(()) => "approval.decide",
+        Err(_) => "approval.decide.refused",
+    });
+    checked?;
+    Ok(vec![EventBody::ApprovalDecided {
+        step: step.clone(),
+        attempt,
+        user: user.to_owned(),
+        decision,
+        comment: comment.clone(),
+        data: data.clone(),
+    }])
+}
+
+fn check_decision(
+    facts: Facts,
+    step: &StepId,
+    attempt: u32,
+    user: &str,
+    groups: &[String],
+    decision: Verdict,
+    data: &Value,
+) -> Result<(), StepError> {
+    let state = facts.state;
+    let approval_definition = definition(state, facts.definition, step)?;
+    let approval = open(state, step, attempt).map_err(|message| facts.rejected(&message))?;
+    rules::check_decider(
+        step,
+        approval,
+        approval_definition,
+        &state.started_by,
+        user,
+        groups,
+    )
+    .map_err(|refusal| refused(state, refusal))?;
+    if let Some(form) = &approval_definition.form
+        && (decision == Verdict::Approve || !data.is_null())
+    {
+        // Absent data is checked as an empty object, so that a form without
+        // required fields accepts a decision that sends none.
+        let checked = if data.is_null() {
+            json!({})
+        } else {
+            data.clone()
+        };
+        let violations = rules::form_violations(form, &checked);
+        if !violations.is_empty() {
+            return Err(StepError::InvalidDecision {
+                instance: state.id.clone(),
+                message: format!(
+                    "the decision's data does not satisfy the form of approval \"{step}\""
+                ),
+                violations,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `approval_decided`.
+pub(super) fn decided(
+    fold: &mut Fold,
+    step: &StepId,
+    attempt: u32,
+    user: &str,
+    decision: Verdict,
+    comment: &Option<String>,
+    data: &Value,
+) -> Result<(), StepError> {
+    require_running(fold.state, fold.event)?;
+    let event = fold.event;
+    let instance = fold.state.id.clone();
+    match fold.state.approvals.get_mut(step) {
+        Some(approval)
+            if approval.attempt == attempt
+                && approval.status == ApprovalStatus::Pending
+                && !approval.has_decided(user) =>
+        {
+            took("approval.decided");
+            approval.decisions.push(Decision {
+                user: user.to_owned(),
+                decision,
+                comment: comment.clone(),
+                data: data.clone(),
+                at: event.at,
+            });
+            Ok(())
+        }
+        Some(_) | None => Err(invalid(
+            &instance,
+            event,
+            "no open approval takes this decision",
+        )),
+    }
+}
+
+/// Input `Delegate`.
+pub(super) fn delegate(
+    facts: Facts,
+    step: &StepId,
+    attempt: u32,
+    from: &str,
+    groups: &[String],
+    to: &str,
+) -> Result<Vec<EventBody>, StepError> {
+    let checked = check_delegation(facts, step, attempt, from, groups, to);
+    took(match checked {
+        Ok(()) => "approval.delegate",
+        Err(_) => "approval.delegate.refused",
+    });
+    checked?;
+    Ok(vec![EventBody::ApprovalDelegated {
+        step: step.clone(),
+        attempt,
+        from: from.to_owned(),
+        to: to.to_owned(),
+    }])
+}
+
+fn check_delegation(
+    facts: Facts,
+    step: &StepId,
+    attempt: u32,
+    from: &str,
+    groups: &[String],
+    to: &str,
+) -> Result<(), StepError> {
+    let state = facts.state;
+    let approval_definition = definition(state, facts.definition, step)?;
+    let approval = open(state, step, attempt).map_err(|message| facts.rejected(&message))?;
+    rules::check_decider(
+        step,
+        approval,
+        approval_definition,
+        &state.started_by,
+        from,
+        groups,
+    )
+    .map_err(|refusal| refused(state, refusal))?;
+    if to.trim().is_empty() || to == from {
+        return Err(StepError::InvalidDecision {
+            instance: state.id.clone(),
+            message: format!("approval \"{step}\": delegate to another user"),
+            violations: vec![format!("to: {to:?} is not another user")],
+        });
+    }
+    if to == state.started_by && !approval_definition.allow_self_approval {
+        return Err(StepError::Forbidden {
+            instance: state.id.clone(),
+            message: format!(
+                "user \"{to}\" started the instance and may not receive its approval \"{step}\""
+            ),
+        });
+    }
+    if approval.has_decided(to) {
+        return Err(facts.rejected(&format!(
+            "user \"{to}\" has decided approval \"{step}\" already"
+        )));
+    }
+    Ok(())
+}
+
+/// `approval_delegated`.
+pub(super) fn delegated(
+    fold: &mut Fold,
+    step: &StepId,
+    attempt: u32,
+    from: &str,
+    to: &str,
+) -> Result<(), StepError> {
+    require_running(fold.state, fold.event)?;
+    let event = fold.event;
+    let instance = fold.state.id.clone();
+    match fold.state.approvals.get_mut(step) {
+        Some(approval)
+            if approval.attempt == attempt && approval.status == ApprovalStatus::Pending =>
+        {
+            took("approval.delegated");
+            approval.delegations.push(Delegation {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                at: event.at,
+            });
+            if !approval.users.iter().any(|user| user == to) {
+                approval.users.push(to.to_owned());
+            }
+            Ok(())
+        }
+        Some(_) | None => Err(invalid(
+            &instance,
+            event,
+            "no open approval takes this delegation",
+        )),
+    }
+}
+
+/// `approval_escalated`.
+pub(super) fn escalated(
+    fold: &mut Fold,
+    step: &StepId,
+    attempt: u32,
+    level: u32,
+    users: &[String],
+    groups: &[String],
+    due_at: Option<DateTime<Utc>>,
+) -> Result<(), StepError> {
+    require_running(fold.state, fold.event)?;
+    let event = fold.event;
+    let instance = fold.state.id.clone();
+    match fold.state.steps.get_mut(step) {
+        Some(StepState::Active {
+            work:
+                Work::Approval {
+                    attempt: current,
+                    level: current_level,
+                },
+        }) if *current == attempt && *current_level + 1 == level => {
+            *current_level = level;
+        }
+        Some(_) | None => {
+            return Err(invalid(
+                &instance,
+                event,
+                "the approval is not at the level before",
+            ));
+        }
+    }
+    let Some(approval) = fold.state.approvals.get_mut(step) else {
+        return Err(invalid(&instance, event, "the step has no approval"));
+    };
+    took("approval.escalated");
+    approval.level = level;
+    approval.users = users.to_vec();
+    approval.groups = groups.to_vec();
+    approval.due_at = due_at;
+    if let Some(due_at) = due_at {
+        fold.commands.push(due_timer(step, attempt, level, due_at));
+    }
+    Ok(())
+}
+
+/// The `step_succeeded` of an approval step whose approval its decisions settled.
+pub(super) fn settled(state: &InstanceState, step: &StepId, attempt: u32) -> Option<EventBody> {
+    let outcome = state.approvals.get(step)?.settled()?;
+    took("approval.settled");
+    Some(EventBody::StepSucceeded {
+        step: step.clone(),
+        attempt,
+        item: None,
+        output: json!(outcome),
+    })
+}
+
+/// On `step_succeeded`: a still pending approval of `step` takes the output's decision.
+pub(super) fn settle(state: &mut InstanceState, step: &StepId, output: &Value) {
+    if let Some(approval) = state.approvals.get_mut(step)
+        && approval.status == ApprovalStatus::Pending
+    {
+        let outcome: Option<Outcome> = serde_json::from_value(output.clone()).ok();
+        approval.status = match outcome.as_ref().map(|outcome| outcome.decision.as_str()) {
+            Some("approved") => ApprovalStatus::Approved,
+            Some(_) | None => ApprovalStatus::Rejected,
+        };
+        approval.outcome = outcome;
+    }
+}
+
+/// Closes the approval of `step` with `status` if it is still pending.
+pub(super) fn close(state: &mut InstanceState, step: &StepId, status: ApprovalStatus) {
+    if let Some(approval) = state.approvals.get_mut(step)
+        && approval.status == ApprovalStatus::Pending
+    {
+        approval.status = status;
+    }
+}
+
+/// What an approval's due passing does, by its `on_timeout`.
+pub(super) fn timed_out(
+    state: &InstanceState,
+    definition: &Definition,
+    timer: &TimerKey,
+    at: DateTime<Utc>,
+) -> Result<EventBody, StepError> {
+    let approval_definition = self::definition(state, definition, &timer.step)?;
+    let system_outcome = |decision: &str| EventBody::StepSucceeded {
+        step: timer.step.clone(),
+        attempt: timer.attempt,
+        item: None,
+        output: json!(Outcome {
+            decision: decision.to_owned(),
+            user: crate::event::SYSTEM_ACTOR.to_owned(),
+            comment: Some(format!(
+                "{decision} automatically: the approval was not decided in time"
+            )),
+            data: Value::Null,
+        }),
+    };
+    let fail = |message: String| {
+        took("approval.due.fail");
+        EventBody::StepFailed {
+            step: timer.step.clone(),
+            attempt: timer.attempt,
+            item: None,
+            error: ErrorInfo::permanent("timeout", message),
+        }
+    };
+    Ok(match approval_definition.on_timeout() {
+        OnApprovalTimeout::Approve => {
+            took("approval.due.approve");
+            system_outcome("approved")
+        }
+        OnApprovalTimeout::Reject => {
+            took("approval.due.reject");
+            system_outcome("rejected")
+        }
+        OnApprovalTimeout::Fail => fail(format!(
+            "approval \"{}\" was not decided by its due time",
+            timer.step
+        )),
+        OnApprovalTimeout::Escalate => {
+            let level = timer.level.unwrap_or(0) + 1;
+            match approval_definition
+                .escalation_levels()
+                .get(level as usize - 1)
+            {
+                None => fail(format!(
+                    "approval \"{}\" was not decided by its due time at the last escalation level",
+                    timer.step
+                )),
+                Some(next) => {
+                    let due = next.due.or(approval_definition.due);
+                    let due_at = due
+                        .map(|due| {
+                            chrono::Duration::from_std(due)
+                                .map(|due| at + due)
+                                .map_err(|error| format!("due out of range: {error}"))
+                        })
+                        .transpose();
+                    match due_at {
+                        Ok(due_at) => {
+                            took("approval.due.escalate");
+                            EventBody::ApprovalEscalated {
+                                step: timer.step.clone(),
+                                attempt: timer.attempt,
+                                level,
+                                users: next.users.clone(),
+                                groups: next.groups.clone(),
+                                due_at,
+                            }
+                        }
+                        Err(message) => fail(format!("approval \"{}\": {message}", timer.step)),
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The due timer of an approval at `level`.
+fn due_timer(step: &StepId, attempt: u32, level: u32, fire_at: DateTime<Utc>) -> Command {
+    Command::StartTimer {
+        timer: TimerKey::approval_due(step, attempt, level),
+        fire_at,
+    }
+}
+
+/// The open approval of `step` for `attempt`, or why there is none (a 409).
+fn open<'s>(
+    state: &'s InstanceState,
+    step: &StepId,
+    attempt: u32,
+) -> Result<&'s ApprovalState, String> {
+    let approval = state
+        .approvals
+        .get(step)
+        .filter(|approval| approval.attempt == attempt)
+        .ok_or_else(|| format!("step \"{step}\" has no approval for attempt {attempt}"))?;
+    if approval.status != ApprovalStatus::Pending {
+        return Err(format!(
+            "approval \"{step}\" is {} already",
+            approval.status.as_str()
+        ));
+    }
+    if state.phase != Phase::Running {
+        return Err(format!(
+            "the instance is {}; its approvals are closed",
+            state.status()
+        ));
+    }
+    Ok(approval)
+}
+
+fn refused(state: &InstanceState, refusal: Refusal) -> StepError {
+    match refusal {
+        Refusal::Forbidden(message) => StepError::Forbidden {
+            instance: state.id.clone(),
+            message,
+        },
+        Refusal::Conflict(message) => StepError::Rejected {
+            instance: state.id.clone(),
+            message,
+        },
+    }
+}
+
+/// The `approval` block of `step`, or a rejection naming the step when it has none.
+fn definition<'d>(
+    state: &InstanceState,
+    definition: &'d Definition,
+    step: &StepId,
+) -> Result<&'d Approval, StepError> {
+    match definition.step(step).and_then(StepDefinition::kind) {
+        Some(StepKind::Approval(approval)) => Ok(approval),
+        Some(_) | None => Err(StepError::Rejected {
+            instance: state.id.clone(),
+            message: format!("step \"{step}\" is not an approval step"),
+        }),
+    }
+}

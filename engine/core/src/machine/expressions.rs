@@ -1,0 +1,234 @@
+//! What expressions see ([`scope`], DESIGN.md §2), and rendering what the machine
+//! evaluates: a step's arguments, a fan-out's items, a sleep's wake-up instant.
+//!
+//! The machine builds a scope for the expressions at hand ([`scope_for`]): `steps` holds
+//! only the steps they name (`steps.a`, `steps['a']`), so that evaluating a step's `with`
+//! costs what it reads, not what the instance holds; an expression that reads `steps` as a
+//! whole or by a computed key sees every step.
+//!
+//! No transition rows: nothing here changes the state.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::definition::Sleep;
+use crate::expr::{self, Budget, Scope};
+use crate::id::StepId;
+use crate::state::{InstanceState, StepState};
+
+/// What an evaluation reads: a template (strings with `${...}`, at any depth) or a
+/// condition (`"${...}"` or bare CEL).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reads<'a> {
+    /// A template.
+    Template(&'a Value),
+    /// A condition.
+    Condition(&'a str),
+}
+
+/// The steps that `reads` names, or `None` when it may read any (or cannot be parsed:
+/// the evaluation then reports the error).
+fn steps_read(reads: Reads<'_>) -> Option<BTreeSet<String>> {
+    fn add(steps: &mut BTreeSet<String>, expression: &str) -> Option<()> {
+        let references = expr::references(expression).ok()?;
+        if references.all_steps {
+            return None;
+        }
+        steps.extend(references.steps);
+        Some(())
+    }
+    fn add_text(steps: &mut BTreeSet<String>, text: &str) -> Option<()> {
+        if text.contains("${") {
+            for expression in expr::expressions(text).ok()? {
+                add(steps, &expression)?;
+            }
+        }
+        Some(())
+    }
+    fn add_value(steps: &mut BTreeSet<String>, value: &Value) -> Option<()> {
+        match value {
+            Value::String(text) => add_text(steps, text),
+            Value::Array(items) => items.iter().try_for_each(|item| add_value(steps, item)),
+            Value::Object(map) => map.values().try_for_each(|item| add_value(steps, item)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => Some(()),
+        }
+    }
+    let mut steps = BTreeSet::new();
+    match reads {
+        Reads::Template(template) => add_value(&mut steps, template)?,
+        Reads::Condition(text) if expr::is_template(text) => {
+            add_text(&mut steps, text)?;
+        }
+        Reads::Condition(text) => add(&mut steps, text)?,
+    }
+    Some(steps)
+}
+
+/// The scope for evaluating `reads`: [`scope`] with `steps` cut to the steps it names.
+pub(super) fn scope_for(
+    state: &InstanceState,
+    reads: Reads<'_>,
+    item: Option<&Value>,
+    output: Option<&Value>,
+) -> Scope {
+    match steps_read(reads) {
+        None => scope(state, item, output),
+        Some(named) => {
+            let steps = named
+                .iter()
+                .filter_map(|id| {
+                    let (id, step_state) = state.steps.get_key_value(&StepId::from(id.as_str()))?;
+                    Some((id.to_string(), step_entry(state, id, step_state)))
+                })
+                .collect();
+            with_names(state, steps, item, output)
+        }
+    }
+}
+
+/// The names expressions see (DESIGN.md §2), with every step in `steps`.
+pub fn scope(state: &InstanceState, item: Option<&Value>, output: Option<&Value>) -> Scope {
+    let steps = state
+        .steps
+        .iter()
+        .map(|(id, step_state)| (id.to_string(), step_entry(state, id, step_state)))
+        .collect();
+    with_names(state, steps, item, output)
+}
+
+/// What `steps.<id>` holds.
+fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Value {
+    let mut entry = serde_json::Map::new();
+    entry.insert("status".to_owned(), json!(step_state.status()));
+    entry.insert(
+        "output".to_owned(),
+        step_state.output().cloned().unwrap_or(Value::Null),
+    );
+    if let Some(error) = step_state.error() {
+        entry.insert("error".to_owned(), json!(error));
+    }
+    if let Some(approval) = state.approvals.get(id) {
+        let outcome = approval.outcome.as_ref();
+        entry.insert(
+            "decision".to_owned(),
+            outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),
+        );
+        entry.insert(
+            "comment".to_owned(),
+            outcome.map_or(Value::Null, |outcome| json!(outcome.comment)),
+        );
+        entry.insert(
+            "data".to_owned(),
+            outcome.map_or(Value::Null, |outcome| outcome.data.clone()),
+        );
+        entry.insert(
+            "user".to_owned(),
+            outcome.map_or(Value::Null, |outcome| json!(outcome.user)),
+        );
+    }
+    Value::Object(entry)
+}
+
+fn with_names(
+    state: &InstanceState,
+    steps: serde_json::Map<String, Value>,
+    item: Option<&Value>,
+    output: Option<&Value>,
+) -> Scope {
+    let mut scope = Scope::new()
+        .with("input", state.input.clone())
+        .with("steps", Value::Object(steps))
+        .with(
+            "instance",
+            json!({
+                "id": state.id.as_str(),
+                "started_at": crate::history::format_instant(state.started_at),
+            }),
+        );
+    if let Some(item) = item {
+        scope.set("item", item.clone());
+    }
+    if let Some(output) = output {
+        scope.set("output", output.clone());
+    }
+    scope
+}
+
+/// A step's `with` rendered (with `item` bound for a fan-out item); `{}` without one.
+pub(super) fn render_arguments(
+    state: &InstanceState,
+    with: Option<&Value>,
+    item: Option<&Value>,
+    budget: Budget,
+) -> Result<Value, String> {
+    match with {
+        None => Ok(json!({})),
+        Some(template) if !has_expression(template) => Ok(template.clone()),
+        Some(template) => expr::render(
+            template,
+            &scope_for(state, Reads::Template(template), item, None).within(budget),
+        ),
+    }
+}
+
+/// A fan-out's `for_each` resolved to its list of items.
+pub(super) fn resolve_items(
+    state: &InstanceState,
+    for_each: &Value,
+    budget: Budget,
+) -> Result<Vec<Value>, String> {
+    let resolved = if has_expression(for_each) {
+        expr::render(
+            for_each,
+            &scope_for(state, Reads::Template(for_each), None, None).within(budget),
+        )?
+    } else {
+        for_each.clone()
+    };
+    match resolved {
+        Value::Array(items) => Ok(items),
+        other @ (Value::Null
+        | Value::Bool(_)
+        | Value::Number(_)
+        | Value::String(_)
+        | Value::Object(_)) => Err(format!("expected a list, got {other}")),
+    }
+}
+
+/// When a sleep step that starts at `at` wakes.
+pub(super) fn wake_at(
+    state: &InstanceState,
+    sleep: &Sleep,
+    at: DateTime<Utc>,
+    budget: Budget,
+) -> Result<DateTime<Utc>, String> {
+    match sleep {
+        Sleep::For(duration) => chrono::Duration::from_std(*duration)
+            .map(|duration| at + duration)
+            .map_err(|error| format!("duration out of range: {error}")),
+        Sleep::Until { until } => {
+            let until = Value::String(until.clone());
+            let value = expr::render(
+                &until,
+                &scope_for(state, Reads::Template(&until), None, None).within(budget),
+            )?;
+            let text = value
+                .as_str()
+                .ok_or_else(|| format!("until must be an RFC 3339 instant, got {value}"))?;
+            DateTime::parse_from_rfc3339(text)
+                .map(|instant| instant.with_timezone(&Utc))
+                .map_err(|error| format!("until {text:?} is not an RFC 3339 instant: {error}"))
+        }
+    }
+}
+
+fn has_expression(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains("${"),
+        Value::Array(items) => items.iter().any(has_expression),
+        Value::Object(map) => map.values().any(has_expression),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}

@@ -1,0 +1,97 @@
+//! The work of one unit: a unit's `step_scheduled` with its arguments rendered, and the
+//! `Dispatch` command that runs its action (or its step's `compensate` action). A leaf of
+//! the machine: steps, compensations and timers all schedule and dispatch through it.
+//!
+//! | id | state | event or input | effect |
+//! |---|---|---|---|
+//! | `unit.scheduled` | ready or retrying unit, of this attempt | `step_scheduled` (unit) | unit scheduled; `Dispatch` |
+//! | `unit.schedule` | a ready fan-out item within the concurrency limit (derived), or a unit whose retry timer fired | derived, or input `TimerFired` (retry) | `step_scheduled` (unit) with its arguments rendered |
+//! | `unit.schedule.unrenderable` | the same, its arguments do not render | derived, or input `TimerFired` (retry) | `step_failed` (unit, code `expression`) |
+
+use serde_json::{Value, json};
+
+use crate::command::{Command, Dispatch, WorkKey};
+use crate::definition::{Definition, StepDefinition};
+use crate::event::{ErrorInfo, EventBody};
+use crate::expr::Budget;
+use crate::id::{InstanceId, StepId};
+use crate::state::InstanceState;
+
+use super::StepError;
+use super::coverage::took;
+use super::expressions::render_arguments;
+use super::lookups::fan_out_item;
+
+/// `step_scheduled` for one unit with its arguments rendered, or `step_failed` when the
+/// arguments cannot be rendered.
+pub(super) fn schedule_unit(
+    state: &InstanceState,
+    definition: &Definition,
+    step_id: &StepId,
+    item: Option<u32>,
+    attempt: u32,
+    budget: Budget,
+) -> EventBody {
+    let step = definition.step(step_id);
+    let with = step.and_then(|step| step.with.as_ref());
+    let item_value = item.and_then(|index| fan_out_item(state, step_id, index));
+    match render_arguments(state, with, item_value, budget) {
+        Ok(arguments) => {
+            took("unit.schedule");
+            EventBody::StepScheduled {
+                step: step_id.clone(),
+                attempt,
+                item,
+                arguments: Some(arguments),
+                items: None,
+                wake_at: None,
+                timeout_at: None,
+            }
+        }
+        Err(message) => {
+            took("unit.schedule.unrenderable");
+            EventBody::StepFailed {
+                step: step_id.clone(),
+                attempt,
+                item,
+                error: ErrorInfo::permanent("expression", format!("with: {message}")),
+            }
+        }
+    }
+}
+
+/// The command that runs one unit of `step` (its action, or its `compensate` action).
+pub(super) fn dispatch(
+    instance: &InstanceId,
+    step: &StepDefinition,
+    item: Option<u32>,
+    attempt: u32,
+    arguments: &Option<Value>,
+    compensation: bool,
+) -> Result<Command, StepError> {
+    let action = if compensation {
+        step.compensate
+            .as_ref()
+            .map(|compensate| compensate.action.clone())
+    } else {
+        step.action.clone()
+    };
+    let action = action.ok_or_else(|| StepError::InvalidTransition {
+        instance: instance.clone(),
+        state: format!("step \"{}\" has no action to dispatch", step.id),
+        event: "step_scheduled".to_owned(),
+    })?;
+    let work = WorkKey {
+        step: step.id.clone(),
+        item,
+        attempt,
+        compensation,
+    };
+    Ok(Command::Dispatch(Dispatch {
+        idempotency_key: work.idempotency_key(instance),
+        work,
+        action,
+        arguments: arguments.clone().unwrap_or_else(|| json!({})),
+        timeout: step.attempt_timeout(),
+    }))
+}
