@@ -28,6 +28,12 @@ pub trait Connector: Send + Sync {
     /// It must not contain a `.`, which separates the connector from the action.
     fn name(&self) -> &str;
 
+    /// One sentence for analysts: what system this connector speaks to, as
+    /// `GET /api/v1/connectors` lists it.
+    fn description(&self) -> &str {
+        ""
+    }
+
     /// Every action this connector offers, with its argument and output schemas.
     ///
     /// The [`Registry`](crate::Registry) reads the list once, when the connector is
@@ -47,6 +53,27 @@ pub trait Connector: Send + Sync {
     fn change_feed(self: Arc<Self>) -> Option<crate::feed::SharedFeed> {
         None
     }
+
+    /// Every event this system emits, through its webhooks or its change feed, as
+    /// `<connector>.<event>` (`trading_grid.post_acknowledged`); empty for a system that
+    /// emits none. `validate` refuses a trigger or wait on an event of this connector
+    /// that is not listed here.
+    fn events(&self) -> &[EventSpec] {
+        &[]
+    }
+}
+
+/// One event a system emits, as listed by `GET /api/v1/connectors`: the `event` of a
+/// trigger's templates and the payload of the signal of the same name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventSpec {
+    /// The event's name without the connector prefix (`asset_changed`).
+    pub name: String,
+    /// One sentence for analysts: when the event comes.
+    pub description: String,
+    /// JSON Schema (2020-12) of the payload, in scope as `event`. Open (no
+    /// `additionalProperties: false`): systems may add fields.
+    pub payload: Value,
 }
 
 /// One action of a connector, as listed by `GET /api/v1/connectors` and checked by

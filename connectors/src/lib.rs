@@ -37,6 +37,6 @@ pub mod systems;
 
 pub use systems::{canto, iconik, otmm, smintio, trading_grid, vip};
 
-pub use connector::{ActionSpec, Connector, Error, Invocation, Result};
+pub use connector::{ActionSpec, Connector, Error, EventSpec, Invocation, Result};
 pub use feed::{ChangeFeed, FeedChange, FeedPage};
 pub use registry::Registry;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use gridflow_core::validate::ActionCatalog;
 use serde_json::Value;
 
-use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
+use crate::connector::{ActionSpec, Connector, Error, EventSpec, Invocation, Result};
 
 /// The connectors known to this process, addressed by `<connector>.<action>` names.
 ///
@@ -94,6 +94,14 @@ impl Registry {
         self.connectors
             .values()
             .map(|registered| &registered.connector)
+    }
+
+    /// The events the connector named `source` emits; `None` when no connector of that
+    /// name is registered.
+    pub fn events(&self, source: &str) -> Option<&[EventSpec]> {
+        self.connectors
+            .get(source)
+            .map(|registered| registered.connector.events())
     }
 
     /// The change feeds of the registered connectors that have one, in name order.
@@ -191,7 +199,8 @@ fn check_arguments(full_name: &str, action: &RegisteredAction, arguments: &Value
 }
 
 /// What `gridflow validate` and deployment check a definition's actions against: the
-/// argument schema of every registered action, by its full name.
+/// argument schema of every registered action, by its full name; and its event names
+/// (triggers, waits) against the events of each registered connector.
 impl ActionCatalog for Registry {
     fn argument_schema(&self, action: &str) -> Option<&Value> {
         self.action(action).map(|(_, spec)| &spec.arguments)
@@ -207,6 +216,11 @@ impl ActionCatalog for Registry {
                     .map(move |action_name| format!("{connector_name}.{action_name}"))
             })
             .collect()
+    }
+
+    fn source_events(&self, source: &str) -> Option<Vec<String>> {
+        self.events(source)
+            .map(|events| events.iter().map(|event| event.name.clone()).collect())
     }
 }
 

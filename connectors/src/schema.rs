@@ -1,4 +1,5 @@
-//! Small builders for the JSON Schemas of action arguments and outputs.
+//! Small builders for the JSON Schemas of action arguments and outputs, and of event
+//! payloads.
 
 use serde_json::{Value, json};
 
@@ -27,5 +28,20 @@ pub(crate) fn action(name: &str, description: &str, arguments: Value, output: Va
         description: description.to_owned(),
         arguments,
         output,
+    }
+}
+
+/// An object schema listing its `required` fields that admits fields beyond `properties`:
+/// the shape of an event payload, which a system may extend.
+pub(crate) fn open_object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+/// An [`EventSpec`](crate::EventSpec).
+pub(crate) fn event(name: &str, description: &str, payload: Value) -> crate::EventSpec {
+    crate::EventSpec {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        payload,
     }
 }

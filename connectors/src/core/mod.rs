@@ -83,6 +83,10 @@ impl Connector for CoreConnector {
         &self.actions
     }
 
+    fn description(&self) -> &str {
+        "Built into gridflow, needs no configuration: no-op, echo, failures and delays for tests and glue, and a generic HTTP request."
+    }
+
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
         match invocation.action.as_str() {
             "noop" => {

@@ -99,6 +99,10 @@ pub struct Trigger {
     /// Which missed ticks to fire after downtime ([`CatchUp::Last`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<CatchUp>,
+    /// Event triggers only: a condition over `event` (`"${event.created_by != 'gridflow'}"`);
+    /// an event for which it is false, or fails, starts nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }
 
 /// What a cron tick does while the instance started by an earlier tick of the same

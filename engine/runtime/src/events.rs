@@ -3,8 +3,9 @@
 //! event name, and is offered as a signal to waiting instances whose `correlate`
 //! expression matches it.
 //!
-//! An event is named `<source>.<type>` (`trading_grid.request_created`) and is a JSON
-//! value, in scope as `event` when a trigger's `input` template is rendered.
+//! An event is named `<source>.<type>` (`trading_grid.issue_created`) and is a JSON
+//! value, in scope as `event` when a trigger's `when` filter is evaluated (false or failed:
+//! that trigger starts nothing, see `trigger_filter`) and its `input` template rendered.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::Engine;
 use crate::error::{Detail, Error, Result};
 use crate::scheduler::render_trigger_input;
+use crate::trigger_filter::{self, Verdict};
 
 /// What an inbound event did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -93,6 +95,21 @@ impl Engine {
                     continue;
                 }
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let verdict = trigger_filter::verdict(trigger, event, shared.limits.budget());
+                shared.stats.trigger_filters.record(&record.id, &verdict);
+                match verdict {
+                    Verdict::Start => {}
+                    Verdict::Filtered => {
+                        tracing::debug!(event = name, definition = %record.id, trigger = index,
+                            "trigger filter is false for this event; nothing started");
+                        continue;
+                    }
+                    Verdict::Failed(message) => {
+                        tracing::warn!(event = name, definition = %record.id, trigger = index,
+                            error = %message, "trigger filter failed on this event; nothing started");
+                        continue;
+                    }
+                }
                 let path = format!("{}.triggers[{index}].input", record.id);
                 let input = match render_trigger_input(
                     &record.id,

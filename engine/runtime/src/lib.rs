@@ -47,6 +47,7 @@ mod snapshot;
 mod start_locks;
 mod stats;
 mod tokens;
+mod trigger_filter;
 pub mod view;
 pub mod webhooks;
 
@@ -64,5 +65,6 @@ pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
 };
+pub use trigger_filter::TriggerFilterCounts;
 pub use view::{ApprovalView, Assignees, DefinitionView, InstanceSummary, InstanceView, StepView};
 pub use webhooks::WebhookOutcome;

@@ -58,6 +58,12 @@ impl Engine {
         self.shared.stats.histograms()
     }
 
+    /// Per definition, how many events its trigger filters (`when`) kept from starting
+    /// it: false, or failed.
+    pub fn trigger_filter_counts(&self) -> Vec<crate::TriggerFilterCounts> {
+        self.shared.stats.trigger_filters.snapshot()
+    }
+
     /// Records how long an approval waited between its request and its decision, for the
     /// `gridflow_approval_wait_seconds` histogram.
     pub fn record_approval_wait(&self, wait: Duration) {

@@ -36,6 +36,8 @@ pub(crate) struct Stats {
     actions_failed: AtomicU64,
     batch_sizes: Histogram,
     approval_waits: Histogram,
+    /// Events kept from starting by trigger filters, per definition.
+    pub(crate) trigger_filters: crate::trigger_filter::TriggerFilterStats,
 }
 
 impl Default for Stats {
@@ -54,6 +56,7 @@ impl Default for Stats {
             actions_failed: AtomicU64::default(),
             batch_sizes: Histogram::new(&BATCH_SIZE_BOUNDS),
             approval_waits: Histogram::new(&APPROVAL_WAIT_BOUNDS),
+            trigger_filters: crate::trigger_filter::TriggerFilterStats::default(),
         }
     }
 }

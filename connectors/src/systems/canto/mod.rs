@@ -25,6 +25,7 @@ use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, s
 use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod events;
 pub(crate) mod setup;
 pub mod simulator;
 mod upload;
@@ -290,6 +291,14 @@ impl Connector for CantoConnector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    fn description(&self) -> &str {
+        "Canto: the brand's digital assets (images, videos, documents) with approval status, metadata and versions."
+    }
+
+    fn events(&self) -> &[crate::EventSpec] {
+        &events::EVENTS
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {

@@ -23,6 +23,7 @@ use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, s
 use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod events;
 pub(crate) mod setup;
 pub mod simulator;
 
@@ -317,6 +318,14 @@ impl Connector for IconikConnector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    fn description(&self) -> &str {
+        "iconik: media assets with versions, approvals per asset and metadata views."
+    }
+
+    fn events(&self) -> &[crate::EventSpec] {
+        &events::EVENTS
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {

@@ -24,6 +24,7 @@ use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
+mod events;
 pub mod feed;
 
 pub mod config;
@@ -304,6 +305,14 @@ impl Connector for OtmmConnector {
         &self.actions
     }
 
+    fn description(&self) -> &str {
+        "OpenText Media Management: the brand's master assets, their metadata, approval and rights."
+    }
+
+    fn events(&self) -> &[crate::EventSpec] {
+        &events::EVENTS
+    }
+
     fn change_feed(self: std::sync::Arc<Self>) -> Option<crate::feed::SharedFeed> {
         Some(self)
     }
@@ -485,13 +494,18 @@ impl OtmmConnector {
     }
 }
 
-fn action_specs() -> Vec<ActionSpec> {
-    let summary_properties = json!({
+/// The properties of an asset summary (search hits, changes of the feed).
+fn summary_properties() -> Value {
+    json!({
         "asset_id": string(), "name": {"type": ["string", "null"]}, "mime_type": {"type": ["string", "null"]},
         "version": {"type": ["integer", "null"]}, "latest_version": {"type": ["boolean", "null"]}, "original_asset_id": {"type": ["string", "null"]},
         "approval": ApprovalState::schema(), "rights": RightsWindow::schema(), "expired": {"type": ["boolean", "null"]},
         "metadata": {"type": "object", "additionalProperties": string()}
-    });
+    })
+}
+
+fn action_specs() -> Vec<ActionSpec> {
+    let summary_properties = summary_properties();
     let summary = json!({"type": "object", "required": ["asset_id", "approval", "rights", "metadata"], "properties": summary_properties.clone()});
     let mut asset_properties = summary_properties;
     asset_properties["versions"] = array_of(json!({"type": "object"}));

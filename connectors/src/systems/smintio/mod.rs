@@ -338,6 +338,10 @@ impl Connector for SmintioConnector {
         &self.actions
     }
 
+    fn description(&self) -> &str {
+        "Smint.io: licensed stock content (licence purchase transactions) with its licence terms; read-only."
+    }
+
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
         let arguments = &invocation.arguments;
         match invocation.action.as_str() {

@@ -21,6 +21,7 @@ use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
+mod events;
 pub mod feed;
 
 pub mod config;
@@ -226,6 +227,14 @@ impl Connector for TradingGridConnector {
 
     fn actions(&self) -> &[ActionSpec] {
         &self.actions
+    }
+
+    fn description(&self) -> &str {
+        "OpenText Trading Grid: the partner directory and the partner hub (communities, posts, notifications, issues, acknowledgements)."
+    }
+
+    fn events(&self) -> &[crate::EventSpec] {
+        &events::EVENTS
     }
 
     fn change_feed(self: std::sync::Arc<Self>) -> Option<crate::feed::SharedFeed> {

@@ -190,6 +190,10 @@ impl Connector for VipConnector {
         &self.actions
     }
 
+    fn description(&self) -> &str {
+        "VIP: packages of assets distributed to recipient groups, with deliveries and acknowledgements."
+    }
+
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
         let action_key = invocation.action_key();
         let key = action_key.as_str();

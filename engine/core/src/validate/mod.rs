@@ -7,8 +7,10 @@
 //!    this crate and compiled once), whose errors are rephrased for business analysts;
 //! 2. semantic checks on the typed [`Definition`]: unique step ids, known `needs`, no
 //!    cycles (each named step by step), known actions whose `with` fits the action's
-//!    argument schema, `${...}` expressions that parse and only read names and steps that
-//!    exist when they run, durations, cron expressions, time zones and embedded schemas.
+//!    argument schema, trigger events and wait signals that a known source emits (with
+//!    "did you mean"), trigger `when` filters on events only, `${...}` expressions that
+//!    parse and only read names and steps that exist when they run, durations, cron
+//!    expressions, time zones and embedded schemas.
 //!
 //! Actions are known through an [`ActionCatalog`], which the connectors crate implements;
 //! this module never looks connectors up by itself. Nothing here does IO.
@@ -94,6 +96,13 @@ pub trait ActionCatalog {
     /// Every known action name, used only to suggest a correction for an unknown one.
     fn actions(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The events a known source emits, without the source prefix (`issue_created`), or
+    /// `None` when `source` is not a known source. A trigger `event:` or a wait `signal:`
+    /// named `<known source>.<name>` must be one of them; names of other sources are free.
+    fn source_events(&self, _source: &str) -> Option<Vec<String>> {
+        None
     }
 }
 

@@ -1,7 +1,8 @@
 //! The semantic checker: what the schema cannot say about a definition, checked on the
 //! typed [`Definition`]. Unique step ids, known `needs` and no cycles (here); each step's
 //! expressions, actions, approval, wait, sleep and child workflow ([`step`]); what each
-//! `${...}` expression may read ([`expression`]); triggers ([`trigger`]); and the JSON
+//! `${...}` expression may read ([`expression`]); triggers ([`trigger`]); event and
+//! signal names of known sources ([`event_name`]); and the JSON
 //! Schemas written inside a definition, and templates checked against schemas
 //! ([`schemas`]).
 
@@ -15,6 +16,7 @@ use super::{ActionCatalog, graph};
 use crate::definition::Definition;
 use expression::{STEP_NAMES, Scope, StepAccess};
 
+mod event_name;
 mod expression;
 mod schemas;
 mod step;

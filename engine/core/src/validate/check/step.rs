@@ -83,6 +83,9 @@ impl<'a> Checker<'a> {
                 compile_embedded_schema(form, &at_approval.key("form"), self.errors);
             }
         }
+        if let Some(wait) = &step.wait {
+            self.check_event_name(&wait.signal, &at.key("wait").key("signal"), "signal");
+        }
         if let Some(wait) = &step.wait
             && let Some(correlate) = &wait.correlate
         {

@@ -1,6 +1,7 @@
 //! Triggers: a cron expression that parses (its problem said in one line), a known IANA
-//! time zone, and an input whose expressions read only the inbound `event` and which fits
-//! the definition's input schema.
+//! time zone, an event that its source emits, a `when` filter on event triggers only that
+//! reads only `event`, and an input whose expressions read only the inbound `event` and
+//! which fits the definition's input schema.
 
 use std::str::FromStr;
 
@@ -47,6 +48,10 @@ impl Checker<'_> {
                 ),
             );
         }
+        if let Some(event) = &trigger.event {
+            self.check_event_name(event, &at.key("event"), "event");
+        }
+        self.check_trigger_when(trigger, &at);
         if let Some(input) = &trigger.input {
             let scope = Scope {
                 names: vec!["event"],
@@ -61,6 +66,28 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// A trigger's `when`: only on event triggers, one condition that reads `event` only.
+    fn check_trigger_when(&mut self, trigger: &Trigger, at: &Path) {
+        let Some(when) = &trigger.when else {
+            return;
+        };
+        let at_when = at.key("when");
+        if trigger.event.is_none() {
+            self.errors.push(
+                &at_when,
+                "\"when\" is only allowed on event triggers: it filters events, and a cron tick has none (put the condition on the first step's \"when\")",
+            );
+            return;
+        }
+        let scope = Scope {
+            names: vec!["event"],
+            steps: StepAccess::Nothing,
+        };
+        self.check_condition(when, &at_when, &scope, "when");
     }
 }
 

@@ -108,6 +108,7 @@ output: {delivered: "${steps.deliver.output}"}
 
 mod decoding;
 mod entry;
+mod event_names;
 mod graph;
 mod semantics;
 mod wording;
