@@ -260,6 +260,7 @@ async fn sample(app: &TestApp, rule: &Rule) -> Option<(String, Option<String>)> 
             (format!("/tokens/{id}"), None)
         }
         ("get", "/openapi.json") => ("/openapi.json".to_owned(), None),
+        ("get", "/connectors") => ("/connectors".to_owned(), None),
         _ => return None,
     };
     Some((format!("/api/v1{}", sample.0), sample.1))
@@ -803,6 +804,7 @@ async fn responses_match_the_schemas_the_document_gives_them() {
             "Definition",
             get("/api/v1/definitions/echo".to_owned()).await,
         ),
+        ("Catalogue", get("/api/v1/connectors".to_owned()).await),
     ];
     let error = app
         .call(

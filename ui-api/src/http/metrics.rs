@@ -8,8 +8,11 @@
 //! Metrics: `gridflow_instances{status}`, `gridflow_work_queue_depth`,
 //! `gridflow_steps_started_total`, `gridflow_steps_succeeded_total`,
 //! `gridflow_steps_failed_total` (action attempts), `gridflow_commits_total`,
-//! `gridflow_commit_batch_size` (histogram of instance writes per group commit) and
-//! `gridflow_approval_wait_seconds` (histogram of approval waiting times).
+//! `gridflow_commit_batch_size` (histogram of instance writes per group commit),
+//! `gridflow_approval_wait_seconds` (histogram of approval waiting times), and per
+//! definition `gridflow_trigger_events_filtered_total{definition}` (events a trigger's
+//! `when` was false for) and `gridflow_trigger_filter_errors_total{definition}` (events
+//! it failed on); neither starts anything.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -20,7 +23,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use gridflow_core::InstanceStatus;
-use gridflow_runtime::{HistogramSnapshot, HistogramsSnapshot, StatsSnapshot};
+use gridflow_runtime::{HistogramSnapshot, HistogramsSnapshot, StatsSnapshot, TriggerFilterCounts};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -44,6 +47,23 @@ struct Scrape {
     queue_depth: u64,
     stats: StatsSnapshot,
     histograms: HistogramsSnapshot,
+    trigger_filters: Vec<TriggerFilterCounts>,
+}
+
+/// A counter with one series per definition.
+fn per_definition(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (definition, value) in values {
+        family
+            .encode_family(&[("definition", definition.as_str())])?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+    }
+    Ok(())
 }
 
 fn counter(
@@ -134,6 +154,23 @@ impl Collector for Scrape {
             "approval_wait_seconds",
             "Seconds from an approval's request to its decision",
             &self.histograms.approval_wait_seconds,
+        )?;
+        let filters = &self.trigger_filters;
+        per_definition(
+            &mut encoder,
+            "trigger_events_filtered",
+            "Events a trigger's when filter was false for (nothing started)",
+            filters
+                .iter()
+                .map(|counts| (counts.definition.clone(), counts.filtered)),
+        )?;
+        per_definition(
+            &mut encoder,
+            "trigger_filter_errors",
+            "Events a trigger's when filter failed on (nothing started)",
+            filters
+                .iter()
+                .map(|counts| (counts.definition.clone(), counts.failed)),
         )
     }
 }
@@ -154,6 +191,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         queue_depth: state.engine.queued_work_count().await?,
         stats: state.engine.stats(),
         histograms: state.engine.histograms(),
+        trigger_filters: state.engine.trigger_filter_counts(),
     };
     let text = encode(scrape)
         .map_err(|error| ApiError::internal(format!("encoding metrics failed: {error}")))?;
@@ -192,6 +230,11 @@ mod tests {
                 commit_batch_size: snapshot(vec![(1.0, 2), (2.0, 3)], 9.0, 4),
                 approval_wait_seconds: snapshot(vec![(60.0, 0)], 0.0, 0),
             },
+            trigger_filters: vec![TriggerFilterCounts {
+                definition: "partner-request".to_owned(),
+                filtered: 4,
+                failed: 1,
+            }],
         })
         .unwrap();
         for line in [
@@ -207,6 +250,8 @@ mod tests {
             "gridflow_commit_batch_size_bucket{le=\"+Inf\"} 4",
             "gridflow_commit_batch_size_count 4",
             "gridflow_approval_wait_seconds_count 0",
+            "gridflow_trigger_events_filtered_total{definition=\"partner-request\"} 4",
+            "gridflow_trigger_filter_errors_total{definition=\"partner-request\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

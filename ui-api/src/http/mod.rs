@@ -10,7 +10,8 @@
 //!   call which route; [`availability`]: 503 at once while the database is away;
 //! - one module per resource: [`definitions`], [`instances`], [`approvals`], [`audit`],
 //!   [`tokens`] (and [`sandbox_tokens`]), [`events`] (inbound webhooks, [`webhook`],
-//!   [`event_secrets`]), [`metrics`], [`meta`] (`/healthz`, unknown routes);
+//!   [`event_secrets`]), [`connectors`] (the catalogue), [`metrics`], [`meta`]
+//!   (`/healthz`, unknown routes);
 //! - [`openapi`], [`openapi_params`]: the document's schemas and its completion from
 //!   the policy;
 //! - [`serve`]: the HTTP edge (header-read and request timeouts, connection limit).
@@ -38,6 +39,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod availability;
+pub mod connectors;
 pub mod definitions;
 pub mod error;
 pub mod event_secrets;
@@ -78,6 +80,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::post_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
         .routes(routes!(openapi_json))
+        .routes(routes!(connectors::list_connectors))
         // Signed by the source's secret instead of a bearer token (`Access::Signed`).
         .routes(routes!(events::receive))
         .merge(approvals::routes())

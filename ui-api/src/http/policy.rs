@@ -114,9 +114,6 @@ const fn rule(method: Verb, path: &'static str, roles: &'static [Role]) -> Rule 
 
 /// The policy: every route of `/api/v1`, one line each.
 ///
-/// Routes that other work adds take these rows (kept here as the decision, to be added
-/// with the route):
-/// `rule(Verb::Get, "/connectors", EVERYONE)`,
 pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/definitions", OPERATORS),
     rule(Verb::Get, "/definitions", EVERYONE),
@@ -163,6 +160,7 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/audit/checkpoints", AUDITORS),
     rule(Verb::Get, "/audit/verify", AUDITORS),
     rule(Verb::Get, "/audit/export", AUDITORS),
+    rule(Verb::Get, "/connectors", EVERYONE),
     Rule {
         method: Verb::Post,
         path: "/events/{source}",
