@@ -171,5 +171,6 @@ fn work(step: &str, item: Option<u32>, attempt: u32) -> WorkKey {
         item,
         attempt,
         compensation: false,
+        iteration: None,
     }
 }

@@ -1,6 +1,7 @@
 //! The semantic checker: what the schema cannot say about a definition, checked on the
 //! typed [`Definition`]. Unique step ids, known `needs` and no cycles (here); each step's
-//! expressions, actions, approval, wait, sleep and child workflow ([`step`]); what each
+//! expressions, actions, approval, wait, sleep and child workflow ([`step`]); its `join`
+//! and `repeat` ([`flow`]); what each
 //! `${...}` expression may read ([`expression`]); triggers ([`trigger`]); and the JSON
 //! Schemas written inside a definition, and templates checked against schemas
 //! ([`schemas`]).
@@ -16,6 +17,7 @@ use crate::definition::Definition;
 use expression::{STEP_NAMES, Scope, StepAccess};
 
 mod expression;
+mod flow;
 mod schemas;
 mod step;
 mod trigger;
