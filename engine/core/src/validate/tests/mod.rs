@@ -108,6 +108,7 @@ output: {delivered: "${steps.deliver.output}"}
 
 mod decoding;
 mod entry;
+mod flow;
 mod graph;
 mod semantics;
 mod wording;
