@@ -1,6 +1,11 @@
 //! What expressions see ([`scope`], DESIGN.md §2), and rendering what the machine
 //! evaluates: a step's arguments, a fan-out's items, a sleep's wake-up instant.
 //!
+//! Every `steps.<id>` holds all the fields of [`crate::expr::STEP_FIELDS`], null where they
+//! do not apply (a skipped approval's `decision`), never "no such key". A step with
+//! `repeat` also binds `iteration` in its `with`, and its `until` sees the run's output
+//! ([`until_scope`]).
+//!
 //! The machine builds a scope for the expressions at hand ([`scope_for`]): `steps` holds
 //! only the steps they name (`steps.a`, `steps['a']`), so that evaluating a step's `with`
 //! costs what it reads, not what the instance holds; an expression that reads `steps` as a
