@@ -293,6 +293,8 @@ async fn reminders(url: &str) -> anyhow::Result<()> {
         })
         .await?;
         wait_for_status(&engine, &id, InstanceStatus::Waiting).await?;
+        let status = engine.instance(&id).await?.steps["remind"].status;
+        ensure!(status == StepStatus::Waiting, "{status:?}");
         let scheduled = events(&engine, &id, "step_repeat_scheduled").await?;
         let next = scheduled.last().context("no step_repeat_scheduled")?;
         ensure!(next["iteration"] == json!(reminder + 1), "{next}");

@@ -481,4 +481,19 @@ impl InstanceState {
     pub fn step(&self, step: &StepId) -> Option<&StepState> {
         self.steps.get(step)
     }
+
+    /// The status of one step shown to users: [`StepState::status`], except that a step
+    /// with `repeat` waiting for its interval before the next run is waiting.
+    pub fn step_status(&self, step: &StepId) -> Option<StepStatus> {
+        let status = self.steps.get(step)?.status();
+        let between_runs = self
+            .repeats
+            .get(step)
+            .is_some_and(|progress| progress.wake_at.is_some());
+        Some(if status == StepStatus::Pending && between_runs {
+            StepStatus::Waiting
+        } else {
+            status
+        })
+    }
 }

@@ -113,7 +113,7 @@ fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Val
         Value::Array(progress.outputs.clone())
     });
     json!({
-        "status": step_state.status(),
+        "status": state.step_status(id).unwrap_or_else(|| step_state.status()),
         "output": step_state.output().cloned().unwrap_or(Value::Null),
         "error": step_state.error().map_or(Value::Null, |error| json!(error)),
         "decision": outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),

@@ -120,6 +120,10 @@ fn reminders_wait_their_interval_on_a_durable_timer_until_acknowledged() {
         assert_eq!(timer.attempt, reminder + 1, "the timer names the next run");
         assert_eq!(fire_at, harness.now + chrono::Duration::days(1));
         assert_eq!(harness.step_status("remind"), StepStatus::Pending);
+        assert_eq!(
+            harness.state.step_status(&StepId::from("remind")),
+            Some(StepStatus::Waiting)
+        );
         assert_eq!(harness.state.status(), InstanceStatus::Waiting);
 
         // A timer for another run is stale; so is one that fires before the state wants it.
