@@ -23,15 +23,23 @@ pub struct WorkKey {
     /// Whether this is the step's compensating action.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compensation: bool,
+    /// The run of a step with `repeat` (from 1); `None` for any other step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
 }
 
 impl WorkKey {
     /// The idempotency key connectors pass on: `<instance>:<step>[:<item>]:<attempt>`,
-    /// with `:compensate` appended for a compensation (DESIGN.md §3).
+    /// with `:compensate` appended for a compensation (DESIGN.md §3); a run of a step with
+    /// `repeat` has `r<iteration>` before its attempt (`<instance>:<step>:r2:1`), since
+    /// each run numbers its attempts from 1.
     pub fn idempotency_key(&self, instance: &InstanceId) -> String {
         let mut key = format!("{}:{}", instance, self.step);
         if let Some(item) = self.item {
             key.push_str(&format!(":{item}"));
+        }
+        if let Some(iteration) = self.iteration {
+            key.push_str(&format!(":r{iteration}"));
         }
         key.push_str(&format!(":{}", self.attempt));
         if self.compensation {

@@ -188,6 +188,12 @@ pub struct StepDefinition {
     /// Action that undoes this step's effect when the instance fails later (saga).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensate: Option<Compensation>,
+    /// When a step with `needs` becomes ready ([`Join::All`] when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<Join>,
+    /// Run the step again until a condition holds (action and workflow steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repeat>,
 }
 
 /// The kind of a step, borrowed from its definition.
@@ -239,6 +245,65 @@ impl StepDefinition {
     /// The time limit of one action attempt: the step's own, or [`DEFAULT_ACTION_TIMEOUT`].
     pub fn attempt_timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_ACTION_TIMEOUT)
+    }
+}
+
+impl StepDefinition {
+    /// The join rule in force: the step's own, or [`Join::All`].
+    pub fn join_rule(&self) -> Join {
+        self.join.unwrap_or_default()
+    }
+}
+
+/// When a step with `needs` becomes ready (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Join {
+    /// Every need succeeded, was skipped, or failed with `on_error: continue`; skipped
+    /// when every need was skipped.
+    #[default]
+    All,
+    /// Every need ended, whatever its outcome; never skipped by propagation.
+    AllDone,
+    /// One need succeeded (the others go on); skipped once every need ended and none
+    /// succeeded.
+    Any,
+}
+
+/// `repeat`: run the step again until `until` holds, at most `max` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repeat {
+    /// Condition over `steps.<this step>.output` (this run's) and `iteration` (from 1).
+    pub until: String,
+    /// Runs in all, the first included.
+    pub max: u32,
+    /// Durable wait between runs; none: the next run starts at once.
+    #[serde(
+        default,
+        with = "duration::option_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<Duration>,
+    /// What `max` runs without `until` holding do ([`OnExhausted::Fail`] when absent).
+    #[serde(default, skip_serializing_if = "OnExhausted::is_fail")]
+    pub on_exhausted: OnExhausted,
+}
+
+/// What a repeat that ran `max` times without its `until` holding does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExhausted {
+    /// The step fails with code `repeat_exhausted`.
+    #[default]
+    Fail,
+    /// The step succeeds with the last run's output.
+    Continue,
+}
+
+impl OnExhausted {
+    fn is_fail(&self) -> bool {
+        *self == OnExhausted::Fail
     }
 }
 

@@ -87,6 +87,9 @@ pub enum TimerPurpose {
     ApprovalDue,
     /// The `timeout` of a wait step.
     WaitTimeout,
+    /// The end of a repeat step's `interval` before its next run (`attempt` holds the
+    /// number of that run).
+    RepeatInterval,
 }
 
 /// Identifies one timer of an instance: which step, item and attempt it wakes, and why.
@@ -132,6 +135,11 @@ impl TimerKey {
         Self::new(step, None, attempt, TimerPurpose::WaitTimeout, None)
     }
 
+    /// The end of a repeat step's `interval`, before run `iteration`.
+    pub fn repeat_interval(step: &StepId, iteration: u32) -> Self {
+        Self::new(step, None, iteration, TimerPurpose::RepeatInterval, None)
+    }
+
     fn new(
         step: &StepId,
         item: Option<u32>,
@@ -156,6 +164,7 @@ impl TimerKey {
             TimerPurpose::Sleep => "sleep",
             TimerPurpose::ApprovalDue => "approval_due",
             TimerPurpose::WaitTimeout => "wait_timeout",
+            TimerPurpose::RepeatInterval => "repeat_interval",
         };
         if let Some(level) = self.level {
             return format!("{}:{}:{}:{}", purpose, self.step, self.attempt, level);
@@ -407,6 +416,30 @@ pub enum EventBody {
         /// Free text from the operator.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// One run of a step with `repeat` succeeded (instead of the run's `step_succeeded`);
+    /// the next event says what follows: `step_succeeded` (its `until` held, or
+    /// `on_exhausted: continue`), `step_repeat_scheduled` or `step_failed`.
+    StepIterationSucceeded {
+        /// The step.
+        step: StepId,
+        /// The run's attempt.
+        attempt: u32,
+        /// The run's number, from 1.
+        iteration: u32,
+        /// The run's output.
+        output: Value,
+    },
+    /// A step with `repeat` will run again as run `iteration`, at `fire_at` (after its
+    /// `interval`) or at once.
+    StepRepeatScheduled {
+        /// The step.
+        step: StepId,
+        /// The number of the next run.
+        iteration: u32,
+        /// When the next run starts, when the step has an `interval`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fire_at: Option<DateTime<Utc>>,
     },
 }
 

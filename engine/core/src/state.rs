@@ -48,6 +48,21 @@ pub struct InstanceState {
     /// Signals received and not consumed by a wait step yet, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<BufferedSignal>,
+    /// The progress of steps with `repeat` that have finished a run, by step.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub repeats: BTreeMap<StepId, RepeatProgress>,
+}
+
+/// Where a step with `repeat` stands once one of its runs succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepeatProgress {
+    /// The number of the run under way or next (from 1).
+    pub iteration: u32,
+    /// The outputs of the runs that succeeded, in order (`steps.<id>.iterations`).
+    pub outputs: Vec<Value>,
+    /// While the step waits for its `interval` before the next run: when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<DateTime<Utc>>,
 }
 
 /// A signal kept until a wait step for its name consumes it.
@@ -400,6 +415,7 @@ impl InstanceState {
             completions: Vec::new(),
             approvals: BTreeMap::new(),
             signals: Vec::new(),
+            repeats: BTreeMap::new(),
         }
     }
 
@@ -427,6 +443,8 @@ impl InstanceState {
                         }
                     }
                 }
+                // A step with `repeat` waiting for its interval is pending, and blocked.
+                any_active |= self.repeats.values().any(|repeat| repeat.wake_at.is_some());
                 if any_active {
                     InstanceStatus::Waiting
                 } else {
@@ -462,5 +480,20 @@ impl InstanceState {
     /// The state of one step.
     pub fn step(&self, step: &StepId) -> Option<&StepState> {
         self.steps.get(step)
+    }
+
+    /// The status of one step shown to users: [`StepState::status`], except that a step
+    /// with `repeat` waiting for its interval before the next run is waiting.
+    pub fn step_status(&self, step: &StepId) -> Option<StepStatus> {
+        let status = self.steps.get(step)?.status();
+        let between_runs = self
+            .repeats
+            .get(step)
+            .is_some_and(|progress| progress.wake_at.is_some());
+        Some(if status == StepStatus::Pending && between_runs {
+            StepStatus::Waiting
+        } else {
+            status
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! Property tests of the pure state machine: random but valid input sequences, as a
 //! runtime, operators, approvers and senders of signals could produce them, over a few
 //! definitions (a diamond, a fan-out with compensation, retries, approvals with
-//! escalation, waits for signals, cancellation), some inputs delivered twice or late.
+//! escalation, waits for signals, joins and repeats, cancellation), some inputs delivered
+//! twice or late.
 //!
 //! After every input: the machine did not panic, the history replays to the same state
 //! (through its stored, hash-chained form), and no step (or fan-out item attempt)
@@ -102,6 +103,49 @@ steps:
     with: {by: "${steps.review.user}"}
 "#;
 
+/// Joins and a repeat: an approval whose rejection skips `deliver`, a step repeated on an
+/// interval, a `join: any` over both, and a `join: all_done` after everything.
+const FLOW: &str = r#"
+id: flow
+steps:
+  - id: review
+    approval: {title: "Send?", users: [ann, bob], quorum: 1}
+  - id: deliver
+    needs: [review]
+    when: "${steps.review.decision == 'approved'}"
+    action: core.echo
+    on_error: continue
+  - id: page
+    action: core.echo
+    with: {page: "${iteration}"}
+    retry: {max_attempts: 2, initial_interval: 1s}
+    repeat: {until: "${iteration >= 3}", max: 3, interval: 1m}
+  - id: first
+    needs: [deliver, page]
+    join: any
+    action: core.echo
+    with: {deliver: "${steps.deliver.status}", pages: "${steps.page.iterations}"}
+  - id: tell
+    needs: [deliver, first]
+    join: all_done
+    action: core.echo
+    with: {decision: "${steps.review.decision}", first: "${steps.first.output}"}
+output: {pages: "${steps.page.iterations}", decision: "${steps.review.decision}"}
+"#;
+
+/// A repeat whose `until` reads its output, continuing once exhausted.
+const POLL: &str = r#"
+id: poll
+steps:
+  - id: poll
+    action: core.echo
+    repeat: {until: "${steps.poll.output != null && has(steps.poll.output.id)}", max: 2, on_exhausted: continue}
+  - id: after
+    needs: [poll]
+    action: core.echo
+    with: {last: "${steps.poll.output}", runs: "${size(steps.poll.iterations)}"}
+"#;
+
 /// Every definition under test, with a start input that its schema accepts.
 fn cases() -> Vec<(&'static str, Value)> {
     vec![
@@ -111,6 +155,8 @@ fn cases() -> Vec<(&'static str, Value)> {
         (FAN_OUT, json!({"items": []})),
         (WAIT, json!({"order": 7})),
         (APPROVAL, json!({"order": 7})),
+        (FLOW, json!({})),
+        (POLL, json!({})),
         (
             include_str!("../../../workflows/approval-demo.yaml"),
             json!({"order": 7}),

@@ -76,7 +76,7 @@ impl InstanceView {
                     (
                         id.to_string(),
                         StepView {
-                            status: step.status(),
+                            status: state.step_status(id).unwrap_or_else(|| step.status()),
                             attempts: step.attempts(),
                             output: step.output().cloned(),
                             error: step.error().cloned(),

@@ -80,7 +80,27 @@ impl Scope {
 }
 
 /// The names of the scope that definitions may use (DESIGN.md §2).
-pub const SCOPE_NAMES: [&str; 6] = ["input", "steps", "item", "event", "output", "instance"];
+pub const SCOPE_NAMES: [&str; 7] = [
+    "input",
+    "steps",
+    "item",
+    "event",
+    "output",
+    "instance",
+    "iteration",
+];
+
+/// The fields of `steps.<id>`, every one always present (null where it does not apply).
+pub const STEP_FIELDS: [&str; 8] = [
+    "status",
+    "output",
+    "error",
+    "decision",
+    "comment",
+    "user",
+    "data",
+    "iterations",
+];
 
 /// Checks that every `${...}` of `text` parses as CEL.
 pub fn check(text: &str) -> Result<(), String> {

@@ -17,6 +17,9 @@ pub struct References {
     /// Whether `steps` is also read otherwise (as a whole, or by a computed key), so that
     /// [`References::steps`] does not bound what it reads.
     pub all_steps: bool,
+    /// Fields read of a named step, `(step, field)`, as `steps.<id>.<field>` (or with
+    /// `['...']` for either).
+    pub step_fields: BTreeSet<(String, String)>,
 }
 
 /// The names and steps that a bare CEL expression refers to.
@@ -42,18 +45,25 @@ fn collect_references(expression: &IdedExpr, bound: &mut Vec<String>, found: &mu
                 found.steps.insert(select.field.clone());
                 found.names.insert("steps".to_owned());
             } else {
+                if let Some(step) = named_step(&select.operand, bound) {
+                    found.step_fields.insert((step, select.field.clone()));
+                }
                 collect_references(&select.operand, bound, found);
             }
         }
         Expr::Call(call) => {
             if (call.func_name == operators::INDEX || call.func_name == operators::OPT_INDEX)
                 && let [operand, index] = call.args.as_slice()
-                && is_free_steps(operand, bound)
-                && let Expr::Literal(LiteralValue::String(step)) = &index.expr
+                && let Expr::Literal(LiteralValue::String(key)) = &index.expr
             {
-                found.steps.insert(step.inner().to_owned());
-                found.names.insert("steps".to_owned());
-                return;
+                if is_free_steps(operand, bound) {
+                    found.steps.insert(key.inner().to_owned());
+                    found.names.insert("steps".to_owned());
+                    return;
+                }
+                if let Some(step) = named_step(operand, bound) {
+                    found.step_fields.insert((step, key.inner().to_owned()));
+                }
             }
             if let Some(target) = &call.target {
                 collect_references(target, bound, found);
@@ -102,6 +112,24 @@ fn collect_entry(entry: &EntryExpr, bound: &mut Vec<String>, found: &mut Referen
             collect_references(&pair.value, bound, found);
         }
     }
+}
+
+/// The step that `expression` names, when it is `steps.<id>` or `steps['<id>']`.
+fn named_step(expression: &IdedExpr, bound: &[String]) -> Option<String> {
+    if let Expr::Select(select) = &expression.expr
+        && is_free_steps(&select.operand, bound)
+    {
+        return Some(select.field.clone());
+    }
+    if let Expr::Call(call) = &expression.expr
+        && (call.func_name == operators::INDEX || call.func_name == operators::OPT_INDEX)
+        && let [operand, index] = call.args.as_slice()
+        && is_free_steps(operand, bound)
+        && let Expr::Literal(LiteralValue::String(step)) = &index.expr
+    {
+        return Some(step.inner().to_owned());
+    }
+    None
 }
 
 fn is_free_steps(expression: &IdedExpr, bound: &[String]) -> bool {

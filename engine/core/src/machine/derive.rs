@@ -10,6 +10,10 @@
 //! step would find them in. An event that names no step (the instance started, a signal,
 //! an operator retry that reopens cancelled steps) makes every step a candidate again.
 //!
+//! A step's needs let it run by its `join`: `all` (the default) once every need succeeded,
+//! was skipped or failed with `on_error: continue`; `all_done` once every need ended,
+//! whatever its outcome (never skipped for its needs); `any` once one need succeeded.
+//!
 //! What follows, in this order: the first step (in definition order) that yields an
 //! event, then the instance's completion; while compensating, the next compensation,
 //! then the instance's failure. Rows of the other rooms' tables marked "derived" are
@@ -18,7 +22,10 @@
 //!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
-//! | `derive.skip.needs` | pending step, every need skipped | derived | `step_skipped` ("all needs were skipped") |
+//! | `derive.skip.needs` | pending step with `join: all` (the default), every need skipped | derived | `step_skipped` ("all needs were skipped") |
+//! | `derive.join.all_done` | pending step with `join: all_done`, every need ended (succeeded, failed, skipped or cancelled) | derived | its `when`, then as below |
+//! | `derive.join.any` | pending step with `join: any`, one need succeeded (the others go on) | derived | its `when`, then as below |
+//! | `derive.skip.any` | pending step with `join: any`, every need ended and none succeeded | derived | `step_skipped` ("no need succeeded") |
 //! | `derive.skip.when` | pending step whose needs let it run, its `when` false | derived | `step_skipped` ("when was false") |
 //! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval or wait cannot be evaluated, or its kind cannot run here | derived | `step_failed` (code `expression`, `invalid_definition` or `unsupported`) |
 //! | `derive.schedule.action` | pending action step whose needs let it run | derived | `step_scheduled` with its rendered arguments |
@@ -36,8 +43,9 @@ use serde_json::Value;
 
 use super::coverage::took;
 use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
+use super::repeat::{self, BetweenRuns};
 use super::{approval, compensation, timer, wait, work};
-use crate::definition::{Definition, StepDefinition, StepKind};
+use crate::definition::{Definition, Join, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody};
 use crate::expr::{self, Budget};
 use crate::id::StepId;
@@ -82,7 +90,9 @@ fn event_step(event: &EventBody) -> Option<&StepId> {
         | EventBody::ApprovalRequested { step, .. }
         | EventBody::ApprovalDecided { step, .. }
         | EventBody::ApprovalEscalated { step, .. }
-        | EventBody::ApprovalDelegated { step, .. } => Some(step),
+        | EventBody::ApprovalDelegated { step, .. }
+        | EventBody::StepIterationSucceeded { step, .. }
+        | EventBody::StepRepeatScheduled { step, .. } => Some(step),
         EventBody::TimerFired { timer } => Some(&timer.step),
         // A retry reopens the steps its failure cancelled, which it does not name.
         EventBody::StepRetryRequested { .. }
@@ -160,7 +170,14 @@ fn step_event(
     budget: Budget,
 ) -> Option<EventBody> {
     match state.steps.get(&step.id)? {
-        StepState::Pending { attempt } => ready_step_event(state, step, *attempt, at, budget),
+        StepState::Pending { attempt } => match repeat::between_runs(state, &step.id) {
+            Some(BetweenRuns::Waiting) => None,
+            Some(BetweenRuns::Ready) => {
+                took("repeat.run");
+                Some(run_event(state, step, *attempt, at, budget))
+            }
+            None => ready_step_event(state, step, *attempt, at, budget),
+        },
         StepState::Active { work } => active_step_event(state, definition, step, work, budget),
         StepState::Succeeded { .. }
         | StepState::Failed { .. }
@@ -213,7 +230,68 @@ fn completion(
     })
 }
 
-/// For a pending step whose needs have all finished: skip, fail or schedule it.
+/// What a pending step's needs say, by its `join`.
+enum Readiness {
+    /// It may run (its `when` decides).
+    Run,
+    /// It is skipped: the row and the reason.
+    Skip(&'static str, &'static str),
+}
+
+/// Whether the needs of a pending step let it run, by its `join`; `None` while they do
+/// not tell yet.
+fn readiness(state: &InstanceState, step: &StepDefinition) -> Option<Readiness> {
+    let mut needs = Vec::with_capacity(step.needs.len());
+    for need in &step.needs {
+        needs.push(state.steps.get(need)?);
+    }
+    match step.join_rule() {
+        Join::All => {
+            if !needs.iter().all(|need| need.lets_dependents_run()) {
+                return None;
+            }
+            let all_skipped = !needs.is_empty()
+                && needs
+                    .iter()
+                    .all(|need| matches!(need, StepState::Skipped { .. }));
+            Some(if all_skipped {
+                Readiness::Skip("derive.skip.needs", "all needs were skipped")
+            } else {
+                Readiness::Run
+            })
+        }
+        Join::AllDone => needs.iter().all(|need| has_ended(need)).then(|| {
+            took("derive.join.all_done");
+            Readiness::Run
+        }),
+        Join::Any => {
+            if needs
+                .iter()
+                .any(|need| matches!(need, StepState::Succeeded { .. }))
+            {
+                took("derive.join.any");
+                Some(Readiness::Run)
+            } else if needs.iter().all(|need| has_ended(need)) {
+                Some(Readiness::Skip("derive.skip.any", "no need succeeded"))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Whether a step reached a terminal state, whatever its outcome.
+fn has_ended(step_state: &StepState) -> bool {
+    match step_state {
+        StepState::Succeeded { .. }
+        | StepState::Failed { .. }
+        | StepState::Skipped { .. }
+        | StepState::Cancelled { .. } => true,
+        StepState::Pending { .. } | StepState::Active { .. } => false,
+    }
+}
+
+/// For a pending step whose needs let it run: skip, fail or schedule it.
 fn ready_step_event(
     state: &InstanceState,
     step: &StepDefinition,
@@ -221,14 +299,6 @@ fn ready_step_event(
     at: DateTime<Utc>,
     budget: Budget,
 ) -> Option<EventBody> {
-    let mut all_skipped = !step.needs.is_empty();
-    for need in &step.needs {
-        let need_state = state.steps.get(need)?;
-        if !need_state.lets_dependents_run() {
-            return None;
-        }
-        all_skipped &= matches!(need_state, StepState::Skipped { .. });
-    }
     let skipped = |row, reason: &str| {
         took(row);
         Some(EventBody::StepSkipped {
@@ -237,8 +307,8 @@ fn ready_step_event(
             reason: reason.to_owned(),
         })
     };
-    if all_skipped {
-        return skipped("derive.skip.needs", "all needs were skipped");
+    if let Readiness::Skip(row, reason) = readiness(state, step)? {
+        return skipped(row, reason);
     }
     if let Some(when) = &step.when {
         let scope = scope_for(state, Reads::Condition(when), None, None).within(budget);
@@ -255,6 +325,18 @@ fn ready_step_event(
             }
         }
     }
+    Some(run_event(state, step, attempt, at, budget))
+}
+
+/// The event that starts a run of a step that may run: scheduled as its kind is, or
+/// failed when it cannot be.
+fn run_event(
+    state: &InstanceState,
+    step: &StepDefinition,
+    attempt: u32,
+    at: DateTime<Utc>,
+    budget: Budget,
+) -> EventBody {
     let scheduled = |arguments, items| EventBody::StepScheduled {
         step: step.id.clone(),
         attempt,
@@ -273,7 +355,7 @@ fn ready_step_event(
                 }
                 Err(message) => Err(("expression", format!("for_each: {message}"))),
             },
-            None => match render_arguments(state, with, None, budget) {
+            None => match render_arguments(state, &step.id, with, None, budget) {
                 Ok(arguments) => {
                     took("derive.schedule.action");
                     Ok(scheduled(Some(arguments), None))
@@ -298,7 +380,7 @@ fn ready_step_event(
             "the step has no action, approval, wait, sleep or workflow".to_owned(),
         )),
     };
-    Some(event.unwrap_or_else(|(code, message)| failed(step, attempt, code, message)))
+    event.unwrap_or_else(|(code, message)| failed(step, attempt, code, message))
 }
 
 /// `step_failed` of a pending step that cannot run.

@@ -1,6 +1,11 @@
 //! What expressions see ([`scope`], DESIGN.md §2), and rendering what the machine
 //! evaluates: a step's arguments, a fan-out's items, a sleep's wake-up instant.
 //!
+//! Every `steps.<id>` holds all the fields of [`crate::expr::STEP_FIELDS`], null where they
+//! do not apply (a skipped approval's `decision`), never "no such key". A step with
+//! `repeat` also binds `iteration` in its `with`, and its `until` sees the run's output
+//! ([`until_scope`]).
+//!
 //! The machine builds a scope for the expressions at hand ([`scope_for`]): `steps` holds
 //! only the steps they name (`steps.a`, `steps['a']`), so that evaluating a step's `with`
 //! costs what it reads, not what the instance holds; an expression that reads `steps` as a
@@ -98,37 +103,56 @@ pub fn scope(state: &InstanceState, item: Option<&Value>, output: Option<&Value>
     with_names(state, steps, item, output)
 }
 
-/// What `steps.<id>` holds.
+/// What `steps.<id>` holds: every field, null where it does not apply (DESIGN.md §2).
 fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Value {
-    let mut entry = serde_json::Map::new();
-    entry.insert("status".to_owned(), json!(step_state.status()));
-    entry.insert(
-        "output".to_owned(),
-        step_state.output().cloned().unwrap_or(Value::Null),
-    );
-    if let Some(error) = step_state.error() {
-        entry.insert("error".to_owned(), json!(error));
+    let outcome = state
+        .approvals
+        .get(id)
+        .and_then(|approval| approval.outcome.as_ref());
+    let iterations = state.repeats.get(id).map_or(Value::Null, |progress| {
+        Value::Array(progress.outputs.clone())
+    });
+    json!({
+        "status": state.step_status(id).unwrap_or_else(|| step_state.status()),
+        "output": step_state.output().cloned().unwrap_or(Value::Null),
+        "error": step_state.error().map_or(Value::Null, |error| json!(error)),
+        "decision": outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),
+        "comment": outcome.map_or(Value::Null, |outcome| json!(outcome.comment)),
+        "user": outcome.map_or(Value::Null, |outcome| json!(outcome.user)),
+        "data": outcome.map_or(Value::Null, |outcome| outcome.data.clone()),
+        "iterations": iterations,
+    })
+}
+
+/// The scope of the `until` of `step`'s repeat once run `iteration` succeeded with
+/// `output`: `steps.<step>.output` is that output, `steps.<step>.iterations` every run's
+/// so far, and `iteration` the run's number.
+pub(super) fn until_scope(
+    state: &InstanceState,
+    step: &StepId,
+    until: &str,
+    iteration: u32,
+    output: &Value,
+) -> Scope {
+    let mut scope = scope_for(state, Reads::Condition(until), None, None);
+    let mut steps = match scope.get("steps") {
+        Some(Value::Object(steps)) => steps.clone(),
+        Some(_) | None => serde_json::Map::new(),
+    };
+    if let Some(step_state) = state.steps.get(step) {
+        let mut entry = step_entry(state, step, step_state);
+        let mut outputs = state
+            .repeats
+            .get(step)
+            .map_or_else(Vec::new, |progress| progress.outputs.clone());
+        outputs.push(output.clone());
+        entry["output"] = output.clone();
+        entry["iterations"] = Value::Array(outputs);
+        steps.insert(step.to_string(), entry);
     }
-    if let Some(approval) = state.approvals.get(id) {
-        let outcome = approval.outcome.as_ref();
-        entry.insert(
-            "decision".to_owned(),
-            outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),
-        );
-        entry.insert(
-            "comment".to_owned(),
-            outcome.map_or(Value::Null, |outcome| json!(outcome.comment)),
-        );
-        entry.insert(
-            "data".to_owned(),
-            outcome.map_or(Value::Null, |outcome| outcome.data.clone()),
-        );
-        entry.insert(
-            "user".to_owned(),
-            outcome.map_or(Value::Null, |outcome| json!(outcome.user)),
-        );
-    }
-    Value::Object(entry)
+    scope.set("steps", Value::Object(steps));
+    scope.set("iteration", json!(iteration));
+    scope
 }
 
 fn with_names(
@@ -156,9 +180,11 @@ fn with_names(
     scope
 }
 
-/// A step's `with` rendered (with `item` bound for a fan-out item); `{}` without one.
+/// The `with` of `step` rendered (with `item` bound for a fan-out item, and `iteration`,
+/// the number of the run, for a step with `repeat`); `{}` without one.
 pub(super) fn render_arguments(
     state: &InstanceState,
+    step: &StepId,
     with: Option<&Value>,
     item: Option<&Value>,
     budget: Budget,
@@ -166,10 +192,15 @@ pub(super) fn render_arguments(
     match with {
         None => Ok(json!({})),
         Some(template) if !has_expression(template) => Ok(template.clone()),
-        Some(template) => expr::render(
-            template,
-            &scope_for(state, Reads::Template(template), item, None).within(budget),
-        ),
+        Some(template) => {
+            let mut scope = scope_for(state, Reads::Template(template), item, None);
+            let iteration = state
+                .repeats
+                .get(step)
+                .map_or(1, |progress| progress.iteration);
+            scope.set("iteration", json!(iteration));
+            expr::render(template, &scope.within(budget))
+        }
     }
 }
 

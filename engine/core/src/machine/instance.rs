@@ -174,6 +174,7 @@ pub(super) fn cancelled(fold: &mut Fold, reason: &Option<String>) -> Result<(), 
                         item: run.target.item,
                         attempt: run.unit.attempt(),
                         compensation: true,
+                        iteration: None,
                     },
                 });
             }

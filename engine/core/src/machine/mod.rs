@@ -24,6 +24,7 @@
 //! - `derive`: what follows from the state once an input's events are applied.
 //! - `expressions`: what expressions see, and rendering arguments, items and instants.
 //! - `lookups`: finding steps, units and definitions, and the errors for missing ones.
+//! - `repeat`: steps with `repeat`: judging a run by `until`, the next run, its interval.
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
 //!
@@ -86,6 +87,7 @@ mod derive;
 mod expressions;
 mod instance;
 mod lookups;
+mod repeat;
 mod step;
 mod timer;
 mod wait;
@@ -321,18 +323,22 @@ pub fn transition_in_place(
         return Ok(effects);
     }
     let mut frontier = derive::Frontier::default();
-    for body in facts {
-        frontier.note(&body, definition);
-        let event = Event {
-            at: input.at,
-            actor: input.actor.clone(),
-            body,
-        };
-        effects.record(state, event, definition)?;
+    for fact in facts {
+        for body in repeat::expand(state, definition, input.at, fact, budget) {
+            frontier.note(&body, definition);
+            let event = Event {
+                at: input.at,
+                actor: input.actor.clone(),
+                body,
+            };
+            effects.record(state, event, definition)?;
+        }
     }
-    while let Some(body) = derive::next_event(state, definition, input.at, &frontier, budget) {
-        frontier.note(&body, definition);
-        effects.record(state, Event::system(input.at, body), definition)?;
+    while let Some(derived) = derive::next_event(state, definition, input.at, &frontier, budget) {
+        for body in repeat::expand(state, definition, input.at, derived, budget) {
+            frontier.note(&body, definition);
+            effects.record(state, Event::system(input.at, body), definition)?;
+        }
     }
     Ok(effects)
 }
@@ -503,7 +509,19 @@ pub fn apply_in_place(
         EventBody::InstanceCompleted { output } => instance::completed(fold, output),
         EventBody::InstanceFailed { error } => instance::failed(fold, error),
         EventBody::InstanceCancelled { reason } => instance::cancelled(fold, reason),
+        EventBody::StepIterationSucceeded {
+            step,
+            iteration,
+            output,
+            ..
+        } => repeat::iteration_succeeded(fold, step, *iteration, output),
+        EventBody::StepRepeatScheduled {
+            step,
+            iteration,
+            fire_at,
+        } => repeat::repeat_scheduled(fold, step, *iteration, *fire_at),
     }?;
+    repeat::after_event(fold);
     fold.state.updated_at = event.at;
     Ok(std::mem::take(&mut fold.commands))
 }
@@ -541,6 +559,13 @@ fn facts_for_input(
         definition,
         budget,
     };
+    if let InputBody::ActionStarted { work }
+    | InputBody::ActionSucceeded { work, .. }
+    | InputBody::ActionFailed { work, .. } = &input.body
+        && repeat::is_stale_outcome(state, definition, work)
+    {
+        return Ok(Vec::new());
+    }
     match &input.body {
         InputBody::Start { version, input } => instance::start(facts, *version, input),
         InputBody::ActionStarted { work } => step::action_started(facts, work),

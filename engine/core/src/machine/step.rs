@@ -523,6 +523,7 @@ pub(super) fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command
                     item,
                     attempt: *attempt,
                     compensation: false,
+                    iteration: None,
                 },
             })
         }

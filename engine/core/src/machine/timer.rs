@@ -1,7 +1,8 @@
 //! Durable timers and sleep steps: which timers are current, and what a current timer's
 //! firing causes, by its purpose (a retry, a compensation's retry, a sleep's end, an
-//! approval's due, a wait step's timeout). A timer that is no longer current (its step
-//! moved on, its attempt was abandoned, it fired already) changes nothing.
+//! approval's due, a wait step's timeout, a repeat's interval, whose rows are `repeat`'s).
+//! A timer that is no longer current (its step moved on, its attempt was abandoned, it
+//! fired already) changes nothing.
 //!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
@@ -29,7 +30,7 @@ use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 use super::coverage::took;
 use super::expressions::wake_at;
 use super::lookups::unit_of;
-use super::{Facts, Fold, StepError, approval, compensation, wait, work};
+use super::{Facts, Fold, StepError, approval, compensation, repeat, wait, work};
 
 /// Whether `timer` is one the state still waits for.
 pub(super) fn is_current(state: &InstanceState, timer: &TimerKey) -> bool {
@@ -68,6 +69,7 @@ pub(super) fn is_current(state: &InstanceState, timer: &TimerKey) -> bool {
                     }) if *attempt == timer.attempt
                 )
         }
+        TimerPurpose::RepeatInterval => repeat::interval_is_current(state, timer),
         TimerPurpose::CompensationRetry => matches!(
             &state.phase,
             Phase::Compensating { current: Some(run), .. }
@@ -131,6 +133,11 @@ pub(super) fn timer_fired(facts: Facts, timer: &TimerKey) -> Result<Vec<EventBod
             took("timer.fire.wait_timeout");
             wait::timed_out(state, definition, timer)?
         }
+        TimerPurpose::RepeatInterval => {
+            // The next run is derived once the interval is over.
+            took("repeat.wake");
+            return Ok(vec![fired]);
+        }
     };
     Ok(vec![fired, follow_up])
 }
@@ -141,6 +148,9 @@ pub(super) fn fired(fold: &mut Fold, timer: &TimerKey) -> Result<(), StepError> 
         return Err(fold.invalid("the timer is not current"));
     }
     took("timer.fired");
+    if timer.purpose == TimerPurpose::RepeatInterval {
+        repeat::woke(fold.state, &timer.step);
+    }
     Ok(())
 }
 

@@ -35,7 +35,7 @@ pub(super) fn schedule_unit(
     let step = definition.step(step_id);
     let with = step.and_then(|step| step.with.as_ref());
     let item_value = item.and_then(|index| fan_out_item(state, step_id, index));
-    match render_arguments(state, with, item_value, budget) {
+    match render_arguments(state, step_id, with, item_value, budget) {
         Ok(arguments) => {
             took("unit.schedule");
             EventBody::StepScheduled {
@@ -86,6 +86,7 @@ pub(super) fn dispatch(
         item,
         attempt,
         compensation,
+        iteration: None,
     };
     Ok(Command::Dispatch(Dispatch {
         idempotency_key: work.idempotency_key(instance),

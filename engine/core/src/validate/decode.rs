@@ -75,6 +75,7 @@ pub(super) fn check_durations(document: &mut Value, errors: &mut Errors) {
             ("retry", &["initial_interval", "max_interval"][..]),
             ("approval", &["due"][..]),
             ("wait", &["timeout"][..]),
+            ("repeat", &["interval"][..]),
         ] {
             if let Some(object) = step.get_mut(parent).and_then(Value::as_object_mut) {
                 for field in fields {

@@ -20,7 +20,9 @@ mod coverage;
 mod fan_out;
 mod graph;
 mod histories;
+mod joins;
 mod lifecycle;
+mod repeat;
 mod retries;
 mod scope;
 mod signals;
@@ -171,5 +173,6 @@ fn work(step: &str, item: Option<u32>, attempt: u32) -> WorkKey {
         item,
         attempt,
         compensation: false,
+        iteration: None,
     }
 }

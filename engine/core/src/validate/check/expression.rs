@@ -1,7 +1,8 @@
 //! Expressions: each `${...}` (or bare CEL condition) parses, and reads only the names
 //! bound where it sits ([`Scope`]) and the steps that exist and have run by then: a step's
 //! expressions read the steps upstream of it, the instance output reads any step, and a
-//! trigger's input reads none.
+//! trigger's input reads none. A step is read through its fields
+//! ([`expr::STEP_FIELDS`]); any other field is an error.
 
 use serde_json::Value;
 
@@ -127,6 +128,9 @@ impl Checker<'_> {
                 "output" => format!(
                     "expression {shown:?}: \"output\" is only set in compensate, where it is the compensated step's output"
                 ),
+                "iteration" => format!(
+                    "expression {shown:?}: \"iteration\" is only set in the with and repeat.until of a step with repeat, where it is the run's number (from 1)"
+                ),
                 other if expr::SCOPE_NAMES.contains(&other) => format!(
                     "expression {shown:?}: {other:?} is not available here (available: {available})"
                 ),
@@ -139,6 +143,20 @@ impl Checker<'_> {
         }
         if !references.names.contains("steps") {
             return;
+        }
+        for (step_name, field) in &references.step_fields {
+            if self.index_of.contains_key(step_name.as_str())
+                && !expr::STEP_FIELDS.contains(&field.as_str())
+            {
+                self.errors.push(
+                    at,
+                    format!(
+                        "expression {shown:?}: step {step_name:?} has no field {field:?} (fields: {}){}",
+                        expr::STEP_FIELDS.join(", "),
+                        suggestion(field, &expr::STEP_FIELDS)
+                    ),
+                );
+            }
         }
         for step_name in &references.steps {
             let Some(&target) = self.index_of.get(step_name.as_str()) else {

@@ -1,8 +1,8 @@
 //! The semantic checker: what the schema cannot say about a definition, checked on the
 //! typed [`Definition`]. Unique step ids, known `needs` and no cycles (here); each step's
-//! expressions, actions, approval, wait, sleep and child workflow ([`step`]); what each
-//! `${...}` expression may read ([`expression`]); triggers ([`trigger`]); event and
-//! signal names of known sources ([`event_name`]); and the JSON
+//! expressions, actions, approval, wait, sleep and child workflow ([`step`]); its `join`
+//! and `repeat` ([`flow`]); what each `${...}` expression may read ([`expression`]);
+//! triggers ([`trigger`]); event and signal names of known sources ([`event_name`]); and the JSON
 //! Schemas written inside a definition, and templates checked against schemas
 //! ([`schemas`]).
 
@@ -18,6 +18,7 @@ use expression::{STEP_NAMES, Scope, StepAccess};
 
 mod event_name;
 mod expression;
+mod flow;
 mod schemas;
 mod step;
 mod trigger;

@@ -50,7 +50,11 @@ impl<'a> Checker<'a> {
         };
 
         if let Some(action) = &step.action {
-            let with_scope = Scope::step(index, item, false);
+            let mut with_names = item.to_vec();
+            if step.repeat.is_some() {
+                with_names.push("iteration");
+            }
+            let with_scope = Scope::step(index, &with_names, false);
             self.check_action(
                 action,
                 step.with.as_ref(),
@@ -114,6 +118,7 @@ impl<'a> Checker<'a> {
         {
             self.check_template(input, &at.key("workflow").key("input"), &base);
         }
+        self.check_join_and_repeat(index, step);
     }
 
     /// An action name and its arguments.

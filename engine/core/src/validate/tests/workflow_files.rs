@@ -49,6 +49,7 @@ fn design_example_validates_with_its_connectors() {
             "iconik.search_assets",
             "trading_grid.share_asset",
             "trading_grid.revoke_share",
+            "trading_grid.notify_partners",
         ],
     );
     let files = definition_files(&workflows_folder().join("examples"));
