@@ -80,7 +80,9 @@ impl Scope {
 }
 
 /// The names of the scope that definitions may use (DESIGN.md §2).
-pub const SCOPE_NAMES: [&str; 6] = ["input", "steps", "item", "event", "output", "instance"];
+pub const SCOPE_NAMES: [&str; 7] = [
+    "input", "steps", "item", "event", "output", "instance", "index",
+];
 
 /// Checks that every `${...}` of `text` parses as CEL.
 pub fn check(text: &str) -> Result<(), String> {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::definition::Sleep;
+use crate::definition::{Names, Sleep};
 use crate::expr::{self, Budget, Scope};
 use crate::id::StepId;
 use crate::state::{InstanceState, StepState};
@@ -70,7 +70,7 @@ fn steps_read(reads: Reads<'_>) -> Option<BTreeSet<String>> {
 pub(super) fn scope_for(
     state: &InstanceState,
     reads: Reads<'_>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     output: Option<&Value>,
 ) -> Scope {
     match steps_read(reads) {
@@ -88,8 +88,9 @@ pub(super) fn scope_for(
     }
 }
 
-/// The names expressions see (DESIGN.md §2), with every step in `steps`.
-pub fn scope(state: &InstanceState, item: Option<&Value>, output: Option<&Value>) -> Scope {
+/// The names expressions see (DESIGN.md §2), with every step in `steps`; a fan-out item
+/// binds `index` and `item`.
+pub fn scope(state: &InstanceState, item: Option<(u32, &Value)>, output: Option<&Value>) -> Scope {
     let steps = state
         .steps
         .iter()
@@ -109,7 +110,15 @@ fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Val
     if let Some(error) = step_state.error() {
         entry.insert("error".to_owned(), json!(error));
     }
-    if let Some(approval) = state.approvals.get(id) {
+    if state.item_approvals.contains_key(id) {
+        entry.insert(
+            "decision".to_owned(),
+            super::items::fan_out_decision(state, id),
+        );
+        for name in ["comment", "data", "user"] {
+            entry.insert(name.to_owned(), Value::Null);
+        }
+    } else if let Some(approval) = state.approvals.get(id) {
         let outcome = approval.outcome.as_ref();
         entry.insert(
             "decision".to_owned(),
@@ -134,7 +143,7 @@ fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Val
 fn with_names(
     state: &InstanceState,
     steps: serde_json::Map<String, Value>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     output: Option<&Value>,
 ) -> Scope {
     let mut scope = Scope::new()
@@ -147,8 +156,9 @@ fn with_names(
                 "started_at": crate::history::format_instant(state.started_at),
             }),
         );
-    if let Some(item) = item {
+    if let Some((index, item)) = item {
         scope.set("item", item.clone());
+        scope.set("index", json!(index));
     }
     if let Some(output) = output {
         scope.set("output", output.clone());
@@ -156,11 +166,12 @@ fn with_names(
     scope
 }
 
-/// A step's `with` rendered (with `item` bound for a fan-out item); `{}` without one.
+/// A step's `with` rendered (with `item` and `index` bound for a fan-out item); `{}`
+/// without one.
 pub(super) fn render_arguments(
     state: &InstanceState,
     with: Option<&Value>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     budget: Budget,
 ) -> Result<Value, String> {
     match with {
@@ -224,7 +235,59 @@ pub(super) fn wake_at(
     }
 }
 
-fn has_expression(value: &Value) -> bool {
+/// Approval assignees (`users` or `groups`) rendered to names, in order and without
+/// duplicates: each entry is a name or an expression yielding a name, a list of names,
+/// or null (no one).
+pub(super) fn render_names(
+    state: &InstanceState,
+    names: &Names,
+    item: Option<(u32, &Value)>,
+    budget: Budget,
+) -> Result<Vec<String>, String> {
+    let mut rendered: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !rendered.contains(&name) {
+            rendered.push(name);
+        }
+    };
+    for (_, entry) in names.entries() {
+        if !entry.contains("${") {
+            add(entry.to_owned());
+            continue;
+        }
+        let template = Value::String(entry.to_owned());
+        let value = expr::render(
+            &template,
+            &scope_for(state, Reads::Template(&template), item, None).within(budget),
+        )?;
+        let values = match value {
+            Value::Null => Vec::new(),
+            Value::Array(values) => values,
+            other @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_)) => {
+                vec![other]
+            }
+        };
+        for value in values {
+            match value {
+                Value::String(name) if !name.trim().is_empty() => add(name),
+                other @ (Value::Null
+                | Value::Bool(_)
+                | Value::Number(_)
+                | Value::String(_)
+                | Value::Array(_)
+                | Value::Object(_)) => {
+                    return Err(format!(
+                        "{entry:?} must yield names (strings), a list of them or null; got {other}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(rendered)
+}
+
+/// Whether `value` holds a `${...}` anywhere.
+pub(super) fn has_expression(value: &Value) -> bool {
     match value {
         Value::String(text) => text.contains("${"),
         Value::Array(items) => items.iter().any(has_expression),
