@@ -336,7 +336,13 @@ impl StepState {
             StepState::Active { work } => match work {
                 Work::Action { unit } => unit.status(),
                 Work::FanOut { units, .. } => {
-                    let statuses: Vec<StepStatus> = units.iter().map(Unit::status).collect();
+                    // Ready items wait for a slot that a waiting item holds.
+                    let waiting = units.iter().any(Unit::is_waiting);
+                    let statuses: Vec<StepStatus> = units
+                        .iter()
+                        .filter(|unit| !(waiting && matches!(unit, Unit::Ready { .. })))
+                        .map(Unit::status)
+                        .collect();
                     if statuses.contains(&StepStatus::Running) {
                         StepStatus::Running
                     } else if statuses.contains(&StepStatus::Scheduled) {

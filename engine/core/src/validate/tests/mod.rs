@@ -108,6 +108,7 @@ output: {delivered: "${steps.deliver.output}"}
 
 mod decoding;
 mod entry;
+mod fan_out;
 mod graph;
 mod semantics;
 mod wording;
