@@ -72,10 +72,11 @@ async fn succeeded_items(server: &Server, id: &str, step: &str) -> anyhow::Resul
     let history = server.get(&format!("/instances/{id}/history")).await?;
     let mut items = Vec::new();
     for event in history["events"].as_array().context("no events")? {
-        if event["type"] == "step_succeeded" && event["data"]["step"] == step {
-            if let Some(item) = event["data"]["item"].as_u64() {
-                items.push(item);
-            }
+        if event["type"] == "step_succeeded"
+            && event["data"]["step"] == step
+            && let Some(item) = event["data"]["item"].as_u64()
+        {
+            items.push(item);
         }
     }
     Ok(items)
