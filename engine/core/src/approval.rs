@@ -4,6 +4,8 @@
 //! live in [`ApprovalState`] (kept in [`crate::InstanceState::approvals`] after the step
 //! finished, so that later expressions read `steps.<id>.decision`, `comment`, `data` and
 //! `user`, and so that the approvals read model can be derived from the state alone).
+//! A fan-out approval step (`for_each`) has one such approval per item, in
+//! [`crate::InstanceState::item_approvals`], each decided on its own.
 //!
 //! Allowed transitions of one approval (anything else is refused, see [`Refusal`]):
 //!
@@ -221,6 +223,11 @@ impl ApprovalState {
 /// The id of an approval: `<instance>:<step>:<attempt>`, unique across instances.
 pub fn approval_id(instance: &InstanceId, step: &StepId, attempt: u32) -> String {
     format!("{instance}:{step}:{attempt}")
+}
+
+/// The id of a fan-out item's approval: `<instance>:<step>:<attempt>:<item>`.
+pub fn item_approval_id(instance: &InstanceId, step: &StepId, attempt: u32, item: u32) -> String {
+    format!("{instance}:{step}:{attempt}:{item}")
 }
 
 /// Why a decision or delegation is refused.

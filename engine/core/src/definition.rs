@@ -366,12 +366,12 @@ impl Default for RetryPolicy {
 pub struct Approval {
     /// Title template shown to approvers.
     pub title: String,
-    /// Assigned groups.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    /// Assigned users.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<String>,
+    /// Assigned groups: names, `${...}` expressions among them, or one expression.
+    #[serde(default, skip_serializing_if = "Names::is_empty")]
+    pub groups: Names,
+    /// Assigned users: names, `${...}` expressions among them, or one expression.
+    #[serde(default, skip_serializing_if = "Names::is_empty")]
+    pub users: Names,
     /// Approvals needed; one rejection rejects.
     #[serde(default = "one")]
     pub quorum: u32,
@@ -398,6 +398,53 @@ pub struct Approval {
 
 fn one() -> u32 {
     1
+}
+
+/// Approval assignees (`users`, `groups`): a list whose entries are names or `${...}`
+/// expressions (each yielding a name, a list of names, or null), or one expression
+/// yielding a list of names. `${item}` and `${index}` are in scope on a fan-out step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Names {
+    /// Names or expressions, in order.
+    List(Vec<String>),
+    /// One expression yielding a list of names.
+    Expression(String),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::List(Vec::new())
+    }
+}
+
+impl Names {
+    /// Whether no entry is written.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Names::List(names) => names.is_empty(),
+            Names::Expression(_) => false,
+        }
+    }
+
+    /// The entries as written, each with its index in the list (`None` for the single
+    /// expression form).
+    pub fn entries(&self) -> Vec<(Option<usize>, &str)> {
+        match self {
+            Names::List(names) => names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| (Some(index), name.as_str()))
+                .collect(),
+            Names::Expression(text) => vec![(None, text.as_str())],
+        }
+    }
+}
+
+impl From<Vec<String>> for Names {
+    fn from(names: Vec<String>) -> Self {
+        Names::List(names)
+    }
 }
 
 /// What `on_timeout` of an approval does when its `due` passes.

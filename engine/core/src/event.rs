@@ -140,6 +140,22 @@ impl TimerKey {
         Self::new(step, None, iteration, TimerPurpose::RepeatInterval, None)
     }
 
+    /// The `due` of fan-out item `item`'s approval at escalation level `level`.
+    pub fn item_approval_due(step: &StepId, item: u32, attempt: u32, level: u32) -> Self {
+        Self::new(
+            step,
+            Some(item),
+            attempt,
+            TimerPurpose::ApprovalDue,
+            Some(level),
+        )
+    }
+
+    /// The `timeout` of fan-out item `item`'s wait.
+    pub fn item_wait_timeout(step: &StepId, item: u32, attempt: u32) -> Self {
+        Self::new(step, Some(item), attempt, TimerPurpose::WaitTimeout, None)
+    }
+
     fn new(
         step: &StepId,
         item: Option<u32>,
@@ -167,7 +183,13 @@ impl TimerKey {
             TimerPurpose::RepeatInterval => "repeat_interval",
         };
         if let Some(level) = self.level {
-            return format!("{}:{}:{}:{}", purpose, self.step, self.attempt, level);
+            return match self.item {
+                Some(item) => format!(
+                    "{}:{}:{}:{}:{}",
+                    purpose, self.step, item, self.attempt, level
+                ),
+                None => format!("{}:{}:{}:{}", purpose, self.step, self.attempt, level),
+            };
         }
         match self.item {
             Some(item) => format!("{}:{}:{}:{}", purpose, self.step, item, self.attempt),
@@ -342,6 +364,9 @@ pub enum EventBody {
         step: StepId,
         /// Attempt number.
         attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
         /// Rendered title.
         title: String,
         /// Assigned users.
@@ -362,6 +387,9 @@ pub enum EventBody {
         step: StepId,
         /// Attempt number.
         attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
         /// The deciding user.
         user: String,
         /// `approve` or `reject`.
@@ -379,6 +407,9 @@ pub enum EventBody {
         step: StepId,
         /// Attempt number.
         attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
         /// The level now in charge, from 1 (the first entry of `escalate_to`).
         level: u32,
         /// The users now assigned.
@@ -397,6 +428,9 @@ pub enum EventBody {
         step: StepId,
         /// Attempt number.
         attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
         /// The delegating user (who may no longer decide).
         from: String,
         /// The delegate.

@@ -48,6 +48,10 @@ pub struct InstanceState {
     /// Signals received and not consumed by a wait step yet, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<BufferedSignal>,
+    /// The approvals of fan-out approval steps, by step and item (kept after they are
+    /// decided, like [`InstanceState::approvals`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub item_approvals: BTreeMap<StepId, BTreeMap<u32, ApprovalState>>,
     /// The progress of steps with `repeat` that have finished a run, by step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub repeats: BTreeMap<StepId, RepeatProgress>,
@@ -270,6 +274,23 @@ pub enum Unit {
         /// Why.
         error: ErrorInfo,
     },
+    /// A fan-out item of an approval step: its approval is open (details in
+    /// [`InstanceState::item_approvals`]).
+    Approval {
+        /// Attempt number.
+        attempt: u32,
+        /// Escalation level in charge (names the due timer).
+        level: u32,
+    },
+    /// A fan-out item of a wait step: waiting for its signal.
+    Wait {
+        /// Attempt number.
+        attempt: u32,
+        /// The awaited signal's name.
+        signal: String,
+        /// When the item's wait times out, if the step has a `timeout`.
+        timeout_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl Unit {
@@ -281,8 +302,15 @@ impl Unit {
             | Unit::Running { attempt, .. }
             | Unit::Retrying { attempt, .. }
             | Unit::Succeeded { attempt, .. }
-            | Unit::Failed { attempt, .. } => *attempt,
+            | Unit::Failed { attempt, .. }
+            | Unit::Approval { attempt, .. }
+            | Unit::Wait { attempt, .. } => *attempt,
         }
+    }
+
+    /// Waiting for a person or a signal (a fan-out item of an approval or wait step).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, Unit::Approval { .. } | Unit::Wait { .. })
     }
 
     /// Dispatched or executing: its outcome is awaited.
@@ -290,11 +318,16 @@ impl Unit {
         matches!(self, Unit::Scheduled { .. } | Unit::Running { .. })
     }
 
-    /// Holds a concurrency slot of a fan-out (in flight or waiting to retry).
+    /// Holds a concurrency slot of a fan-out (in flight, waiting to retry, or waiting for
+    /// a person or a signal).
     pub fn holds_slot(&self) -> bool {
         matches!(
             self,
-            Unit::Scheduled { .. } | Unit::Running { .. } | Unit::Retrying { .. }
+            Unit::Scheduled { .. }
+                | Unit::Running { .. }
+                | Unit::Retrying { .. }
+                | Unit::Approval { .. }
+                | Unit::Wait { .. }
         )
     }
 
@@ -305,6 +338,7 @@ impl Unit {
             Unit::Retrying { .. } => StepStatus::Retrying,
             Unit::Succeeded { .. } => StepStatus::Succeeded,
             Unit::Failed { .. } => StepStatus::Failed,
+            Unit::Approval { .. } | Unit::Wait { .. } => StepStatus::Waiting,
         }
     }
 }
@@ -317,13 +351,21 @@ impl StepState {
             StepState::Active { work } => match work {
                 Work::Action { unit } => unit.status(),
                 Work::FanOut { units, .. } => {
-                    let statuses: Vec<StepStatus> = units.iter().map(Unit::status).collect();
+                    // Ready items wait for a slot that a waiting item holds.
+                    let waiting = units.iter().any(Unit::is_waiting);
+                    let statuses: Vec<StepStatus> = units
+                        .iter()
+                        .filter(|unit| !(waiting && matches!(unit, Unit::Ready { .. })))
+                        .map(Unit::status)
+                        .collect();
                     if statuses.contains(&StepStatus::Running) {
                         StepStatus::Running
                     } else if statuses.contains(&StepStatus::Scheduled) {
                         StepStatus::Scheduled
                     } else if statuses.contains(&StepStatus::Retrying) {
                         StepStatus::Retrying
+                    } else if statuses.contains(&StepStatus::Waiting) {
+                        StepStatus::Waiting
                     } else {
                         StepStatus::Running
                     }
@@ -416,6 +458,7 @@ impl InstanceState {
             approvals: BTreeMap::new(),
             signals: Vec::new(),
             repeats: BTreeMap::new(),
+            item_approvals: BTreeMap::new(),
         }
     }
 
@@ -433,9 +476,14 @@ impl InstanceState {
                         any_active = true;
                         let blocked = match work {
                             Work::Action { unit } => matches!(unit, Unit::Retrying { .. }),
-                            Work::FanOut { units, .. } => units.iter().all(|unit| {
-                                !unit.is_in_flight() && !matches!(unit, Unit::Ready { .. })
-                            }),
+                            // A ready item waits for a slot that a waiting item holds.
+                            Work::FanOut { units, .. } => {
+                                let waiting = units.iter().any(Unit::is_waiting);
+                                units.iter().all(|unit| {
+                                    !unit.is_in_flight()
+                                        && (waiting || !matches!(unit, Unit::Ready { .. }))
+                                })
+                            }
                             Work::Sleep { .. } | Work::Approval { .. } | Work::Wait { .. } => true,
                         };
                         if !blocked {

@@ -1,11 +1,13 @@
 //! The approvals read model's rows, derived from an instance's state: the driver adds the
-//! rows that a cycle's events changed to the batch that writes those events.
+//! rows that a cycle's events changed to the batch that writes those events. A fan-out
+//! approval step has one row per item (its `item` set), each written when an event about
+//! that item (or the whole step) changed it.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use gridflow_core::approval::approval_id;
-use gridflow_core::{Event, EventBody, InstanceState};
+use gridflow_core::approval::{approval_id, item_approval_id};
+use gridflow_core::{Event, EventBody, InstanceState, StepId};
 use gridflow_store::ApprovalRecord;
 
 /// The read-model rows of the approvals that `events` changed, from the state after them.
@@ -14,13 +16,40 @@ pub(crate) fn changed_approval_rows(
     events: &[Event],
     now: DateTime<Utc>,
 ) -> Vec<ApprovalRecord> {
-    if state.approvals.is_empty() {
+    if state.approvals.is_empty() && state.item_approvals.is_empty() {
         return Vec::new();
     }
     let mut all = false;
     let mut steps = Vec::new();
+    // Fan-out items whose approval changed (their step's other items did not).
+    let mut items: Vec<(&StepId, u32)> = Vec::new();
     for event in events {
         match &event.body {
+            EventBody::ApprovalRequested {
+                step,
+                item: Some(item),
+                ..
+            }
+            | EventBody::ApprovalDecided {
+                step,
+                item: Some(item),
+                ..
+            }
+            | EventBody::ApprovalEscalated {
+                step,
+                item: Some(item),
+                ..
+            }
+            | EventBody::ApprovalDelegated {
+                step,
+                item: Some(item),
+                ..
+            }
+            | EventBody::StepSucceeded {
+                step,
+                item: Some(item),
+                ..
+            } => items.push((step, *item)),
             EventBody::ApprovalRequested { step, .. }
             | EventBody::ApprovalDecided { step, .. }
             | EventBody::ApprovalEscalated { step, .. }
@@ -35,7 +64,6 @@ pub(crate) fn changed_approval_rows(
             EventBody::InstanceStarted { .. }
             | EventBody::StepScheduled { .. }
             | EventBody::StepStarted { .. }
-            | EventBody::StepSucceeded { .. }
             | EventBody::StepFailed { .. }
             | EventBody::StepRetryScheduled { .. }
             | EventBody::StepSkipped { .. }
@@ -50,12 +78,27 @@ pub(crate) fn changed_approval_rows(
             | EventBody::StepRepeatScheduled { .. } => {}
         }
     }
-    state
+    let steps_approvals = state
         .approvals
         .iter()
-        .filter(|(step, _)| all || steps.contains(step))
-        .map(|(step, approval)| ApprovalRecord {
-            id: approval_id(&state.id, step, approval.attempt),
+        .map(|(step, approval)| (step, None, approval));
+    let items_approvals = state.item_approvals.iter().flat_map(|(step, items)| {
+        items
+            .iter()
+            .map(move |(item, approval)| (step, Some(*item), approval))
+    });
+    steps_approvals
+        .chain(items_approvals)
+        .filter(|(step, item, _)| match item {
+            None => all || steps.contains(step),
+            Some(item) => all || steps.contains(step) || items.contains(&(*step, *item)),
+        })
+        .map(|(step, item, approval)| ApprovalRecord {
+            id: match item {
+                None => approval_id(&state.id, step, approval.attempt),
+                Some(item) => item_approval_id(&state.id, step, approval.attempt, item),
+            },
+            item,
             instance_id: state.id.clone(),
             step: step.clone(),
             attempt: approval.attempt,

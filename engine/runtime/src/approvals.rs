@@ -96,6 +96,7 @@ impl Engine {
             } => InputBody::Decide {
                 step: record.step.clone(),
                 attempt: record.attempt,
+                item: record.item,
                 user: approver.user.to_owned(),
                 groups: approver.groups.to_vec(),
                 decision,
@@ -105,6 +106,7 @@ impl Engine {
             DecisionRequest::Delegate { to } => InputBody::Delegate {
                 step: record.step.clone(),
                 attempt: record.attempt,
+                item: record.item,
                 from: approver.user.to_owned(),
                 groups: approver.groups.to_vec(),
                 to,

@@ -245,6 +245,9 @@ pub struct ApprovalView {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The fan-out item (its index) whose approval this is; absent for a whole step's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
 }
 
 /// The users and groups an approval is assigned to.
@@ -274,6 +277,7 @@ impl From<&ApprovalRecord> for ApprovalView {
             due_at: record.due_at,
             created_at: record.created_at,
             updated_at: record.updated_at,
+            item: record.item,
         }
     }
 }

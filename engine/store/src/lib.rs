@@ -215,7 +215,8 @@ pub struct Batch {
 /// instance state it commits in the same batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApprovalRecord {
-    /// `<instance>:<step>:<attempt>`.
+    /// `<instance>:<step>:<attempt>`, or `<instance>:<step>:<attempt>:<item>` for a fan-out
+    /// item's approval.
     pub id: String,
     /// The instance.
     pub instance_id: InstanceId,
@@ -243,6 +244,8 @@ pub struct ApprovalRecord {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The fan-out item whose approval this is (`None`: the whole step's).
+    pub item: Option<u32>,
 }
 
 /// Filter of [`ApprovalReader::list_approvals`]: the approvals a user may see.

@@ -1327,6 +1327,7 @@ fn approval(n: u32, users: &[&str], groups: &[&str]) -> ApprovalRecord {
         due_at: Some(instant(3600)),
         created_at: instant(n.into()),
         updated_at: instant(n.into()),
+        item: None,
     }
 }
 
@@ -1383,6 +1384,18 @@ async fn approvals_are_upserted_and_read_back(store: Arc<dyn Store>) {
             .items
             .is_empty()
     );
+    // A fan-out item's approval keeps its item.
+    let mut item = approval(2, &["ann"], &[]);
+    item.id = format!("{}:review:1:7", item.instance_id);
+    item.item = Some(7);
+    store
+        .commit(&Batch {
+            approvals: vec![item.clone()],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.approval(&item.id).await.unwrap(), item);
     assert!(matches!(
         store.approval("missing:review:1").await,
         Err(Error::NotFound(message)) if message.contains("missing:review:1")

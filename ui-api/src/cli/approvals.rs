@@ -80,8 +80,13 @@ pub async fn list(client: &Client, args: &ApprovalsArgs) -> Result<(), ClientErr
             .and_then(Value::as_str)
             .map(|due| format!("  due {due}"))
             .unwrap_or_default();
+        let item = item
+            .get("item")
+            .and_then(Value::as_u64)
+            .map(|index| format!("  item {index}"))
+            .unwrap_or_default();
         output::line(format!(
-            "{}  {}  {}{due}",
+            "{}  {}  {}{item}{due}",
             text("id"),
             text("status"),
             text("title")

@@ -80,7 +80,7 @@ impl Scope {
 }
 
 /// The names of the scope that definitions may use (DESIGN.md §2).
-pub const SCOPE_NAMES: [&str; 7] = [
+pub const SCOPE_NAMES: [&str; 8] = [
     "input",
     "steps",
     "item",
@@ -88,6 +88,7 @@ pub const SCOPE_NAMES: [&str; 7] = [
     "output",
     "instance",
     "iteration",
+    "index",
 ];
 
 /// The fields of `steps.<id>`, every one always present (null where it does not apply).

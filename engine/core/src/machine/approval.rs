@@ -2,6 +2,12 @@
 //! is made), the due timer with its `on_timeout`, and escalation through `escalate_to`.
 //! Who may decide and how decisions settle an approval is [`crate::approval`]'s.
 //!
+//! Assignees (`users`, `groups`) may be expressions, rendered when the approval is
+//! requested; on a fan-out step (`for_each`) each item has its own approval (events with
+//! `item`), its title, assignees and form rendered with `item` and `index` in scope, and
+//! every row below applies to it as to a step's approval (see `items` for how items
+//! settle). The due rows apply per item too, the item's outcome or failure naming it.
+//!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
 //! | `approval.request` | pending approval step whose needs let it run | derived | `approval_requested` with the rendered title and `due_at` |
@@ -19,6 +25,11 @@
 //! | `approval.due.fail` | the same, `on_timeout: fail`, or `escalate` past the last level or with a due out of range | input `TimerFired` (approval due) | `step_failed` (code `timeout`) |
 //! | `approval.due.escalate` | the same, `on_timeout: escalate` with a next level | input `TimerFired` (approval due) | `approval_escalated` with the next level's assignees and due |
 //! | `approval.escalated` | waiting on the approval at the level before | `approval_escalated` | the next level in charge; `StartTimer` (approval due at that level) if it has a due |
+//! | `approval.item.request` | ready item of an approval fan-out within the concurrency limit | derived | `approval_requested` (item), its title and assignees rendered with `item` and `index` |
+//! | `approval.item.requested` | ready item of this attempt | `approval_requested` (item) | item waiting on its own approval at level 0; `StartTimer` (the item's approval due) if it has a due |
+//! | `approval.item.decided` | open approval of the item, this attempt; the user has not decided | `approval_decided` (item) | decision kept |
+//! | `approval.item.delegated` | open approval of the item, this attempt | `approval_delegated` (item) | delegation kept; the delegate becomes an assignee |
+//! | `approval.item.escalated` | the item waiting on its approval at the level before | `approval_escalated` (item) | the next level in charge of the item; `StartTimer` (the item's approval due at that level) if it has a due |
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -31,41 +42,57 @@ use crate::definition::{Approval, Definition, OnApprovalTimeout, StepDefinition,
 use crate::event::{ErrorInfo, EventBody, TimerKey};
 use crate::expr::{self, Budget};
 use crate::id::StepId;
-use crate::state::{InstanceState, Phase, StepState, Work};
+use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 
 use super::coverage::took;
-use super::expressions::{Reads, scope_for};
-use super::lookups::{invalid, require_running, step_state_mut};
+use super::expressions::{Reads, has_expression, render_names, scope_for};
+use super::lookups::{fan_out_item, invalid, require_running, step_state_mut, unit_mut};
 use super::{Facts, Fold, StepError};
 
-/// The `approval_requested` of an approval step that became ready, or the code and
-/// message of the failure when its title or due cannot be made.
+/// The `approval_requested` of an approval step that became ready (or of one fan-out
+/// item, with `item` and `index` in scope), or the code and message of the failure when
+/// its title, assignees or due cannot be made.
 pub(super) fn request(
     state: &InstanceState,
     step: &StepDefinition,
     approval: &Approval,
     attempt: u32,
+    item: Option<(u32, &Value)>,
     at: DateTime<Utc>,
     budget: Budget,
 ) -> Result<EventBody, (&'static str, String)> {
     let title_template = Value::String(approval.title.clone());
-    let title_scope = scope_for(state, Reads::Template(&title_template), None, None);
+    let title_scope = scope_for(state, Reads::Template(&title_template), item, None);
     let title = match expr::render(&title_template, &title_scope.within(budget)) {
         Ok(Value::String(title)) => title,
         Ok(other) => other.to_string(),
         Err(message) => return Err(("expression", format!("approval.title: {message}"))),
     };
+    let users = render_names(state, &approval.users, item, budget)
+        .map_err(|message| ("expression", format!("approval.users: {message}")))?;
+    let groups = render_names(state, &approval.groups, item, budget)
+        .map_err(|message| ("expression", format!("approval.groups: {message}")))?;
+    if users.is_empty() && groups.is_empty() {
+        return Err((
+            "expression",
+            "approval.users and approval.groups name no one: nobody could decide".to_owned(),
+        ));
+    }
     let due_at = match approval.due.map(chrono::Duration::from_std).transpose() {
         Ok(due) => due.map(|due| at + due),
         Err(error) => return Err(("invalid_definition", format!("approval.due: {error}"))),
     };
-    took("approval.request");
+    took(match item {
+        None => "approval.request",
+        Some(_) => "approval.item.request",
+    });
     Ok(EventBody::ApprovalRequested {
         step: step.id.clone(),
         attempt,
+        item: item.map(|(index, _)| index),
         title,
-        users: approval.users.clone(),
-        groups: approval.groups.clone(),
+        users,
+        groups,
         quorum: approval.quorum.max(1),
         due_at,
     })
@@ -77,6 +104,7 @@ pub(super) fn requested(
     fold: &mut Fold,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     title: &str,
     users: &[String],
     groups: &[String],
@@ -87,32 +115,48 @@ pub(super) fn requested(
     let event = fold.event;
     let instance = fold.state.id.clone();
     let step_state = step_state_mut(fold.state, step)?;
-    if !matches!(step_state, StepState::Pending { .. }) {
-        return Err(invalid(&instance, event, "the step is not pending"));
-    }
-    took("approval.requested");
-    *step_state = StepState::Active {
-        work: Work::Approval { attempt, level: 0 },
-    };
-    fold.state.approvals.insert(
-        step.clone(),
-        ApprovalState {
-            attempt,
-            title: title.to_owned(),
-            users: users.to_vec(),
-            groups: groups.to_vec(),
-            quorum,
-            level: 0,
-            due_at,
-            requested_at: event.at,
-            decisions: Vec::new(),
-            delegations: Vec::new(),
-            status: ApprovalStatus::Pending,
-            outcome: None,
+    match item {
+        None if matches!(step_state, StepState::Pending { .. }) => {
+            took("approval.requested");
+            *step_state = StepState::Active {
+                work: Work::Approval { attempt, level: 0 },
+            };
+        }
+        Some(index) => match unit_mut(step_state, Some(index)) {
+            Some(unit) if *unit == (Unit::Ready { attempt }) => {
+                took("approval.item.requested");
+                *unit = Unit::Approval { attempt, level: 0 };
+            }
+            _ => return Err(invalid(&instance, event, "the item is not ready")),
         },
-    );
+        None => return Err(invalid(&instance, event, "the step is not pending")),
+    }
+    let requested = ApprovalState {
+        attempt,
+        title: title.to_owned(),
+        users: users.to_vec(),
+        groups: groups.to_vec(),
+        quorum,
+        level: 0,
+        due_at,
+        requested_at: event.at,
+        decisions: Vec::new(),
+        delegations: Vec::new(),
+        status: ApprovalStatus::Pending,
+        outcome: None,
+    };
+    match item {
+        None => {
+            fold.state.approvals.insert(step.clone(), requested);
+        }
+        Some(index) => {
+            let items = fold.state.item_approvals.entry(step.clone()).or_default();
+            items.insert(index, requested);
+        }
+    }
     if let Some(due_at) = due_at {
-        fold.commands.push(due_timer(step, attempt, 0, due_at));
+        fold.commands
+            .push(due_timer(step, item, attempt, 0, due_at));
     }
     Ok(())
 }
@@ -123,13 +167,14 @@ pub(super) fn decide(
     facts: Facts,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     user: &str,
     groups: &[String],
     decision: Verdict,
     comment: &Option<String>,
     data: &Value,
 ) -> Result<Vec<EventBody>, StepError> {
-    let checked = check_decision(facts, step, attempt, user, groups, decision, data);
+    let checked = check_decision(facts, step, attempt, item, user, groups, decision, data);
     took(match checked {
         Ok(()) => "approval.decide",
         Err(_) => "approval.decide.refused",
@@ -138,6 +183,7 @@ pub(super) fn decide(
     Ok(vec![EventBody::ApprovalDecided {
         step: step.clone(),
         attempt,
+        item,
         user: user.to_owned(),
         decision,
         comment: comment.clone(),
@@ -145,10 +191,12 @@ pub(super) fn decide(
     }])
 }
 
+#[allow(clippy::too_many_arguments)] // The input's fields.
 fn check_decision(
     facts: Facts,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     user: &str,
     groups: &[String],
     decision: Verdict,
@@ -156,7 +204,7 @@ fn check_decision(
 ) -> Result<(), StepError> {
     let state = facts.state;
     let approval_definition = definition(state, facts.definition, step)?;
-    let approval = open(state, step, attempt).map_err(|message| facts.rejected(&message))?;
+    let approval = open(state, step, attempt, item).map_err(|message| facts.rejected(&message))?;
     rules::check_decider(
         step,
         approval,
@@ -169,6 +217,7 @@ fn check_decision(
     if let Some(form) = &approval_definition.form
         && (decision == Verdict::Approve || !data.is_null())
     {
+        let form = render_form(facts, step, item, form)?;
         // Absent data is checked as an empty object, so that a form without
         // required fields accepts a decision that sends none.
         let checked = if data.is_null() {
@@ -176,7 +225,7 @@ fn check_decision(
         } else {
             data.clone()
         };
-        let violations = rules::form_violations(form, &checked);
+        let violations = rules::form_violations(&form, &checked);
         if !violations.is_empty() {
             return Err(StepError::InvalidDecision {
                 instance: state.id.clone(),
@@ -191,10 +240,12 @@ fn check_decision(
 }
 
 /// `approval_decided`.
+#[allow(clippy::too_many_arguments)] // One argument per field of the event.
 pub(super) fn decided(
     fold: &mut Fold,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     user: &str,
     decision: Verdict,
     comment: &Option<String>,
@@ -203,13 +254,16 @@ pub(super) fn decided(
     require_running(fold.state, fold.event)?;
     let event = fold.event;
     let instance = fold.state.id.clone();
-    match fold.state.approvals.get_mut(step) {
+    match approval_of_mut(fold.state, step, item) {
         Some(approval)
             if approval.attempt == attempt
                 && approval.status == ApprovalStatus::Pending
                 && !approval.has_decided(user) =>
         {
-            took("approval.decided");
+            took(match item {
+                None => "approval.decided",
+                Some(_) => "approval.item.decided",
+            });
             approval.decisions.push(Decision {
                 user: user.to_owned(),
                 decision,
@@ -232,11 +286,12 @@ pub(super) fn delegate(
     facts: Facts,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     from: &str,
     groups: &[String],
     to: &str,
 ) -> Result<Vec<EventBody>, StepError> {
-    let checked = check_delegation(facts, step, attempt, from, groups, to);
+    let checked = check_delegation(facts, step, attempt, item, from, groups, to);
     took(match checked {
         Ok(()) => "approval.delegate",
         Err(_) => "approval.delegate.refused",
@@ -245,6 +300,7 @@ pub(super) fn delegate(
     Ok(vec![EventBody::ApprovalDelegated {
         step: step.clone(),
         attempt,
+        item,
         from: from.to_owned(),
         to: to.to_owned(),
     }])
@@ -254,13 +310,14 @@ fn check_delegation(
     facts: Facts,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     from: &str,
     groups: &[String],
     to: &str,
 ) -> Result<(), StepError> {
     let state = facts.state;
     let approval_definition = definition(state, facts.definition, step)?;
-    let approval = open(state, step, attempt).map_err(|message| facts.rejected(&message))?;
+    let approval = open(state, step, attempt, item).map_err(|message| facts.rejected(&message))?;
     rules::check_decider(
         step,
         approval,
@@ -298,17 +355,21 @@ pub(super) fn delegated(
     fold: &mut Fold,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     from: &str,
     to: &str,
 ) -> Result<(), StepError> {
     require_running(fold.state, fold.event)?;
     let event = fold.event;
     let instance = fold.state.id.clone();
-    match fold.state.approvals.get_mut(step) {
+    match approval_of_mut(fold.state, step, item) {
         Some(approval)
             if approval.attempt == attempt && approval.status == ApprovalStatus::Pending =>
         {
-            took("approval.delegated");
+            took(match item {
+                None => "approval.delegated",
+                Some(_) => "approval.item.delegated",
+            });
             approval.delegations.push(Delegation {
                 from: from.to_owned(),
                 to: to.to_owned(),
@@ -328,10 +389,12 @@ pub(super) fn delegated(
 }
 
 /// `approval_escalated`.
+#[allow(clippy::too_many_arguments)] // One argument per field of the event.
 pub(super) fn escalated(
     fold: &mut Fold,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
     level: u32,
     users: &[String],
     groups: &[String],
@@ -340,16 +403,28 @@ pub(super) fn escalated(
     require_running(fold.state, fold.event)?;
     let event = fold.event;
     let instance = fold.state.id.clone();
-    match fold.state.steps.get_mut(step) {
-        Some(StepState::Active {
-            work:
-                Work::Approval {
-                    attempt: current,
-                    level: current_level,
-                },
-        }) if *current == attempt && *current_level + 1 == level => {
-            *current_level = level;
-        }
+    let at_level = match (fold.state.steps.get_mut(step), item) {
+        (
+            Some(StepState::Active {
+                work:
+                    Work::Approval {
+                        attempt: current,
+                        level: current_level,
+                    },
+            }),
+            None,
+        ) if *current == attempt => Some(current_level),
+        (Some(step_state), Some(index)) => match unit_mut(step_state, Some(index)) {
+            Some(Unit::Approval {
+                attempt: current,
+                level: current_level,
+            }) if *current == attempt => Some(current_level),
+            _ => None,
+        },
+        (Some(_) | None, _) => None,
+    };
+    match at_level {
+        Some(current_level) if *current_level + 1 == level => *current_level = level,
         Some(_) | None => {
             return Err(invalid(
                 &instance,
@@ -358,16 +433,20 @@ pub(super) fn escalated(
             ));
         }
     }
-    let Some(approval) = fold.state.approvals.get_mut(step) else {
+    let Some(approval) = approval_of_mut(fold.state, step, item) else {
         return Err(invalid(&instance, event, "the step has no approval"));
     };
-    took("approval.escalated");
+    took(match item {
+        None => "approval.escalated",
+        Some(_) => "approval.item.escalated",
+    });
     approval.level = level;
     approval.users = users.to_vec();
     approval.groups = groups.to_vec();
     approval.due_at = due_at;
     if let Some(due_at) = due_at {
-        fold.commands.push(due_timer(step, attempt, level, due_at));
+        fold.commands
+            .push(due_timer(step, item, attempt, level, due_at));
     }
     Ok(())
 }
@@ -384,9 +463,10 @@ pub(super) fn settled(state: &InstanceState, step: &StepId, attempt: u32) -> Opt
     })
 }
 
-/// On `step_succeeded`: a still pending approval of `step` takes the output's decision.
-pub(super) fn settle(state: &mut InstanceState, step: &StepId, output: &Value) {
-    if let Some(approval) = state.approvals.get_mut(step)
+/// On `step_succeeded` (of the step, or of one fan-out item): a still pending approval of
+/// `step` (and `item`) takes the output's decision.
+pub(super) fn settle(state: &mut InstanceState, step: &StepId, item: Option<u32>, output: &Value) {
+    if let Some(approval) = approval_of_mut(state, step, item)
         && approval.status == ApprovalStatus::Pending
     {
         let outcome: Option<Outcome> = serde_json::from_value(output.clone()).ok();
@@ -398,12 +478,18 @@ pub(super) fn settle(state: &mut InstanceState, step: &StepId, output: &Value) {
     }
 }
 
-/// Closes the approval of `step` with `status` if it is still pending.
+/// Closes the approval of `step` (and those of its fan-out items) with `status` if still
+/// pending.
 pub(super) fn close(state: &mut InstanceState, step: &StepId, status: ApprovalStatus) {
-    if let Some(approval) = state.approvals.get_mut(step)
-        && approval.status == ApprovalStatus::Pending
-    {
-        approval.status = status;
+    let items = state
+        .item_approvals
+        .get_mut(step)
+        .into_iter()
+        .flat_map(|items| items.values_mut());
+    for approval in state.approvals.get_mut(step).into_iter().chain(items) {
+        if approval.status == ApprovalStatus::Pending {
+            approval.status = status;
+        }
     }
 }
 
@@ -418,7 +504,7 @@ pub(super) fn timed_out(
     let system_outcome = |decision: &str| EventBody::StepSucceeded {
         step: timer.step.clone(),
         attempt: timer.attempt,
-        item: None,
+        item: timer.item,
         output: json!(Outcome {
             decision: decision.to_owned(),
             user: crate::event::SYSTEM_ACTOR.to_owned(),
@@ -433,7 +519,7 @@ pub(super) fn timed_out(
         EventBody::StepFailed {
             step: timer.step.clone(),
             attempt: timer.attempt,
-            item: None,
+            item: timer.item,
             error: ErrorInfo::permanent("timeout", message),
         }
     };
@@ -475,6 +561,7 @@ pub(super) fn timed_out(
                             EventBody::ApprovalEscalated {
                                 step: timer.step.clone(),
                                 attempt: timer.attempt,
+                                item: timer.item,
                                 level,
                                 users: next.users.clone(),
                                 groups: next.groups.clone(),
@@ -489,25 +576,72 @@ pub(super) fn timed_out(
     })
 }
 
-/// The due timer of an approval at `level`.
-fn due_timer(step: &StepId, attempt: u32, level: u32, fire_at: DateTime<Utc>) -> Command {
+/// The due timer of an approval (or of a fan-out item's) at `level`.
+fn due_timer(
+    step: &StepId,
+    item: Option<u32>,
+    attempt: u32,
+    level: u32,
+    fire_at: DateTime<Utc>,
+) -> Command {
     Command::StartTimer {
-        timer: TimerKey::approval_due(step, attempt, level),
+        timer: due_timer_key(step, item, attempt, level),
         fire_at,
     }
 }
 
-/// The open approval of `step` for `attempt`, or why there is none (a 409).
+/// The key of the due timer of an approval (or of a fan-out item's) at `level`.
+pub(super) fn due_timer_key(
+    step: &StepId,
+    item: Option<u32>,
+    attempt: u32,
+    level: u32,
+) -> TimerKey {
+    match item {
+        None => TimerKey::approval_due(step, attempt, level),
+        Some(index) => TimerKey::item_approval_due(step, index, attempt, level),
+    }
+}
+
+/// The approval of `step` (and fan-out item `item`), if requested.
+pub(super) fn approval_of<'s>(
+    state: &'s InstanceState,
+    step: &StepId,
+    item: Option<u32>,
+) -> Option<&'s ApprovalState> {
+    match item {
+        None => state.approvals.get(step),
+        Some(index) => state.item_approvals.get(step)?.get(&index),
+    }
+}
+
+/// [`approval_of`], to change.
+fn approval_of_mut<'s>(
+    state: &'s mut InstanceState,
+    step: &StepId,
+    item: Option<u32>,
+) -> Option<&'s mut ApprovalState> {
+    match item {
+        None => state.approvals.get_mut(step),
+        Some(index) => state.item_approvals.get_mut(step)?.get_mut(&index),
+    }
+}
+
+/// The open approval of `step` (and `item`) for `attempt`, or why there is none (a 409).
 fn open<'s>(
     state: &'s InstanceState,
     step: &StepId,
     attempt: u32,
+    item: Option<u32>,
 ) -> Result<&'s ApprovalState, String> {
-    let approval = state
-        .approvals
-        .get(step)
+    let approval = approval_of(state, step, item)
         .filter(|approval| approval.attempt == attempt)
-        .ok_or_else(|| format!("step \"{step}\" has no approval for attempt {attempt}"))?;
+        .ok_or_else(|| match item {
+            None => format!("step \"{step}\" has no approval for attempt {attempt}"),
+            Some(index) => {
+                format!("step \"{step}\" has no approval for item {index} of attempt {attempt}")
+            }
+        })?;
     if approval.status != ApprovalStatus::Pending {
         return Err(format!(
             "approval \"{step}\" is {} already",
@@ -521,6 +655,27 @@ fn open<'s>(
         ));
     }
     Ok(approval)
+}
+
+/// The approval's `form`, rendered with the item (and `index`) of a fan-out item in scope
+/// when it holds expressions.
+fn render_form(
+    facts: Facts,
+    step: &StepId,
+    item: Option<u32>,
+    form: &Value,
+) -> Result<Value, StepError> {
+    if !has_expression(form) {
+        return Ok(form.clone());
+    }
+    let state = facts.state;
+    let item = item.and_then(|index| fan_out_item(state, step, index).map(|value| (index, value)));
+    let scope = scope_for(state, Reads::Template(form), item, None).within(facts.budget);
+    expr::render(form, &scope).map_err(|message| StepError::InvalidDecision {
+        instance: state.id.clone(),
+        message: format!("the form of approval \"{step}\" does not render"),
+        violations: vec![format!("form: {message}")],
+    })
 }
 
 fn refused(state: &InstanceState, refusal: Refusal) -> StepError {

@@ -83,9 +83,12 @@ pub(super) fn start(
     let rendered = match compensate.and_then(|compensate| compensate.with.as_ref()) {
         None => Ok(json!({})),
         Some(template) => {
-            let scope = scope_for(state, Reads::Template(template), None, None)
+            let mut scope = scope_for(state, Reads::Template(template), None, None)
                 .within(budget)
                 .with("output", output);
+            if let Some(index) = target.item {
+                scope.set("index", json!(index));
+            }
             expr::render(template, &scope)
         }
     };

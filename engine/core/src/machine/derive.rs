@@ -18,7 +18,9 @@
 //! event, then the instance's completion; while compensating, the next compensation,
 //! then the instance's failure. Rows of the other rooms' tables marked "derived" are
 //! taken from here too (`approval.request`, `approval.settled`, `wait.schedule`,
-//! `wait.consume`, `sleep.schedule`, `unit.schedule`, `compensation.start`).
+//! `wait.consume`, `sleep.schedule`, `unit.schedule`, `compensation.start`, and the fan-out
+//! items' `approval.item.request`, `approval.item.settled`, `wait.item.schedule`,
+//! `wait.item.consume`, `item.unstartable`).
 //!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
@@ -29,9 +31,9 @@
 //! | `derive.skip.when` | pending step whose needs let it run, its `when` false | derived | `step_skipped` ("when was false") |
 //! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval or wait cannot be evaluated, or its kind cannot run here | derived | `step_failed` (code `expression`, `invalid_definition` or `unsupported`) |
 //! | `derive.schedule.action` | pending action step whose needs let it run | derived | `step_scheduled` with its rendered arguments |
-//! | `derive.schedule.fan_out` | pending fan-out step whose needs let it run | derived | `step_scheduled` with its resolved items |
+//! | `derive.schedule.fan_out` | pending fan-out step (action, approval or wait) whose needs let it run | derived | `step_scheduled` with its resolved items |
 //! | `derive.fan_out.failed` | active fan-out with a failed item | derived | `step_failed` (step) with that item's error |
-//! | `derive.fan_out.succeeded` | active fan-out, every item succeeded | derived | `step_succeeded` (step), output the items' outputs in order |
+//! | `derive.fan_out.succeeded` | active fan-out, every item succeeded | derived | `step_succeeded` (step), output the items' outputs in order (a wait fan-out's: their payloads) |
 //! | `derive.compensation.done` | compensating, nothing in flight or left | derived | `instance_failed` with the failure |
 //! | `derive.complete` | running, every step lets its dependents run | derived | `instance_completed` with the rendered `output` |
 //! | `derive.complete.unrenderable` | the same, `output` does not render | derived | `instance_failed` (code `expression`) |
@@ -44,7 +46,7 @@ use serde_json::Value;
 use super::coverage::took;
 use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
 use super::repeat::{self, BetweenRuns};
-use super::{approval, compensation, timer, wait, work};
+use super::{approval, compensation, items, timer, wait, work};
 use crate::definition::{Definition, Join, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody};
 use crate::expr::{self, Budget};
@@ -178,7 +180,7 @@ fn step_event(
             }
             None => ready_step_event(state, step, *attempt, at, budget),
         },
-        StepState::Active { work } => active_step_event(state, definition, step, work, budget),
+        StepState::Active { work } => active_step_event(state, definition, step, work, at, budget),
         StepState::Succeeded { .. }
         | StepState::Failed { .. }
         | StepState::Skipped { .. }
@@ -367,8 +369,18 @@ fn run_event(
             timer::schedule_sleep(state, step, sleep, attempt, at, budget)
                 .map_err(|message| ("expression", format!("sleep: {message}")))
         }
+        Some(StepKind::Approval(_) | StepKind::Wait(_)) if step.for_each.is_some() => {
+            let for_each = step.for_each.as_ref().unwrap_or(&Value::Null);
+            match resolve_items(state, for_each, budget) {
+                Ok(items) => {
+                    took("derive.schedule.fan_out");
+                    Ok(scheduled(None, Some(items)))
+                }
+                Err(message) => Err(("expression", format!("for_each: {message}"))),
+            }
+        }
         Some(StepKind::Approval(approval)) => {
-            approval::request(state, step, approval, attempt, at, budget)
+            approval::request(state, step, approval, attempt, None, at, budget)
         }
         Some(StepKind::Wait(wait)) => wait::schedule(step, wait, attempt, at),
         Some(StepKind::Workflow(_)) => Err((
@@ -394,17 +406,18 @@ fn failed(step: &StepDefinition, attempt: u32, code: &str, message: String) -> E
     }
 }
 
-/// For an active step: a fan-out finishes or dispatches its next items within its limit,
-/// an approval settles, a wait step consumes a kept signal.
+/// For an active step: a fan-out finishes, settles a waiting item, or starts its next
+/// items within its limit; an approval settles, a wait step consumes a kept signal.
 fn active_step_event(
     state: &InstanceState,
     definition: &Definition,
     step: &StepDefinition,
     work: &Work,
+    at: DateTime<Utc>,
     budget: Budget,
 ) -> Option<EventBody> {
-    let units = match work {
-        Work::FanOut { units, .. } => units,
+    let (items, units) = match work {
+        Work::FanOut { items, units } => (items, units),
         Work::Approval { attempt, .. } => return approval::settled(state, &step.id, *attempt),
         Work::Wait {
             attempt, signal, ..
@@ -436,15 +449,22 @@ fn active_step_event(
                 | Unit::Scheduled { .. }
                 | Unit::Running { .. }
                 | Unit::Retrying { .. }
-                | Unit::Failed { .. } => Value::Null,
+                | Unit::Failed { .. }
+                | Unit::Approval { .. }
+                | Unit::Wait { .. } => Value::Null,
             })
             .collect();
         return Some(EventBody::StepSucceeded {
             step: step.id.clone(),
             attempt: units.iter().map(Unit::attempt).max().unwrap_or(1),
             item: None,
-            output: Value::Array(outputs),
+            output: items::step_output(step, outputs),
         });
+    }
+    if units.iter().any(Unit::is_waiting)
+        && let Some(settled) = items::settled_item(state, step, items, units, budget)
+    {
+        return Some(settled);
     }
     let limit = step.concurrency.unwrap_or(u32::MAX).max(1) as usize;
     let busy = units.iter().filter(|unit| unit.holds_slot()).count();
@@ -455,6 +475,10 @@ fn active_step_event(
         .iter()
         .enumerate()
         .find(|(_, unit)| matches!(unit, Unit::Ready { .. }))?;
+    if let Some(StepKind::Approval(_) | StepKind::Wait(_)) = step.kind() {
+        let (index, attempt) = (index as u32, unit.attempt());
+        return items::start_item(state, step, items, index, attempt, at, budget);
+    }
     Some(work::schedule_unit(
         state,
         definition,

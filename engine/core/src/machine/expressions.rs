@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::definition::Sleep;
+use crate::definition::{Names, Sleep};
 use crate::expr::{self, Budget, Scope};
 use crate::id::StepId;
 use crate::state::{InstanceState, StepState};
@@ -75,7 +75,7 @@ fn steps_read(reads: Reads<'_>) -> Option<BTreeSet<String>> {
 pub(super) fn scope_for(
     state: &InstanceState,
     reads: Reads<'_>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     output: Option<&Value>,
 ) -> Scope {
     match steps_read(reads) {
@@ -93,8 +93,9 @@ pub(super) fn scope_for(
     }
 }
 
-/// The names expressions see (DESIGN.md §2), with every step in `steps`.
-pub fn scope(state: &InstanceState, item: Option<&Value>, output: Option<&Value>) -> Scope {
+/// The names expressions see (DESIGN.md §2), with every step in `steps`; a fan-out item
+/// binds `index` and `item`.
+pub fn scope(state: &InstanceState, item: Option<(u32, &Value)>, output: Option<&Value>) -> Scope {
     let steps = state
         .steps
         .iter()
@@ -112,11 +113,18 @@ fn step_entry(state: &InstanceState, id: &StepId, step_state: &StepState) -> Val
     let iterations = state.repeats.get(id).map_or(Value::Null, |progress| {
         Value::Array(progress.outputs.clone())
     });
+    // A fan-out approval step's decision sums up its items' (their own fields are in
+    // its output).
+    let decision = if state.item_approvals.contains_key(id) {
+        super::items::fan_out_decision(state, id)
+    } else {
+        outcome.map_or(Value::Null, |outcome| json!(outcome.decision))
+    };
     json!({
         "status": state.step_status(id).unwrap_or_else(|| step_state.status()),
         "output": step_state.output().cloned().unwrap_or(Value::Null),
         "error": step_state.error().map_or(Value::Null, |error| json!(error)),
-        "decision": outcome.map_or(Value::Null, |outcome| json!(outcome.decision)),
+        "decision": decision,
         "comment": outcome.map_or(Value::Null, |outcome| json!(outcome.comment)),
         "user": outcome.map_or(Value::Null, |outcome| json!(outcome.user)),
         "data": outcome.map_or(Value::Null, |outcome| outcome.data.clone()),
@@ -158,7 +166,7 @@ pub(super) fn until_scope(
 fn with_names(
     state: &InstanceState,
     steps: serde_json::Map<String, Value>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     output: Option<&Value>,
 ) -> Scope {
     let mut scope = Scope::new()
@@ -171,8 +179,9 @@ fn with_names(
                 "started_at": crate::history::format_instant(state.started_at),
             }),
         );
-    if let Some(item) = item {
+    if let Some((index, item)) = item {
         scope.set("item", item.clone());
+        scope.set("index", json!(index));
     }
     if let Some(output) = output {
         scope.set("output", output.clone());
@@ -180,13 +189,13 @@ fn with_names(
     scope
 }
 
-/// The `with` of `step` rendered (with `item` bound for a fan-out item, and `iteration`,
-/// the number of the run, for a step with `repeat`); `{}` without one.
+/// A step's `with` rendered (with `item` and `index` bound for a fan-out item, and
+/// `iteration`, the number of the run, for a step with `repeat`); `{}` without one.
 pub(super) fn render_arguments(
     state: &InstanceState,
     step: &StepId,
     with: Option<&Value>,
-    item: Option<&Value>,
+    item: Option<(u32, &Value)>,
     budget: Budget,
 ) -> Result<Value, String> {
     match with {
@@ -255,7 +264,59 @@ pub(super) fn wake_at(
     }
 }
 
-fn has_expression(value: &Value) -> bool {
+/// Approval assignees (`users` or `groups`) rendered to names, in order and without
+/// duplicates: each entry is a name or an expression yielding a name, a list of names,
+/// or null (no one).
+pub(super) fn render_names(
+    state: &InstanceState,
+    names: &Names,
+    item: Option<(u32, &Value)>,
+    budget: Budget,
+) -> Result<Vec<String>, String> {
+    let mut rendered: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !rendered.contains(&name) {
+            rendered.push(name);
+        }
+    };
+    for (_, entry) in names.entries() {
+        if !entry.contains("${") {
+            add(entry.to_owned());
+            continue;
+        }
+        let template = Value::String(entry.to_owned());
+        let value = expr::render(
+            &template,
+            &scope_for(state, Reads::Template(&template), item, None).within(budget),
+        )?;
+        let values = match value {
+            Value::Null => Vec::new(),
+            Value::Array(values) => values,
+            other @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Object(_)) => {
+                vec![other]
+            }
+        };
+        for value in values {
+            match value {
+                Value::String(name) if !name.trim().is_empty() => add(name),
+                other @ (Value::Null
+                | Value::Bool(_)
+                | Value::Number(_)
+                | Value::String(_)
+                | Value::Array(_)
+                | Value::Object(_)) => {
+                    return Err(format!(
+                        "{entry:?} must yield names (strings), a list of them or null; got {other}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(rendered)
+}
+
+/// Whether `value` holds a `${...}` anywhere.
+pub(super) fn has_expression(value: &Value) -> bool {
     match value {
         Value::String(text) => text.contains("${"),
         Value::Array(items) => items.iter().any(has_expression),

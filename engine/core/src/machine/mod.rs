@@ -20,6 +20,7 @@
 //! - `compensation`: compensations after a failure, latest completion first.
 //! - `approval`: approval steps (request, decisions, delegation, due and escalation).
 //! - `wait`: wait steps and the signals they consume, kept until consumed.
+//! - `items`: fan-out items of approval and wait steps (one approval or wait per item).
 //! - `timer`: durable timers (which are current, what a firing one causes) and sleep steps.
 //! - `derive`: what follows from the state once an input's events are applied.
 //! - `expressions`: what expressions see, and rendering arguments, items and instants.
@@ -57,6 +58,8 @@ macro_rules! any_unit {
             | $crate::state::Unit::Retrying { .. }
             | $crate::state::Unit::Succeeded { .. }
             | $crate::state::Unit::Failed { .. }
+            | $crate::state::Unit::Approval { .. }
+            | $crate::state::Unit::Wait { .. }
     };
 }
 macro_rules! any_step_state {
@@ -86,6 +89,7 @@ mod coverage;
 mod derive;
 mod expressions;
 mod instance;
+mod items;
 mod lookups;
 mod repeat;
 mod step;
@@ -213,6 +217,8 @@ pub enum InputBody {
         step: StepId,
         /// The approval's attempt (from its id).
         attempt: u32,
+        /// The fan-out item whose approval it is (from its id).
+        item: Option<u32>,
         /// The deciding user.
         user: String,
         /// The user's groups.
@@ -230,6 +236,8 @@ pub enum InputBody {
         step: StepId,
         /// The approval's attempt (from its id).
         attempt: u32,
+        /// The fan-out item whose approval it is (from its id).
+        item: Option<u32>,
         /// The delegating user.
         from: String,
         /// The delegating user's groups.
@@ -477,34 +485,40 @@ pub fn apply_in_place(
         EventBody::ApprovalRequested {
             step,
             attempt,
+            item,
             title,
             users,
             groups,
             quorum,
             due_at,
-        } => approval::requested(fold, step, *attempt, title, users, groups, *quorum, *due_at),
+        } => approval::requested(
+            fold, step, *attempt, *item, title, users, groups, *quorum, *due_at,
+        ),
         EventBody::ApprovalDecided {
             step,
             attempt,
+            item,
             user,
             decision,
             comment,
             data,
-        } => approval::decided(fold, step, *attempt, user, *decision, comment, data),
+        } => approval::decided(fold, step, *attempt, *item, user, *decision, comment, data),
         EventBody::ApprovalDelegated {
             step,
             attempt,
+            item,
             from,
             to,
-        } => approval::delegated(fold, step, *attempt, from, to),
+        } => approval::delegated(fold, step, *attempt, *item, from, to),
         EventBody::ApprovalEscalated {
             step,
             attempt,
+            item,
             level,
             users,
             groups,
             due_at,
-        } => approval::escalated(fold, step, *attempt, *level, users, groups, *due_at),
+        } => approval::escalated(fold, step, *attempt, *item, *level, users, groups, *due_at),
         EventBody::SignalReceived { name, payload } => wait::signal_received(fold, name, payload),
         EventBody::InstanceCompleted { output } => instance::completed(fold, output),
         EventBody::InstanceFailed { error } => instance::failed(fold, error),
@@ -579,21 +593,23 @@ fn facts_for_input(
         InputBody::Decide {
             step,
             attempt,
+            item,
             user,
             groups,
             decision,
             comment,
             data,
         } => approval::decide(
-            facts, step, *attempt, user, groups, *decision, comment, data,
+            facts, step, *attempt, *item, user, groups, *decision, comment, data,
         ),
         InputBody::Delegate {
             step,
             attempt,
+            item,
             from,
             groups,
             to,
-        } => approval::delegate(facts, step, *attempt, from, groups, to),
+        } => approval::delegate(facts, step, *attempt, *item, from, groups, to),
         InputBody::Signal {
             name,
             payload,

@@ -37,7 +37,7 @@ use super::lookups::{
     invalid, require_running, step_definition, step_state_mut, unit_mut, unit_of,
 };
 use super::work::dispatch;
-use super::{Facts, Fold, StepError, approval, compensation, timer, wait};
+use super::{Facts, Fold, StepError, approval, compensation, items, timer, wait};
 
 /// `step_scheduled`: a pending step becomes active, or one unit is scheduled.
 #[allow(clippy::too_many_arguments)] // One argument per field of the event.
@@ -57,7 +57,19 @@ pub(super) fn scheduled(
     let instance = fold.state.id.clone();
     let step_state = step_state_mut(fold.state, step)?;
     if matches!(step_state, StepState::Pending { .. }) && item.is_none() {
-        if let Some(StepKind::Wait(wait)) = step_definition.kind() {
+        if let Some(items) = items {
+            took("step.scheduled.fan_out");
+            *step_state = StepState::Active {
+                work: Work::FanOut {
+                    units: vec![Unit::Ready { attempt }; items.len()],
+                    items: items.clone(),
+                },
+            };
+            if let Some(StepKind::Approval(_)) = step_definition.kind() {
+                // Kept even for an empty list: the step is read as a fan-out approval.
+                fold.state.item_approvals.entry(step.clone()).or_default();
+            }
+        } else if let Some(StepKind::Wait(wait)) = step_definition.kind() {
             let commands = &mut fold.commands;
             wait::scheduled(
                 step_state,
@@ -67,14 +79,6 @@ pub(super) fn scheduled(
                 timeout_at,
                 commands,
             );
-        } else if let Some(items) = items {
-            took("step.scheduled.fan_out");
-            *step_state = StepState::Active {
-                work: Work::FanOut {
-                    units: vec![Unit::Ready { attempt }; items.len()],
-                    items: items.clone(),
-                },
-            };
         } else if let Some(wake_at) = wake_at {
             timer::sleep_scheduled(step_state, step, attempt, wake_at, &mut fold.commands);
         } else {
@@ -91,6 +95,14 @@ pub(super) fn scheduled(
     }
     let unit = unit_mut(step_state, item)
         .ok_or_else(|| invalid(&instance, event, "the step has no such unit"))?;
+    if let (Unit::Ready { attempt: current }, Some(StepKind::Wait(wait)), Some(index)) =
+        (&*unit, step_definition.kind(), item)
+        && *current == attempt
+    {
+        let commands = &mut fold.commands;
+        items::wait_scheduled(unit, step, index, &wait.signal, timeout_at, commands);
+        return Ok(());
+    }
     match unit {
         Unit::Ready { attempt: current }
         | Unit::Retrying {
@@ -152,13 +164,16 @@ pub(super) fn item_succeeded(
     let event = fold.event;
     let instance = fold.state.id.clone();
     let step_state = step_state_mut(fold.state, step)?;
-    match unit_mut(step_state, Some(item)) {
-        Some(unit) if unit.is_in_flight() && unit.attempt() == attempt => {
+    let was = match unit_mut(step_state, Some(item)) {
+        Some(unit) if (unit.is_in_flight() || unit.is_waiting()) && unit.attempt() == attempt => {
             took("item.succeeded");
-            *unit = Unit::Succeeded {
-                attempt,
-                output: output.clone(),
-            };
+            std::mem::replace(
+                unit,
+                Unit::Succeeded {
+                    attempt,
+                    output: output.clone(),
+                },
+            )
         }
         _ => {
             return Err(invalid(
@@ -167,7 +182,8 @@ pub(super) fn item_succeeded(
                 "the item is not in flight for this attempt",
             ));
         }
-    }
+    };
+    items::item_succeeded(fold.state, step, item, &was, output, &mut fold.commands);
     let keeps_output = step_definition(fold.state, fold.definition, step)?
         .compensate
         .is_some();
@@ -261,7 +277,7 @@ pub(super) fn succeeded(
             output: Value::Null,
         });
     }
-    approval::settle(fold.state, step, output);
+    approval::settle(fold.state, step, None, output);
     Ok(())
 }
 
@@ -319,7 +335,9 @@ pub(super) fn item_failed(
     match unit_mut(step_state, Some(item)) {
         Some(unit)
             if unit.attempt() == attempt
-                && (unit.is_in_flight() || matches!(unit, Unit::Ready { .. })) =>
+                && (unit.is_in_flight()
+                    || unit.is_waiting()
+                    || matches!(unit, Unit::Ready { .. })) =>
         {
             took("item.failed");
             *unit = Unit::Failed {
@@ -530,7 +548,26 @@ pub(super) fn abandon_step(step: &StepId, step_state: &StepState) -> Vec<Command
         Unit::Retrying { attempt, .. } => commands.push(Command::CancelTimer {
             timer: TimerKey::retry(step, item, *attempt),
         }),
-        Unit::Ready { .. } | Unit::Succeeded { .. } | Unit::Failed { .. } => {}
+        Unit::Approval { attempt, level } => commands.push(Command::CancelTimer {
+            timer: approval::due_timer_key(step, item, *attempt, *level),
+        }),
+        Unit::Wait {
+            attempt,
+            timeout_at: Some(_),
+            ..
+        } => {
+            if let Some(index) = item {
+                commands.push(Command::CancelTimer {
+                    timer: TimerKey::item_wait_timeout(step, index, *attempt),
+                });
+            }
+        }
+        Unit::Ready { .. }
+        | Unit::Succeeded { .. }
+        | Unit::Failed { .. }
+        | Unit::Wait {
+            timeout_at: None, ..
+        } => {}
     };
     if let StepState::Active { work } = step_state {
         match work {

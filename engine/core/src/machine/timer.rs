@@ -9,8 +9,8 @@
 //! | `timer.fire.stale` | the timer is not current | input `TimerFired` | nothing |
 //! | `timer.fire.retry` | the unit retries with the timer's attempt | input `TimerFired` (retry) | `timer_fired`, then `step_scheduled` or `step_failed` for the unit (see `step`) |
 //! | `timer.fire.compensation_retry` | the compensation retries with the timer's attempt | input `TimerFired` (compensation retry) | `timer_fired`, then `compensation_started` or `compensation_failed` (see `compensation`) |
-//! | `timer.fire.approval_due` | waiting on the approval at the timer's attempt and level | input `TimerFired` (approval due) | `timer_fired`, then by `on_timeout` (see `approval`) |
-//! | `timer.fire.wait_timeout` | the wait step waits with the timer's attempt | input `TimerFired` (wait timeout) | `timer_fired`, then by `on_timeout` (see `wait`) |
+//! | `timer.fire.approval_due` | waiting on the approval (or the fan-out item on its approval) at the timer's attempt and level | input `TimerFired` (approval due) | `timer_fired`, then by `on_timeout` (see `approval`) |
+//! | `timer.fire.wait_timeout` | the wait step (or the fan-out item) waits with the timer's attempt | input `TimerFired` (wait timeout) | `timer_fired`, then by `on_timeout` (see `wait`) |
 //! | `timer.fired` | the timer is current | `timer_fired` | unchanged (the event that follows moves the state) |
 //! | `sleep.schedule` | pending sleep step whose needs let it run | derived | `step_scheduled` with `wake_at` (its duration from now, or its `until` rendered) |
 //! | `sleep.scheduled` | pending sleep step | `step_scheduled` with `wake_at` | sleeping; `StartTimer` (sleep) |
@@ -49,6 +49,21 @@ pub(super) fn is_current(state: &InstanceState, timer: &TimerKey) -> bool {
                     Some(StepState::Active {
                         work: Work::Sleep { .. }
                     })
+                )
+        }
+        TimerPurpose::ApprovalDue if timer.item.is_some() => {
+            state.phase == Phase::Running
+                && matches!(
+                    unit_of(state, &timer.step, timer.item),
+                    Some(Unit::Approval { attempt, level })
+                        if *attempt == timer.attempt && Some(*level) == timer.level
+                )
+        }
+        TimerPurpose::WaitTimeout if timer.item.is_some() => {
+            state.phase == Phase::Running
+                && matches!(
+                    unit_of(state, &timer.step, timer.item),
+                    Some(Unit::Wait { attempt, timeout_at: Some(_), .. }) if *attempt == timer.attempt
                 )
         }
         TimerPurpose::ApprovalDue => {

@@ -27,10 +27,11 @@ use crate::state::{BufferedSignal, InstanceState, Phase, StepState, Work};
 use super::coverage::took;
 use super::expressions::{Reads, scope_for};
 use super::lookups::{require_running, unknown_step};
-use super::{Facts, Fold, StepError};
+use super::{Facts, Fold, StepError, items};
 
-/// Whether an active wait step waits for `name` and its `correlate` (if any) holds with
-/// `event` bound to `payload`.
+/// Whether an active wait step (or a waiting item of a wait fan-out) waits for `name` and
+/// its `correlate` (if any) holds with `event` bound to `payload` (and the item's `item`
+/// and `index`).
 pub fn waits_for(
     state: &InstanceState,
     definition: &Definition,
@@ -42,6 +43,9 @@ pub fn waits_for(
         let Some(StepKind::Wait(wait)) = step.kind() else {
             return false;
         };
+        if step.for_each.is_some() {
+            return items::item_waits_for(state, step, wait, name, payload, budget);
+        }
         let active = matches!(
             state.steps.get(&step.id),
             Some(StepState::Active { work: Work::Wait { signal, .. } }) if signal == name
@@ -67,10 +71,7 @@ pub(super) fn schedule(
     attempt: u32,
     at: DateTime<Utc>,
 ) -> Result<EventBody, (&'static str, String)> {
-    let timeout_at = match wait.timeout.map(chrono::Duration::from_std).transpose() {
-        Ok(timeout) => timeout.map(|timeout| at + timeout),
-        Err(error) => return Err(("invalid_definition", format!("wait.timeout: {error}"))),
-    };
+    let timeout_at = timeout_at(wait, at)?;
     took("wait.schedule");
     Ok(EventBody::StepScheduled {
         step: step.id.clone(),
@@ -81,6 +82,17 @@ pub(super) fn schedule(
         wake_at: None,
         timeout_at,
     })
+}
+
+/// When a wait that starts at `at` times out, if it has a `timeout`.
+pub(super) fn timeout_at(
+    wait: &Wait,
+    at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, (&'static str, String)> {
+    match wait.timeout.map(chrono::Duration::from_std).transpose() {
+        Ok(timeout) => Ok(timeout.map(|timeout| at + timeout)),
+        Err(error) => Err(("invalid_definition", format!("wait.timeout: {error}"))),
+    }
 }
 
 /// `step_scheduled` of a pending wait step.
@@ -201,7 +213,7 @@ pub(super) fn timed_out(
             EventBody::StepSucceeded {
                 step: timer.step.clone(),
                 attempt: timer.attempt,
-                item: None,
+                item: timer.item,
                 output: json!({"signal": wait.signal, "payload": null, "timed_out": true}),
             }
         }
@@ -210,7 +222,7 @@ pub(super) fn timed_out(
             EventBody::StepFailed {
                 step: timer.step.clone(),
                 attempt: timer.attempt,
-                item: None,
+                item: timer.item,
                 error: ErrorInfo::permanent(
                     "timeout",
                     format!(

@@ -34,7 +34,8 @@ pub(super) fn schedule_unit(
 ) -> EventBody {
     let step = definition.step(step_id);
     let with = step.and_then(|step| step.with.as_ref());
-    let item_value = item.and_then(|index| fan_out_item(state, step_id, index));
+    let item_value =
+        item.and_then(|index| fan_out_item(state, step_id, index).map(|value| (index, value)));
     match render_arguments(state, step_id, with, item_value, budget) {
         Ok(arguments) => {
             took("unit.schedule");

@@ -297,6 +297,7 @@ impl Sim {
                     let body = InputBody::Decide {
                         step,
                         attempt,
+                        item: None,
                         user: user.to_owned(),
                         groups: groups_of(user),
                         decision,
@@ -312,6 +313,7 @@ impl Sim {
                     let body = InputBody::Delegate {
                         step,
                         attempt,
+                        item: None,
                         from: from.to_owned(),
                         groups: groups_of(from),
                         to: USERS[to % USERS.len()].0.to_owned(),
@@ -394,6 +396,7 @@ impl Sim {
                     let body = InputBody::Decide {
                         step: step.clone(),
                         attempt,
+                        item: None,
                         user: user.to_owned(),
                         groups: groups.iter().map(|group| group.to_string()).collect(),
                         decision: Verdict::Approve,

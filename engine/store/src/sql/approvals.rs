@@ -21,8 +21,9 @@ use crate::rules::{check_page_request, from_micros, to_micros};
 use crate::{ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, Error, Page, Result};
 
 const APPROVAL_COLUMNS: &str = "id, instance_id, step, attempt, title, status, \
-     assigned_users, assigned_groups, quorum, level, decisions, due_at, created_at, updated_at";
-const APPROVAL_VALUES: usize = 14;
+     assigned_users, assigned_groups, quorum, level, decisions, due_at, created_at, updated_at, \
+     item";
+const APPROVAL_VALUES: usize = 15;
 /// Rows per statement: far below SQLite's and PostgreSQL's limits on bound values.
 const ROWS_PER_STATEMENT: usize = 64;
 
@@ -48,6 +49,7 @@ fn approval_row(record: &ApprovalRecord) -> Result<[Value; APPROVAL_VALUES]> {
         record.due_at.map(to_micros).into(),
         to_micros(record.created_at).into(),
         to_micros(record.updated_at).into(),
+        record.item.map(i64::from).into(),
     ])
 }
 
@@ -200,6 +202,13 @@ fn approval(row: &QueryResult) -> Result<ApprovalRecord> {
             .transpose()?,
         created_at: instant(get(row, 12, id, "created_at")?, id, "created_at")?,
         updated_at: instant(get(row, 13, id, "updated_at")?, id, "updated_at")?,
+        item: get::<Option<i64>>(row, 14, id, "item")?
+            .map(|item| {
+                u32::try_from(item).map_err(|_| {
+                    corrupt(format_args!("approval {id}"), format_args!("item {item}"))
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -27,6 +27,7 @@ fn decide_with(user: &str, groups: &[&str], verdict: Verdict, data: Value) -> In
     InputBody::Decide {
         step: StepId::from("review"),
         attempt: 1,
+        item: None,
         user: user.to_owned(),
         groups: groups.iter().map(|group| group.to_string()).collect(),
         decision: verdict,
@@ -171,6 +172,7 @@ fn a_delegate_becomes_an_assignee_and_the_delegator_may_no_longer_decide() {
     let delegate = |from: &str, to: &str| InputBody::Delegate {
         step: StepId::from("review"),
         attempt: 1,
+        item: None,
         from: from.to_owned(),
         groups: Vec::new(),
         to: to.to_owned(),

@@ -9,7 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::histories::{CASES, committed, replayed, run};
-use super::{approvals, compensation, fan_out, graph, joins, lifecycle, repeat, retries, signals};
+use super::{
+    approvals, compensation, fan_out, fan_out_kinds, graph, joins, lifecycle, repeat, retries,
+    signals,
+};
 use crate::machine::coverage::rows_taken;
 
 /// Every row id of the tables, with the file whose `//!` lists it.
@@ -60,6 +63,7 @@ fn transition_rows_that_no_test_reaches_are_reported() {
         signals::SCENARIOS,
         joins::SCENARIOS,
         repeat::SCENARIOS,
+        fan_out_kinds::SCENARIOS,
     ];
     for (_, scenario) in scenarios.into_iter().flatten() {
         let ((), taken) = rows_taken(scenario);

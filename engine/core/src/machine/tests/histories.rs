@@ -172,6 +172,7 @@ steps:
             let decision = InputBody::Decide {
                 step: StepId::from("review"),
                 attempt: 1,
+                item: None,
                 user: "lead".to_owned(),
                 groups: Vec::new(),
                 decision: Verdict::Approve,

@@ -34,6 +34,7 @@ output: {told: "${steps.tell_partner.output}"}
 fn reject(user: &str) -> InputBody {
     InputBody::Decide {
         step: StepId::from("review"),
+        item: None,
         attempt: 1,
         user: user.to_owned(),
         groups: Vec::new(),

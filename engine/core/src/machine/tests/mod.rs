@@ -11,13 +11,14 @@ use crate::approval::{ApprovalState, ApprovalStatus};
 use crate::command::Dispatch;
 use crate::event::TimerPurpose;
 use crate::replay::replay;
-use crate::state::{Phase, StepState};
+use crate::state::{Phase, StepState, Unit, Work};
 use crate::status::{InstanceStatus, StepStatus};
 
 mod approvals;
 mod compensation;
 mod coverage;
 mod fan_out;
+mod fan_out_kinds;
 mod graph;
 mod histories;
 mod joins;

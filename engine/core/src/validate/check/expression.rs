@@ -122,8 +122,8 @@ impl Checker<'_> {
             }
             let available = scope.names.join(", ");
             let message = match name.as_str() {
-                "item" => format!(
-                    "expression {shown:?}: \"item\" is only set in the with and compensate of a step with for_each"
+                "item" | "index" => format!(
+                    "expression {shown:?}: {name:?} is only set in a step with for_each (its with, compensate, approval and correlate)"
                 ),
                 "output" => format!(
                     "expression {shown:?}: \"output\" is only set in compensate, where it is the compensated step's output"

@@ -1,6 +1,7 @@
 //! One step: its condition, fan-out, action and compensation (a known action whose `with`
-//! fits the action's argument schema), approval title and form, wait correlation, sleep
-//! instant and child workflow input.
+//! fits the action's argument schema), approval title, assignees and form, wait
+//! correlation, sleep instant and child workflow input. `item` and `index` are in scope in
+//! a fan-out's `with`, `compensate`, approval and `correlate`.
 
 use serde_json::Value;
 
@@ -44,10 +45,16 @@ impl<'a> Checker<'a> {
             }
         }
         let item = if step.for_each.is_some() {
-            &["item"][..]
+            &["item", "index"][..]
         } else {
             &[][..]
         };
+        if step.for_each.is_some() && step.sleep.is_some() {
+            self.errors.push(
+                &at.key("for_each"),
+                "for_each works on action, approval, wait and workflow steps, not on sleep",
+            );
+        }
 
         if let Some(action) = &step.action {
             let mut with_names = item.to_vec();
@@ -78,13 +85,25 @@ impl<'a> Checker<'a> {
         }
         if let Some(approval) = &step.approval {
             let at_approval = at.key("approval");
+            let item_scope = Scope::step(index, item, false);
             self.check_template(
                 &Value::String(approval.title.clone()),
                 &at_approval.key("title"),
-                &base,
+                &item_scope,
             );
+            for (key, names) in [("users", &approval.users), ("groups", &approval.groups)] {
+                for (position, entry) in names.entries() {
+                    let at_entry = match position {
+                        Some(position) => at_approval.key(key).index(position),
+                        None => at_approval.key(key),
+                    };
+                    self.check_template(&Value::String(entry.to_owned()), &at_entry, &item_scope);
+                }
+            }
             if let Some(form) = &approval.form {
-                compile_embedded_schema(form, &at_approval.key("form"), self.errors);
+                let at_form = at_approval.key("form");
+                self.check_template(form, &at_form, &item_scope);
+                compile_embedded_schema(form, &at_form, self.errors);
             }
         }
         if let Some(wait) = &step.wait {
@@ -93,10 +112,12 @@ impl<'a> Checker<'a> {
         if let Some(wait) = &step.wait
             && let Some(correlate) = &wait.correlate
         {
+            let mut names = vec!["event"];
+            names.extend_from_slice(item);
             self.check_condition(
                 correlate,
                 &at.key("wait").key("correlate"),
-                &Scope::step(index, &["event"], false),
+                &Scope::step(index, &names, false),
                 "correlate",
             );
         }

@@ -109,6 +109,7 @@ output: {delivered: "${steps.deliver.output}"}
 mod decoding;
 mod entry;
 mod event_names;
+mod fan_out;
 mod flow;
 mod graph;
 mod semantics;

@@ -70,7 +70,7 @@ triggers:
     );
     assert_has(
         &errors,
-        "steps[0].with.b: expression \"item\": \"item\" is only set in the with and compensate of a step with for_each",
+        "steps[0].with.b: expression \"item\": \"item\" is only set in a step with for_each (its with, compensate, approval and correlate)",
     );
     assert_has(
         &errors,
