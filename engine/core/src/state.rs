@@ -48,6 +48,9 @@ pub struct InstanceState {
     /// Signals received and not consumed by a wait step yet, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<BufferedSignal>,
+    /// The parent's unit, for a child instance of a workflow step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<crate::event::ParentRef>,
 }
 
 /// A signal kept until a wait step for its name consumes it.
@@ -400,6 +403,7 @@ impl InstanceState {
             completions: Vec::new(),
             approvals: BTreeMap::new(),
             signals: Vec::new(),
+            parent: None,
         }
     }
 

@@ -13,14 +13,14 @@
 //! What follows, in this order: the first step (in definition order) that yields an
 //! event, then the instance's completion; while compensating, the next compensation,
 //! then the instance's failure. Rows of the other rooms' tables marked "derived" are
-//! taken from here too (`approval.request`, `approval.settled`, `wait.schedule`,
+//! taken from here too (`child.schedule`, `approval.request`, `approval.settled`, `wait.schedule`,
 //! `wait.consume`, `sleep.schedule`, `unit.schedule`, `compensation.start`).
 //!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
 //! | `derive.skip.needs` | pending step, every need skipped | derived | `step_skipped` ("all needs were skipped") |
 //! | `derive.skip.when` | pending step whose needs let it run, its `when` false | derived | `step_skipped` ("when was false") |
-//! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval or wait cannot be evaluated, or its kind cannot run here | derived | `step_failed` (code `expression`, `invalid_definition` or `unsupported`) |
+//! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval, wait or child input cannot be evaluated, or it has no kind | derived | `step_failed` (code `expression` or `invalid_definition`) |
 //! | `derive.schedule.action` | pending action step whose needs let it run | derived | `step_scheduled` with its rendered arguments |
 //! | `derive.schedule.fan_out` | pending fan-out step whose needs let it run | derived | `step_scheduled` with its resolved items |
 //! | `derive.fan_out.failed` | active fan-out with a failed item | derived | `step_failed` (step) with that item's error |
@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use super::coverage::took;
 use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
-use super::{approval, compensation, timer, wait, work};
+use super::{approval, child, compensation, timer, wait, work};
 use crate::definition::{Definition, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody};
 use crate::expr::{self, Budget};
@@ -82,7 +82,8 @@ fn event_step(event: &EventBody) -> Option<&StepId> {
         | EventBody::ApprovalRequested { step, .. }
         | EventBody::ApprovalDecided { step, .. }
         | EventBody::ApprovalEscalated { step, .. }
-        | EventBody::ApprovalDelegated { step, .. } => Some(step),
+        | EventBody::ApprovalDelegated { step, .. }
+        | EventBody::ChildStarted { step, .. } => Some(step),
         EventBody::TimerFired { timer } => Some(&timer.step),
         // A retry reopens the steps its failure cancelled, which it does not name.
         EventBody::StepRetryRequested { .. }
@@ -289,10 +290,7 @@ fn ready_step_event(
             approval::request(state, step, approval, attempt, at, budget)
         }
         Some(StepKind::Wait(wait)) => wait::schedule(step, wait, attempt, at),
-        Some(StepKind::Workflow(_)) => Err((
-            "unsupported",
-            "workflow steps are not supported by this engine version yet".to_owned(),
-        )),
+        Some(StepKind::Workflow(_)) => child::schedule(state, step, attempt, budget),
         None => Err((
             "invalid_definition",
             "the step has no action, approval, wait, sleep or workflow".to_owned(),

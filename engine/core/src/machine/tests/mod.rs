@@ -15,6 +15,7 @@ use crate::state::{Phase, StepState};
 use crate::status::{InstanceStatus, StepStatus};
 
 mod approvals;
+mod children;
 mod compensation;
 mod coverage;
 mod fan_out;
@@ -92,7 +93,9 @@ impl Harness {
                 Command::AbandonWork { .. }
                 | Command::StartTimer { .. }
                 | Command::CancelTimer { .. }
-                | Command::Finish { .. } => None,
+                | Command::Finish { .. }
+                | Command::StartChild(_)
+                | Command::CancelChild { .. } => None,
             })
             .collect()
     }
@@ -136,7 +139,9 @@ impl Harness {
                 Command::Dispatch(_)
                 | Command::AbandonWork { .. }
                 | Command::CancelTimer { .. }
-                | Command::Finish { .. } => None,
+                | Command::Finish { .. }
+                | Command::StartChild(_)
+                | Command::CancelChild { .. } => None,
             })
             .collect()
     }

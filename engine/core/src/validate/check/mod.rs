@@ -15,11 +15,13 @@ use super::{ActionCatalog, graph};
 use crate::definition::Definition;
 use expression::{STEP_NAMES, Scope, StepAccess};
 
+mod child;
 mod expression;
 mod schemas;
 mod step;
 mod trigger;
 
+pub(super) use child::child_input_errors;
 pub(super) use schemas::compile_embedded_schema;
 
 /// The semantic checks of one definition, reporting into `errors`.
