@@ -45,7 +45,8 @@ pub(crate) fn changed_approval_rows(
             | EventBody::CompensationFailed { .. }
             | EventBody::StepRetryRequested { .. }
             | EventBody::InstanceCompleted { .. }
-            | EventBody::SignalReceived { .. } => {}
+            | EventBody::SignalReceived { .. }
+            | EventBody::ChildStarted { .. } => {}
         }
     }
     state
