@@ -28,7 +28,7 @@ impl MigrationTrait for Migration {
         connection
             .execute_unprepared(&format!(
                 "CREATE TABLE child_instance (child_id VARCHAR{collate} NOT NULL PRIMARY KEY, \
-                 parent_id VARCHAR{collate} NOT NULL, step VARCHAR NOT NULL, item BIGINT, \
+                 parent_id VARCHAR{collate} NOT NULL, step VARCHAR{collate} NOT NULL, item BIGINT, \
                  attempt BIGINT NOT NULL, created_at BIGINT NOT NULL)"
             ))
             .await?;
