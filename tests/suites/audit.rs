@@ -356,6 +356,12 @@ impl InstanceReader for RecordingStore {
     async fn unfinished_instances(&self) -> gridflow_store::Result<Vec<InstanceId>> {
         self.inner.unfinished_instances().await
     }
+    async fn children(
+        &self,
+        parent: &InstanceId,
+    ) -> gridflow_store::Result<Vec<gridflow_store::ChildRecord>> {
+        self.inner.children(parent).await
+    }
 }
 
 #[async_trait]

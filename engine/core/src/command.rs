@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::TimerKey;
-use crate::id::{InstanceId, StepId};
+use crate::id::{DefinitionId, InstanceId, StepId};
 use crate::status::InstanceStatus;
 
 /// Identifies one dispatched unit of work: an attempt of a step, an item or a compensation.
@@ -93,4 +93,33 @@ pub enum Command {
         /// completed, failed or cancelled.
         status: InstanceStatus,
     },
+    /// Start a child instance for a workflow unit (at most once: its id is derived from
+    /// the unit) and report its end as the unit's outcome.
+    StartChild(ChildStart),
+    /// Cancel the child instance of a workflow unit whose outcome no longer matters.
+    CancelChild {
+        /// The unit the child ran for.
+        work: WorkKey,
+        /// The child instance.
+        child: InstanceId,
+    },
+}
+
+/// A child instance to start, at least once, outside the transaction that recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildStart {
+    /// The workflow unit the child runs for.
+    pub work: WorkKey,
+    /// The child's id, derived from the parent and the unit
+    /// ([`crate::machine::child_id`]), so a start repeated after a crash finds it.
+    pub child: InstanceId,
+    /// The child's definition.
+    pub definition: DefinitionId,
+    /// The pinned version; the latest deployed when the child starts if `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The rendered start input of the child.
+    pub input: Value,
+    /// The unit's key, `<instance>:<step>[:<item>]:<attempt>`: the outbox row's id.
+    pub idempotency_key: String,
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::id::{DefinitionId, StepId};
+use crate::id::{DefinitionId, InstanceId, StepId};
 
 /// Actor of events that no user caused.
 pub const SYSTEM_ACTOR: &str = "system";
@@ -216,6 +216,9 @@ pub enum EventBody {
         /// hashed as stored, so their chains still verify.
         #[serde(default = "crate::history::first_history_version")]
         history_version: u32,
+        /// The unit of the parent instance that started this one as a child workflow.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentRef>,
     },
     /// A step (no `item`), or one fan-out item, was scheduled for an attempt.
     StepScheduled {
@@ -475,6 +478,37 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fire_at: Option<DateTime<Utc>>,
     },
+    /// A workflow step's unit started its child instance (or found it started): the
+    /// attempt runs until the child ends.
+    ChildStarted {
+        /// The step.
+        step: StepId,
+        /// Attempt number.
+        attempt: u32,
+        /// Fan-out item index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<u32>,
+        /// The child instance.
+        child: InstanceId,
+        /// The child's definition.
+        definition: DefinitionId,
+        /// The child's definition version, resolved when the child started.
+        version: u32,
+    },
+}
+
+/// The unit of a parent instance that a child instance runs for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The parent instance.
+    pub instance_id: InstanceId,
+    /// The parent's workflow step.
+    pub step: StepId,
+    /// The fan-out item, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The parent step's attempt that started the child.
+    pub attempt: u32,
 }
 
 impl EventBody {

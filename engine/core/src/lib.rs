@@ -32,9 +32,9 @@ pub mod validate;
 pub mod webhook;
 
 pub use approval::{ApprovalState, ApprovalStatus, Verdict};
-pub use command::{Command, Dispatch, WorkKey};
+pub use command::{ChildStart, Command, Dispatch, WorkKey};
 pub use definition::{CatchUp, Definition, Overlap, StepDefinition, StepKind, Trigger};
-pub use event::{ErrorInfo, Event, EventBody, TimerKey, TimerPurpose};
+pub use event::{ErrorInfo, Event, EventBody, ParentRef, TimerKey, TimerPurpose};
 pub use history::{HISTORY_VERSION, RecordedEvent};
 pub use id::{DefinitionId, InstanceId, StepId};
 pub use machine::{

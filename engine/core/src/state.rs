@@ -55,6 +55,9 @@ pub struct InstanceState {
     /// The progress of steps with `repeat` that have finished a run, by step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub repeats: BTreeMap<StepId, RepeatProgress>,
+    /// The parent's unit, for a child instance of a workflow step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<crate::event::ParentRef>,
 }
 
 /// Where a step with `repeat` stands once one of its runs succeeded.
@@ -459,6 +462,7 @@ impl InstanceState {
             signals: Vec::new(),
             repeats: BTreeMap::new(),
             item_approvals: BTreeMap::new(),
+            parent: None,
         }
     }
 

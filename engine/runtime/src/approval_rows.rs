@@ -75,7 +75,8 @@ pub(crate) fn changed_approval_rows(
             | EventBody::InstanceCompleted { .. }
             | EventBody::SignalReceived { .. }
             | EventBody::StepIterationSucceeded { .. }
-            | EventBody::StepRepeatScheduled { .. } => {}
+            | EventBody::StepRepeatScheduled { .. }
+            | EventBody::ChildStarted { .. } => {}
         }
     }
     let steps_approvals = state

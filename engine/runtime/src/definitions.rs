@@ -33,7 +33,19 @@ impl Engine {
     /// largest: it runs on tokio's blocking threads, so that it never holds an async
     /// worker (and `/healthz` with it).
     pub async fn validate(&self, source: &str) -> Result<Definition> {
-        Ok(self.prepare(source).await?.0)
+        let definition = self.prepare(source).await?.0;
+        self.check_children(&definition).await?;
+        Ok(definition)
+    }
+
+    /// Workflow steps checked against the deployed definitions they start.
+    async fn check_children(&self, definition: &Definition) -> Result<()> {
+        let errors = crate::children::check_definition(&self.shared, definition).await?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.into())
+        }
     }
 
     /// The validated definition, its content hash and its JSON, computed on a blocking
@@ -57,6 +69,7 @@ impl Engine {
     /// Deploys a definition: a new version when its content changed.
     pub async fn deploy(&self, source: &str) -> Result<Deployment> {
         let (definition, content_hash, json) = self.prepare(source).await?;
+        self.check_children(&definition).await?;
         let deployed = self
             .shared
             .store

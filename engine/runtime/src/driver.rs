@@ -31,6 +31,7 @@ use crate::message::{Message, Reply};
 use crate::shared::Shared;
 use crate::snapshot::{Snapshots, current_state};
 
+mod children;
 mod commit;
 mod recovery;
 
@@ -66,6 +67,10 @@ struct Cycle {
     replayable: Vec<(InstanceId, Input)>,
     messages: usize,
     timers_fired: bool,
+    /// Children to start or cancel after the commit (`children`).
+    child_work: Vec<(InstanceId, crate::children::Queued)>,
+    /// Parents to tell, after the commit, that a child ended.
+    notices: Vec<(InstanceId, Input)>,
 }
 
 impl Cycle {
@@ -285,6 +290,12 @@ impl Driver {
                 input,
                 reply,
             } => self.feed(instance, input, reply, cycle).await,
+            Message::StartChild {
+                parent,
+                start,
+                resolved,
+            } => self.start_child(parent, start, resolved, cycle).await,
+            Message::WorkDone(id) => cycle.batch.work_done.push(id),
             Message::Wake(reply) => {
                 // Due timers are read at the end of every cycle; a wake only makes sure a
                 // cycle runs now, with the clock as it is.
@@ -371,6 +382,8 @@ impl Driver {
                 cycle.replayable.push((instance.clone(), input.clone()));
             }
             InputBody::Start { .. }
+            | InputBody::StartChild { .. }
+            | InputBody::ChildStarted { .. }
             | InputBody::ActionStarted { .. }
             | InputBody::Cancel { .. }
             | InputBody::RetryStep { .. }
@@ -409,6 +422,9 @@ impl Driver {
         ) {
             Ok(effects) => {
                 cycle.touch(&instance);
+                cycle
+                    .notices
+                    .extend(children::notice(&effects, &cached.state));
                 let at = input.at;
                 for command in effects.commands {
                     apply_command(&instance, command, at, cycle, &mut self.next_timer_at);
@@ -451,6 +467,7 @@ impl Driver {
                     .timers_added
                     .retain(|timer| timer.instance_id != instance);
                 cycle.dispatches.retain(|(owner, _)| owner != &instance);
+                cycle.child_work.retain(|(owner, _)| owner != &instance);
                 let prefix = format!("{instance}:");
                 cycle.batch.work_done.retain(|id| !id.starts_with(&prefix));
                 cycle
@@ -606,6 +623,8 @@ impl Driver {
             batch: cycle.batch,
             replies: cycle.replies,
             dispatches: cycle.dispatches,
+            child_work: cycle.child_work,
+            notices: cycle.notices,
             finished: cycle.finished,
             snapshot_bytes: cycle.snapshot_bytes,
         };
@@ -756,5 +775,8 @@ fn apply_command(
             }
         }
         Command::Finish { status } => cycle.finished.push((instance.clone(), status)),
+        Command::StartChild(_) | Command::CancelChild { .. } => {
+            children::queue(instance, command, at, cycle);
+        }
     }
 }

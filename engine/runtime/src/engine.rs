@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use gridflow_connectors::Registry;
-use gridflow_core::command::Dispatch;
 use gridflow_core::limits::Limits;
 use gridflow_store::Store;
 
 use crate::audit_key::{AuditKey, AuditState};
 use crate::availability::Availability;
+use crate::children::Queued;
 use crate::clock::Clock;
 use crate::definition_cache::DefinitionCache;
 use crate::driver::Driver;
@@ -126,8 +126,8 @@ impl Engine {
         crate::database_watch::spawn_monitor(Arc::downgrade(&shared));
         let resumed = queued.len();
         for work in queued {
-            match serde_json::from_value::<Dispatch>(work.payload) {
-                Ok(dispatch) => crate::executor::spawn(shared.clone(), work.instance_id, dispatch),
+            match Queued::decode(work.payload) {
+                Ok(queued) => queued.spawn(shared.clone(), work.instance_id),
                 Err(error) => {
                     tracing::error!(work_id = %work.id, %error, "undecodable queued work skipped")
                 }

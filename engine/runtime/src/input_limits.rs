@@ -28,6 +28,8 @@ pub(crate) fn prepare(
             pending_signals_check(limits, state, name, size).map_err(Error::LimitExceeded)?;
         }
         InputBody::Start { .. }
+        | InputBody::StartChild { .. }
+        | InputBody::ChildStarted { .. }
         | InputBody::ActionStarted { .. }
         | InputBody::ActionSucceeded { .. }
         | InputBody::TimerFired { .. }

@@ -112,11 +112,12 @@ impl Engine {
     }
 
     /// An instance's current state.
+    /// Its workflow steps list their child instances.
     pub async fn instance(&self, instance: &InstanceId) -> Result<InstanceView> {
         let record = self.shared.store.instance(instance).await?;
-        Ok(InstanceView::from_state(
-            &self.current_state(&record).await?,
-        ))
+        let view = InstanceView::from_state(&self.current_state(&record).await?);
+        let children = self.shared.store.children(instance).await?;
+        Ok(view.with_children(&children))
     }
 
     /// The current state of a stored row: its snapshot with the later events folded in.

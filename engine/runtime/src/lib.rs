@@ -25,6 +25,7 @@ pub mod audit;
 mod audit_key;
 mod availability;
 mod checkpoint;
+mod children;
 pub mod clock;
 mod database_watch;
 mod definition_cache;
@@ -66,5 +67,8 @@ pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,
 };
 pub use trigger_filter::TriggerFilterCounts;
-pub use view::{ApprovalView, Assignees, DefinitionView, InstanceSummary, InstanceView, StepView};
+pub use view::{
+    ApprovalView, Assignees, ChildView, DefinitionView, InstanceSummary, InstanceView, ParentView,
+    StepView,
+};
 pub use webhooks::WebhookOutcome;

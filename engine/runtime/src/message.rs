@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use gridflow_core::command::ChildStart;
 use gridflow_core::machine::Input;
 use gridflow_core::{Definition, InstanceId};
 
@@ -37,6 +38,15 @@ pub(crate) enum Message {
     },
     /// Look at the timers now (the clock moved); the reply comes after that cycle's commit.
     Wake(Option<Reply>),
+    /// Start the child of a parent's workflow unit, unless it exists (see `children`).
+    StartChild {
+        parent: InstanceId,
+        start: ChildStart,
+        /// `None` when the runner found the child stored already.
+        resolved: Option<crate::children::Resolved>,
+    },
+    /// Remove a settled outbox row (a child's cancel) in the next commit.
+    WorkDone(String),
 }
 
 /// Waits for the driver's answer to a message, or until the database is found unreachable:

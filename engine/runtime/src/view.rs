@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use gridflow_core::{ErrorInfo, InstanceState, InstanceStatus, StepStatus};
-use gridflow_store::{ApprovalRecord, DefinitionRecord, InstanceRecord};
+use gridflow_store::{ApprovalRecord, ChildRecord, DefinitionRecord, InstanceRecord};
 
 use crate::error::{Error, Result};
 
@@ -36,6 +36,37 @@ pub struct InstanceView {
     pub started_by: String,
     /// Every step, by id.
     pub steps: BTreeMap<String, StepView>,
+    /// The parent's unit, for a child instance of a workflow step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentView>,
+}
+
+/// The unit of a parent instance that a child instance runs for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParentView {
+    /// The parent instance.
+    pub instance_id: String,
+    /// Its workflow step.
+    pub step: String,
+    /// The fan-out item, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The step's attempt that started the child.
+    pub attempt: u32,
+}
+
+/// A child instance that a workflow step started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildView {
+    /// The child instance.
+    pub instance_id: String,
+    /// The fan-out item, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The step's attempt that started it.
+    pub attempt: u32,
+    /// The child's status.
+    pub status: InstanceStatus,
 }
 
 /// One step of an instance as clients see it.
@@ -53,6 +84,9 @@ pub struct StepView {
     pub decision: Option<String>,
     /// Approval comment (approval steps).
     pub comment: Option<String>,
+    /// The child instances of a workflow step, by item and attempt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildView>,
 }
 
 impl InstanceView {
@@ -90,11 +124,33 @@ impl InstanceView {
                                 .get(id)
                                 .and_then(|approval| approval.outcome.as_ref())
                                 .and_then(|outcome| outcome.comment.clone()),
+                            children: Vec::new(),
                         },
                     )
                 })
                 .collect(),
+            parent: state.parent.as_ref().map(|parent| ParentView {
+                instance_id: parent.instance_id.to_string(),
+                step: parent.step.to_string(),
+                item: parent.item,
+                attempt: parent.attempt,
+            }),
         }
+    }
+
+    /// Lists each stored child under its parent's step.
+    pub fn with_children(mut self, children: &[ChildRecord]) -> Self {
+        for child in children {
+            if let Some(step) = self.steps.get_mut(child.link.step.as_str()) {
+                step.children.push(ChildView {
+                    instance_id: child.link.child_id.to_string(),
+                    item: child.link.item,
+                    attempt: child.link.attempt,
+                    status: child.status,
+                });
+            }
+        }
+        self
     }
 
     /// Builds the view from a stored row whose snapshot is current (`snapshot_seq` is

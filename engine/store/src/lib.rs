@@ -209,6 +209,35 @@ pub struct Batch {
     pub timers_removed: Vec<(InstanceId, String)>,
     /// Approval read-model rows to create or replace (by id; the last one of an id wins).
     pub approvals: Vec<ApprovalRecord>,
+    /// Links of child instances to their parents' units, written with the children's
+    /// rows (an existing link stays as it is).
+    pub children: Vec<ChildLink>,
+}
+
+/// Which unit of which parent instance started a child instance (a workflow step's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildLink {
+    /// The child instance.
+    pub child_id: InstanceId,
+    /// The parent instance.
+    pub parent_id: InstanceId,
+    /// The parent's workflow step.
+    pub step: StepId,
+    /// The fan-out item, if any.
+    pub item: Option<u32>,
+    /// The parent step's attempt.
+    pub attempt: u32,
+    /// When the child was started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A child instance as its parent's view lists it: its link and its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildRecord {
+    /// The link.
+    pub link: ChildLink,
+    /// The child's status.
+    pub status: InstanceStatus,
 }
 
 /// One approval as the read model keeps it (DESIGN.md §5), derived by the runtime from the
@@ -268,6 +297,7 @@ impl Batch {
             && self.timers_added.is_empty()
             && self.timers_removed.is_empty()
             && self.approvals.is_empty()
+            && self.children.is_empty()
     }
 }
 
@@ -329,6 +359,9 @@ pub trait InstanceReader: Send + Sync {
     async fn history_after(&self, id: &InstanceId, after_seq: u64) -> Result<Vec<RecordedEvent>>;
     /// Ids of every instance that is not terminal (for start-up recovery).
     async fn unfinished_instances(&self) -> Result<Vec<InstanceId>>;
+    /// The child instances that `parent`'s workflow steps started, by step, item and
+    /// attempt, with their statuses.
+    async fn children(&self, parent: &InstanceId) -> Result<Vec<ChildRecord>>;
 }
 
 /// The group-commit write path.

@@ -60,6 +60,8 @@ struct Inner {
     checkpoint_heads: BTreeMap<u64, Vec<ChainHead>>,
     cursors: BTreeMap<String, String>,
     webhook_events: BTreeMap<(String, String), webhooks::SeenEvent>,
+    /// Child links by child id.
+    children: BTreeMap<String, crate::ChildLink>,
 }
 
 impl MemoryStore {
@@ -211,6 +213,14 @@ impl Inner {
         for (instance_id, key) in &batch.timers_removed {
             self.timers.remove(&(instance_id.0.clone(), key.clone()));
         }
+        for link in &batch.children {
+            self.children
+                .entry(link.child_id.0.clone())
+                .or_insert_with(|| crate::ChildLink {
+                    created_at: stored_instant(link.created_at),
+                    ..link.clone()
+                });
+        }
         for approval in &batch.approvals {
             let mut approval = approval.clone();
             approval.created_at = stored_instant(approval.created_at);
@@ -352,6 +362,30 @@ impl InstanceReader for MemoryStore {
             .filter(|event| event.seq > after_seq)
             .cloned()
             .collect())
+    }
+
+    async fn children(&self, parent: &InstanceId) -> Result<Vec<crate::ChildRecord>> {
+        let inner = self.lock();
+        let mut found: Vec<crate::ChildRecord> = inner
+            .children
+            .values()
+            .filter(|link| &link.parent_id == parent)
+            .filter_map(|link| {
+                let status = inner.instances.get(&link.child_id.0)?.status;
+                Some(crate::ChildRecord {
+                    link: link.clone(),
+                    status,
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| {
+            (a.link.step.as_str(), a.link.item, a.link.attempt).cmp(&(
+                b.link.step.as_str(),
+                b.link.item,
+                b.link.attempt,
+            ))
+        });
+        Ok(found)
     }
 
     async fn unfinished_instances(&self) -> Result<Vec<InstanceId>> {

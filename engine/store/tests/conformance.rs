@@ -153,7 +153,12 @@ conformance!(
     concurrent_lease_acquisitions_have_one_winner,
     a_write_without_its_snapshot_keeps_the_stored_one,
     a_new_instance_needs_its_snapshot,
+    children_are_listed_under_their_parent,
 );
+
+#[path = "conformance/children.rs"]
+mod children;
+use children::children_are_listed_under_their_parent;
 
 #[path = "conformance/snapshots.rs"]
 mod snapshots;
@@ -223,6 +228,7 @@ fn started(n: u32, definition: &str, status: InstanceStatus) -> InstanceWrite {
                     version: 1,
                     input: input.clone(),
                     history_version: gridflow_core::HISTORY_VERSION,
+                    parent: None,
                 },
             ),
             step_scheduled(at),
@@ -693,6 +699,7 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         timers_added: vec![timer(&c.record.id, "sleep:cooldown:1", instant(40))],
         timers_removed: vec![(sleeping.instance_id.clone(), sleeping.key.clone())],
         approvals: vec![approval(3, &["ann"], &[])],
+        children: Vec::new(),
     };
     assert_conflict_naming(store.commit(&batch).await, &b.record.id);
     assert!(store.approval(&batch.approvals[0].id).await.is_err());

@@ -127,6 +127,34 @@ pub struct Instance {
     pub started_by: String,
     /// Steps by id.
     pub steps: BTreeMap<String, Step>,
+    /// For a child instance of a workflow step: the parent's unit.
+    pub parent: Option<ParentLink>,
+}
+
+/// The unit of a parent instance that a child instance runs for.
+#[derive(Debug, ToSchema)]
+pub struct ParentLink {
+    /// The parent instance.
+    pub instance_id: String,
+    /// Its workflow step.
+    pub step: String,
+    /// The fan-out item, if any.
+    pub item: Option<u32>,
+    /// The step's attempt that started the child.
+    pub attempt: u32,
+}
+
+/// A child instance that a workflow step started.
+#[derive(Debug, ToSchema)]
+pub struct StepChild {
+    /// The child instance.
+    pub instance_id: String,
+    /// The fan-out item, if any.
+    pub item: Option<u32>,
+    /// The step's attempt that started it.
+    pub attempt: u32,
+    /// The child's status.
+    pub status: InstanceStatus,
 }
 
 /// An instance in a list: [`Instance`] without input, output, starter and steps.
@@ -194,6 +222,8 @@ pub struct Step {
     pub decision: Option<String>,
     /// An approval step's comment.
     pub comment: Option<String>,
+    /// A workflow step's child instances (absent when it has none).
+    pub children: Option<Vec<StepChild>>,
 }
 
 /// One version of a definition.

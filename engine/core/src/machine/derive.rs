@@ -17,10 +17,10 @@
 //! What follows, in this order: the first step (in definition order) that yields an
 //! event, then the instance's completion; while compensating, the next compensation,
 //! then the instance's failure. Rows of the other rooms' tables marked "derived" are
-//! taken from here too (`approval.request`, `approval.settled`, `wait.schedule`,
-//! `wait.consume`, `sleep.schedule`, `unit.schedule`, `compensation.start`, and the fan-out
-//! items' `approval.item.request`, `approval.item.settled`, `wait.item.schedule`,
-//! `wait.item.consume`, `item.unstartable`).
+//! taken from here too (`child.schedule`, `approval.request`, `approval.settled`,
+//! `wait.schedule`, `wait.consume`, `sleep.schedule`, `unit.schedule`, `compensation.start`,
+//! and the fan-out items' `approval.item.request`, `approval.item.settled`,
+//! `wait.item.schedule`, `wait.item.consume`, `item.unstartable`).
 //!
 //! | id | state | event or input | effect |
 //! |---|---|---|---|
@@ -29,7 +29,7 @@
 //! | `derive.join.any` | pending step with `join: any`, one need succeeded (the others go on) | derived | its `when`, then as below |
 //! | `derive.skip.any` | pending step with `join: any`, every need ended and none succeeded | derived | `step_skipped` ("no need succeeded") |
 //! | `derive.skip.when` | pending step whose needs let it run, its `when` false | derived | `step_skipped` ("when was false") |
-//! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval or wait cannot be evaluated, or its kind cannot run here | derived | `step_failed` (code `expression`, `invalid_definition` or `unsupported`) |
+//! | `derive.fail` | pending step whose needs let it run; its `when`, `with`, `for_each`, sleep, approval, wait or child input cannot be evaluated, or it has no kind | derived | `step_failed` (code `expression` or `invalid_definition`) |
 //! | `derive.schedule.action` | pending action step whose needs let it run | derived | `step_scheduled` with its rendered arguments |
 //! | `derive.schedule.fan_out` | pending fan-out step (action, approval or wait) whose needs let it run | derived | `step_scheduled` with its resolved items |
 //! | `derive.fan_out.failed` | active fan-out with a failed item | derived | `step_failed` (step) with that item's error |
@@ -46,7 +46,7 @@ use serde_json::Value;
 use super::coverage::took;
 use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
 use super::repeat::{self, BetweenRuns};
-use super::{approval, compensation, items, timer, wait, work};
+use super::{approval, child, compensation, items, timer, wait, work};
 use crate::definition::{Definition, Join, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody};
 use crate::expr::{self, Budget};
@@ -94,7 +94,8 @@ fn event_step(event: &EventBody) -> Option<&StepId> {
         | EventBody::ApprovalEscalated { step, .. }
         | EventBody::ApprovalDelegated { step, .. }
         | EventBody::StepIterationSucceeded { step, .. }
-        | EventBody::StepRepeatScheduled { step, .. } => Some(step),
+        | EventBody::StepRepeatScheduled { step, .. }
+        | EventBody::ChildStarted { step, .. } => Some(step),
         EventBody::TimerFired { timer } => Some(&timer.step),
         // A retry reopens the steps its failure cancelled, which it does not name.
         EventBody::StepRetryRequested { .. }
@@ -383,10 +384,7 @@ fn run_event(
             approval::request(state, step, approval, attempt, None, at, budget)
         }
         Some(StepKind::Wait(wait)) => wait::schedule(step, wait, attempt, at),
-        Some(StepKind::Workflow(_)) => Err((
-            "unsupported",
-            "workflow steps are not supported by this engine version yet".to_owned(),
-        )),
+        Some(StepKind::Workflow(_)) => child::schedule(state, step, attempt, budget),
         None => Err((
             "invalid_definition",
             "the step has no action, approval, wait, sleep or workflow".to_owned(),

@@ -46,6 +46,7 @@ pub(super) fn start(
         version,
         input: input.clone(),
         history_version: HISTORY_VERSION,
+        parent: None,
     }])
 }
 

@@ -25,6 +25,7 @@
 //! - `derive`: what follows from the state once an input's events are applied.
 //! - `expressions`: what expressions see, and rendering arguments, items and instants.
 //! - `lookups`: finding steps, units and definitions, and the errors for missing ones.
+//! - `child`: workflow steps, whose units are child instances.
 //! - `repeat`: steps with `repeat`: judging a run by `until`, the next run, its interval.
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
@@ -42,9 +43,9 @@ use serde_json::Value;
 use crate::approval::Verdict;
 use crate::command::{Command, WorkKey};
 use crate::definition::Definition;
-use crate::event::{ErrorInfo, Event, EventBody, TimerKey};
+use crate::event::{ErrorInfo, Event, EventBody, ParentRef, TimerKey};
 use crate::expr::Budget;
-use crate::id::{InstanceId, StepId};
+use crate::id::{DefinitionId, InstanceId, StepId};
 use crate::state::InstanceState;
 
 // Patterns naming every variant, for the last arm of a match whose earlier arms are
@@ -84,6 +85,7 @@ macro_rules! any_phase {
 }
 
 mod approval;
+mod child;
 mod compensation;
 mod coverage;
 mod derive;
@@ -100,6 +102,7 @@ mod work;
 #[cfg(test)]
 mod tests;
 
+pub use child::{awaits_child, child_id};
 pub use expressions::scope;
 pub use wait::waits_for;
 
@@ -256,6 +259,26 @@ pub enum InputBody {
         /// for a wait step reached later.
         correlated: bool,
     },
+    /// Start the instance as the child of a parent's workflow unit.
+    StartChild {
+        /// Definition version the instance runs on.
+        version: u32,
+        /// Start input, checked against the definition's input schema.
+        input: Value,
+        /// The parent's unit.
+        parent: ParentRef,
+    },
+    /// The runtime started the child instance of a workflow unit (or found it started).
+    ChildStarted {
+        /// Which unit.
+        work: WorkKey,
+        /// The child instance.
+        child: InstanceId,
+        /// The child's definition.
+        definition: DefinitionId,
+        /// The child's definition version.
+        version: u32,
+    },
 }
 
 /// The result of [`transition`]: the new state, the events to append, the commands to run.
@@ -395,7 +418,9 @@ pub fn apply_in_place(
             version,
             input,
             history_version,
-        } => instance::started(fold, definition, *version, input, *history_version),
+            parent,
+        } => instance::started(fold, definition, *version, input, *history_version)
+            .map(|()| child::link_parent(fold.state, parent)),
         EventBody::StepScheduled {
             step,
             attempt,
@@ -534,10 +559,22 @@ pub fn apply_in_place(
             iteration,
             fire_at,
         } => repeat::repeat_scheduled(fold, step, *iteration, *fire_at),
+        EventBody::ChildStarted {
+            step,
+            attempt,
+            item,
+            ..
+        } => child::started(fold, step, *attempt, *item),
     }?;
     repeat::after_event(fold);
     fold.state.updated_at = event.at;
-    Ok(std::mem::take(&mut fold.commands))
+    let commands = std::mem::take(&mut fold.commands);
+    Ok(child::with_cancels(
+        &fold.state.id,
+        definition,
+        event,
+        commands,
+    ))
 }
 
 /// What judging one input looks at: the state, the input, its definition and the
@@ -617,5 +654,16 @@ fn facts_for_input(
         } => wait::signal(facts, name, payload, *correlated),
         InputBody::Cancel { reason } => instance::cancel(facts, reason),
         InputBody::RetryStep { step } => instance::retry_step(facts, step),
+        InputBody::StartChild {
+            version,
+            input,
+            parent,
+        } => child::start(facts, *version, input, parent),
+        InputBody::ChildStarted {
+            work,
+            child,
+            definition,
+            version,
+        } => child::child_started_facts(facts, work, child, definition, *version),
     }
 }

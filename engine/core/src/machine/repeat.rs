@@ -292,7 +292,8 @@ pub(super) fn after_event(fold: &mut Fold) {
     for command in &mut fold.commands {
         let work = match command {
             Command::Dispatch(dispatch) => &mut dispatch.work,
-            Command::AbandonWork { work } => work,
+            Command::StartChild(start) => &mut start.work,
+            Command::AbandonWork { work } | Command::CancelChild { work, .. } => work,
             Command::StartTimer { .. } | Command::CancelTimer { .. } | Command::Finish { .. } => {
                 continue;
             }
@@ -300,8 +301,20 @@ pub(super) fn after_event(fold: &mut Fold) {
         if work.iteration.is_none() {
             work.iteration = expected_iteration(state, definition, work);
         }
-        if let Command::Dispatch(dispatch) = command {
-            dispatch.idempotency_key = dispatch.work.idempotency_key(&state.id);
+        match command {
+            Command::Dispatch(dispatch) => {
+                dispatch.idempotency_key = dispatch.work.idempotency_key(&state.id);
+            }
+            // Each run of a repeated workflow step has its own child.
+            Command::StartChild(start) => {
+                start.idempotency_key = start.work.idempotency_key(&state.id);
+                start.child = super::child::child_id(&state.id, &start.work);
+            }
+            Command::AbandonWork { .. }
+            | Command::CancelChild { .. }
+            | Command::StartTimer { .. }
+            | Command::CancelTimer { .. }
+            | Command::Finish { .. } => {}
         }
     }
     if let EventBody::StepRetryRequested { step, .. } = &fold.event.body

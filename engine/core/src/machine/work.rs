@@ -1,5 +1,6 @@
 //! The work of one unit: a unit's `step_scheduled` with its arguments rendered, and the
-//! `Dispatch` command that runs its action (or its step's `compensate` action). A leaf of
+//! `Dispatch` command that runs its action (or its step's `compensate` action), or for a
+//! workflow unit the `StartChild` command (`child`). A leaf of
 //! the machine: steps, compensations and timers all schedule and dispatch through it.
 //!
 //! | id | state | event or input | effect |
@@ -17,10 +18,10 @@ use crate::expr::Budget;
 use crate::id::{InstanceId, StepId};
 use crate::state::InstanceState;
 
-use super::StepError;
 use super::coverage::took;
 use super::expressions::render_arguments;
 use super::lookups::fan_out_item;
+use super::{StepError, child};
 
 /// `step_scheduled` for one unit with its arguments rendered, or `step_failed` when the
 /// arguments cannot be rendered.
@@ -36,7 +37,11 @@ pub(super) fn schedule_unit(
     let with = step.and_then(|step| step.with.as_ref());
     let item_value =
         item.and_then(|index| fan_out_item(state, step_id, index).map(|value| (index, value)));
-    match render_arguments(state, step_id, with, item_value, budget) {
+    let rendered = match step {
+        Some(step) if step.workflow.is_some() => child::render_input(state, step, item, budget),
+        Some(_) | None => render_arguments(state, step_id, with, item_value, budget),
+    };
+    match rendered {
         Ok(arguments) => {
             took("unit.schedule");
             EventBody::StepScheduled {
@@ -51,11 +56,15 @@ pub(super) fn schedule_unit(
         }
         Err(message) => {
             took("unit.schedule.unrenderable");
+            let field = match step {
+                Some(step) if step.workflow.is_some() => "workflow.input",
+                Some(_) | None => "with",
+            };
             EventBody::StepFailed {
                 step: step_id.clone(),
                 attempt,
                 item,
-                error: ErrorInfo::permanent("expression", format!("with: {message}")),
+                error: ErrorInfo::permanent("expression", format!("{field}: {message}")),
             }
         }
     }
@@ -70,6 +79,11 @@ pub(super) fn dispatch(
     arguments: &Option<Value>,
     compensation: bool,
 ) -> Result<Command, StepError> {
+    if let (Some(child), false) = (&step.workflow, compensation) {
+        return Ok(child::start_command(
+            instance, step, child, item, attempt, arguments,
+        ));
+    }
     let action = if compensation {
         step.compensate
             .as_ref()

@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::definition::Definition;
 use crate::history;
 use check::{Checker, compile_embedded_schema};
+
 use decode::{check_durations, locate_deserialize_error};
 use path::{Errors, Path};
 use wording::{Noun, schema_messages};
@@ -177,6 +178,19 @@ fn validate_owned(
             }
         }
     }
+}
+
+/// The errors of step `index`'s `workflow.input` of `definition` against the input
+/// schema of `child`, the definition it starts, each at its path
+/// (`steps[2].workflow.input.partner_id`). Parts written as `${...}` are checked when the
+/// step runs; the rest (required keys, unknown keys, literal values) here. The runtime
+/// calls it when it validates or deploys a definition, since definitions are in its store.
+pub fn child_input_errors(
+    definition: &Definition,
+    index: usize,
+    child: &Definition,
+) -> Vec<DefinitionError> {
+    check::child_input_errors(definition, index, child)
 }
 
 /// The content hash of a definition: sha256 (hex) of its canonical JSON.

@@ -156,7 +156,7 @@ impl Sim {
                 Command::CancelTimer { timer } => {
                     self.timers.remove(&timer);
                 }
-                Command::Finish { .. } => {}
+                Command::Finish { .. } | Command::StartChild(_) | Command::CancelChild { .. } => {}
             }
         }
         Ok(result.events)

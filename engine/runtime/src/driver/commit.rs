@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gridflow_core::command::Dispatch;
+use gridflow_core::machine::Input;
 use gridflow_core::{InstanceId, InstanceStatus};
 use gridflow_store::Batch;
 
+use crate::children::Queued;
 use crate::error::Error;
 use crate::message::Reply;
 use crate::shared::Shared;
@@ -32,6 +34,10 @@ pub(super) struct CommitJob {
     pub(super) batch: Batch,
     pub(super) replies: Vec<Reply>,
     pub(super) dispatches: Vec<(InstanceId, Dispatch)>,
+    /// Children to start or cancel (`crate::children`).
+    pub(super) child_work: Vec<(InstanceId, Queued)>,
+    /// Parents to tell that a child ended.
+    pub(super) notices: Vec<(InstanceId, Input)>,
     pub(super) finished: Vec<(InstanceId, InstanceStatus)>,
     /// Sizes of the state snapshots in `batch`, for the counters once it is durable.
     pub(super) snapshot_bytes: Vec<u64>,
@@ -74,6 +80,16 @@ impl CommitJob {
                 for (instance, dispatch) in self.dispatches {
                     crate::executor::spawn(shared.clone(), instance, dispatch);
                 }
+                for (instance, queued) in self.child_work {
+                    queued.spawn(shared.clone(), instance);
+                }
+                for (instance, input) in self.notices {
+                    shared.send(crate::message::Message::Input {
+                        instance,
+                        input,
+                        reply: None,
+                    });
+                }
                 for (instance, status) in self.finished {
                     let _ = shared.finished.send((instance, status));
                 }
@@ -86,8 +102,8 @@ impl CommitJob {
                         "the commit was not durable: {error}"
                     ))));
                 }
-                if !self.dispatches.is_empty() {
-                    tokio::spawn(recheck_outbox(shared, self.dispatches));
+                if !self.dispatches.is_empty() || !self.child_work.is_empty() {
+                    tokio::spawn(recheck_outbox(shared, self.dispatches, self.child_work));
                 }
                 Err(error.to_string())
             }
@@ -128,7 +144,11 @@ async fn commit_with_retry(
 /// first, see `Driver::reset_after_failure`), so an action is not normally started twice;
 /// if it is, both attempts carry the same idempotency key and the second outcome finds
 /// the attempt already settled and records nothing.
-async fn recheck_outbox(shared: Arc<Shared>, dispatches: Vec<(InstanceId, Dispatch)>) {
+async fn recheck_outbox(
+    shared: Arc<Shared>,
+    dispatches: Vec<(InstanceId, Dispatch)>,
+    child_work: Vec<(InstanceId, Queued)>,
+) {
     let mut delay = Duration::from_millis(100);
     let queued = loop {
         match shared.store.queued_work().await {
@@ -146,6 +166,12 @@ async fn recheck_outbox(shared: Arc<Shared>, dispatches: Vec<(InstanceId, Dispat
         if stored.contains(&dispatch.idempotency_key) {
             landed += 1;
             crate::executor::spawn(shared.clone(), instance, dispatch);
+        }
+    }
+    for (instance, queued) in child_work {
+        if stored.contains(&queued.id()) {
+            landed += 1;
+            queued.spawn(shared.clone(), instance);
         }
     }
     if landed > 0 {

@@ -282,6 +282,7 @@ impl SqlStore {
         self.remove_work(tx, batch).await?;
         self.add_timers(tx, batch).await?;
         self.remove_timers(tx, batch).await?;
+        self.add_child_links(tx, batch).await?;
         if !batch.approvals.is_empty() {
             self.write_approvals(tx, batch)
                 .await

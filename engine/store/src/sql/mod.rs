@@ -14,6 +14,7 @@
 
 mod approvals;
 mod audit;
+mod children;
 mod commit;
 mod cursors;
 mod definitions;

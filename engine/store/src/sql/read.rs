@@ -118,6 +118,10 @@ impl InstanceReader for SqlStore {
         rows.iter().map(row::event).collect()
     }
 
+    async fn children(&self, parent: &InstanceId) -> Result<Vec<crate::ChildRecord>> {
+        self.read_children(parent).await
+    }
+
     async fn unfinished_instances(&self) -> Result<Vec<InstanceId>> {
         let mut query = Query::new(self.backend, UNFINISHED.len());
         query

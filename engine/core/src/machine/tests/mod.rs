@@ -15,6 +15,7 @@ use crate::state::{Phase, StepState, Unit, Work};
 use crate::status::{InstanceStatus, StepStatus};
 
 mod approvals;
+mod children;
 mod compensation;
 mod coverage;
 mod fan_out;
@@ -95,7 +96,9 @@ impl Harness {
                 Command::AbandonWork { .. }
                 | Command::StartTimer { .. }
                 | Command::CancelTimer { .. }
-                | Command::Finish { .. } => None,
+                | Command::Finish { .. }
+                | Command::StartChild(_)
+                | Command::CancelChild { .. } => None,
             })
             .collect()
     }
@@ -139,7 +142,9 @@ impl Harness {
                 Command::Dispatch(_)
                 | Command::AbandonWork { .. }
                 | Command::CancelTimer { .. }
-                | Command::Finish { .. } => None,
+                | Command::Finish { .. }
+                | Command::StartChild(_)
+                | Command::CancelChild { .. } => None,
             })
             .collect()
     }

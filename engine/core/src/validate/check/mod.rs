@@ -16,6 +16,7 @@ use super::{ActionCatalog, graph};
 use crate::definition::Definition;
 use expression::{STEP_NAMES, Scope, StepAccess};
 
+mod child;
 mod event_name;
 mod expression;
 mod flow;
@@ -23,6 +24,7 @@ mod schemas;
 mod step;
 mod trigger;
 
+pub(super) use child::child_input_errors;
 pub(super) use schemas::compile_embedded_schema;
 
 /// The semantic checks of one definition, reporting into `errors`.

@@ -20,6 +20,20 @@ impl<'a> Checker<'a> {
         let at = Self::step_path(index);
         let base = Scope::step(index, &[], false);
 
+        if step.action.is_none() && step.workflow.is_none() {
+            let fields = [
+                ("retry", step.retry.is_some()),
+                ("compensate", step.compensate.is_some()),
+            ];
+            for (field, _) in fields.iter().filter(|(_, present)| *present) {
+                self.errors.push(
+                    &at,
+                    format!(
+                        "{field:?} is only allowed on action and workflow steps (steps with \"action\" or \"workflow\")"
+                    ),
+                );
+            }
+        }
         if let Some(when) = &step.when {
             self.check_condition(when, &at.key("when"), &base, "when");
         }
@@ -134,10 +148,25 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if let Some(child) = &step.workflow
-            && let Some(input) = &child.input
-        {
-            self.check_template(input, &at.key("workflow").key("input"), &base);
+        if let Some(child) = &step.workflow {
+            if child.id == self.definition.id {
+                self.errors.push(
+                    &at.key("workflow").key("id"),
+                    format!(
+                        "workflow {:?} cannot start itself as a child (it would never end)",
+                        child.id.as_str()
+                    ),
+                );
+            }
+            if let Some(input) = &child.input {
+                let names: &[&'static str] = if step.for_each.is_some() {
+                    &["item", "index"]
+                } else {
+                    &[]
+                };
+                let scope = Scope::step(index, names, false);
+                self.check_template(input, &at.key("workflow").key("input"), &scope);
+            }
         }
         self.check_join_and_repeat(index, step);
     }

@@ -106,6 +106,7 @@ steps:
 output: {delivered: "${steps.deliver.output}"}
 "#;
 
+mod children;
 mod decoding;
 mod entry;
 mod event_names;
