@@ -48,6 +48,30 @@ pub struct InstanceState {
     /// Signals received and not consumed by a wait step yet, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signals: Vec<BufferedSignal>,
+    /// What operator re-runs left behind (`instance_rerun`): edited arguments and the
+    /// attempts of the steps they reset.
+    #[serde(default, skip_serializing_if = "Reruns::is_empty")]
+    pub reruns: Reruns,
+}
+
+/// What re-runs of an instance left in its state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reruns {
+    /// Arguments that replace the rendered `with` of these action steps (from the last
+    /// re-run).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arguments: BTreeMap<StepId, Value>,
+    /// The attempt each reset step was last made pending with: the next re-run starts
+    /// above it even if the step was then skipped, so no idempotency key comes back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attempts: BTreeMap<StepId, u32>,
+}
+
+impl Reruns {
+    /// Nothing re-run yet.
+    pub fn is_empty(&self) -> bool {
+        self.arguments.is_empty() && self.attempts.is_empty()
+    }
 }
 
 /// A signal kept until a wait step for its name consumes it.
@@ -400,6 +424,7 @@ impl InstanceState {
             completions: Vec::new(),
             approvals: BTreeMap::new(),
             signals: Vec::new(),
+            reruns: Reruns::default(),
         }
     }
 

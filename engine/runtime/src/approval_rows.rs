@@ -45,7 +45,9 @@ pub(crate) fn changed_approval_rows(
             | EventBody::CompensationFailed { .. }
             | EventBody::StepRetryRequested { .. }
             | EventBody::InstanceCompleted { .. }
-            | EventBody::SignalReceived { .. } => {}
+            | EventBody::SignalReceived { .. }
+            | EventBody::InstanceRerun { .. }
+            | EventBody::InstanceMigrated { .. } => {}
         }
     }
     state

@@ -376,7 +376,9 @@ impl Driver {
             | InputBody::RetryStep { .. }
             | InputBody::Decide { .. }
             | InputBody::Delegate { .. }
-            | InputBody::Signal { .. } => {}
+            | InputBody::Signal { .. }
+            | InputBody::Rerun { .. }
+            | InputBody::Migrate { .. } => {}
         }
         if let Err(error) = loaded {
             match reply {
@@ -408,6 +410,12 @@ impl Driver {
             self.shared.limits.budget(),
         ) {
             Ok(effects) => {
+                // A migrated instance goes on with the version it moved to.
+                if let InputBody::Migrate { to, .. } = &input.body
+                    && !effects.events.is_empty()
+                {
+                    cached.definition = to.clone();
+                }
                 cycle.touch(&instance);
                 let at = input.at;
                 for command in effects.commands {

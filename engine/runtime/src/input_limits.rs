@@ -34,7 +34,9 @@ pub(crate) fn prepare(
         | InputBody::Cancel { .. }
         | InputBody::RetryStep { .. }
         | InputBody::Decide { .. }
-        | InputBody::Delegate { .. } => {}
+        | InputBody::Delegate { .. }
+        | InputBody::Rerun { .. }
+        | InputBody::Migrate { .. } => {}
     }
     Ok(())
 }

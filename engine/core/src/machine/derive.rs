@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::coverage::took;
-use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
+use super::expressions::{Reads, resolve_items, scope_for};
 use super::{approval, compensation, timer, wait, work};
 use crate::definition::{Definition, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody};
@@ -90,7 +90,9 @@ fn event_step(event: &EventBody) -> Option<&StepId> {
         | EventBody::InstanceCompleted { .. }
         | EventBody::InstanceFailed { .. }
         | EventBody::SignalReceived { .. }
-        | EventBody::InstanceCancelled { .. } => None,
+        | EventBody::InstanceCancelled { .. }
+        | EventBody::InstanceRerun { .. }
+        | EventBody::InstanceMigrated { .. } => None,
     }
 }
 
@@ -273,7 +275,7 @@ fn ready_step_event(
                 }
                 Err(message) => Err(("expression", format!("for_each: {message}"))),
             },
-            None => match render_arguments(state, with, None, budget) {
+            None => match super::recovery::arguments(state, &step.id, with, budget) {
                 Ok(arguments) => {
                     took("derive.schedule.action");
                     Ok(scheduled(Some(arguments), None))

@@ -24,6 +24,8 @@
 //! - `derive`: what follows from the state once an input's events are applied.
 //! - `expressions`: what expressions see, and rendering arguments, items and instants.
 //! - `lookups`: finding steps, units and definitions, and the errors for missing ones.
+//! - `recovery`: an operator's re-run of a finished instance, and moving an instance to
+//!   another version of its definition (migration).
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
 //!
@@ -33,6 +35,9 @@
 //! [`StepError::Forbidden`] (403), data that violates the approval's form is
 //! [`StepError::InvalidDecision`] (422). Signals are kept in the state until consumed, so
 //! one sent before its wait step is reached is not lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -86,6 +91,7 @@ mod derive;
 mod expressions;
 mod instance;
 mod lookups;
+mod recovery;
 mod step;
 mod timer;
 mod wait;
@@ -95,6 +101,7 @@ mod work;
 mod tests;
 
 pub use expressions::scope;
+pub use recovery::{RerunPlan, RerunRefusal, migration_problems, rerun_plan};
 pub use wait::waits_for;
 
 /// Errors of the state machine.
@@ -246,6 +253,26 @@ pub enum InputBody {
         /// for a wait step reached later.
         correlated: bool,
     },
+    /// An operator re-runs a completed or failed instance from `from_step` and everything
+    /// downstream of it (none: only the output is evaluated again).
+    Rerun {
+        /// The step to re-run from.
+        from_step: Option<StepId>,
+        /// A start input that replaces the old one (already validated).
+        input: Option<Value>,
+        /// Arguments that replace the rendered `with` of these action steps.
+        arguments: BTreeMap<StepId, Value>,
+    },
+    /// An operator moves a running or waiting instance to another version of its
+    /// definition. The transition folds the resulting events with `to`.
+    Migrate {
+        /// The version to move to.
+        to_version: u32,
+        /// That version's definition.
+        to: Arc<Definition>,
+        /// Old step id to new step id, for renamed steps.
+        mapping: BTreeMap<StepId, StepId>,
+    },
 }
 
 /// The result of [`transition`]: the new state, the events to append, the commands to run.
@@ -316,6 +343,8 @@ pub fn transition_in_place(
     budget: Budget,
 ) -> Result<Effects, StepError> {
     let facts = facts_for_input(state, input, definition, budget)?;
+    // A migration's event, and all that follows it, fold with the version it moves to.
+    let definition = recovery::definition_after(input, definition);
     let mut effects = Effects::default();
     if facts.is_empty() {
         return Ok(effects);
@@ -503,6 +532,17 @@ pub fn apply_in_place(
         EventBody::InstanceCompleted { output } => instance::completed(fold, output),
         EventBody::InstanceFailed { error } => instance::failed(fold, error),
         EventBody::InstanceCancelled { reason } => instance::cancelled(fold, reason),
+        EventBody::InstanceRerun {
+            input,
+            arguments,
+            steps_reset,
+            ..
+        } => recovery::rerun_started(fold, input, arguments, steps_reset),
+        EventBody::InstanceMigrated {
+            from_version,
+            to_version,
+            mapping,
+        } => recovery::migrated(fold, *from_version, *to_version, mapping),
     }?;
     fold.state.updated_at = event.at;
     Ok(std::mem::take(&mut fold.commands))
@@ -576,5 +616,15 @@ fn facts_for_input(
         } => wait::signal(facts, name, payload, *correlated),
         InputBody::Cancel { reason } => instance::cancel(facts, reason),
         InputBody::RetryStep { step } => instance::retry_step(facts, step),
+        InputBody::Rerun {
+            from_step,
+            input,
+            arguments,
+        } => recovery::rerun(facts, from_step, input, arguments),
+        InputBody::Migrate {
+            to_version,
+            to,
+            mapping,
+        } => recovery::migrate(facts, *to_version, to, mapping),
     }
 }

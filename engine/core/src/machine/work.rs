@@ -35,7 +35,11 @@ pub(super) fn schedule_unit(
     let step = definition.step(step_id);
     let with = step.and_then(|step| step.with.as_ref());
     let item_value = item.and_then(|index| fan_out_item(state, step_id, index));
-    match render_arguments(state, with, item_value, budget) {
+    let rendered = match item_value {
+        None => super::recovery::arguments(state, step_id, with, budget),
+        Some(_) => render_arguments(state, with, item_value, budget),
+    };
+    match rendered {
         Ok(arguments) => {
             took("unit.schedule");
             EventBody::StepScheduled {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::histories::{CASES, committed, replayed, run};
-use super::{approvals, compensation, fan_out, graph, lifecycle, retries, signals};
+use super::{approvals, compensation, fan_out, graph, lifecycle, recovery, retries, signals};
 use crate::machine::coverage::rows_taken;
 
 /// Every row id of the tables, with the file whose `//!` lists it.
@@ -58,6 +58,7 @@ fn transition_rows_that_no_test_reaches_are_reported() {
         lifecycle::SCENARIOS,
         approvals::SCENARIOS,
         signals::SCENARIOS,
+        recovery::SCENARIOS,
     ];
     for (_, scenario) in scenarios.into_iter().flatten() {
         let ((), taken) = rows_taken(scenario);

@@ -21,6 +21,7 @@ mod fan_out;
 mod graph;
 mod histories;
 mod lifecycle;
+mod recovery;
 mod retries;
 mod scope;
 mod signals;
