@@ -26,12 +26,12 @@ pub(crate) async fn for_events(
     let mut needed = gridflow_core::replay::versions(events);
     needed.push(current);
     needed.extend(also);
+    needed.sort_unstable();
+    needed.dedup();
     let mut versions = Versions::new();
     for version in needed {
-        if !versions.contains_key(&version) {
-            let loaded = definitions.get(id, Some(version)).await?;
-            versions.insert(version, loaded.definition.clone());
-        }
+        let loaded = definitions.get(id, Some(version)).await?;
+        versions.insert(version, loaded.definition.clone());
     }
     Ok(versions)
 }

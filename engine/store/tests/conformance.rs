@@ -153,6 +153,7 @@ conformance!(
     concurrent_lease_acquisitions_have_one_winner,
     a_write_without_its_snapshot_keeps_the_stored_one,
     a_new_instance_needs_its_snapshot,
+    an_update_records_a_new_definition_version,
 );
 
 #[path = "conformance/snapshots.rs"]
@@ -160,6 +161,10 @@ mod snapshots;
 use snapshots::{
     a_new_instance_needs_its_snapshot, a_write_without_its_snapshot_keeps_the_stored_one,
 };
+
+#[path = "conformance/versions.rs"]
+mod versions;
+use versions::an_update_records_a_new_definition_version;
 
 #[path = "conformance/tokens.rs"]
 mod tokens;

@@ -83,3 +83,43 @@ pub async fn migrate(client: &Client, args: MigrateArgs) -> Result<(), ClientErr
     output::json(&answer);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, ClientCommand, Command};
+
+    #[test]
+    fn rerun_and_migrate_parse_their_options() {
+        let cli = Cli::try_parse_from([
+            "gridflow",
+            "rerun",
+            "i-1",
+            "--from",
+            "publish",
+            "--arguments",
+            r#"{"publish": {"attempts": 2}}"#,
+        ])
+        .unwrap();
+        let Command::Client(ClientCommand::Rerun(args)) = cli.command else {
+            panic!("expected rerun");
+        };
+        assert_eq!(args.from_step.as_deref(), Some("publish"));
+        assert_eq!(
+            args.arguments,
+            Some(serde_json::json!({"publish": {"attempts": 2}}))
+        );
+        let cli =
+            Cli::try_parse_from(["gridflow", "migrate", "flow", "--to", "2", "--dry-run"]).unwrap();
+        let Command::Client(ClientCommand::Migrate(args)) = cli.command else {
+            panic!("expected migrate");
+        };
+        assert_eq!((args.to_version, args.dry_run), (2, true));
+        let error = Cli::try_parse_from(["gridflow", "migrate", "flow"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "--to is required");
+        let error =
+            Cli::try_parse_from(["gridflow", "rerun", "i-1", "--input", "{oops"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+}

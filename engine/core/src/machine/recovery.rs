@@ -279,7 +279,11 @@ pub(super) fn rerun_started(
             })?;
         let used = match &*step_state {
             StepState::Pending { attempt } => attempt.saturating_sub(1),
-            other => other.attempts(),
+            other @ (StepState::Active { .. }
+            | StepState::Succeeded { .. }
+            | StepState::Failed { .. }
+            | StepState::Skipped { .. }
+            | StepState::Cancelled { .. }) => other.attempts(),
         };
         let floor = state.reruns.attempts.get(step).copied().unwrap_or(0);
         let attempt = used.max(floor) + 1;
