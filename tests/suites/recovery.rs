@@ -201,8 +201,11 @@ async fn rerun_cases(server: &Server, analyst: &str, approver: &str) -> anyhow::
     status(server, &id, "failed").await?;
     let rerun = format!("/instances/{id}/rerun");
 
-    let (code, _) = post_as(server, approver, &rerun, json!({"from_step": "publish"})).await?;
-    ensure!(code == 403, "an approver may not re-run: {code}");
+    let auditor = token(server, "aud", "auditor").await?;
+    for (role, token) in [("approver", approver), ("auditor", auditor.as_str())] {
+        let (code, _) = post_as(server, token, &rerun, json!({"from_step": "publish"})).await?;
+        ensure!(code == 403, "an {role} may not re-run: {code}");
+    }
     let (code, body) = post_as(
         server,
         analyst,
