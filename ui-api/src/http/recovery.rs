@@ -46,7 +46,7 @@ pub struct RerunBody {
     /// run again; checked against the action's argument schema).
     #[serde(default)]
     #[schema(value_type = Option<BTreeMap<String, Object>>)]
-    pub arguments: BTreeMap<String, Value>,
+    pub arguments: Option<BTreeMap<String, Value>>,
 }
 
 /// Re-run a completed or failed instance from a step (and everything downstream of it),
@@ -82,6 +82,7 @@ pub(crate) async fn rerun(
         input: body.input,
         arguments: body
             .arguments
+            .unwrap_or_default()
             .into_iter()
             .map(|(step, arguments)| (StepId::from(step), arguments))
             .collect(),
