@@ -4,6 +4,8 @@
 //! is stored, numbered and hashed. Every event about a step carries `step` and `attempt`,
 //! and inside a fan-out also `item`, the item's index.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -494,6 +496,32 @@ pub enum EventBody {
         definition: DefinitionId,
         /// The child's definition version, resolved when the child started.
         version: u32,
+    },
+    /// An operator re-ran a completed or failed instance (the event's actor), from a step
+    /// and everything downstream of it, or only its output; with the edits made.
+    InstanceRerun {
+        /// The step it re-runs from; none: only the output is evaluated again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_step: Option<StepId>,
+        /// The start input that replaces the old one, when it was edited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<Value>,
+        /// Arguments that replace the rendered `with` of these action steps.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        arguments: BTreeMap<StepId, Value>,
+        /// The steps made pending again, in definition order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps_reset: Vec<StepId>,
+    },
+    /// The instance moved to another version of its definition; it goes on with that one.
+    InstanceMigrated {
+        /// The version it ran on.
+        from_version: u32,
+        /// The version it runs on from now on.
+        to_version: u32,
+        /// Old step id to new step id, for steps that were renamed.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        mapping: BTreeMap<StepId, StepId>,
     },
 }
 

@@ -41,5 +41,7 @@ pub use machine::{
     Effects, Input, InputBody, StepError, Transition, apply, transition, transition_in_place,
 };
 pub use replay::{replay, replay_tail};
-pub use state::{BufferedSignal, InstanceState, Phase, RepeatProgress, StepState, Unit, Work};
+pub use state::{
+    BufferedSignal, InstanceState, Phase, RepeatProgress, Reruns, StepState, Unit, Work,
+};
 pub use status::{InstanceStatus, StepStatus};

@@ -58,6 +58,10 @@ pub struct InstanceState {
     /// The parent's unit, for a child instance of a workflow step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<crate::event::ParentRef>,
+    /// What operator re-runs left behind (`instance_rerun`): edited arguments and the
+    /// attempts of the steps they reset.
+    #[serde(default, skip_serializing_if = "Reruns::is_empty")]
+    pub reruns: Reruns,
 }
 
 /// Where a step with `repeat` stands once one of its runs succeeded.
@@ -70,6 +74,26 @@ pub struct RepeatProgress {
     /// While the step waits for its `interval` before the next run: when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<DateTime<Utc>>,
+}
+
+/// What re-runs of an instance left in its state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reruns {
+    /// Arguments that replace the rendered `with` of these action steps (from the last
+    /// re-run).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arguments: BTreeMap<StepId, Value>,
+    /// The attempt each reset step was last made pending with: the next re-run starts
+    /// above it even if the step was then skipped, so no idempotency key comes back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attempts: BTreeMap<StepId, u32>,
+}
+
+impl Reruns {
+    /// Nothing re-run yet.
+    pub fn is_empty(&self) -> bool {
+        self.arguments.is_empty() && self.attempts.is_empty()
+    }
 }
 
 /// A signal kept until a wait step for its name consumes it.
@@ -463,6 +487,7 @@ impl InstanceState {
             repeats: BTreeMap::new(),
             item_approvals: BTreeMap::new(),
             parent: None,
+            reruns: Reruns::default(),
         }
     }
 

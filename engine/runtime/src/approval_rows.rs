@@ -76,7 +76,9 @@ pub(crate) fn changed_approval_rows(
             | EventBody::SignalReceived { .. }
             | EventBody::StepIterationSucceeded { .. }
             | EventBody::StepRepeatScheduled { .. }
-            | EventBody::ChildStarted { .. } => {}
+            | EventBody::ChildStarted { .. }
+            | EventBody::InstanceRerun { .. }
+            | EventBody::InstanceMigrated { .. } => {}
         }
     }
     let steps_approvals = state

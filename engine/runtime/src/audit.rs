@@ -362,15 +362,19 @@ impl Engine {
     async fn history_and_definition(
         &self,
         instance: &InstanceId,
-    ) -> Result<(Vec<RecordedEvent>, gridflow_core::Definition)> {
+    ) -> Result<(Vec<RecordedEvent>, crate::versions::Versions)> {
         let shared = &self.shared;
         let record = shared.store.instance(instance).await?;
         let history = shared.store.history(instance).await?;
-        let loaded = shared
-            .definitions
-            .get(&record.definition_id, Some(record.definition_version))
-            .await?;
-        Ok((history, loaded.definition.as_ref().clone()))
+        let versions = crate::versions::for_events(
+            &shared.definitions,
+            &record.definition_id,
+            &history,
+            record.definition_version,
+            None,
+        )
+        .await?;
+        Ok((history, versions))
     }
 }
 

@@ -389,7 +389,9 @@ impl Driver {
             | InputBody::RetryStep { .. }
             | InputBody::Decide { .. }
             | InputBody::Delegate { .. }
-            | InputBody::Signal { .. } => {}
+            | InputBody::Signal { .. }
+            | InputBody::Rerun { .. }
+            | InputBody::Migrate { .. } => {}
         }
         if let Err(error) = loaded {
             match reply {
@@ -421,6 +423,12 @@ impl Driver {
             self.shared.limits.budget(),
         ) {
             Ok(effects) => {
+                // A migrated instance goes on with the version it moved to.
+                if let InputBody::Migrate { to, .. } = &input.body
+                    && !effects.events.is_empty()
+                {
+                    cached.definition = to.clone();
+                }
                 cycle.touch(&instance);
                 cycle
                     .notices

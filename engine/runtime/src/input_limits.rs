@@ -36,7 +36,9 @@ pub(crate) fn prepare(
         | InputBody::Cancel { .. }
         | InputBody::RetryStep { .. }
         | InputBody::Decide { .. }
-        | InputBody::Delegate { .. } => {}
+        | InputBody::Delegate { .. }
+        | InputBody::Rerun { .. }
+        | InputBody::Migrate { .. } => {}
     }
     Ok(())
 }

@@ -194,12 +194,15 @@ impl Engine {
     pub async fn replay(&self, instance: &InstanceId, at: Option<u64>) -> Result<Replayed> {
         let record = self.shared.store.instance(instance).await?;
         let history = self.shared.store.history(instance).await?;
-        let loaded = self
-            .shared
-            .definitions
-            .get(&record.definition_id, Some(record.definition_version))
-            .await?;
-        let state = gridflow_core::replay(instance, &history, &loaded.definition, at)
+        let versions = crate::versions::for_events(
+            &self.shared.definitions,
+            &record.definition_id,
+            &history,
+            record.definition_version,
+            None,
+        )
+        .await?;
+        let state = gridflow_core::replay(instance, &history, &versions, at)
             .map_err(|error| Error::Internal(error.to_string()))?;
         let last_seq = history.last().map(|event| event.seq).unwrap_or(0);
         let folded_to = at.unwrap_or(last_seq).min(last_seq);
@@ -211,10 +214,9 @@ impl Engine {
                 return false;
             };
             let tail = history.partition_point(|event| event.seq <= record.snapshot_seq);
-            let at_snapshot =
-                gridflow_core::replay(instance, &history[..tail], &loaded.definition, None);
+            let at_snapshot = gridflow_core::replay(instance, &history[..tail], &versions, None);
             at_snapshot.is_ok_and(|at_snapshot| at_snapshot == snapshot)
-                && gridflow_core::replay_tail(snapshot, &history[tail..], &loaded.definition)
+                && gridflow_core::replay_tail(snapshot, &history[tail..], &versions)
                     .is_ok_and(|current| current == state)
         });
         Ok(Replayed {

@@ -39,8 +39,10 @@ pub mod idempotency;
 mod input_limits;
 mod instances;
 mod message;
+mod migrate;
 mod monitoring;
 pub mod poller;
+mod rerun;
 pub mod scheduler;
 mod shared;
 mod signals;
@@ -49,6 +51,7 @@ mod start_locks;
 mod stats;
 mod tokens;
 mod trigger_filter;
+mod versions;
 pub mod view;
 pub mod webhooks;
 
@@ -61,7 +64,9 @@ pub use error::{Detail, Error, Result};
 pub use events::EventOutcome;
 pub use idempotency::Started;
 pub use instances::Replayed;
+pub use migrate::{MigrationItem, MigrationPlan, MigrationRequest};
 pub use poller::{PollPass, Poller, PollerOptions};
+pub use rerun::RerunRequest;
 pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,

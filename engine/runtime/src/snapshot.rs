@@ -68,16 +68,21 @@ pub(crate) async fn current_state(
         return Ok((snapshot, snapshots));
     }
     let tail = store.history_after(&record.id, record.snapshot_seq).await?;
-    let definition = definitions
-        .get(&record.definition_id, Some(record.definition_version))
-        .await?;
-    let state =
-        gridflow_core::replay_tail(snapshot, &tail, &definition.definition).map_err(|error| {
-            Error::Internal(format!(
-                "instance {}: the events after its snapshot (seq {}) do not fold: {error}",
-                record.id, record.snapshot_seq
-            ))
-        })?;
+    // The tail may cross a migration: the snapshot's version folds the events before it.
+    let versions = crate::versions::for_events(
+        definitions,
+        &record.definition_id,
+        &tail,
+        record.definition_version,
+        Some(snapshot.version),
+    )
+    .await?;
+    let state = gridflow_core::replay_tail(snapshot, &tail, &versions).map_err(|error| {
+        Error::Internal(format!(
+            "instance {}: the events after its snapshot (seq {}) do not fold: {error}",
+            record.id, record.snapshot_seq
+        ))
+    })?;
     snapshots.tail_bytes = Snapshots::bytes_of(&tail);
     Ok((state, snapshots))
 }

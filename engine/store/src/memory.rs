@@ -177,6 +177,7 @@ impl Inner {
                     row.last_seq = record.last_seq;
                     row.last_hash = record.last_hash.clone();
                     row.row_version = record.row_version;
+                    row.definition_version = record.definition_version;
                 }
                 Some(_) | None => {
                     let mut row = record.clone();

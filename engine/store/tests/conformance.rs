@@ -154,6 +154,7 @@ conformance!(
     a_write_without_its_snapshot_keeps_the_stored_one,
     a_new_instance_needs_its_snapshot,
     children_are_listed_under_their_parent,
+    an_update_records_a_new_definition_version,
 );
 
 #[path = "conformance/children.rs"]
@@ -165,6 +166,10 @@ mod snapshots;
 use snapshots::{
     a_new_instance_needs_its_snapshot, a_write_without_its_snapshot_keeps_the_stored_one,
 };
+
+#[path = "conformance/versions.rs"]
+mod versions;
+use versions::an_update_records_a_new_definition_version;
 
 #[path = "conformance/tokens.rs"]
 mod tokens;

@@ -5,7 +5,8 @@
 //!   `parse_json`);
 //! - [`serve`]: the arguments of `serve` and `sandbox`, which `main.rs` runs because it
 //!   names the concrete store; [`validate`]: the local `validate`;
-//! - [`instances`], [`approvals`], [`audit`], [`tokens`]: the client commands.
+//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`recovery`]: the client
+//!   commands.
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage error (clap's own code for bad arguments, also
 //! used when `GRIDFLOW_TOKEN` is missing).
@@ -26,6 +27,7 @@ pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod instances;
+pub mod recovery;
 pub mod serve;
 pub mod tokens;
 pub mod validate;
@@ -165,6 +167,10 @@ pub enum ClientCommand {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Re-run a completed or failed instance from a step, with edited input or arguments.
+    Rerun(recovery::RerunArgs),
+    /// Move running instances of a definition to another version (plan with --dry-run).
+    Migrate(recovery::MigrateArgs),
 }
 
 impl ClientCommand {
@@ -182,6 +188,8 @@ impl ClientCommand {
             ClientCommand::Approvals(args) => &args.server,
             ClientCommand::Approve(args) => &args.server,
             ClientCommand::Signal(args) => &args.server,
+            ClientCommand::Rerun(args) => &args.server,
+            ClientCommand::Migrate(args) => &args.server,
         }
     }
 }
@@ -249,6 +257,8 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
         ClientCommand::Approvals(args) => approvals::list(client, &args).await?,
         ClientCommand::Approve(args) => approvals::approve(client, &args).await?,
         ClientCommand::Signal(args) => approvals::signal(client, &args).await?,
+        ClientCommand::Rerun(args) => recovery::rerun(client, args).await?,
+        ClientCommand::Migrate(args) => recovery::migrate(client, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //! - [`auth`], [`role`], [`policy`]: bearer tokens and the one table of which role may
 //!   call which route; [`availability`]: 503 at once while the database is away;
 //! - one module per resource: [`definitions`], [`instances`], [`approvals`], [`audit`],
+//!   [`recovery`] (re-run and migration),
 //!   [`tokens`] (and [`sandbox_tokens`]), [`events`] (inbound webhooks, [`webhook`],
 //!   [`event_secrets`]), [`connectors`] (the catalogue), [`metrics`], [`meta`]
 //!   (`/healthz`, unknown routes);
@@ -52,6 +53,7 @@ pub mod openapi;
 pub mod openapi_params;
 pub mod paging;
 pub mod policy;
+pub mod recovery;
 pub mod role;
 pub mod sandbox_tokens;
 pub mod serve;
@@ -84,7 +86,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         // Signed by the source's secret instead of a bearer token (`Access::Signed`).
         .routes(routes!(events::receive))
         .merge(approvals::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(recovery::routes());
     OpenApiRouter::new().nest(API_PREFIX, routes)
 }
 

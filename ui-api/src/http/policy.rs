@@ -8,7 +8,8 @@
 //!
 //! Decisions (see ARCHITECTURE.md "Identity and access"): every role reads definitions and
 //! instances (the catalogue and the state of runs are needed to approve or audit them);
-//! analysts deploy, start, cancel, retry, signal and read history; approvers list and
+//! analysts deploy, start, cancel, retry, re-run, migrate, signal and read history;
+//! approvers list and
 //! decide approvals (assignment is checked by the approval handlers, 403 otherwise);
 //! auditors read history, replay, verify and export; admins do everything, and alone
 //! create, list and revoke tokens.
@@ -161,6 +162,12 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Get, "/audit/verify", AUDITORS),
     rule(Verb::Get, "/audit/export", AUDITORS),
     rule(Verb::Get, "/connectors", EVERYONE),
+    rule(Verb::Post, "/instances/{instance_id}/rerun", OPERATORS),
+    rule(
+        Verb::Post,
+        "/definitions/{definition_id}/migrations",
+        OPERATORS,
+    ),
     Rule {
         method: Verb::Post,
         path: "/events/{source}",

@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::coverage::took;
-use super::expressions::{Reads, render_arguments, resolve_items, scope_for};
+use super::expressions::{Reads, resolve_items, scope_for};
 use super::repeat::{self, BetweenRuns};
 use super::{approval, child, compensation, items, timer, wait, work};
 use crate::definition::{Definition, Join, StepDefinition, StepKind};
@@ -103,7 +103,9 @@ fn event_step(event: &EventBody) -> Option<&StepId> {
         | EventBody::InstanceCompleted { .. }
         | EventBody::InstanceFailed { .. }
         | EventBody::SignalReceived { .. }
-        | EventBody::InstanceCancelled { .. } => None,
+        | EventBody::InstanceCancelled { .. }
+        | EventBody::InstanceRerun { .. }
+        | EventBody::InstanceMigrated { .. } => None,
     }
 }
 
@@ -358,7 +360,7 @@ fn run_event(
                 }
                 Err(message) => Err(("expression", format!("for_each: {message}"))),
             },
-            None => match render_arguments(state, &step.id, with, None, budget) {
+            None => match super::recovery::arguments(state, &step.id, with, budget) {
                 Ok(arguments) => {
                     took("derive.schedule.action");
                     Ok(scheduled(Some(arguments), None))

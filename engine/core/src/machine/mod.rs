@@ -27,6 +27,8 @@
 //! - `lookups`: finding steps, units and definitions, and the errors for missing ones.
 //! - `child`: workflow steps, whose units are child instances.
 //! - `repeat`: steps with `repeat`: judging a run by `until`, the next run, its interval.
+//! - `recovery`: an operator's re-run of a finished instance, and moving an instance to
+//!   another version of its definition (migration).
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
 //!
@@ -36,6 +38,9 @@
 //! [`StepError::Forbidden`] (403), data that violates the approval's form is
 //! [`StepError::InvalidDecision`] (422). Signals are kept in the state until consumed, so
 //! one sent before its wait step is reached is not lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -93,6 +98,7 @@ mod expressions;
 mod instance;
 mod items;
 mod lookups;
+mod recovery;
 mod repeat;
 mod step;
 mod timer;
@@ -104,6 +110,7 @@ mod tests;
 
 pub use child::{awaits_child, child_id};
 pub use expressions::scope;
+pub use recovery::{RerunPlan, RerunRefusal, migration_problems, rerun_plan};
 pub use wait::waits_for;
 
 /// Errors of the state machine.
@@ -279,6 +286,26 @@ pub enum InputBody {
         /// The child's definition version.
         version: u32,
     },
+    /// An operator re-runs a completed or failed instance from `from_step` and everything
+    /// downstream of it (none: only the output is evaluated again).
+    Rerun {
+        /// The step to re-run from.
+        from_step: Option<StepId>,
+        /// A start input that replaces the old one (already validated).
+        input: Option<Value>,
+        /// Arguments that replace the rendered `with` of these action steps.
+        arguments: BTreeMap<StepId, Value>,
+    },
+    /// An operator moves a running or waiting instance to another version of its
+    /// definition. The transition folds the resulting events with `to`.
+    Migrate {
+        /// The version to move to.
+        to_version: u32,
+        /// That version's definition.
+        to: Arc<Definition>,
+        /// Old step id to new step id, for renamed steps.
+        mapping: BTreeMap<StepId, StepId>,
+    },
 }
 
 /// The result of [`transition`]: the new state, the events to append, the commands to run.
@@ -349,6 +376,8 @@ pub fn transition_in_place(
     budget: Budget,
 ) -> Result<Effects, StepError> {
     let facts = facts_for_input(state, input, definition, budget)?;
+    // A migration's event, and all that follows it, fold with the version it moves to.
+    let definition = recovery::definition_after(input, definition);
     let mut effects = Effects::default();
     if facts.is_empty() {
         return Ok(effects);
@@ -565,6 +594,17 @@ pub fn apply_in_place(
             item,
             ..
         } => child::started(fold, step, *attempt, *item),
+        EventBody::InstanceRerun {
+            input,
+            arguments,
+            steps_reset,
+            ..
+        } => recovery::rerun_started(fold, input, arguments, steps_reset),
+        EventBody::InstanceMigrated {
+            from_version,
+            to_version,
+            mapping,
+        } => recovery::migrated(fold, *from_version, *to_version, mapping),
     }?;
     repeat::after_event(fold);
     fold.state.updated_at = event.at;
@@ -665,5 +705,15 @@ fn facts_for_input(
             definition,
             version,
         } => child::child_started_facts(facts, work, child, definition, *version),
+        InputBody::Rerun {
+            from_step,
+            input,
+            arguments,
+        } => recovery::rerun(facts, from_step, input, arguments),
+        InputBody::Migrate {
+            to_version,
+            to,
+            mapping,
+        } => recovery::migrate(facts, *to_version, to, mapping),
     }
 }

@@ -39,6 +39,9 @@ pub(super) fn schedule_unit(
         item.and_then(|index| fan_out_item(state, step_id, index).map(|value| (index, value)));
     let rendered = match step {
         Some(step) if step.workflow.is_some() => child::render_input(state, step, item, budget),
+        Some(_) | None if item_value.is_none() => {
+            super::recovery::arguments(state, step_id, with, budget)
+        }
         Some(_) | None => render_arguments(state, step_id, with, item_value, budget),
     };
     match rendered {

@@ -140,13 +140,15 @@ fn event_row(event: &RecordedEvent) -> Result<[Value; EVENT_VALUES]> {
 /// if its `row_version` is the expected one. Both backends plan it as a loop over `v` with
 /// a primary-key lookup into `instance`. State snapshots are written apart
 /// (`snapshots.rs`), so this row stays small.
+/// `definition_version` changes when an instance migrates to another version.
 const UPDATE_INSTANCES_HEAD: &str = "WITH v (id, expected, status, output, error, \
-     updated_at, last_seq, last_hash, row_version) AS (VALUES ";
+     updated_at, last_seq, last_hash, row_version, definition_version) AS (VALUES ";
 const UPDATE_INSTANCES_TAIL: &str = ") UPDATE instance SET status = v.status, \
      output = v.output, error = v.error, updated_at = v.updated_at, \
-     last_seq = v.last_seq, last_hash = v.last_hash, row_version = v.row_version \
+     last_seq = v.last_seq, last_hash = v.last_hash, row_version = v.row_version, \
+     definition_version = v.definition_version \
      FROM v WHERE instance.id = v.id AND instance.row_version = v.expected";
-const UPDATE_VALUES: usize = 9;
+const UPDATE_VALUES: usize = 10;
 
 fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VALUES]> {
     let record = &write.record;
@@ -161,6 +163,7 @@ fn update_row(write: &InstanceWrite, expected: u64) -> Result<[Value; UPDATE_VAL
         to_i64(record.last_seq, || format!("instance {id}: last_seq"))?.into(),
         record.last_hash.as_str().into(),
         to_i64(record.row_version, || format!("instance {id}: row_version"))?.into(),
+        i64::from(record.definition_version).into(),
     ])
 }
 
@@ -248,6 +251,8 @@ impl SqlStore {
             .bind(to_i64(record.row_version, || {
                 format!("instance {id}: row_version")
             })?)
+            .sql(", definition_version = ")
+            .bind(i64::from(record.definition_version))
             .sql(" WHERE id = ")
             .bind(id.as_str())
             .sql(" AND row_version = ")

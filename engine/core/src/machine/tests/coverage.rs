@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::histories::{CASES, committed, replayed, run};
 use super::{
-    approvals, children, compensation, fan_out, fan_out_kinds, graph, joins, lifecycle, repeat,
-    retries, signals,
+    approvals, children, compensation, fan_out, fan_out_kinds, graph, joins, lifecycle, recovery,
+    repeat, retries, signals,
 };
 use crate::machine::coverage::rows_taken;
 
@@ -65,6 +65,7 @@ fn transition_rows_that_no_test_reaches_are_reported() {
         repeat::SCENARIOS,
         fan_out_kinds::SCENARIOS,
         children::SCENARIOS,
+        recovery::SCENARIOS,
     ];
     for (_, scenario) in scenarios.into_iter().flatten() {
         let ((), taken) = rows_taken(scenario);

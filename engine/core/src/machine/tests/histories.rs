@@ -241,6 +241,49 @@ steps:
             assert!(late.is_empty(), "a cancelled timer changes nothing");
         },
     },
+    Case {
+        name: "rerun",
+        about: "a step fails the instance; an operator re-runs it with edited arguments, then re-runs the output alone with a new input",
+        definition: r#"
+id: rerun
+steps:
+  - id: prepare
+    action: core.echo
+    with: {name: "${input.name}"}
+  - id: publish
+    needs: [prepare]
+    action: core.fail_until
+    with: {attempts: 5}
+    retry: {max_attempts: 1}
+  - id: notify
+    needs: [publish]
+    action: core.echo
+    with: {attempt: "${steps.publish.output.attempt}"}
+output: {name: "${input.name}", attempt: "${steps.notify.output.attempt}"}
+"#,
+        input: || json!({"name": "ada"}),
+        script: |harness| {
+            let prepare = harness.only_dispatch();
+            harness.succeed(&prepare.work, json!({"name": "ada"}));
+            let publish = harness.only_dispatch();
+            harness.fail(&publish.work, "injected", false);
+            let arguments = [(StepId::from("publish"), json!({"attempts": 2}))].into();
+            harness.input(InputBody::Rerun {
+                from_step: Some(StepId::from("publish")),
+                input: None,
+                arguments,
+            });
+            let publish = harness.only_dispatch();
+            harness.succeed(&publish.work, json!({"attempt": 2}));
+            let notify = harness.only_dispatch();
+            harness.succeed(&notify.work, json!({"attempt": 2}));
+            harness.input(InputBody::Rerun {
+                from_step: None,
+                input: Some(json!({"name": "bea"})),
+                arguments: Default::default(),
+            });
+        },
+    },
 ];
 
 /// Succeeds every dispatched unit, in dispatch order, until nothing is dispatched.

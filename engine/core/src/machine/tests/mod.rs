@@ -24,6 +24,7 @@ mod graph;
 mod histories;
 mod joins;
 mod lifecycle;
+mod recovery;
 mod repeat;
 mod retries;
 mod scope;
