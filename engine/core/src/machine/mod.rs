@@ -89,6 +89,7 @@ mod lookups;
 mod step;
 mod timer;
 mod wait;
+mod wait_index;
 mod work;
 
 #[cfg(test)]
@@ -96,6 +97,7 @@ mod tests;
 
 pub use expressions::scope;
 pub use wait::waits_for;
+pub use wait_index::{CurrentWait, WaitKey, current_waits};
 
 /// Errors of the state machine.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -30,7 +30,7 @@ use crate::command::{Command, WorkKey};
 use crate::definition::{OnError, StepKind};
 use crate::event::{ErrorInfo, EventBody, TimerKey};
 use crate::id::StepId;
-use crate::state::{Completion, InstanceState, Phase, StepState, Unit, Work};
+use crate::state::{Completion, InstanceState, Phase, StepState, Unit, Units, Work};
 
 use super::coverage::took;
 use super::lookups::{
@@ -71,7 +71,7 @@ pub(super) fn scheduled(
             took("step.scheduled.fan_out");
             *step_state = StepState::Active {
                 work: Work::FanOut {
-                    units: vec![Unit::Ready { attempt }; items.len()],
+                    units: Units::ready(items.len(), attempt),
                     items: items.clone(),
                 },
             };
@@ -91,13 +91,13 @@ pub(super) fn scheduled(
     }
     let unit = unit_mut(step_state, item)
         .ok_or_else(|| invalid(&instance, event, "the step has no such unit"))?;
-    match unit {
+    match unit.get() {
         Unit::Ready { attempt: current }
         | Unit::Retrying {
             attempt: current, ..
         } if *current == attempt => {
             took("unit.scheduled");
-            *unit = Unit::Scheduled { attempt };
+            unit.set(Unit::Scheduled { attempt });
             let dispatch = dispatch(&instance, step_definition, item, attempt, arguments, false)?;
             fold.commands.push(dispatch);
             Ok(())
@@ -124,12 +124,12 @@ pub(super) fn started(
         .ok()
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
-        Some(unit) if *unit == (Unit::Scheduled { attempt }) => {
+        Some(unit) if *unit.get() == (Unit::Scheduled { attempt }) => {
             took("unit.started");
-            *unit = Unit::Running {
+            unit.set(Unit::Running {
                 attempt,
                 started_at: event.at,
-            };
+            });
             Ok(())
         }
         _ => Err(invalid(
@@ -153,12 +153,12 @@ pub(super) fn item_succeeded(
     let instance = fold.state.id.clone();
     let step_state = step_state_mut(fold.state, step)?;
     match unit_mut(step_state, Some(item)) {
-        Some(unit) if unit.is_in_flight() && unit.attempt() == attempt => {
+        Some(unit) if unit.get().is_in_flight() && unit.get().attempt() == attempt => {
             took("item.succeeded");
-            *unit = Unit::Succeeded {
+            unit.set(Unit::Succeeded {
                 attempt,
                 output: output.clone(),
-            };
+            });
         }
         _ => {
             return Err(invalid(
@@ -203,12 +203,12 @@ pub(super) fn succeeded(
         }
         StepState::Active {
             work: Work::FanOut { units, .. },
-        } if units
-            .iter()
-            .all(|unit| matches!(unit, Unit::Succeeded { .. })) =>
-        {
+        } if units.all_succeeded() => {
             took("step.succeeded.fan_out");
-            let attempts = units.iter().map(Unit::attempt).max().unwrap_or(attempt);
+            let attempts = match units.max_attempt() {
+                0 => attempt,
+                highest => highest,
+            };
             (attempts, false)
         }
         StepState::Active {
@@ -281,13 +281,13 @@ pub(super) fn retry_scheduled(
         .ok()
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
-        Some(unit) if unit.is_in_flight() && unit.attempt() == attempt => {
+        Some(unit) if unit.get().is_in_flight() && unit.get().attempt() == attempt => {
             took("unit.retrying");
-            *unit = Unit::Retrying {
+            unit.set(Unit::Retrying {
                 attempt: attempt + 1,
                 fire_at,
                 error: error.clone(),
-            };
+            });
         }
         _ => {
             return Err(invalid(
@@ -318,14 +318,14 @@ pub(super) fn item_failed(
     let step_state = step_state_mut(fold.state, step)?;
     match unit_mut(step_state, Some(item)) {
         Some(unit)
-            if unit.attempt() == attempt
-                && (unit.is_in_flight() || matches!(unit, Unit::Ready { .. })) =>
+            if unit.get().attempt() == attempt
+                && (unit.get().is_in_flight() || matches!(unit.get(), Unit::Ready { .. })) =>
         {
             took("item.failed");
-            *unit = Unit::Failed {
+            unit.set(Unit::Failed {
                 attempt,
                 error: error.clone(),
-            };
+            });
             Ok(())
         }
         _ => Err(invalid(
