@@ -27,6 +27,7 @@ mod m20261122_000006_create_poll_cursor;
 mod m20261207_000008_add_token_lifecycle;
 mod m20261207_000009_create_webhook_event;
 mod m20261207_000010_create_instance_state;
+mod m20261215_000011_create_signal_wait;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_add_token_lifecycle::Migration),
             Box::new(m20261207_000009_create_webhook_event::Migration),
             Box::new(m20261207_000010_create_instance_state::Migration),
+            Box::new(m20261215_000011_create_signal_wait::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ use crate::snapshot::{Snapshots, current_state};
 
 mod commit;
 mod recovery;
+mod signal_index;
 
 use self::commit::CommitJob;
 
@@ -46,6 +47,8 @@ struct Cached {
     last_hash: String,
     /// Where its stored state snapshot stands.
     snapshots: Snapshots,
+    /// Its waits as the signal index has them (`signal_index.rs`).
+    waits: Vec<gridflow_core::machine::CurrentWait>,
 }
 
 /// What one cycle has gathered for its commit.
@@ -271,6 +274,7 @@ impl Driver {
                         last_seq: 0,
                         last_hash: GENESIS_HASH.to_owned(),
                         snapshots: Snapshots::default(),
+                        waits: Vec::new(),
                     },
                 );
                 let input = Input {
@@ -487,9 +491,11 @@ impl Driver {
             .definitions
             .get(&record.definition_id, Some(record.definition_version))
             .await?;
+        let budget = self.shared.limits.budget();
         self.cache.insert(
             instance.clone(),
             Cached {
+                waits: signal_index::waits_of(&state, &definition.definition, budget),
                 state,
                 definition: definition.definition.clone(),
                 row_version: record.row_version,
@@ -546,7 +552,12 @@ impl Driver {
                 definition_version: cached.state.version,
                 status: cached.state.status(),
                 state: state_json,
-                input: cached.state.input.clone(),
+                // Stores write the input only with a new row (rules.rs): no copy per commit.
+                input: if cached.row_version == 0 || snapshot {
+                    cached.state.input.clone()
+                } else {
+                    Value::Null
+                },
                 output: cached.state.output().cloned(),
                 error: cached
                     .state
@@ -563,6 +574,15 @@ impl Driver {
                 .batch
                 .approvals
                 .extend(changed_approval_rows(&cached.state, &events, now));
+            let budget = self.shared.limits.budget();
+            let (waits, state) = (&mut cached.waits, &cached.state);
+            cycle.batch.signal_waits.extend(signal_index::changed_rows(
+                instance,
+                waits,
+                state,
+                &cached.definition,
+                budget,
+            ));
             cycle.batch.instances.push(InstanceWrite {
                 record,
                 expected_row_version: (cached.row_version > 0).then_some(cached.row_version),

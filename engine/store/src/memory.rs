@@ -5,6 +5,7 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod signal_waits;
 mod triggers;
 mod webhooks;
 
@@ -60,6 +61,7 @@ struct Inner {
     checkpoint_heads: BTreeMap<u64, Vec<ChainHead>>,
     cursors: BTreeMap<String, String>,
     webhook_events: BTreeMap<(String, String), webhooks::SeenEvent>,
+    signal_index: signal_waits::SignalIndex,
 }
 
 impl MemoryStore {
@@ -218,6 +220,7 @@ impl Inner {
             approval.due_at = approval.due_at.map(stored_instant);
             self.approvals.insert(approval.id.clone(), approval);
         }
+        self.signal_index.apply(&batch.signal_waits);
     }
 }
 

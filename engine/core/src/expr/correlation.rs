@@ -89,7 +89,9 @@ fn event_path(expression: &IdedExpr) -> Option<String> {
 /// by evaluating the condition.
 pub fn correlation_key(value: &Value) -> Option<String> {
     match value {
-        Value::String(_) | Value::Bool(_) => Some(value.to_string()),
+        Value::String(text) if text.len() <= MAX_KEY_TEXT => Some(value.to_string()),
+        Value::String(_) => None,
+        Value::Bool(_) => Some(value.to_string()),
         Value::Number(number) => {
             if let Some(integer) = number.as_i64() {
                 Some(integer.to_string())
@@ -105,6 +107,10 @@ pub fn correlation_key(value: &Value) -> Option<String> {
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
+
+/// The longest string an index keys (longer ones are matched by evaluating the condition;
+/// database indexes bound the size of a key).
+const MAX_KEY_TEXT: usize = 256;
 
 /// The value at `path` (`a.b`) in `payload`, if there is one.
 pub fn at_path<'v>(payload: &'v Value, path: &str) -> Option<&'v Value> {
@@ -165,6 +171,7 @@ mod tests {
         assert_eq!(correlation_key(&json!(true)), Some("true".to_owned()));
         assert_eq!(correlation_key(&json!(0.5)), None);
         assert_eq!(correlation_key(&json!(null)), None);
+        assert_eq!(correlation_key(&json!("x".repeat(MAX_KEY_TEXT + 1))), None);
         assert_eq!(correlation_key(&json!({"a": 1})), None);
         let payload = json!({"partner": {"id": "p-9"}});
         assert_eq!(at_path(&payload, "partner.id"), Some(&json!("p-9")));
