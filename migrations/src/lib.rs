@@ -29,6 +29,7 @@ mod m20261207_000009_create_webhook_event;
 mod m20261207_000010_create_instance_state;
 mod m20261214_000011_create_child_instance;
 mod m20261215_000001_add_approval_item;
+mod m20261215_000011_create_signal_wait;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_create_instance_state::Migration),
             Box::new(m20261214_000011_create_child_instance::Migration),
             Box::new(m20261215_000001_add_approval_item::Migration),
+            Box::new(m20261215_000011_create_signal_wait::Migration),
         ]
     }
 }

@@ -590,6 +590,20 @@ impl gridflow_store::ApprovalReader for RecordingStore {
 }
 
 #[async_trait]
+impl gridflow_store::SignalWaitStore for RecordingStore {
+    async fn signal_key_paths(&self, signal: &str) -> gridflow_store::Result<Vec<String>> {
+        self.inner.signal_key_paths(signal).await
+    }
+    async fn signal_waits(
+        &self,
+        signal: &str,
+        keys: &[gridflow_store::SignalKey],
+    ) -> gridflow_store::Result<Vec<gridflow_store::SignalWaitRecord>> {
+        self.inner.signal_waits(signal, keys).await
+    }
+}
+
+#[async_trait]
 impl Store for RecordingStore {
     async fn health(&self) -> gridflow_store::Result<()> {
         self.inner.health().await

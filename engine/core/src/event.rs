@@ -537,6 +537,9 @@ pub struct ParentRef {
     pub item: Option<u32>,
     /// The parent step's attempt that started the child.
     pub attempt: u32,
+    /// The run of the parent step, when it has `repeat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<u32>,
 }
 
 impl EventBody {

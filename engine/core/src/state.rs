@@ -14,6 +14,10 @@ use crate::event::ErrorInfo;
 use crate::id::{DefinitionId, InstanceId, StepId};
 use crate::status::{InstanceStatus, StepStatus};
 
+mod units;
+
+pub use units::Units;
+
 /// The state of one instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceState {
@@ -231,8 +235,8 @@ pub enum Work {
     FanOut {
         /// The resolved items.
         items: Vec<Value>,
-        /// Progress per item, by index.
-        units: Vec<Unit>,
+        /// Progress per item, by index (stored as a list; see [`Units`]).
+        units: Units,
     },
     /// A durable sleep.
     Sleep {
@@ -377,26 +381,7 @@ impl StepState {
             StepState::Pending { .. } => StepStatus::Pending,
             StepState::Active { work } => match work {
                 Work::Action { unit } => unit.status(),
-                Work::FanOut { units, .. } => {
-                    // Ready items wait for a slot that a waiting item holds.
-                    let waiting = units.iter().any(Unit::is_waiting);
-                    let statuses: Vec<StepStatus> = units
-                        .iter()
-                        .filter(|unit| !(waiting && matches!(unit, Unit::Ready { .. })))
-                        .map(Unit::status)
-                        .collect();
-                    if statuses.contains(&StepStatus::Running) {
-                        StepStatus::Running
-                    } else if statuses.contains(&StepStatus::Scheduled) {
-                        StepStatus::Scheduled
-                    } else if statuses.contains(&StepStatus::Retrying) {
-                        StepStatus::Retrying
-                    } else if statuses.contains(&StepStatus::Waiting) {
-                        StepStatus::Waiting
-                    } else {
-                        StepStatus::Running
-                    }
-                }
+                Work::FanOut { units, .. } => units.status(),
                 Work::Sleep { .. } | Work::Approval { .. } | Work::Wait { .. } => {
                     StepStatus::Waiting
                 }
@@ -414,7 +399,7 @@ impl StepState {
             StepState::Pending { .. } | StepState::Skipped { .. } => 0,
             StepState::Active { work } => match work {
                 Work::Action { unit } => unit.attempt(),
-                Work::FanOut { units, .. } => units.iter().map(Unit::attempt).max().unwrap_or(0),
+                Work::FanOut { units, .. } => units.max_attempt(),
                 Work::Sleep { .. } => 1,
                 Work::Approval { attempt, .. } | Work::Wait { attempt, .. } => *attempt,
             },
@@ -505,14 +490,7 @@ impl InstanceState {
                         any_active = true;
                         let blocked = match work {
                             Work::Action { unit } => matches!(unit, Unit::Retrying { .. }),
-                            // A ready item waits for a slot that a waiting item holds.
-                            Work::FanOut { units, .. } => {
-                                let waiting = units.iter().any(Unit::is_waiting);
-                                units.iter().all(|unit| {
-                                    !unit.is_in_flight()
-                                        && (waiting || !matches!(unit, Unit::Ready { .. }))
-                                })
-                            }
+                            Work::FanOut { units, .. } => !units.any_ready_or_in_flight(),
                             Work::Sleep { .. } | Work::Approval { .. } | Work::Wait { .. } => true,
                         };
                         if !blocked {

@@ -232,6 +232,7 @@ pub(crate) fn notice(state: &InstanceState) -> Option<(InstanceId, Input)> {
         item: parent.item,
         attempt: parent.attempt,
         compensation: false,
+        iteration: parent.iteration,
     };
     let body = match &state.phase {
         Phase::Completed { output } => InputBody::ActionSucceeded {

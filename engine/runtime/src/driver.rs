@@ -34,6 +34,7 @@ use crate::snapshot::{Snapshots, current_state};
 mod children;
 mod commit;
 mod recovery;
+mod signal_index;
 
 use self::commit::CommitJob;
 
@@ -47,6 +48,8 @@ struct Cached {
     last_hash: String,
     /// Where its stored state snapshot stands.
     snapshots: Snapshots,
+    /// Its waits as the signal index has them (`signal_index.rs`).
+    waits: Vec<gridflow_core::machine::CurrentWait>,
 }
 
 /// What one cycle has gathered for its commit.
@@ -276,6 +279,7 @@ impl Driver {
                         last_seq: 0,
                         last_hash: GENESIS_HASH.to_owned(),
                         snapshots: Snapshots::default(),
+                        waits: Vec::new(),
                     },
                 );
                 let input = Input {
@@ -512,9 +516,11 @@ impl Driver {
             .definitions
             .get(&record.definition_id, Some(record.definition_version))
             .await?;
+        let budget = self.shared.limits.budget();
         self.cache.insert(
             instance.clone(),
             Cached {
+                waits: signal_index::waits_of(&state, &definition.definition, budget),
                 state,
                 definition: definition.definition.clone(),
                 row_version: record.row_version,
@@ -571,7 +577,12 @@ impl Driver {
                 definition_version: cached.state.version,
                 status: cached.state.status(),
                 state: state_json,
-                input: cached.state.input.clone(),
+                // Stores write the input only with a new row (rules.rs): no copy per commit.
+                input: if cached.row_version == 0 || snapshot {
+                    cached.state.input.clone()
+                } else {
+                    Value::Null
+                },
                 output: cached.state.output().cloned(),
                 error: cached
                     .state
@@ -588,6 +599,15 @@ impl Driver {
                 .batch
                 .approvals
                 .extend(changed_approval_rows(&cached.state, &events, now));
+            let budget = self.shared.limits.budget();
+            let (waits, state) = (&mut cached.waits, &cached.state);
+            cycle.batch.signal_waits.extend(signal_index::changed_rows(
+                instance,
+                waits,
+                state,
+                &cached.definition,
+                budget,
+            ));
             cycle.batch.instances.push(InstanceWrite {
                 record,
                 expected_row_version: (cached.row_version > 0).then_some(cached.row_version),

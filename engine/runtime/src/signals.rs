@@ -1,12 +1,19 @@
 //! Signals on the engine handle: delivered to one instance by name, or to every waiting
 //! instance whose wait step's `correlate` holds for the payload (event triggers and
 //! pollers deliver their events this way, see `events`).
+//!
+//! The waiting instances are found through the signal index (`gridflow_store::
+//! SignalWaitStore`, written by the driver in the commit that makes a wait active): the
+//! waits for the signal's name that carry no key, and those whose key is the payload's
+//! value at their path. Each candidate's `correlate` is then evaluated by the machine as
+//! before, so the index only narrows who is asked, never who matches.
 
 use serde_json::Value;
 
+use gridflow_core::expr::{at_path, correlation_key};
 use gridflow_core::machine::InputBody;
-use gridflow_core::{InstanceId, InstanceState, RecordedEvent};
-use gridflow_store::InstanceFilter;
+use gridflow_core::{InstanceId, RecordedEvent};
+use gridflow_store::SignalKey;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -42,8 +49,9 @@ impl Engine {
     /// Delivers signal `name` to every instance that waits on a wait step for it now and
     /// whose `correlate` holds with `event` bound to `payload`; returns those instances.
     ///
-    /// It reads every running or waiting instance's state to find the candidates, so its
-    /// cost grows with the number of unfinished instances.
+    /// It reads the signal index for the candidates, so its cost grows with the instances
+    /// that may match (those waiting for the name without a key, and those whose key the
+    /// payload carries), not with the unfinished instances.
     pub async fn signal_matching(
         &self,
         name: &str,
@@ -67,34 +75,7 @@ impl Engine {
             .limits
             .check_signal(name, payload)
             .map_err(Error::LimitExceeded)?;
-        let mut candidates = Vec::new();
-        for status in [
-            gridflow_core::InstanceStatus::Waiting,
-            gridflow_core::InstanceStatus::Running,
-        ] {
-            let filter = InstanceFilter {
-                status: Some(status),
-                definition: None,
-            };
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self
-                    .shared
-                    .store
-                    .list_instances(&filter, cursor.as_deref(), 500)
-                    .await?;
-                for record in &page.items {
-                    let state = self.current_state(record).await?;
-                    if waits_on(&state, name) {
-                        candidates.push(record.id.clone());
-                    }
-                }
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
+        let candidates = self.waiting_for(name, payload).await?;
         let mut delivered = Vec::new();
         for instance in candidates {
             if let Some(already) = already
@@ -119,17 +100,30 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The instances that the signal index says may take signal `name` with `payload`,
+    /// each once, in id order.
+    async fn waiting_for(&self, name: &str, payload: &Value) -> Result<Vec<InstanceId>> {
+        let store = &self.shared.store;
+        let keys: Vec<SignalKey> = store
+            .signal_key_paths(name)
+            .await?
+            .into_iter()
+            .filter_map(|path| {
+                let value = correlation_key(at_path(payload, &path)?)?;
+                Some(SignalKey { path, value })
+            })
+            .collect();
+        let mut candidates: Vec<InstanceId> = store
+            .signal_waits(name, &keys)
+            .await?
+            .into_iter()
+            .map(|wait| wait.instance_id)
+            .collect();
+        candidates.dedup();
+        Ok(candidates)
+    }
+}
+
 /// Says from an instance's history whether it has had a signal already.
 pub(crate) type AlreadyReceived<'a> = dyn Fn(&[RecordedEvent]) -> bool + Sync + 'a;
-
-/// Whether a wait step of `state` waits for signal `name` now.
-fn waits_on(state: &InstanceState, name: &str) -> bool {
-    state.steps.values().any(|step| {
-        matches!(
-            step,
-            gridflow_core::StepState::Active {
-                work: gridflow_core::Work::Wait { signal, .. }
-            } if signal == name
-        )
-    })
-}

@@ -2,7 +2,7 @@
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
-//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -27,6 +27,7 @@ pub mod cursors;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
+pub mod signal_waits;
 pub mod sql;
 #[cfg(feature = "test-util")]
 pub mod test_util;
@@ -37,6 +38,7 @@ pub use audit::{AuditFilter, AuditStore, InstanceHead};
 pub use cursors::CursorStore;
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
+pub use signal_waits::{SignalKey, SignalWaitRecord, SignalWaitStore, SignalWaitsWrite};
 pub use sql::{SqlOptions, SqlStore};
 pub use triggers::{TickRecord, TickState, TriggerStore};
 pub use webhooks::{EventClaim, WebhookStore};
@@ -209,6 +211,9 @@ pub struct Batch {
     pub timers_removed: Vec<(InstanceId, String)>,
     /// Approval read-model rows to create or replace (by id; the last one of an id wins).
     pub approvals: Vec<ApprovalRecord>,
+    /// Signal index rows: each replaces all the rows of its instance (the last one of an
+    /// instance wins).
+    pub signal_waits: Vec<SignalWaitsWrite>,
     /// Links of child instances to their parents' units, written with the children's
     /// rows (an existing link stays as it is).
     pub children: Vec<ChildLink>,
@@ -298,6 +303,7 @@ impl Batch {
             && self.timers_removed.is_empty()
             && self.approvals.is_empty()
             && self.children.is_empty()
+            && self.signal_waits.is_empty()
     }
 }
 
@@ -462,6 +468,7 @@ pub trait Store:
     + AuditStore
     + CursorStore
     + WebhookStore
+    + SignalWaitStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

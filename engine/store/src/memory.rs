@@ -5,6 +5,7 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod signal_waits;
 mod triggers;
 mod webhooks;
 
@@ -62,6 +63,7 @@ struct Inner {
     webhook_events: BTreeMap<(String, String), webhooks::SeenEvent>,
     /// Child links by child id.
     children: BTreeMap<String, crate::ChildLink>,
+    signal_index: signal_waits::SignalIndex,
 }
 
 impl MemoryStore {
@@ -229,6 +231,7 @@ impl Inner {
             approval.due_at = approval.due_at.map(stored_instant);
             self.approvals.insert(approval.id.clone(), approval);
         }
+        self.signal_index.apply(&batch.signal_waits);
     }
 }
 

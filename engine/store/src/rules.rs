@@ -9,7 +9,9 @@
 //! 3. `work_done`;
 //! 4. `timers_added` (a timer with the same instance and key is replaced; when one batch adds
 //!    the same key twice, the later one wins);
-//! 5. `timers_removed`.
+//! 5. `timers_removed`;
+//! 6. `approvals` (upserted by id);
+//! 7. `signal_waits` (each replaces every row of its instance; the last of an instance wins).
 //!
 //! So work or a timer that is added and removed in the same batch ends up removed.
 //! An update does not change the columns that never change after the insert
@@ -102,7 +104,7 @@ pub(crate) fn validate_batch(batch: &Batch) -> Result<()> {
     for write in &batch.instances {
         validate_write(write)?;
     }
-    Ok(())
+    crate::signal_waits::validate(&batch.signal_waits)
 }
 
 fn validate_write(write: &InstanceWrite) -> Result<()> {

@@ -155,11 +155,19 @@ conformance!(
     a_new_instance_needs_its_snapshot,
     children_are_listed_under_their_parent,
     an_update_records_a_new_definition_version,
+    signal_waits_are_found_by_name_and_key,
+    signal_waits_are_written_with_their_batch_or_not_at_all,
 );
 
 #[path = "conformance/children.rs"]
 mod children;
 use children::children_are_listed_under_their_parent;
+
+#[path = "conformance/signal_waits.rs"]
+mod signal_waits;
+use signal_waits::{
+    signal_waits_are_found_by_name_and_key, signal_waits_are_written_with_their_batch_or_not_at_all,
+};
 
 #[path = "conformance/snapshots.rs"]
 mod snapshots;
@@ -705,9 +713,25 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         timers_removed: vec![(sleeping.instance_id.clone(), sleeping.key.clone())],
         approvals: vec![approval(3, &["ann"], &[])],
         children: Vec::new(),
+        signal_waits: vec![gridflow_store::SignalWaitsWrite {
+            instance_id: c.record.id.clone(),
+            waits: vec![gridflow_store::SignalWaitRecord {
+                instance_id: c.record.id.clone(),
+                step: "ack".into(),
+                signal: "partner.ack".to_owned(),
+                key: None,
+            }],
+        }],
     };
     assert_conflict_naming(store.commit(&batch).await, &b.record.id);
     assert!(store.approval(&batch.approvals[0].id).await.is_err());
+    assert!(
+        store
+            .signal_waits("partner.ack", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Nothing of the batch was written.
     assert_eq!(store.instance(&a.record.id).await.unwrap(), a.record);

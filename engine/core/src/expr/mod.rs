@@ -28,10 +28,12 @@ use cel::parser::PrattParser;
 use cel::{Context, ExecutionError};
 use serde_json::Value;
 
+mod correlation;
 mod cost;
 mod references;
 mod template;
 
+pub use correlation::{EventEquality, at_path, correlation_key, event_equality};
 pub use cost::Budget;
 pub use references::{References, references};
 use template::{Piece, split};

@@ -46,7 +46,7 @@ use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 
 use super::coverage::took;
 use super::expressions::{Reads, has_expression, render_names, scope_for};
-use super::lookups::{fan_out_item, invalid, require_running, step_state_mut, unit_mut};
+use super::lookups::{fan_out_item, invalid, require_running, step_state_mut, unit, unit_mut};
 use super::{Facts, Fold, StepError};
 
 /// The `approval_requested` of an approval step that became ready (or of one fan-out
@@ -123,9 +123,9 @@ pub(super) fn requested(
             };
         }
         Some(index) => match unit_mut(step_state, Some(index)) {
-            Some(unit) if *unit == (Unit::Ready { attempt }) => {
+            Some(unit) if *unit.get() == (Unit::Ready { attempt }) => {
                 took("approval.item.requested");
-                *unit = Unit::Approval { attempt, level: 0 };
+                unit.set(Unit::Approval { attempt, level: 0 });
             }
             _ => return Err(invalid(&instance, event, "the item is not ready")),
         },
@@ -403,7 +403,7 @@ pub(super) fn escalated(
     require_running(fold.state, fold.event)?;
     let event = fold.event;
     let instance = fold.state.id.clone();
-    let at_level = match (fold.state.steps.get_mut(step), item) {
+    let at_level = match (fold.state.steps.get(step), item) {
         (
             Some(StepState::Active {
                 work:
@@ -413,25 +413,40 @@ pub(super) fn escalated(
                     },
             }),
             None,
-        ) if *current == attempt => Some(current_level),
-        (Some(step_state), Some(index)) => match unit_mut(step_state, Some(index)) {
+        ) if *current == attempt => Some(*current_level),
+        (Some(step_state), Some(index)) => match unit(step_state, Some(index)) {
             Some(Unit::Approval {
                 attempt: current,
                 level: current_level,
-            }) if *current == attempt => Some(current_level),
+            }) if *current == attempt => Some(*current_level),
             _ => None,
         },
         (Some(_) | None, _) => None,
     };
-    match at_level {
-        Some(current_level) if *current_level + 1 == level => *current_level = level,
-        Some(_) | None => {
-            return Err(invalid(
-                &instance,
-                event,
-                "the approval is not at the level before",
-            ));
+    if at_level.map(|current| current + 1) != Some(level) {
+        return Err(invalid(
+            &instance,
+            event,
+            "the approval is not at the level before",
+        ));
+    }
+    match (fold.state.steps.get_mut(step), item) {
+        (
+            Some(StepState::Active {
+                work:
+                    Work::Approval {
+                        level: current_level,
+                        ..
+                    },
+            }),
+            None,
+        ) => *current_level = level,
+        (Some(step_state), Some(index)) => {
+            if let Some(slot) = unit_mut(step_state, Some(index)) {
+                slot.set(Unit::Approval { attempt, level });
+            }
         }
+        (Some(_) | None, _) => {}
     }
     let Some(approval) = approval_of_mut(fold.state, step, item) else {
         return Err(invalid(&instance, event, "the step has no approval"));

@@ -241,12 +241,12 @@ pub(super) fn started(
         .ok()
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
-        Some(unit) if *unit == (Unit::Scheduled { attempt }) => {
+        Some(unit) if *unit.get() == (Unit::Scheduled { attempt }) => {
             took("child.unit.started");
-            *unit = Unit::Running {
+            unit.set(Unit::Running {
                 attempt,
                 started_at: event.at,
-            };
+            });
             Ok(())
         }
         _ => Err(invalid(

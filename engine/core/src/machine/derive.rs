@@ -424,10 +424,7 @@ fn active_step_event(
         } => return wait::kept_signal(state, &step.id, *attempt, signal),
         Work::Action { .. } | Work::Sleep { .. } => return None,
     };
-    if let Some(Unit::Failed { attempt, error }) = units
-        .iter()
-        .find(|unit| matches!(unit, Unit::Failed { .. }))
-    {
+    if let Some((_, Unit::Failed { attempt, error })) = units.first_failed() {
         took("derive.fan_out.failed");
         return Some(EventBody::StepFailed {
             step: step.id.clone(),
@@ -436,10 +433,7 @@ fn active_step_event(
             error: error.clone(),
         });
     }
-    if units
-        .iter()
-        .all(|unit| matches!(unit, Unit::Succeeded { .. }))
-    {
+    if units.all_succeeded() {
         took("derive.fan_out.succeeded");
         let outputs = units
             .iter()
@@ -456,34 +450,30 @@ fn active_step_event(
             .collect();
         return Some(EventBody::StepSucceeded {
             step: step.id.clone(),
-            attempt: units.iter().map(Unit::attempt).max().unwrap_or(1),
+            attempt: units.max_attempt().max(1),
             item: None,
             output: items::step_output(step, outputs),
         });
     }
-    if units.iter().any(Unit::is_waiting)
+    if units.any_waiting()
         && let Some(settled) = items::settled_item(state, step, items, units, budget)
     {
         return Some(settled);
     }
     let limit = step.concurrency.unwrap_or(u32::MAX).max(1) as usize;
-    let busy = units.iter().filter(|unit| unit.holds_slot()).count();
-    if busy >= limit {
+    if units.slots_held() >= limit {
         return None;
     }
-    let (index, unit) = units
-        .iter()
-        .enumerate()
-        .find(|(_, unit)| matches!(unit, Unit::Ready { .. }))?;
+    let (index, unit) = units.first_ready()?;
     if let Some(StepKind::Approval(_) | StepKind::Wait(_)) = step.kind() {
-        let (index, attempt) = (index as u32, unit.attempt());
+        let attempt = unit.attempt();
         return items::start_item(state, step, items, index, attempt, at, budget);
     }
     Some(work::schedule_unit(
         state,
         definition,
         &step.id,
-        Some(index as u32),
+        Some(index),
         unit.attempt(),
         budget,
     ))

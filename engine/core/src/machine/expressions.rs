@@ -34,12 +34,23 @@ pub(super) enum Reads<'a> {
 }
 
 /// The steps that `reads` names, or `None` when it may read any (or cannot be parsed:
-/// the evaluation then reports the error).
-fn steps_read(reads: Reads<'_>) -> Option<BTreeSet<String>> {
+/// the evaluation then reports the error); and whether it may read `input` (a fan-out's
+/// items often come from the input: an item's arguments should not copy them all).
+fn steps_read(reads: Reads<'_>) -> (Option<BTreeSet<String>>, bool) {
+    let mut input = false;
+    let steps = steps_and_input_read(reads, &mut input);
+    let input = input || steps.is_none();
+    (steps, input)
+}
+
+fn steps_and_input_read(reads: Reads<'_>, input: &mut bool) -> Option<BTreeSet<String>> {
     fn add(steps: &mut BTreeSet<String>, expression: &str) -> Option<()> {
         let references = expr::references(expression).ok()?;
         if references.all_steps {
             return None;
+        }
+        if references.names.contains("input") {
+            steps.insert(INPUT_MARK.to_owned());
         }
         steps.extend(references.steps);
         Some(())
@@ -68,8 +79,13 @@ fn steps_read(reads: Reads<'_>) -> Option<BTreeSet<String>> {
         }
         Reads::Condition(text) => add(&mut steps, text)?,
     }
+    *input = steps.remove(INPUT_MARK);
     Some(steps)
 }
+
+/// Noted among the steps read while collecting them when `input` is read (no step id
+/// contains a space).
+const INPUT_MARK: &str = " input";
 
 /// The scope for evaluating `reads`: [`scope`] with `steps` cut to the steps it names.
 pub(super) fn scope_for(
@@ -79,8 +95,8 @@ pub(super) fn scope_for(
     output: Option<&Value>,
 ) -> Scope {
     match steps_read(reads) {
-        None => scope(state, item, output),
-        Some(named) => {
+        (None, _) => scope(state, item, output),
+        (Some(named), reads_input) => {
             let steps = named
                 .iter()
                 .filter_map(|id| {
@@ -88,7 +104,7 @@ pub(super) fn scope_for(
                     Some((id.to_string(), step_entry(state, id, step_state)))
                 })
                 .collect();
-            with_names(state, steps, item, output)
+            with_names(state, steps, item, output, reads_input)
         }
     }
 }
@@ -101,7 +117,7 @@ pub fn scope(state: &InstanceState, item: Option<(u32, &Value)>, output: Option<
         .iter()
         .map(|(id, step_state)| (id.to_string(), step_entry(state, id, step_state)))
         .collect();
-    with_names(state, steps, item, output)
+    with_names(state, steps, item, output, true)
 }
 
 /// What `steps.<id>` holds: every field, null where it does not apply (DESIGN.md §2).
@@ -168,9 +184,17 @@ fn with_names(
     steps: serde_json::Map<String, Value>,
     item: Option<(u32, &Value)>,
     output: Option<&Value>,
+    input: bool,
 ) -> Scope {
     let mut scope = Scope::new()
-        .with("input", state.input.clone())
+        .with(
+            "input",
+            if input {
+                state.input.clone()
+            } else {
+                Value::Null
+            },
+        )
         .with("steps", Value::Object(steps))
         .with(
             "instance",

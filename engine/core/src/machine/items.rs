@@ -151,24 +151,24 @@ pub(super) fn start_item(
 
 /// `step_scheduled` of ready item `index` of a wait fan-out.
 pub(super) fn wait_scheduled(
-    unit: &mut Unit,
     step: &StepId,
     index: u32,
+    attempt: u32,
     signal: &str,
     timeout_at: Option<DateTime<Utc>>,
     commands: &mut Vec<Command>,
-) {
+) -> Unit {
     took("wait.item.scheduled");
-    *unit = Unit::Wait {
-        attempt: unit.attempt(),
-        signal: signal.to_owned(),
-        timeout_at,
-    };
     if let Some(timeout_at) = timeout_at {
         commands.push(Command::StartTimer {
-            timer: TimerKey::item_wait_timeout(step, index, unit.attempt()),
+            timer: TimerKey::item_wait_timeout(step, index, attempt),
             fire_at: timeout_at,
         });
+    }
+    Unit::Wait {
+        attempt,
+        signal: signal.to_owned(),
+        timeout_at,
     }
 }
 

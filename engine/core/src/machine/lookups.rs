@@ -6,7 +6,7 @@
 use crate::definition::{Definition, StepDefinition};
 use crate::event::Event;
 use crate::id::{InstanceId, StepId};
-use crate::state::{InstanceState, Phase, StepState, Unit, Work};
+use crate::state::{InstanceState, Phase, StepState, Unit, Units, Work};
 
 use super::StepError;
 
@@ -85,21 +85,50 @@ pub(super) fn unit(step_state: &StepState, item: Option<u32>) -> Option<&Unit> {
     }
 }
 
+/// One unit of an active step, to change: its action's, or one fan-out item's (changed
+/// through [`Units::set`], which keeps the fan-out's tally).
+pub(super) enum UnitSlot<'s> {
+    /// The action of a plain step.
+    Action(&'s mut Unit),
+    /// Item `.1` of a fan-out.
+    Item(&'s mut Units, u32),
+}
+
+impl UnitSlot<'_> {
+    /// The unit as it is.
+    pub(super) fn get(&self) -> &Unit {
+        match self {
+            UnitSlot::Action(unit) => unit,
+            UnitSlot::Item(units, index) => &units[*index as usize],
+        }
+    }
+
+    /// Replaces the unit.
+    pub(super) fn set(self, unit: Unit) {
+        match self {
+            UnitSlot::Action(slot) => *slot = unit,
+            UnitSlot::Item(units, index) => {
+                units.set(index, unit);
+            }
+        }
+    }
+}
+
 /// [`unit`], to change.
-pub(super) fn unit_mut(step_state: &mut StepState, item: Option<u32>) -> Option<&mut Unit> {
+pub(super) fn unit_mut(step_state: &mut StepState, item: Option<u32>) -> Option<UnitSlot<'_>> {
     match (step_state, item) {
         (
             StepState::Active {
                 work: Work::Action { unit },
             },
             None,
-        ) => Some(unit),
+        ) => Some(UnitSlot::Action(unit)),
         (
             StepState::Active {
                 work: Work::FanOut { units, .. },
             },
             Some(item),
-        ) => units.get_mut(item as usize),
+        ) if (item as usize) < units.len() => Some(UnitSlot::Item(units, item)),
         _ => None,
     }
 }

@@ -103,6 +103,7 @@ mod repeat;
 mod step;
 mod timer;
 mod wait;
+mod wait_index;
 mod work;
 
 #[cfg(test)]
@@ -112,6 +113,7 @@ pub use child::{awaits_child, child_id};
 pub use expressions::scope;
 pub use recovery::{RerunPlan, RerunRefusal, migration_problems, rerun_plan};
 pub use wait::waits_for;
+pub use wait_index::{CurrentWait, WaitKey, current_waits};
 
 /// Errors of the state machine.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

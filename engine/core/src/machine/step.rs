@@ -30,7 +30,7 @@ use crate::command::{Command, WorkKey};
 use crate::definition::{OnError, StepKind};
 use crate::event::{ErrorInfo, EventBody, TimerKey};
 use crate::id::StepId;
-use crate::state::{Completion, InstanceState, Phase, StepState, Unit, Work};
+use crate::state::{Completion, InstanceState, Phase, StepState, Unit, Units, Work};
 
 use super::coverage::took;
 use super::lookups::{
@@ -61,7 +61,7 @@ pub(super) fn scheduled(
             took("step.scheduled.fan_out");
             *step_state = StepState::Active {
                 work: Work::FanOut {
-                    units: vec![Unit::Ready { attempt }; items.len()],
+                    units: Units::ready(items.len(), attempt),
                     items: items.clone(),
                 },
             };
@@ -96,20 +96,22 @@ pub(super) fn scheduled(
     let unit = unit_mut(step_state, item)
         .ok_or_else(|| invalid(&instance, event, "the step has no such unit"))?;
     if let (Unit::Ready { attempt: current }, Some(StepKind::Wait(wait)), Some(index)) =
-        (&*unit, step_definition.kind(), item)
+        (unit.get(), step_definition.kind(), item)
         && *current == attempt
     {
         let commands = &mut fold.commands;
-        items::wait_scheduled(unit, step, index, &wait.signal, timeout_at, commands);
+        let waiting =
+            items::wait_scheduled(step, index, attempt, &wait.signal, timeout_at, commands);
+        unit.set(waiting);
         return Ok(());
     }
-    match unit {
+    match unit.get() {
         Unit::Ready { attempt: current }
         | Unit::Retrying {
             attempt: current, ..
         } if *current == attempt => {
             took("unit.scheduled");
-            *unit = Unit::Scheduled { attempt };
+            unit.set(Unit::Scheduled { attempt });
             let dispatch = dispatch(&instance, step_definition, item, attempt, arguments, false)?;
             fold.commands.push(dispatch);
             Ok(())
@@ -136,12 +138,12 @@ pub(super) fn started(
         .ok()
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
-        Some(unit) if *unit == (Unit::Scheduled { attempt }) => {
+        Some(unit) if *unit.get() == (Unit::Scheduled { attempt }) => {
             took("unit.started");
-            *unit = Unit::Running {
+            unit.set(Unit::Running {
                 attempt,
                 started_at: event.at,
-            };
+            });
             Ok(())
         }
         _ => Err(invalid(
@@ -165,15 +167,17 @@ pub(super) fn item_succeeded(
     let instance = fold.state.id.clone();
     let step_state = step_state_mut(fold.state, step)?;
     let was = match unit_mut(step_state, Some(item)) {
-        Some(unit) if (unit.is_in_flight() || unit.is_waiting()) && unit.attempt() == attempt => {
+        Some(unit)
+            if (unit.get().is_in_flight() || unit.get().is_waiting())
+                && unit.get().attempt() == attempt =>
+        {
             took("item.succeeded");
-            std::mem::replace(
-                unit,
-                Unit::Succeeded {
-                    attempt,
-                    output: output.clone(),
-                },
-            )
+            let was = unit.get().clone();
+            unit.set(Unit::Succeeded {
+                attempt,
+                output: output.clone(),
+            });
+            was
         }
         _ => {
             return Err(invalid(
@@ -219,12 +223,12 @@ pub(super) fn succeeded(
         }
         StepState::Active {
             work: Work::FanOut { units, .. },
-        } if units
-            .iter()
-            .all(|unit| matches!(unit, Unit::Succeeded { .. })) =>
-        {
+        } if units.all_succeeded() => {
             took("step.succeeded.fan_out");
-            let attempts = units.iter().map(Unit::attempt).max().unwrap_or(attempt);
+            let attempts = match units.max_attempt() {
+                0 => attempt,
+                highest => highest,
+            };
             (attempts, false)
         }
         StepState::Active {
@@ -297,13 +301,13 @@ pub(super) fn retry_scheduled(
         .ok()
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
-        Some(unit) if unit.is_in_flight() && unit.attempt() == attempt => {
+        Some(unit) if unit.get().is_in_flight() && unit.get().attempt() == attempt => {
             took("unit.retrying");
-            *unit = Unit::Retrying {
+            unit.set(Unit::Retrying {
                 attempt: attempt + 1,
                 fire_at,
                 error: error.clone(),
-            };
+            });
         }
         _ => {
             return Err(invalid(
@@ -334,16 +338,16 @@ pub(super) fn item_failed(
     let step_state = step_state_mut(fold.state, step)?;
     match unit_mut(step_state, Some(item)) {
         Some(unit)
-            if unit.attempt() == attempt
-                && (unit.is_in_flight()
-                    || unit.is_waiting()
-                    || matches!(unit, Unit::Ready { .. })) =>
+            if unit.get().attempt() == attempt
+                && (unit.get().is_in_flight()
+                    || unit.get().is_waiting()
+                    || matches!(unit.get(), Unit::Ready { .. })) =>
         {
             took("item.failed");
-            *unit = Unit::Failed {
+            unit.set(Unit::Failed {
                 attempt,
                 error: error.clone(),
-            };
+            });
             Ok(())
         }
         _ => Err(invalid(

@@ -100,6 +100,7 @@ impl Driver {
                 last_seq: 0,
                 last_hash: GENESIS_HASH.to_owned(),
                 snapshots: Snapshots::default(),
+                waits: Vec::new(),
             },
         );
         let link = ParentRef {
@@ -107,6 +108,7 @@ impl Driver {
             step: start.work.step.clone(),
             item: start.work.item,
             attempt: start.work.attempt,
+            iteration: start.work.iteration,
         };
         let body = InputBody::StartChild {
             version: resolved.version,

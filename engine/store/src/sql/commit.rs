@@ -293,6 +293,11 @@ impl SqlStore {
                 .await
                 .map_err(Failure::Store)?;
         }
+        if !batch.signal_waits.is_empty() {
+            self.write_signal_waits(tx, batch)
+                .await
+                .map_err(Failure::Store)?;
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@ mod hygiene;
 mod query;
 mod read;
 mod row;
+mod signal_waits;
 mod snapshots;
 mod tokens;
 mod triggers;

@@ -236,6 +236,7 @@ fn a_child_records_its_parent_when_it_starts() {
         step: StepId::from("sub"),
         item: Some(2),
         attempt: 1,
+        iteration: None,
     };
     let events = harness.input(InputBody::StartChild {
         version: 1,

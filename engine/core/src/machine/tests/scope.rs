@@ -48,5 +48,9 @@ fn a_scope_holds_only_the_steps_its_expressions_name() {
         cut.get("steps").unwrap()["a"],
         full.get("steps").unwrap()["a"]
     );
+    // `input` is bound when read (a fan-out item's arguments do not copy every item).
+    assert_eq!(cut.get("input"), Some(&Value::Null));
+    let reads_input = json!({"who": "${input.name}", "a": "${steps.a.status}"});
+    let cut = scope_for(&harness.state, Reads::Template(&reads_input), None, None);
     assert_eq!(cut.get("input"), full.get("input"));
 }
