@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use gridflow_core::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
