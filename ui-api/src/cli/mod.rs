@@ -5,7 +5,8 @@
 //!   `parse_json`);
 //! - [`serve`]: the arguments of `serve` and `sandbox`, which `main.rs` runs because it
 //!   names the concrete store; [`validate`]: the local `validate`;
-//! - [`instances`], [`approvals`], [`audit`], [`tokens`]: the client commands.
+//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`connectors`]: the client
+//!   commands.
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage error (clap's own code for bad arguments, also
 //! used when `GRIDFLOW_TOKEN` is missing).
@@ -25,6 +26,7 @@ use crate::output;
 pub mod approvals;
 pub mod args;
 pub mod audit;
+pub mod connectors;
 pub mod instances;
 pub mod serve;
 pub mod tokens;
@@ -165,6 +167,8 @@ pub enum ClientCommand {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// List the connectors with their actions and the events they emit.
+    Connectors(connectors::ConnectorsArgs),
 }
 
 impl ClientCommand {
@@ -182,6 +186,7 @@ impl ClientCommand {
             ClientCommand::Approvals(args) => &args.server,
             ClientCommand::Approve(args) => &args.server,
             ClientCommand::Signal(args) => &args.server,
+            ClientCommand::Connectors(args) => &args.server,
         }
     }
 }
@@ -249,6 +254,7 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
         ClientCommand::Approvals(args) => approvals::list(client, &args).await?,
         ClientCommand::Approve(args) => approvals::approve(client, &args).await?,
         ClientCommand::Signal(args) => approvals::signal(client, &args).await?,
+        ClientCommand::Connectors(args) => connectors::list(client, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
