@@ -3,16 +3,21 @@
 //! filter fails on these events. Signed webhooks start exactly the instances whose filter
 //! holds; a filtered-out event and a failing filter start nothing, each counted per
 //! definition in `/metrics`, the failure logged with its definition and trigger index.
-//! Every started instance completes and replays to its stored state.
+//! Every started instance completes and replays to its stored state. A poller's changes
+//! (`deliver_change`) go through the same filters.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use gridflow_core::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
-use gridflow_tests::{Body, Server, on_every_database, wait_until};
+use gridflow_core::{InstanceId, InstanceStatus};
+use gridflow_runtime::{EngineOptions, SystemClock, TriggerFilterCounts};
+use gridflow_tests::{
+    Body, Server, assert_replay_matches, engine_on, on_every_database, wait_for_status, wait_until,
+};
 
 const SECRET: &str = "partner-hub-webhook-secret";
 
@@ -227,6 +232,61 @@ async fn filtered_events_start_nothing(database_url: &str) -> anyhow::Result<()>
 #[tokio::test]
 async fn a_filtered_trigger_starts_only_the_instances_whose_when_holds_and_counts_the_rest() {
     on_every_database(|url| async move { filtered_events_start_nothing(&url).await })
+        .await
+        .unwrap();
+}
+
+/// A poller's changes pass the same filters: a change a filter rejects starts nothing and
+/// is counted; one it admits starts its instance once, however often it is delivered.
+async fn changes_pass_the_same_filters(database_url: &str) -> anyhow::Result<()> {
+    let engine = engine_on(
+        database_url,
+        Arc::new(SystemClock),
+        EngineOptions::default(),
+    )
+    .await?;
+    engine.deploy(PARTNER_ISSUE).await?;
+    engine.deploy(LABELLED_ISSUE).await?;
+    let event = |created_by: &str| json!({"issue": "ISS-9", "created_by": created_by});
+    let name = "partner.issue_opened";
+    let ours = engine
+        .deliver_change(name, &event("gridflow"), "chg-1", "poller:partner")
+        .await?;
+    ensure!(ours.started.is_empty(), "{ours:?}");
+    let theirs = engine
+        .deliver_change(name, &event("partner-3"), "chg-2", "poller:partner")
+        .await?;
+    ensure!(theirs.started.len() == 1, "{theirs:?}");
+    let again = engine
+        .deliver_change(name, &event("partner-3"), "chg-2", "poller:partner")
+        .await?;
+    ensure!(again.started.is_empty(), "{again:?}");
+    let started: &InstanceId = &theirs.started[0];
+    wait_for_status(&engine, started, InstanceStatus::Completed).await?;
+    assert_replay_matches(&engine, started).await?;
+    ensure!(
+        engine.trigger_filter_counts()
+            == [
+                TriggerFilterCounts {
+                    definition: "labelled-issue".to_owned(),
+                    filtered: 0,
+                    failed: 3,
+                },
+                TriggerFilterCounts {
+                    definition: "partner-issue".to_owned(),
+                    filtered: 1,
+                    failed: 0,
+                },
+            ],
+        "{:?}",
+        engine.trigger_filter_counts()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pollers_changes_pass_the_same_trigger_filters() {
+    on_every_database(|url| async move { changes_pass_the_same_filters(&url).await })
         .await
         .unwrap();
 }

@@ -286,6 +286,16 @@ fn serve_runs_client_commands_end_to_end() {
     let history: Value = serde_json::from_str(&stdout).expect("history prints JSON");
     assert_eq!(history["events"][0]["type"], "instance_started");
 
+    // The catalogue: the built-in connector's actions, one line each.
+    let (code, stdout, stderr) = run(server.client().arg("connectors"));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.starts_with("core  "), "{stdout}");
+    assert!(stdout.contains("  action core.noop  "), "{stdout}");
+    let (code, stdout, _) = run(server.client().args(["connectors", "--json"]));
+    assert_eq!(code, 0);
+    let catalogue: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert_eq!(catalogue["items"][0]["name"], "core");
+
     // A refused call prints the error body on stderr and exits with 1.
     let (code, _, stderr) = run(server.client().args(["cancel", &instance]));
     assert_eq!(code, 1);

@@ -5,7 +5,7 @@
 //!   `parse_json`);
 //! - [`serve`]: the arguments of `serve` and `sandbox`, which `main.rs` runs because it
 //!   names the concrete store; [`validate`]: the local `validate`;
-//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`recovery`]: the client
+//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`recovery`], [`connectors`]: the client
 //!   commands.
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage error (clap's own code for bad arguments, also
@@ -26,6 +26,7 @@ use crate::output;
 pub mod approvals;
 pub mod args;
 pub mod audit;
+pub mod connectors;
 pub mod instances;
 pub mod recovery;
 pub mod serve;
@@ -171,6 +172,8 @@ pub enum ClientCommand {
     Rerun(recovery::RerunArgs),
     /// Move running instances of a definition to another version (plan with --dry-run).
     Migrate(recovery::MigrateArgs),
+    /// List the connectors with their actions and the events they emit.
+    Connectors(connectors::ConnectorsArgs),
 }
 
 impl ClientCommand {
@@ -190,6 +193,7 @@ impl ClientCommand {
             ClientCommand::Signal(args) => &args.server,
             ClientCommand::Rerun(args) => &args.server,
             ClientCommand::Migrate(args) => &args.server,
+            ClientCommand::Connectors(args) => &args.server,
         }
     }
 }
@@ -259,6 +263,7 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
         ClientCommand::Signal(args) => approvals::signal(client, &args).await?,
         ClientCommand::Rerun(args) => recovery::rerun(client, args).await?,
         ClientCommand::Migrate(args) => recovery::migrate(client, args).await?,
+        ClientCommand::Connectors(args) => connectors::list(client, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

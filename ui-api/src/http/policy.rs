@@ -6,10 +6,10 @@
 //! Adding a route: one line in [`RULES`] (method, path as registered, who), and the
 //! handler registered with `routes!` in the router (`http/mod.rs`) (which documents it in OpenAPI).
 //!
-//! Decisions (see ARCHITECTURE.md "Identity and access"): every role reads definitions and
-//! instances (the catalogue and the state of runs are needed to approve or audit them);
-//! analysts deploy, start, cancel, retry, re-run, migrate, signal and read history;
-//! approvers list and
+//! Decisions (see ARCHITECTURE.md "Identity and access"): every role reads definitions,
+//! instances and the connector catalogue (what definitions may call, and the state of
+//! runs, are needed to approve or audit them); analysts deploy, start, cancel, retry,
+//! re-run, migrate, signal and read history; approvers list and
 //! decide approvals (assignment is checked by the approval handlers, 403 otherwise);
 //! auditors read history, replay, verify and export; admins do everything, and alone
 //! create, list and revoke tokens.
@@ -114,7 +114,6 @@ const fn rule(method: Verb, path: &'static str, roles: &'static [Role]) -> Rule 
 }
 
 /// The policy: every route of `/api/v1`, one line each.
-///
 pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/definitions", OPERATORS),
     rule(Verb::Get, "/definitions", EVERYONE),
