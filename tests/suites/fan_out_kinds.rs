@@ -200,6 +200,10 @@ async fn partners_approve_and_acknowledge(url: &str) -> anyhow::Result<()> {
     let output = &instance["output"];
     ensure!(output["decision"] == "rejected", "{output}");
     ensure!(
+        instance["steps"]["review"]["decision"] == "rejected",
+        "{instance}"
+    );
+    ensure!(
         output["decisions"] == json!(["approved", "rejected", "approved"]),
         "{output}"
     );
