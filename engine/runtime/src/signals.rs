@@ -39,8 +39,9 @@ impl Engine {
         .await
     }
 
-    /// Delivers signal `name` to every instance that waits on a wait step for it now and
-    /// whose `correlate` holds with `event` bound to `payload`; returns those instances.
+    /// Delivers signal `name` to every instance that waits on a wait step (or a wait
+    /// fan-out's item) for it now and whose `correlate` holds with `event` bound to
+    /// `payload`; returns those instances.
     ///
     /// It reads every running or waiting instance's state to find the candidates, so its
     /// cost grows with the number of unfinished instances.
@@ -122,14 +123,24 @@ impl Engine {
 /// Says from an instance's history whether it has had a signal already.
 pub(crate) type AlreadyReceived<'a> = dyn Fn(&[RecordedEvent]) -> bool + Sync + 'a;
 
-/// Whether a wait step of `state` waits for signal `name` now.
+/// Whether a wait step of `state` (or a waiting item of a wait fan-out) waits for signal
+/// `name` now.
 fn waits_on(state: &InstanceState, name: &str) -> bool {
-    state.steps.values().any(|step| {
-        matches!(
-            step,
-            gridflow_core::StepState::Active {
-                work: gridflow_core::Work::Wait { signal, .. }
-            } if signal == name
-        )
+    use gridflow_core::{StepState, Unit, Work};
+    state.steps.values().any(|step| match step {
+        StepState::Active {
+            work: Work::Wait { signal, .. },
+        } => signal == name,
+        StepState::Active {
+            work: Work::FanOut { units, .. },
+        } => units
+            .iter()
+            .any(|unit| matches!(unit, Unit::Wait { signal, .. } if signal == name)),
+        StepState::Active { .. }
+        | StepState::Pending { .. }
+        | StepState::Succeeded { .. }
+        | StepState::Failed { .. }
+        | StepState::Skipped { .. }
+        | StepState::Cancelled { .. } => false,
     })
 }
