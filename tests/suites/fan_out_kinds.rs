@@ -1,13 +1,22 @@
 //! `for_each` on approval and wait steps through the real binary and HTTP API, on every
 //! backend: an approval fans out over three partners, each item decided by that partner's
 //! own approver token (another approver gets 403); a wait fans out over the same partners,
-//! each item completed only by its own partner's signal. Replay equals the stored state.
+//! each item completed only by its own partner's signal. Inbound (correlated) events reach
+//! the item of their partner only, and items time out on their own (in-process engine,
+//! injected clock). Replay equals the stored state.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use gridflow_tests::{Body, Server, on_every_database};
+use gridflow_core::{DefinitionId, InstanceStatus};
+use gridflow_runtime::{EngineOptions, ManualClock};
+use gridflow_tests::{
+    Body, Server, assert_replay_matches, engine_on, on_every_database, wait_for_status,
+};
 
 const KIT: &str = r#"
 id: partner-kit
@@ -200,6 +209,10 @@ async fn partners_approve_and_acknowledge(url: &str) -> anyhow::Result<()> {
     let output = &instance["output"];
     ensure!(output["decision"] == "rejected", "{output}");
     ensure!(
+        instance["steps"]["review"]["decision"] == "rejected",
+        "{instance}"
+    );
+    ensure!(
         output["decisions"] == json!(["approved", "rejected", "approved"]),
         "{output}"
     );
@@ -250,6 +263,70 @@ async fn partners_approve_and_acknowledge(url: &str) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_approve_their_own_items_and_acknowledge_their_own_waits() {
     on_every_database(|url| async move { partners_approve_and_acknowledge(&url).await })
+        .await
+        .unwrap();
+}
+
+const WAITS: &str = r#"
+id: partner-waits
+steps:
+  - id: ack
+    for_each: "${input.partners}"
+    concurrency: 2
+    wait: {signal: partner_ack, timeout: 7d, on_timeout: continue, correlate: "${event.partner == item}"}
+output: {acks: "${steps.ack.output}"}
+"#;
+
+async fn inbound_events_reach_their_partners_item(url: &str) -> anyhow::Result<()> {
+    let clock = Arc::new(ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-22T09:00:00Z")?.with_timezone(&chrono::Utc),
+    ));
+    let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
+    engine.deploy(WAITS).await?;
+    let id = engine
+        .start_instance(
+            &DefinitionId::from("partner-waits"),
+            None,
+            json!({"partners": ["acme", "bolt", "core"]}),
+            "alice",
+        )
+        .await?;
+    wait_for_status(&engine, &id, InstanceStatus::Waiting).await?;
+
+    // An inbound event for a partner whose item is not waiting yet (concurrency 2) or for
+    // no partner at all reaches no one; bolt's reaches bolt's item.
+    for nobody in ["core", "zeta"] {
+        let delivered = engine
+            .signal_matching("partner_ack", &json!({"partner": nobody}), "trading_grid")
+            .await?;
+        ensure!(delivered.is_empty(), "{nobody}: {delivered:?}");
+    }
+    let delivered = engine
+        .signal_matching("partner_ack", &json!({"partner": "bolt"}), "trading_grid")
+        .await?;
+    ensure!(delivered == vec![id.clone()], "{delivered:?}");
+    // bolt's item freed its slot: core's item waits now, and its event reaches it.
+    let delivered = engine
+        .signal_matching("partner_ack", &json!({"partner": "core"}), "trading_grid")
+        .await?;
+    ensure!(delivered == vec![id.clone()], "{delivered:?}");
+
+    // acme never answers: its item times out on its own and continues with null.
+    clock.advance(Duration::from_secs(7 * 86_400 + 1));
+    wait_for_status(&engine, &id, InstanceStatus::Completed).await?;
+    let instance = engine.instance(&id).await?;
+    ensure!(
+        instance.output == Some(json!({"acks": [null, {"partner": "bolt"}, {"partner": "core"}]})),
+        "{:?}",
+        instance.output
+    );
+    assert_replay_matches(&engine, &id).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_events_reach_only_their_partners_item_and_items_time_out_alone() {
+    on_every_database(|url| async move { inbound_events_reach_their_partners_item(&url).await })
         .await
         .unwrap();
 }

@@ -225,6 +225,28 @@ pub fn approval_id(instance: &InstanceId, step: &StepId, attempt: u32) -> String
     format!("{instance}:{step}:{attempt}")
 }
 
+/// The decision of approval step `step` as expressions and views read it: its approval's
+/// outcome; for a fan-out approval step (`for_each`), once it succeeded, `approved` when
+/// every item was approved (also for no items), else `rejected`. `None` before it is
+/// settled, and for steps that are not approval steps.
+pub fn step_decision(state: &crate::InstanceState, step: &StepId) -> Option<String> {
+    if state.item_approvals.contains_key(step) {
+        let Some(crate::StepState::Succeeded {
+            output: Value::Array(outcomes),
+            ..
+        }) = state.steps.get(step)
+        else {
+            return None;
+        };
+        let all_approved = outcomes
+            .iter()
+            .all(|outcome| outcome.get("decision").and_then(Value::as_str) == Some("approved"));
+        return Some(if all_approved { "approved" } else { "rejected" }.to_owned());
+    }
+    let outcome = state.approvals.get(step)?.outcome.as_ref()?;
+    Some(outcome.decision.clone())
+}
+
 /// The id of a fan-out item's approval: `<instance>:<step>:<attempt>:<item>`.
 pub fn item_approval_id(instance: &InstanceId, step: &StepId, attempt: u32, item: u32) -> String {
     format!("{instance}:{step}:{attempt}:{item}")

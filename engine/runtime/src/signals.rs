@@ -46,8 +46,9 @@ impl Engine {
         .await
     }
 
-    /// Delivers signal `name` to every instance that waits on a wait step for it now and
-    /// whose `correlate` holds with `event` bound to `payload`; returns those instances.
+    /// Delivers signal `name` to every instance that waits on a wait step (or a wait
+    /// fan-out's item) for it now and whose `correlate` holds with `event` bound to
+    /// `payload`; returns those instances.
     ///
     /// It reads the signal index for the candidates, so its cost grows with the instances
     /// that may match (those waiting for the name without a key, and those whose key the

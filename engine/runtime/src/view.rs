@@ -114,11 +114,7 @@ impl InstanceView {
                             attempts: step.attempts(),
                             output: step.output().cloned(),
                             error: step.error().cloned(),
-                            decision: state
-                                .approvals
-                                .get(id)
-                                .and_then(|approval| approval.outcome.as_ref())
-                                .map(|outcome| outcome.decision.clone()),
+                            decision: gridflow_core::approval::step_decision(state, id),
                             comment: state
                                 .approvals
                                 .get(id)

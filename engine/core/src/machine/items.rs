@@ -272,19 +272,8 @@ pub(super) fn item_waits_for(
         })
 }
 
-/// A fan-out approval step's decision for `steps.<id>.decision`: `approved` once it
-/// succeeded with every item approved, `rejected` once it succeeded otherwise; null before.
+/// A fan-out approval step's decision for `steps.<id>.decision` (see
+/// [`crate::approval::step_decision`]); null before it succeeded.
 pub(super) fn fan_out_decision(state: &InstanceState, step: &StepId) -> Value {
-    match state.steps.get(step) {
-        Some(StepState::Succeeded {
-            output: Value::Array(outcomes),
-            ..
-        }) => {
-            let all_approved = outcomes
-                .iter()
-                .all(|outcome| outcome.get("decision") == Some(&json!("approved")));
-            json!(if all_approved { "approved" } else { "rejected" })
-        }
-        _ => Value::Null,
-    }
+    crate::approval::step_decision(state, step).map_or(Value::Null, Value::String)
 }

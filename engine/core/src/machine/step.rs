@@ -66,8 +66,11 @@ pub(super) fn scheduled(
                 },
             };
             if let Some(StepKind::Approval(_)) = step_definition.kind() {
-                // Kept even for an empty list: the step is read as a fan-out approval.
-                fold.state.item_approvals.entry(step.clone()).or_default();
+                // Kept even for an empty list: the step is read as a fan-out approval. An
+                // operator retry starts its items' approvals afresh.
+                fold.state
+                    .item_approvals
+                    .insert(step.clone(), Default::default());
             }
         } else if let Some(StepKind::Wait(wait)) = step_definition.kind() {
             let commands = &mut fold.commands;

@@ -284,6 +284,59 @@ output: {name: "${input.name}", attempt: "${steps.notify.output.attempt}"}
             });
         },
     },
+    Case {
+        name: "partner_fan_outs",
+        about: "an approval and a wait fan out over two partners: each partner's approver decides its own item (one rejects), each partner's signal completes its own wait (the second partner's arrives first)",
+        definition: r#"
+id: partners
+steps:
+  - id: review
+    for_each: "${input.partners}"
+    approval:
+      title: "Send to ${item.name} (#${index})?"
+      users: ["${item.approver}"]
+      due: 1d
+  - id: ack
+    needs: [review]
+    for_each: "${input.partners}"
+    wait: {signal: partner_ack, timeout: 7d, on_timeout: continue, correlate: "${event.partner == item.name}"}
+  - id: report
+    needs: [ack]
+    action: core.echo
+    with: {decision: "${steps.review.decision}", acks: "${steps.ack.output}"}
+"#,
+        input: || json!({"partners": [{"name": "acme", "approver": "ann"}, {"name": "bolt", "approver": "bob"}]}),
+        script: |harness| {
+            for (item, user, decision) in
+                [(1, "bob", Verdict::Reject), (0, "ann", Verdict::Approve)]
+            {
+                let decide = InputBody::Decide {
+                    step: StepId::from("review"),
+                    attempt: 1,
+                    item: Some(item),
+                    user: user.to_owned(),
+                    groups: Vec::new(),
+                    decision,
+                    comment: None,
+                    data: Value::Null,
+                };
+                harness
+                    .try_input_as(user, decide)
+                    .expect("each partner's approver decides its item");
+            }
+            for partner in ["bolt", "acme"] {
+                let signal = InputBody::Signal {
+                    name: "partner_ack".to_owned(),
+                    payload: json!({"partner": partner}),
+                    correlated: true,
+                };
+                harness
+                    .try_input_as(partner, signal)
+                    .expect("a waiting item matches");
+            }
+            drain(harness);
+        },
+    },
 ];
 
 /// Succeeds every dispatched unit, in dispatch order, until nothing is dispatched.
