@@ -96,7 +96,7 @@ mod work;
 #[cfg(test)]
 mod tests;
 
-pub use child::{awaits_child, child_id};
+pub use child::{awaits_child, awaits_only_children, child_id};
 pub use expressions::scope;
 pub use wait::waits_for;
 
