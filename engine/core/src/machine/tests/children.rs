@@ -28,7 +28,7 @@ steps:
 
 impl Harness {
     /// Children started by the last input, in order.
-    fn started_children(&self) -> Vec<ChildStart> {
+    pub(super) fn started_children(&self) -> Vec<ChildStart> {
         self.last
             .iter()
             .filter_map(|command| match command {
@@ -60,7 +60,7 @@ impl Harness {
     }
 
     /// The runtime reports that `start`'s child runs on version `version`.
-    fn child_started(&mut self, start: &ChildStart, version: u32) -> Vec<Event> {
+    pub(super) fn child_started(&mut self, start: &ChildStart, version: u32) -> Vec<Event> {
         self.input(InputBody::ChildStarted {
             work: start.work.clone(),
             child: start.child.clone(),
