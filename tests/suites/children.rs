@@ -296,6 +296,79 @@ async fn child_workflows_run_fail_fan_out_and_cancel() {
         .unwrap();
 }
 
+const ONE_WAITING_PARENT: &str = r#"
+id: one-waiting-parent
+steps:
+  - id: sub
+    workflow: {id: waiting-child}
+output: "${steps.sub.output}"
+"#;
+
+/// A restart while a child runs executes the parent's start row again: it finds the
+/// child, starts no second one, and the child's end still reaches the parent.
+async fn restart_while_a_child_runs(url: &str) -> anyhow::Result<()> {
+    let first = engine_on(url, Arc::new(SystemClock), EngineOptions::default()).await?;
+    first.deploy(WAITING_CHILD).await?;
+    first.deploy(ONE_WAITING_PARENT).await?;
+    let parent = start(&first, "one-waiting-parent", json!({})).await?;
+    let child = wait_until(Duration::from_secs(30), "the child to wait", || async {
+        let listed = children(&first.instance(&parent).await?, "sub");
+        Ok(listed
+            .first()
+            .filter(|child| child.3 == InstanceStatus::Waiting)
+            .map(|child| child.0.clone()))
+    })
+    .await?;
+    // A second engine on the same database starts up as a restarted node would: it
+    // executes the queued start of the child again.
+    let second = engine_on(url, Arc::new(SystemClock), EngineOptions::default()).await?;
+    second.tick().await?;
+    let listed = children(&second.instance(&parent).await?, "sub");
+    ensure!(
+        listed.len() == 1 && listed[0].0 == child,
+        "children: {listed:?}"
+    );
+    let all = second
+        .list_instance_summaries(
+            &gridflow_store::InstanceFilter {
+                definition: Some(DefinitionId::from("waiting-child")),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await?;
+    ensure!(
+        all.items.len() == 1,
+        "{} waiting-child instances",
+        all.items.len()
+    );
+    second
+        .signal(
+            &child,
+            "partner_acknowledged",
+            json!({"ok": true}),
+            "partner",
+        )
+        .await?;
+    wait_for_status(&second, &parent, InstanceStatus::Completed).await?;
+    let history = second.history(&parent).await?;
+    let started = history
+        .iter()
+        .filter(|event| event.event_type == "child_started")
+        .count();
+    ensure!(started == 1, "{started} child_started events");
+    assert_replay_matches(&second, &parent).await?;
+    assert_replay_matches(&second, &child).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_a_child_runs_starts_no_second_child() {
+    on_every_database(|url| async move { restart_while_a_child_runs(&url).await })
+        .await
+        .unwrap();
+}
+
 const ITEMS: usize = 24;
 
 const CRASH_CHILD: &str = r#"

@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 
 use gridflow_core::command::{Command, Dispatch};
 use gridflow_core::history::{GENESIS_HASH, record_chain};
-use gridflow_core::machine::{Input, InputBody, StepError, transition_in_place};
+use gridflow_core::machine::{
+    Input, InputBody, StepError, awaits_only_children, transition_in_place,
+};
 use gridflow_core::{Definition, Event, InstanceId, InstanceState, InstanceStatus, TimerKey};
 use gridflow_store::{Batch, InstanceRecord, InstanceWrite, TimerRecord, WorkItem};
 
@@ -641,7 +643,7 @@ impl Driver {
                             | InstanceStatus::Completed
                             | InstanceStatus::Failed
                             | InstanceStatus::Cancelled
-                    )
+                    ) || awaits_only_children(&cached.state, &cached.definition)
                 })
             })
             .cloned()

@@ -30,7 +30,7 @@ use crate::event::{Event, EventBody, ParentRef};
 use crate::expr::{self, Budget};
 use crate::history::HISTORY_VERSION;
 use crate::id::{DefinitionId, InstanceId, StepId};
-use crate::state::{InstanceState, Phase, Unit};
+use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 
 use super::coverage::took;
 use super::expressions::{Reads, resolve_items, scope_for};
@@ -93,6 +93,38 @@ pub fn awaits_child(state: &InstanceState, work: &WorkKey) -> bool {
         && state.phase == Phase::Running
         && unit_of(state, &work.step, work.item)
             .is_some_and(|unit| unit.is_in_flight() && unit.attempt() == work.attempt)
+}
+
+/// Whether a running instance only waits: every active step is a workflow step (its
+/// units wait for children, or for a slot among them) or blocked on an approval, a
+/// signal or a timer. The runtime then keeps it in no memory, as a waiting instance.
+pub fn awaits_only_children(state: &InstanceState, definition: &Definition) -> bool {
+    let mut any_child = false;
+    let only_waits = state.phase == Phase::Running
+        && state.steps.iter().all(|(id, step_state)| match step_state {
+            StepState::Active { work } => {
+                let child = definition
+                    .step(id)
+                    .is_some_and(|step| step.workflow.is_some());
+                any_child |= child;
+                child
+                    || matches!(
+                        work,
+                        Work::Sleep { .. }
+                            | Work::Approval { .. }
+                            | Work::Wait { .. }
+                            | Work::Action {
+                                unit: Unit::Retrying { .. }
+                            }
+                    )
+            }
+            StepState::Pending { .. }
+            | StepState::Succeeded { .. }
+            | StepState::Failed { .. }
+            | StepState::Skipped { .. }
+            | StepState::Cancelled { .. } => true,
+        });
+    only_waits && any_child
 }
 
 /// For a pending workflow step whose needs let it run: its `step_scheduled`, with the

@@ -109,7 +109,7 @@ mod work;
 #[cfg(test)]
 mod tests;
 
-pub use child::{awaits_child, child_id};
+pub use child::{awaits_child, awaits_only_children, child_id};
 pub use expressions::scope;
 pub use recovery::{RerunPlan, RerunRefusal, migration_problems, rerun_plan};
 pub use wait::waits_for;

@@ -65,7 +65,6 @@ impl Driver {
         resolved: Option<Resolved>,
         cycle: &mut Cycle,
     ) {
-        cycle.messages += 1;
         if let Err(error) = self.load(&parent).await {
             tracing::warn!(instance_id = %parent, %error, "parent of a child start cannot be read; trying again");
             return spawn_later(&self.shared, parent, start);

@@ -28,7 +28,7 @@ steps:
 
 impl Harness {
     /// Children started by the last input, in order.
-    fn started_children(&self) -> Vec<ChildStart> {
+    pub(super) fn started_children(&self) -> Vec<ChildStart> {
         self.last
             .iter()
             .filter_map(|command| match command {
@@ -60,7 +60,7 @@ impl Harness {
     }
 
     /// The runtime reports that `start`'s child runs on version `version`.
-    fn child_started(&mut self, start: &ChildStart, version: u32) -> Vec<Event> {
+    pub(super) fn child_started(&mut self, start: &ChildStart, version: u32) -> Vec<Event> {
         self.input(InputBody::ChildStarted {
             work: start.work.clone(),
             child: start.child.clone(),
@@ -88,6 +88,7 @@ fn a_child_s_output_becomes_the_step_s_output() {
     let events = harness.child_started(&start, 4);
     assert_eq!(Harness::types(&events), vec!["child_started"]);
     assert_eq!(harness.step_status("sub"), StepStatus::Running);
+    assert!(awaits_only_children(&harness.state, &harness.definition));
     // Reported again (a restart re-executes the start): nothing more is recorded.
     assert!(harness.child_started(&start, 4).is_empty());
 
@@ -100,6 +101,7 @@ fn a_child_s_output_becomes_the_step_s_output() {
         vec!["step_succeeded", "step_scheduled"]
     );
     assert_eq!(harness.only_dispatch().arguments, json!({"got": true}));
+    assert!(!awaits_only_children(&harness.state, &harness.definition));
     assert!(harness.cancelled_children().is_empty());
     harness.assert_replays();
 }

@@ -333,6 +333,49 @@ steps:
                 harness
                     .try_input_as(partner, signal)
                     .expect("a waiting item matches");
+        },
+    },
+    Case {
+        name: "children",
+        about: "a fan-out over two child workflows: the first child fails, its retry starts a new child, and the outputs come back in item order",
+        definition: r#"
+id: children
+steps:
+  - id: partners
+    for_each: "${input.partners}"
+    workflow: {id: partner-request, input: {partner: "${item}", position: "${index}"}}
+    retry: {max_attempts: 2, initial_interval: 5s, jitter: false}
+  - id: report
+    needs: [partners]
+    action: core.echo
+    with: {acks: "${steps.partners.output}"}
+"#,
+        input: || json!({"partners": ["acme", "globex"]}),
+        script: |harness| {
+            let mut pending = harness.started_children();
+            let mut failed_once = false;
+            while !pending.is_empty() {
+                let start = pending.remove(0);
+                harness.child_started(&start, 2);
+                if !failed_once {
+                    failed_once = true;
+                    harness.input(InputBody::ActionFailed {
+                        work: start.work.clone(),
+                        error: ErrorInfo {
+                            code: "child_failed".into(),
+                            message: "the partner refused".into(),
+                            retryable: true,
+                        },
+                        retry_at: None,
+                    });
+                    fire_first_timer(harness);
+                } else {
+                    harness.input(InputBody::ActionSucceeded {
+                        work: start.work.clone(),
+                        output: json!({"ack": start.input["partner"]}),
+                    });
+                }
+                pending.extend(harness.started_children());
             }
             drain(harness);
         },
