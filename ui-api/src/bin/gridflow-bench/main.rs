@@ -1,5 +1,7 @@
-//! gridflow-bench: the engine's throughput and memory benchmarks (issue 2, W1–W3) and the
-//! approval decision latency (issue 3, W4).
+//! gridflow-bench: the engine's throughput and memory benchmarks (issue 2, W1–W3), the
+//! approval decision latency (issue 3, W4), and the cost of one large instance and of
+//! signal delivery among many waiting ones (issue 12, W5 fan-out and W6 correlation, in
+//! `fan_out.rs` and `correlation.rs`).
 //!
 //! Runs the real engine in this process on a fresh SQLite file (or on PostgreSQL with
 //! `--database-url`) and prints its figures. The process is the server: the RSS it
@@ -10,8 +12,13 @@
 //! cargo run --release --bin gridflow-bench -- w1 --instances 1000 --in-flight 50
 //! cargo run --release --bin gridflow-bench -- w2 --waiting 100000
 //! cargo run --release --bin gridflow-bench -- w4 --pending-approvals 10000 --decisions 1000
+//! cargo run --release --bin gridflow-bench -- w5 --fan-out-small 1000 --fan-out-large 100000
+//! cargo run --release --bin gridflow-bench -- w6 --correlated-waiting 100000 --signals 1000
 //! ```
 #![allow(clippy::print_stdout)] // A benchmark's job is to print its figures.
+
+mod correlation;
+mod fan_out;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -36,7 +43,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(
     name = "gridflow-bench",
-    about = "gridflow engine benchmarks (W1 sequential, W2 waiting, W3 retry, W4 approvals)"
+    about = "gridflow engine benchmarks (W1 sequential, W2 waiting, W3 retry, W4 approvals, \
+             W5 fan-out, W6 correlation)"
 )]
 struct Args {
     /// Which workload to run.
@@ -79,6 +87,21 @@ struct Args {
     /// W4: how many of them are decided, one at a time, to measure the latency.
     #[arg(long, default_value_t = 1_000)]
     decisions: usize,
+    /// W5: items of the small fan-out (the reference rate).
+    #[arg(long, default_value_t = 1_000)]
+    fan_out_small: usize,
+    /// W5: items of the large fan-out.
+    #[arg(long, default_value_t = 100_000)]
+    fan_out_large: usize,
+    /// W5: the fan-out's `concurrency`.
+    #[arg(long, default_value_t = 50)]
+    fan_out_concurrency: u32,
+    /// W6: instances left waiting on a correlated signal.
+    #[arg(long, default_value_t = 100_000)]
+    correlated_waiting: usize,
+    /// W6: signals delivered one at a time, each matching one waiting instance.
+    #[arg(long, default_value_t = 1_000)]
+    signals: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +112,10 @@ enum Workload {
     W3,
     /// Approval decision latency with many approvals pending.
     W4,
+    /// One instance fanning out over many items: items/s and RSS at two sizes.
+    W5,
+    /// Correlated signal delivery latency with many instances waiting.
+    W6,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +182,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.workload, Workload::All | Workload::W4) {
         w4_approvals(&engine, &args).await?;
+    }
+    if matches!(args.workload, Workload::All | Workload::W5) {
+        fan_out::w5_fan_out(&engine, &args).await?;
+    }
+    if matches!(args.workload, Workload::All | Workload::W6) {
+        correlation::w6_correlation(&engine, &args).await?;
     }
     // W2 last: it leaves its instances waiting for an hour.
     if matches!(args.workload, Workload::All | Workload::W2) {
@@ -525,7 +558,7 @@ async fn w4_approvals(engine: &Engine, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -533,12 +566,12 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
 /// Prints current and peak resident memory of this process (Linux `/proc/self/status`).
-fn print_memory(indent: &str) {
+pub(crate) fn print_memory(indent: &str) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
