@@ -333,6 +333,8 @@ steps:
                 harness
                     .try_input_as(partner, signal)
                     .expect("a waiting item matches");
+            }
+            drain(harness);
         },
     },
     Case {
