@@ -78,6 +78,14 @@ pub struct RepeatProgress {
     /// While the step waits for its `interval` before the next run: when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<DateTime<Utc>>,
+    /// The highest attempt number any succeeded run used (a re-run starts above it, so
+    /// that no idempotency key or child id comes back).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_attempt: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// What re-runs of an instance left in its state.

@@ -285,6 +285,12 @@ pub(super) fn rerun_started(
             | StepState::Skipped { .. }
             | StepState::Cancelled { .. }) => other.attempts(),
         };
+        // A step with `repeat` numbers each run's attempts from 1: above them all.
+        let used = state
+            .repeats
+            .remove(step)
+            .map_or(used, |progress| used.max(progress.max_attempt));
+        state.item_approvals.remove(step);
         let floor = state.reruns.attempts.get(step).copied().unwrap_or(0);
         let attempt = used.max(floor) + 1;
         *step_state = StepState::Pending { attempt };

@@ -188,16 +188,19 @@ pub(super) fn iteration_succeeded(
         return Err(fold.invalid("the step is not running this run of its repeat"));
     }
     took("repeat.iteration_succeeded");
-    fold.state
+    let attempts = fold.state.steps.get(step).map_or(0, StepState::attempts);
+    let progress = fold
+        .state
         .repeats
         .entry(step.clone())
         .or_insert_with(|| RepeatProgress {
             iteration,
             outputs: Vec::new(),
             wake_at: None,
-        })
-        .outputs
-        .push(output.clone());
+            max_attempt: 0,
+        });
+    progress.outputs.push(output.clone());
+    progress.max_attempt = progress.max_attempt.max(attempts);
     Ok(())
 }
 
@@ -214,6 +217,7 @@ pub(super) fn repeat_scheduled(
     let kept = fold.state.repeats.get(step).is_some_and(|progress| {
         progress.iteration + 1 == iteration && progress.outputs.len() as u32 == progress.iteration
     });
+    let first = fold.state.reruns.attempts.get(step).copied().unwrap_or(1);
     let step_state = step_state_mut(fold.state, step)?;
     if !kept || !matches!(step_state, StepState::Active { .. }) {
         return Err(invalid(
@@ -223,7 +227,8 @@ pub(super) fn repeat_scheduled(
         ));
     }
     took("repeat.scheduled");
-    *step_state = StepState::Pending { attempt: 1 };
+    // Attempts start from 1, or above every attempt used before the last re-run.
+    *step_state = StepState::Pending { attempt: first };
     if let Some(progress) = fold.state.repeats.get_mut(step) {
         progress.iteration = iteration;
         progress.wake_at = fire_at;

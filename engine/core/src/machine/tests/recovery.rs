@@ -454,7 +454,54 @@ fn migration_problems_name_missing_started_steps_kind_changes_and_renamed_active
     );
 }
 
+const PAGES: &str = r#"
+id: pages
+steps:
+  - id: page
+    action: core.echo
+    with: {page: "${iteration}"}
+    repeat: {until: "${steps.page.output.page >= 2}", max: 3}
+output: {pages: "${steps.page.iterations}"}
+"#;
+
+/// Runs every dispatched unit of `harness` to success with its arguments as output, and
+/// returns the idempotency keys they had.
+fn run_pages(harness: &mut Harness) -> Vec<String> {
+    let mut keys = Vec::new();
+    while let [dispatch] = harness.dispatched().as_slice() {
+        keys.push(dispatch.idempotency_key.clone());
+        let output = dispatch.arguments.clone();
+        harness.succeed(&dispatch.work, output);
+    }
+    keys
+}
+
+#[test]
+fn a_rerun_of_a_repeat_step_starts_its_runs_over_with_keys_never_used_before() {
+    let mut harness = Harness::start(PAGES, json!({}));
+    let before = run_pages(&mut harness);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(harness.state.status(), InstanceStatus::Completed);
+    harness.input(rerun(Some("page"), None, json!({})));
+    let after = run_pages(&mut harness);
+    assert_eq!(harness.state.status(), InstanceStatus::Completed);
+    assert_eq!(
+        harness.state.output(),
+        Some(&json!({"pages": [{"page": 1}, {"page": 2}]})),
+        "the runs started over from the first"
+    );
+    assert_eq!(after.len(), 2, "{after:?}");
+    for key in &after {
+        assert!(!before.contains(key), "{key} was used before the re-run: {before:?}");
+    }
+    assert_ne!(after[0], after[1]);
+}
+
 pub(super) const SCENARIOS: &[(&str, fn())] = &[
+    (
+        "a_rerun_of_a_repeat_step_starts_its_runs_over_with_keys_never_used_before",
+        a_rerun_of_a_repeat_step_starts_its_runs_over_with_keys_never_used_before,
+    ),
     (
         "a_rerun_from_the_failed_step_runs_it_and_its_dependents_with_edited_arguments",
         a_rerun_from_the_failed_step_runs_it_and_its_dependents_with_edited_arguments,
