@@ -313,6 +313,7 @@ async fn inbound_events_reach_their_partners_item(url: &str) -> anyhow::Result<(
 
     // acme never answers: its item times out on its own and continues with null.
     clock.advance(Duration::from_secs(7 * 86_400 + 1));
+    engine.tick().await?;
     wait_for_status(&engine, &id, InstanceStatus::Completed).await?;
     let instance = engine.instance(&id).await?;
     ensure!(

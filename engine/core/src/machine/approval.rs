@@ -548,8 +548,8 @@ pub(super) fn timed_out(
             system_outcome("rejected")
         }
         OnApprovalTimeout::Fail => fail(format!(
-            "approval \"{}\" was not decided by its due time",
-            timer.step
+            "approval {} was not decided by its due time",
+            named(timer)
         )),
         OnApprovalTimeout::Escalate => {
             let level = timer.level.unwrap_or(0) + 1;
@@ -558,8 +558,8 @@ pub(super) fn timed_out(
                 .get(level as usize - 1)
             {
                 None => fail(format!(
-                    "approval \"{}\" was not decided by its due time at the last escalation level",
-                    timer.step
+                    "approval {} was not decided by its due time at the last escalation level",
+                    named(timer)
                 )),
                 Some(next) => {
                     let due = next.due.or(approval_definition.due);
@@ -583,12 +583,21 @@ pub(super) fn timed_out(
                                 due_at,
                             }
                         }
-                        Err(message) => fail(format!("approval \"{}\": {message}", timer.step)),
+                        Err(message) => fail(format!("approval {}: {message}", named(timer))),
                     }
                 }
             }
         }
     })
+}
+
+/// The step a timer belongs to, quoted, with its fan-out item if any: `"review"` or
+/// `"review" (item 2)`.
+pub(super) fn named(timer: &TimerKey) -> String {
+    match timer.item {
+        None => format!("\"{}\"", timer.step),
+        Some(item) => format!("\"{}\" (item {item})", timer.step),
+    }
 }
 
 /// The due timer of an approval (or of a fan-out item's) at `level`.

@@ -27,7 +27,7 @@ use crate::state::{BufferedSignal, InstanceState, Phase, StepState, Work};
 use super::coverage::took;
 use super::expressions::{Reads, scope_for};
 use super::lookups::{require_running, unknown_step};
-use super::{Facts, Fold, StepError, items};
+use super::{Facts, Fold, StepError, approval, items};
 
 /// Whether an active wait step (or a waiting item of a wait fan-out) waits for `name` and
 /// its `correlate` (if any) holds with `event` bound to `payload` (and the item's `item`
@@ -226,8 +226,9 @@ pub(super) fn timed_out(
                 error: ErrorInfo::permanent(
                     "timeout",
                     format!(
-                        "step \"{}\": no signal \"{}\" arrived before the timeout",
-                        timer.step, wait.signal
+                        "step {}: no signal \"{}\" arrived before the timeout",
+                        approval::named(timer),
+                        wait.signal
                     ),
                 ),
             }

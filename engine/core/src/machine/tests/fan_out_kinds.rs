@@ -335,6 +335,12 @@ fn an_item_escalates_delegates_and_fails_on_its_own_timers() {
         Harness::types(&events)[..3],
         ["timer_fired", "step_failed", "step_failed"]
     );
+    assert_eq!(
+        harness.state.error().map(|error| error.message.as_str()),
+        Some(
+            "approval \"review\" (item 0) was not decided by its due time at the last escalation level"
+        )
+    );
     assert_eq!(harness.item_approval(0).status, ApprovalStatus::Failed);
     assert_eq!(harness.item_approval(1).status, ApprovalStatus::Failed);
     assert_eq!(harness.state.status(), InstanceStatus::Failed);
