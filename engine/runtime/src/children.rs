@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 use gridflow_core::command::{ChildStart, Command, Dispatch, WorkKey};
 use gridflow_core::event::SYSTEM_ACTOR;
+use gridflow_core::limits::Limits;
 use gridflow_core::machine::{Input, InputBody};
 use gridflow_core::validate::{DefinitionError, child_input_errors};
 use gridflow_core::{Definition, ErrorInfo, InstanceId, InstanceState, Phase};
@@ -224,8 +225,9 @@ pub(crate) fn spawn_cancel(
 }
 
 /// The input that tells a finished child's parent how the child ended, as its unit's
-/// outcome; `None` for an instance without a parent or not finished.
-pub(crate) fn notice(state: &InstanceState) -> Option<(InstanceId, Input)> {
+/// outcome; `None` for an instance without a parent or not finished. An output over
+/// `limits.max_output_bytes` fails the unit for good, as an action's would.
+pub(crate) fn notice(state: &InstanceState, limits: &Limits) -> Option<(InstanceId, Input)> {
     let parent = state.parent.as_ref()?;
     let work = WorkKey {
         step: parent.step.clone(),
@@ -235,9 +237,19 @@ pub(crate) fn notice(state: &InstanceState) -> Option<(InstanceId, Input)> {
         iteration: parent.iteration,
     };
     let body = match &state.phase {
-        Phase::Completed { output } => InputBody::ActionSucceeded {
-            work,
-            output: output.clone(),
+        Phase::Completed { output } => match limits.check_output(output) {
+            Ok(()) => InputBody::ActionSucceeded {
+                work,
+                output: output.clone(),
+            },
+            Err(exceeded) => InputBody::ActionFailed {
+                work,
+                error: ErrorInfo::permanent(
+                    "output_too_large",
+                    format!("child instance {}: {exceeded}", state.id),
+                ),
+                retry_at: None,
+            },
         },
         Phase::Failed { error, .. } => InputBody::ActionFailed {
             work,

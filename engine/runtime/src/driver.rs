@@ -436,9 +436,8 @@ impl Driver {
                     cached.definition = to.clone();
                 }
                 cycle.touch(&instance);
-                cycle
-                    .notices
-                    .extend(children::notice(&effects, &cached.state));
+                let notice = children::notice(&effects, &cached.state, limits);
+                cycle.notices.extend(notice);
                 let at = input.at;
                 for command in effects.commands {
                     apply_command(&instance, command, at, cycle, &mut self.next_timer_at);

@@ -8,6 +8,7 @@ use serde_json::Value;
 use gridflow_core::command::{ChildStart, Command};
 use gridflow_core::event::SYSTEM_ACTOR;
 use gridflow_core::history::GENESIS_HASH;
+use gridflow_core::limits::Limits;
 use gridflow_core::machine::{Effects, Input, InputBody, awaits_child};
 use gridflow_core::{InstanceId, InstanceState, ParentRef, Phase};
 use gridflow_store::{ChildLink, WorkItem};
@@ -19,13 +20,17 @@ use crate::snapshot::Snapshots;
 
 /// The parent to tell, after the commit, that the instance whose transition made
 /// `effects` ended.
-pub(super) fn notice(effects: &Effects, state: &InstanceState) -> Option<(InstanceId, Input)> {
+pub(super) fn notice(
+    effects: &Effects,
+    state: &InstanceState,
+    limits: &Limits,
+) -> Option<(InstanceId, Input)> {
     let finished = effects
         .commands
         .iter()
         .any(|command| matches!(command, Command::Finish { .. }));
     if finished {
-        crate::children::notice(state)
+        crate::children::notice(state, limits)
     } else {
         None
     }
@@ -159,7 +164,7 @@ impl Driver {
             definition: cached.state.definition.clone(),
             version: cached.state.version,
         };
-        let ended = crate::children::notice(&cached.state);
+        let ended = crate::children::notice(&cached.state, &self.shared.limits);
         if ended.is_some() && !cycle.touched_set.contains(&start.child) {
             // Read only to learn how it ended: it need not stay in memory.
             self.cache.remove(&start.child);

@@ -262,6 +262,58 @@ fn child_ids_are_derived_from_the_parent_and_the_unit() {
     assert!(one.as_str().starts_with("019af000-0000-8"), "{one}");
 }
 
+#[test]
+fn a_failed_child_may_continue_and_a_succeeded_one_is_compensated() {
+    let yaml = r#"
+id: parent
+steps:
+  - id: optional
+    workflow: {id: child}
+    retry: {max_attempts: 1}
+    on_error: continue
+  - id: booked
+    workflow: {id: child}
+    compensate: {action: core.echo, with: {undo: "${output.booking}"}}
+  - id: last
+    needs: [optional, booked]
+    action: core.fail
+    with: {message: "no"}
+    retry: {max_attempts: 1}
+"#;
+    let mut harness = Harness::start(yaml, json!({}));
+    let starts = harness.started_children();
+    assert_eq!(starts.len(), 2);
+    for start in &starts {
+        harness.child_started(start, 1);
+    }
+    harness.input(InputBody::ActionFailed {
+        work: starts[0].work.clone(),
+        error: ErrorInfo {
+            code: "child_failed".into(),
+            message: "child failed".into(),
+            retryable: true,
+        },
+        retry_at: None,
+    });
+    assert_eq!(harness.step_status("optional"), StepStatus::Failed);
+    harness.input(InputBody::ActionSucceeded {
+        work: starts[1].work.clone(),
+        output: json!({"booking": "b-7"}),
+    });
+    let last = harness.only_dispatch();
+    harness.fail(&last.work, "refused", false);
+    let compensation = harness.only_dispatch();
+    assert_eq!(
+        compensation.work,
+        WorkKey {
+            compensation: true,
+            ..work("booked", None, 1)
+        }
+    );
+    assert_eq!(compensation.arguments, json!({"undo": "b-7"}));
+    harness.assert_replays();
+}
+
 pub(super) const SCENARIOS: &[(&str, fn())] = &[
     (
         "a_child_s_output_becomes_the_step_s_output",
@@ -282,6 +334,10 @@ pub(super) const SCENARIOS: &[(&str, fn())] = &[
     (
         "a_failed_item_cancels_its_sibling_children",
         a_failed_item_cancels_its_sibling_children,
+    ),
+    (
+        "a_failed_child_may_continue_and_a_succeeded_one_is_compensated",
+        a_failed_child_may_continue_and_a_succeeded_one_is_compensated,
     ),
     (
         "a_child_records_its_parent_when_it_starts",
