@@ -9,7 +9,7 @@
 use crate::definition::{Definition, StepKind};
 use crate::expr::{self, Budget};
 use crate::id::StepId;
-use crate::state::{InstanceState, Phase, StepState, Work};
+use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 
 use super::expressions::{Reads, scope_for};
 
@@ -35,7 +35,8 @@ pub struct WaitKey {
     pub value: String,
 }
 
-/// The waits of `state` now, in step order: none unless the instance runs.
+/// The waits of `state` now, in step order (a wait fan-out's waiting items in item
+/// order, one entry per distinct key): none unless the instance runs.
 pub fn current_waits(
     state: &InstanceState,
     definition: &Definition,
@@ -44,25 +45,50 @@ pub fn current_waits(
     if state.phase != Phase::Running {
         return Vec::new();
     }
-    state
-        .steps
-        .iter()
-        .filter_map(|(step, step_state)| match step_state {
+    let mut waits = Vec::new();
+    for (step, step_state) in &state.steps {
+        match step_state {
             StepState::Active {
                 work: Work::Wait { signal, .. },
-            } => Some(CurrentWait {
+            } => waits.push(CurrentWait {
                 step: step.clone(),
                 signal: signal.clone(),
-                key: wait_key(state, definition, step, budget),
+                key: wait_key(state, definition, step, None, budget),
             }),
+            // Only a wait fan-out with waiting items is looked into, so that the units
+            // of an action fan-out are never walked here.
+            StepState::Active {
+                work: Work::FanOut { items, units },
+            } if units.any_waiting()
+                && matches!(
+                    definition.step(step).and_then(|step| step.kind()),
+                    Some(StepKind::Wait(_))
+                ) =>
+            {
+                for (index, unit) in units.iter().enumerate() {
+                    let Unit::Wait { signal, .. } = unit else {
+                        continue;
+                    };
+                    let item = items.get(index).map(|item| (index as u32, item));
+                    let wait = CurrentWait {
+                        step: step.clone(),
+                        signal: signal.clone(),
+                        key: wait_key(state, definition, step, item, budget),
+                    };
+                    if !waits.contains(&wait) {
+                        waits.push(wait);
+                    }
+                }
+            }
             StepState::Pending { .. }
             | StepState::Active { .. }
             | StepState::Succeeded { .. }
             | StepState::Failed { .. }
             | StepState::Skipped { .. }
-            | StepState::Cancelled { .. } => None,
-        })
-        .collect()
+            | StepState::Cancelled { .. } => {}
+        }
+    }
+    waits
 }
 
 /// The key of wait step `step`, if its `correlate` is `event.<path> == <other>` and
@@ -71,13 +97,14 @@ fn wait_key(
     state: &InstanceState,
     definition: &Definition,
     step: &StepId,
+    item: Option<(u32, &serde_json::Value)>,
     budget: Budget,
 ) -> Option<WaitKey> {
     let Some(StepKind::Wait(wait)) = definition.step(step)?.kind() else {
         return None;
     };
     let equality = expr::event_equality(wait.correlate.as_deref()?)?;
-    let scope = scope_for(state, Reads::Condition(&equality.other), None, None).within(budget);
+    let scope = scope_for(state, Reads::Condition(&equality.other), item, None).within(budget);
     let value = expr::evaluate(&equality.other, &scope).ok()?;
     Some(WaitKey {
         path: equality.path,

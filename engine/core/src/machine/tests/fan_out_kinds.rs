@@ -395,3 +395,40 @@ pub(super) const SCENARIOS: &[(&str, fn())] = &[
         assignee_expressions_work_without_for_each_and_an_item_without_assignees_fails,
     ),
 ];
+
+const ACKS: &str = r#"
+id: acks
+steps:
+  - id: ack
+    for_each: "${input.partners}"
+    wait: {signal: partner_ack, correlate: "${event.partner == item}"}
+"#;
+
+#[test]
+fn each_waiting_item_of_a_wait_fan_out_is_in_the_signal_index_under_its_own_key() {
+    let harness = Harness::start(ACKS, json!({"partners": ["acme", "bolt", "acme"]}));
+    let waits =
+        crate::machine::current_waits(&harness.state, &harness.definition, Budget::default());
+    let keys: Vec<(String, String, Option<String>)> = waits
+        .iter()
+        .map(|wait| {
+            assert_eq!(wait.step.as_str(), "ack");
+            let key = wait.key.as_ref().expect("the correlate has the indexed shape");
+            assert_eq!(key.path, "partner");
+            (
+                wait.step.to_string(),
+                wait.signal.clone(),
+                Some(key.value.clone()),
+            )
+        })
+        .collect();
+    let key = |partner: &str| crate::expr::correlation_key(&json!(partner));
+    assert_eq!(
+        keys,
+        vec![
+            ("ack".to_owned(), "partner_ack".to_owned(), key("acme")),
+            ("ack".to_owned(), "partner_ack".to_owned(), key("bolt")),
+        ],
+        "one entry per distinct key, in item order"
+    );
+}
