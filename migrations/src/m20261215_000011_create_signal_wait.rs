@@ -4,14 +4,16 @@
 //! `signal_key_path (signal_name, key_path)`, the payload paths that keyed waits of a
 //! signal use. A signal reads the rows for its name and keys instead of every instance.
 //!
-//! An unkeyed wait has `''` in both key columns. Instances waiting before this migration
-//! get their rows when they are next committed; until then a signal does not find them
-//! through the index (the migration cannot evaluate the machine's correlate keys).
+//! An unkeyed wait has `''` in both key columns. The instances unfinished at this
+//! migration are listed in `signal_wait_unindexed`: the migration cannot evaluate the
+//! machine's keys, so a signal takes each of them as a candidate (and the machine decides)
+//! until a commit writes its rows, which removes it from that list.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
-/// The migration that creates `signal_wait` and `signal_key_path`.
+/// The migration that creates `signal_wait`, `signal_key_path` and
+/// `signal_wait_unindexed`.
 pub(crate) struct Migration;
 
 impl MigrationName for Migration {
@@ -49,11 +51,26 @@ impl MigrationTrait for Migration {
                  key_path VARCHAR{collate} NOT NULL, PRIMARY KEY (signal_name, key_path))"
             ))
             .await?;
+        connection
+            .execute_unprepared(&format!(
+                "CREATE TABLE signal_wait_unindexed \
+                 (instance_id VARCHAR{collate} NOT NULL PRIMARY KEY)"
+            ))
+            .await?;
+        connection
+            .execute_unprepared(
+                "INSERT INTO signal_wait_unindexed (instance_id) \
+                 SELECT id FROM instance WHERE status IN ('running', 'waiting')",
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let connection = manager.get_connection();
+        connection
+            .execute_unprepared("DROP TABLE signal_wait_unindexed")
+            .await?;
         connection
             .execute_unprepared("DROP TABLE signal_key_path")
             .await?;

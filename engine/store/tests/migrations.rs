@@ -10,9 +10,11 @@ use sea_orm::{
 
 use gridflow_migrations::{Migrator, MigratorTrait};
 use gridflow_store::test_util::{postgres_database, sqlite_file};
-use gridflow_store::{Batch, BatchCommitter, SqlOptions, SqlStore, Store, WorkItem, WorkReader};
+use gridflow_store::{
+    Batch, BatchCommitter, SignalWaitStore, SqlOptions, SqlStore, Store, WorkItem, WorkReader,
+};
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 17] = [
     "definition",
     "instance",
     "instance_state",
@@ -27,6 +29,9 @@ const TABLES: [&str; 14] = [
     "checkpoint",
     "checkpoint_head",
     "audit_log",
+    "signal_wait",
+    "signal_key_path",
+    "signal_wait_unindexed",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {
@@ -99,6 +104,70 @@ async fn store_works_after_migrations(url: &str) {
         .unwrap();
     assert!(store.queued_work().await.unwrap().contains(&item));
     store.close().await.unwrap();
+}
+
+/// The instances unfinished when the signal index is created are found by every signal
+/// (the machine decides) until a commit writes their rows.
+async fn instances_older_than_the_signal_index_are_found_until_indexed(url: &str) {
+    let db = connect(url).await;
+    let before_index = Migrator::migrations()
+        .iter()
+        .position(|migration| migration.name() == "m20261215_000011_create_signal_wait")
+        .unwrap() as u32;
+    Migrator::up(&db, Some(before_index)).await.unwrap();
+    for (id, status) in [("old-waiting", "waiting"), ("old-done", "completed")] {
+        let sql = format!(
+            "INSERT INTO instance (id, definition_id, definition_version, status, input, \
+             created_at, updated_at, last_seq, last_hash, row_version) \
+             VALUES ('{id}', 'd', 1, '{status}', '{{}}', 0, 0, 1, 'h', 1)"
+        );
+        db.execute_unprepared(&sql).await.unwrap();
+    }
+    db.close().await.unwrap();
+    let store = SqlStore::connect(url, SqlOptions::default()).await.unwrap();
+    let found = store.signal_waits("any.signal", &[]).await.unwrap();
+    let ids: Vec<&str> = found.iter().map(|wait| wait.instance_id.as_str()).collect();
+    assert_eq!(ids, ["old-waiting"], "the unfinished instance only");
+    store
+        .commit(&Batch {
+            signal_waits: vec![gridflow_store::SignalWaitsWrite {
+                instance_id: "old-waiting".into(),
+                waits: Vec::new(),
+            }],
+            ..Batch::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .signal_waits("any.signal", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn old_instances_are_found_until_indexed_on_sqlite() {
+    let (_directory, url) = sqlite_file();
+    instances_older_than_the_signal_index_are_found_until_indexed(&url).await;
+}
+
+#[tokio::test]
+async fn old_instances_are_found_until_indexed_on_postgres() {
+    let Some(database) = postgres_database().await else {
+        return;
+    };
+    let url = database.url.clone();
+    let outcome = tokio::spawn(async move {
+        instances_older_than_the_signal_index_are_found_until_indexed(&url).await;
+    })
+    .await;
+    database.drop().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
 }
 
 #[tokio::test]

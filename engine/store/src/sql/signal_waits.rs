@@ -2,6 +2,12 @@
 //! looked up by `(signal_name, key_path, key_value)`; and `signal_key_path`, the payload
 //! paths that keyed waits of each signal use. An unkeyed wait has `''` for both key
 //! columns (no key path is empty).
+//!
+//! `signal_wait_unindexed` lists the instances that were unfinished when the index was
+//! created (its migration cannot compute their rows): a lookup returns each of them as an
+//! unkeyed wait with an empty step, for the machine to decide, until a commit writes the
+//! instance's rows and removes it from the list. A database made after that migration
+//! never has any.
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Value};
@@ -32,6 +38,14 @@ impl SqlStore {
             let mut query = Query::new(self.backend, chunk.len());
             query
                 .sql("DELETE FROM signal_wait WHERE instance_id IN (")
+                .bind_list(chunk.iter().map(|write| write.instance_id.as_str()))
+                .sql(")");
+            tx.execute_raw(query.build())
+                .await
+                .map_err(|error| db_error(error, "writing the signal index"))?;
+            let mut query = Query::new(self.backend, chunk.len());
+            query
+                .sql("DELETE FROM signal_wait_unindexed WHERE instance_id IN (")
                 .bind_list(chunk.iter().map(|write| write.instance_id.as_str()))
                 .sql(")");
             tx.execute_raw(query.build())
@@ -164,7 +178,11 @@ impl SignalWaitStore for SqlStore {
                 .sql(" AND key_value = ")
                 .bind(key.value.as_str());
         }
-        query.sql(" ORDER BY instance_id, step, signal_name, key_path, key_value");
+        query
+            .sql(" UNION ALL SELECT instance_id, '', ")
+            .bind(signal)
+            .sql(", '', '' FROM signal_wait_unindexed")
+            .sql(" ORDER BY instance_id, step, signal_name, key_path, key_value");
         let rows = self
             .reader
             .query_all_raw(query.build())
