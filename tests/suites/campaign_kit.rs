@@ -202,7 +202,12 @@ async fn campaign_kit(url: &str) -> anyhow::Result<()> {
     wait_for_status(&engine, &acme_round[0], InstanceStatus::Waiting).await?;
     wait_for_status(&engine, &bolt_round[0], InstanceStatus::Waiting).await?;
     engine
-        .signal(&acme_round[0], "kit_received", json!({"by": "acme"}), "acme")
+        .signal(
+            &acme_round[0],
+            "kit_received",
+            json!({"by": "acme"}),
+            "acme",
+        )
         .await?;
     wait_for_status(&engine, &children[0], InstanceStatus::Completed).await?;
 

@@ -19,13 +19,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use gridflow_core::command::{Command, Dispatch};
+use gridflow_core::command::Dispatch;
 use gridflow_core::history::{GENESIS_HASH, record_chain};
 use gridflow_core::machine::{
     Input, InputBody, StepError, awaits_only_children, transition_in_place,
 };
 use gridflow_core::{Definition, Event, InstanceId, InstanceState, InstanceStatus, TimerKey};
-use gridflow_store::{Batch, InstanceRecord, InstanceWrite, TimerRecord, WorkItem};
+use gridflow_store::{Batch, InstanceRecord, InstanceWrite};
 
 use crate::approval_rows::changed_approval_rows;
 use crate::error::{Error, Result, refusal_error};
@@ -34,6 +34,7 @@ use crate::shared::Shared;
 use crate::snapshot::{Snapshots, current_state};
 
 mod children;
+mod commands;
 mod commit;
 mod recovery;
 mod signal_index;
@@ -440,7 +441,7 @@ impl Driver {
                 cycle.notices.extend(notice);
                 let at = input.at;
                 for command in effects.commands {
-                    apply_command(&instance, command, at, cycle, &mut self.next_timer_at);
+                    commands::apply_command(&instance, command, at, cycle, &mut self.next_timer_at);
                 }
                 cycle
                     .events
@@ -745,67 +746,6 @@ impl Driver {
                 tracing::warn!(%error, "cannot read the next timer; checking again in a second");
                 self.next_timer_at = Some(self.shared.clock.now() + chrono::Duration::seconds(1));
             }
-        }
-    }
-}
-
-/// Turns one command into rows of the batch and work for after the commit.
-fn apply_command(
-    instance: &InstanceId,
-    command: Command,
-    at: DateTime<Utc>,
-    cycle: &mut Cycle,
-    next_timer_at: &mut Option<DateTime<Utc>>,
-) {
-    match command {
-        Command::Dispatch(dispatch) => {
-            let payload = serde_json::to_value(&dispatch).unwrap_or(Value::Null);
-            cycle.batch.work_added.push(WorkItem {
-                id: dispatch.idempotency_key.clone(),
-                instance_id: instance.clone(),
-                payload,
-                created_at: at,
-            });
-            cycle.dispatches.push((instance.clone(), dispatch));
-        }
-        Command::AbandonWork { work } => {
-            let id = work.idempotency_key(instance);
-            let queued_now = cycle.batch.work_added.len();
-            cycle.batch.work_added.retain(|item| item.id != id);
-            if cycle.batch.work_added.len() == queued_now {
-                cycle.batch.work_done.push(id);
-            } else {
-                cycle
-                    .dispatches
-                    .retain(|(_, dispatch)| dispatch.idempotency_key != id);
-            }
-        }
-        Command::StartTimer { timer, fire_at } => {
-            let payload = serde_json::to_value(&timer).unwrap_or(Value::Null);
-            cycle.batch.timers_added.push(TimerRecord {
-                instance_id: instance.clone(),
-                key: timer.to_key_string(),
-                fire_at,
-                payload,
-            });
-            if next_timer_at.is_none_or(|next| fire_at < next) {
-                *next_timer_at = Some(fire_at);
-            }
-        }
-        Command::CancelTimer { timer } => {
-            let key = timer.to_key_string();
-            let added_now = cycle.batch.timers_added.len();
-            cycle
-                .batch
-                .timers_added
-                .retain(|added| !(added.instance_id == *instance && added.key == key));
-            if cycle.batch.timers_added.len() == added_now {
-                cycle.batch.timers_removed.push((instance.clone(), key));
-            }
-        }
-        Command::Finish { status } => cycle.finished.push((instance.clone(), status)),
-        Command::StartChild(_) | Command::CancelChild { .. } => {
-            children::queue(instance, command, at, cycle);
         }
     }
 }

@@ -413,7 +413,10 @@ fn each_waiting_item_of_a_wait_fan_out_is_in_the_signal_index_under_its_own_key(
         .iter()
         .map(|wait| {
             assert_eq!(wait.step.as_str(), "ack");
-            let key = wait.key.as_ref().expect("the correlate has the indexed shape");
+            let key = wait
+                .key
+                .as_ref()
+                .expect("the correlate has the indexed shape");
             assert_eq!(key.path, "partner");
             (
                 wait.step.to_string(),

@@ -492,7 +492,10 @@ fn a_rerun_of_a_repeat_step_starts_its_runs_over_with_keys_never_used_before() {
     );
     assert_eq!(after.len(), 2, "{after:?}");
     for key in &after {
-        assert!(!before.contains(key), "{key} was used before the re-run: {before:?}");
+        assert!(
+            !before.contains(key),
+            "{key} was used before the re-run: {before:?}"
+        );
     }
     assert_ne!(after[0], after[1]);
 }

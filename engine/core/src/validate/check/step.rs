@@ -20,43 +20,12 @@ impl<'a> Checker<'a> {
         let at = Self::step_path(index);
         let base = Scope::step(index, &[], false);
 
-        if step.action.is_none() && step.workflow.is_none() {
-            let fields = [
-                ("retry", step.retry.is_some()),
-                ("compensate", step.compensate.is_some()),
-            ];
-            for (field, _) in fields.iter().filter(|(_, present)| *present) {
-                self.errors.push(
-                    &at,
-                    format!(
-                        "{field:?} is only allowed on action and workflow steps (steps with \"action\" or \"workflow\")"
-                    ),
-                );
-            }
-        }
+        self.check_kind_fields(&at, step);
         if let Some(when) = &step.when {
             self.check_condition(when, &at.key("when"), &base, "when");
         }
         if let Some(for_each) = &step.for_each {
-            let at_for_each = at.key("for_each");
-            match for_each {
-                Value::String(text) => match (
-                    expr::single_expression(text),
-                    expr::expressions(text),
-                ) {
-                    (Some(source), _) => self.check_expression(source, &at_for_each, &base),
-                    (None, Err(message)) => self.errors.push(&at_for_each, message),
-                    (None, Ok(_)) => self.errors.push(
-                        &at_for_each,
-                        "for_each must be a list, or one \"${...}\" expression that yields a list",
-                    ),
-                },
-                other @ (Value::Null
-                | Value::Bool(_)
-                | Value::Number(_)
-                | Value::Array(_)
-                | Value::Object(_)) => self.check_template(other, &at_for_each, &base),
-            }
+            self.check_for_each(for_each, &at.key("for_each"), &base);
         }
         let item = if step.for_each.is_some() {
             &["item", "index"][..]
@@ -231,6 +200,45 @@ impl<'a> Checker<'a> {
             Noun::Argument(action),
         ) {
             self.errors.push(&at_with.join(&at), message);
+        }
+    }
+}
+
+impl<'a> Checker<'a> {
+    /// `retry` and `compensate`, which only action and workflow steps take.
+    fn check_kind_fields(&mut self, at: &Path, step: &'a StepDefinition) {
+        if step.action.is_none() && step.workflow.is_none() {
+            let fields = [
+                ("retry", step.retry.is_some()),
+                ("compensate", step.compensate.is_some()),
+            ];
+            for (field, _) in fields.iter().filter(|(_, present)| *present) {
+                self.errors.push(
+                at,
+                format!(
+                    "{field:?} is only allowed on action and workflow steps (steps with \"action\" or \"workflow\")"
+                ),
+            );
+            }
+        }
+    }
+
+    /// A `for_each`: a list, or one expression that yields one.
+    fn check_for_each(&mut self, for_each: &'a Value, at_for_each: &Path, base: &Scope) {
+        match for_each {
+            Value::String(text) => match (expr::single_expression(text), expr::expressions(text)) {
+                (Some(source), _) => self.check_expression(source, at_for_each, base),
+                (None, Err(message)) => self.errors.push(at_for_each, message),
+                (None, Ok(_)) => self.errors.push(
+                    at_for_each,
+                    "for_each must be a list, or one \"${...}\" expression that yields a list",
+                ),
+            },
+            other @ (Value::Null
+            | Value::Bool(_)
+            | Value::Number(_)
+            | Value::Array(_)
+            | Value::Object(_)) => self.check_template(other, at_for_each, base),
         }
     }
 }
