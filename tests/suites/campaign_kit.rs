@@ -162,7 +162,9 @@ async fn campaign_kit(url: &str) -> anyhow::Result<()> {
     ));
     let engine = engine_on(url, clock.clone(), EngineOptions::default()).await?;
     for definition in [ROUND, PARTNER, KIT] {
-        engine.deploy(definition).await?;
+        if let Err(error) = engine.deploy(definition).await {
+            anyhow::bail!("deploying {definition}: {error:?}");
+        }
     }
     let partners = json!([
         {"name": "acme", "approver": "ann"},

@@ -129,7 +129,7 @@ impl Checker<'_> {
                     "expression {shown:?}: \"output\" is only set in compensate, where it is the compensated step's output"
                 ),
                 "iteration" => format!(
-                    "expression {shown:?}: \"iteration\" is only set in the with and repeat.until of a step with repeat, where it is the run's number (from 1)"
+                    "expression {shown:?}: \"iteration\" is only set in the with, workflow.input and repeat.until of a step with repeat, where it is the run's number (from 1)"
                 ),
                 other if expr::SCOPE_NAMES.contains(&other) => format!(
                     "expression {shown:?}: {other:?} is not available here (available: {available})"

@@ -128,12 +128,15 @@ impl<'a> Checker<'a> {
                 );
             }
             if let Some(input) = &child.input {
-                let names: &[&'static str] = if step.for_each.is_some() {
-                    &["item", "index"]
+                let mut names: Vec<&'static str> = if step.for_each.is_some() {
+                    vec!["item", "index"]
                 } else {
-                    &[]
+                    Vec::new()
                 };
-                let scope = Scope::step(index, names, false);
+                if step.repeat.is_some() {
+                    names.push("iteration");
+                }
+                let scope = Scope::step(index, &names, false);
                 self.check_template(input, &at.key("workflow").key("input"), &scope);
             }
         }

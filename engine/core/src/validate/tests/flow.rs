@@ -127,7 +127,7 @@ steps:
     );
     assert_has_prefix(
         &errors,
-        "steps[0].with.n: expression \"iteration\": \"iteration\" is only set in the with and repeat.until of a step with repeat",
+        "steps[0].with.n: expression \"iteration\": \"iteration\" is only set in the with, workflow.input and repeat.until of a step with repeat",
     );
     assert_has(
         &errors,
