@@ -266,27 +266,13 @@ pub(super) fn started(
     attempt: u32,
     item: Option<u32>,
 ) -> Result<(), StepError> {
-    require_running(fold.state, fold.event)?;
-    let event = fold.event;
-    let instance = fold.state.id.clone();
-    let unit = step_state_mut(fold.state, step)
-        .ok()
-        .and_then(|step_state| unit_mut(step_state, item));
-    match unit {
-        Some(unit) if *unit.get() == (Unit::Scheduled { attempt }) => {
-            took("child.unit.started");
-            unit.set(Unit::Running {
-                attempt,
-                started_at: event.at,
-            });
-            Ok(())
-        }
-        _ => Err(invalid(
-            &instance,
-            event,
-            "the workflow unit is not scheduled for this attempt",
-        )),
-    }
+    super::step::start_unit(
+        fold,
+        step,
+        (attempt, item),
+        "child.unit.started",
+        "the workflow unit is not scheduled for this attempt",
+    )
 }
 
 /// Links a child instance to its parent's unit (from its `instance_started`).

@@ -134,6 +134,24 @@ pub(super) fn started(
     attempt: u32,
     item: Option<u32>,
 ) -> Result<(), StepError> {
+    start_unit(
+        fold,
+        step,
+        (attempt, item),
+        "unit.started",
+        "the unit is not scheduled for this attempt",
+    )
+}
+
+/// A scheduled unit (`attempt`, `item`) of `step` starts running: row `row`, else
+/// refused with `refusal`.
+pub(super) fn start_unit(
+    fold: &mut Fold,
+    step: &StepId,
+    (attempt, item): (u32, Option<u32>),
+    row: &'static str,
+    refusal: &'static str,
+) -> Result<(), StepError> {
     require_running(fold.state, fold.event)?;
     let event = fold.event;
     let instance = fold.state.id.clone();
@@ -142,18 +160,14 @@ pub(super) fn started(
         .and_then(|step_state| unit_mut(step_state, item));
     match unit {
         Some(unit) if *unit.get() == (Unit::Scheduled { attempt }) => {
-            took("unit.started");
+            took(row);
             unit.set(Unit::Running {
                 attempt,
                 started_at: event.at,
             });
             Ok(())
         }
-        _ => Err(invalid(
-            &instance,
-            event,
-            "the unit is not scheduled for this attempt",
-        )),
+        _ => Err(invalid(&instance, event, refusal)),
     }
 }
 

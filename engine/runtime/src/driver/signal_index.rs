@@ -55,12 +55,20 @@ pub(super) fn changed_rows(
 }
 
 fn has_active_wait(state: &InstanceState) -> bool {
-    state.steps.values().any(|step| {
-        matches!(
-            step,
-            gridflow_core::StepState::Active {
-                work: gridflow_core::Work::Wait { .. }
-            }
-        )
+    use gridflow_core::{StepState, Work};
+    state.steps.values().any(|step| match step {
+        StepState::Active {
+            work: Work::Wait { .. },
+        } => true,
+        // A fan-out's tally says in O(1) whether any item waits.
+        StepState::Active {
+            work: Work::FanOut { units, .. },
+        } => units.any_waiting(),
+        StepState::Active { .. }
+        | StepState::Pending { .. }
+        | StepState::Succeeded { .. }
+        | StepState::Failed { .. }
+        | StepState::Skipped { .. }
+        | StepState::Cancelled { .. } => false,
     })
 }
