@@ -24,6 +24,7 @@
 //! - `derive`: what follows from the state once an input's events are applied.
 //! - `expressions`: what expressions see, and rendering arguments, items and instants.
 //! - `lookups`: finding steps, units and definitions, and the errors for missing ones.
+//! - `wait_index`: an instance's current waits and their signal keys, for the signal index.
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
 //!
