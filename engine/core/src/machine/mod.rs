@@ -29,6 +29,7 @@
 //! - `repeat`: steps with `repeat`: judging a run by `until`, the next run, its interval.
 //! - `recovery`: an operator's re-run of a finished instance, and moving an instance to
 //!   another version of its definition (migration).
+//! - `wait_index`: an instance's current waits and their signal keys, for the signal index.
 //!
 //! Anything the tables do not list is [`StepError::InvalidTransition`].
 //!
