@@ -27,9 +27,9 @@ mod m20261122_000006_create_poll_cursor;
 mod m20261207_000008_add_token_lifecycle;
 mod m20261207_000009_create_webhook_event;
 mod m20261207_000010_create_instance_state;
-mod m20261214_000011_create_child_instance;
-mod m20261215_000001_add_approval_item;
-mod m20261215_000011_create_signal_wait;
+mod m20261207_000011_create_child_instance;
+mod m20261207_000012_add_approval_item;
+mod m20261207_000013_create_signal_wait;
 
 /// Every migration of the gridflow schema, in the order they apply.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,9 +48,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_add_token_lifecycle::Migration),
             Box::new(m20261207_000009_create_webhook_event::Migration),
             Box::new(m20261207_000010_create_instance_state::Migration),
-            Box::new(m20261214_000011_create_child_instance::Migration),
-            Box::new(m20261215_000001_add_approval_item::Migration),
-            Box::new(m20261215_000011_create_signal_wait::Migration),
+            Box::new(m20261207_000011_create_child_instance::Migration),
+            Box::new(m20261207_000012_add_approval_item::Migration),
+            Box::new(m20261207_000013_create_signal_wait::Migration),
         ]
     }
 }

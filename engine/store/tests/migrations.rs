@@ -112,7 +112,7 @@ async fn instances_older_than_the_signal_index_are_found_until_indexed(url: &str
     let db = connect(url).await;
     let before_index = Migrator::migrations()
         .iter()
-        .position(|migration| migration.name() == "m20261215_000011_create_signal_wait")
+        .position(|migration| migration.name() == "m20261207_000013_create_signal_wait")
         .unwrap() as u32;
     Migrator::up(&db, Some(before_index)).await.unwrap();
     for (id, status) in [("old-waiting", "waiting"), ("old-done", "completed")] {

@@ -34,7 +34,7 @@ use crate::state::{InstanceState, Phase, StepState, Unit, Work};
 
 use super::coverage::took;
 use super::expressions::{Reads, resolve_items, scope_for};
-use super::lookups::{fan_out_item, invalid, require_running, step_state_mut, unit_mut, unit_of};
+use super::lookups::{fan_out_item, unit_of};
 use super::{Facts, Fold, StepError};
 
 /// The id of the child instance that attempt `work.attempt` of a workflow unit of

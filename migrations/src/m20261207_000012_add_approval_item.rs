@@ -9,7 +9,7 @@ pub(crate) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261215_000001_add_approval_item"
+        "m20261207_000012_add_approval_item"
     }
 }
 

@@ -12,7 +12,7 @@ pub(crate) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261214_000011_create_child_instance"
+        "m20261207_000011_create_child_instance"
     }
 }
 

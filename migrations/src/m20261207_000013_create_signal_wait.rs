@@ -18,7 +18,7 @@ pub(crate) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261215_000011_create_signal_wait"
+        "m20261207_000013_create_signal_wait"
     }
 }
 
