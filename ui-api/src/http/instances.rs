@@ -38,7 +38,7 @@ pub struct StartRequest {
 }
 
 /// A version as JSON Schema's `integer` has it: `2` or `2.0`.
-fn whole_number<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<u32>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {

@@ -96,9 +96,10 @@ pub(crate) async fn rerun(
 #[serde(deny_unknown_fields)]
 pub struct MigrationBody {
     /// The version to move instances to.
+    #[serde(deserialize_with = "required_version")]
     pub to_version: u32,
     /// Only instances of this version; absent: every version older than `to_version`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::instances::whole_number")]
     pub from_version: Option<u32>,
     /// Old step id to new step id, for steps the new version renamed.
     #[serde(default)]
@@ -190,4 +191,30 @@ pub(crate) async fn migrate(
         .migrate(&DefinitionId::from(id), request, &caller.user)
         .await?;
     Ok(Json(plan))
+}
+
+/// A required version as JSON Schema's `integer` has it: `2` or `2.0`.
+fn required_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    crate::http::instances::whole_number(deserializer)?
+        .ok_or_else(|| serde::de::Error::custom("expected a version, got null"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_migration_version_is_a_whole_number_written_either_way() {
+        let body: MigrationBody =
+            serde_json::from_value(serde_json::json!({"to_version": 3.0, "from_version": 2}))
+                .unwrap();
+        assert_eq!((body.to_version, body.from_version), (3, Some(2)));
+        for bad in [
+            serde_json::json!({"to_version": 2.5}),
+            serde_json::json!({"to_version": null}),
+        ] {
+            let error = serde_json::from_value::<MigrationBody>(bad.clone()).unwrap_err();
+            assert!(error.to_string().contains("version"), "{bad}: {error}");
+        }
+    }
 }
