@@ -522,7 +522,11 @@ impl Driver {
         self.cache.insert(
             instance.clone(),
             Cached {
-                waits: signal_index::waits_of(&state, &definition.definition, budget),
+                waits: gridflow_core::machine::current_waits(
+                    &state,
+                    &definition.definition,
+                    budget,
+                ),
                 state,
                 definition: definition.definition.clone(),
                 row_version: record.row_version,

@@ -9,15 +9,6 @@ use gridflow_core::machine::{CurrentWait, current_waits};
 use gridflow_core::{Definition, InstanceId, InstanceState};
 use gridflow_store::{SignalKey, SignalWaitRecord, SignalWaitsWrite};
 
-/// The waits of `state` now.
-pub(super) fn waits_of(
-    state: &InstanceState,
-    definition: &Definition,
-    budget: Budget,
-) -> Vec<CurrentWait> {
-    current_waits(state, definition, budget)
-}
-
 /// The rows to write for `instance` when its waits are no longer `written` (which then
 /// become the new ones); `None` when they did not change.
 pub(super) fn changed_rows(
@@ -27,11 +18,9 @@ pub(super) fn changed_rows(
     definition: &Definition,
     budget: Budget,
 ) -> Option<SignalWaitsWrite> {
-    // Cheap for the instances that neither waited nor wait now.
-    if written.is_empty() && !has_active_wait(state) {
-        return None;
-    }
-    let now = waits_of(state, definition, budget);
+    // `current_waits` walks the steps and evaluates keys only for the waits it finds, so
+    // an instance that does not wait costs one pass over its steps here.
+    let now = current_waits(state, definition, budget);
     if &now == written {
         return None;
     }
@@ -51,24 +40,5 @@ pub(super) fn changed_rows(
     Some(SignalWaitsWrite {
         instance_id: instance.clone(),
         waits,
-    })
-}
-
-fn has_active_wait(state: &InstanceState) -> bool {
-    use gridflow_core::{StepState, Work};
-    state.steps.values().any(|step| match step {
-        StepState::Active {
-            work: Work::Wait { .. },
-        } => true,
-        // A fan-out's tally says in O(1) whether any item waits.
-        StepState::Active {
-            work: Work::FanOut { units, .. },
-        } => units.any_waiting(),
-        StepState::Active { .. }
-        | StepState::Pending { .. }
-        | StepState::Succeeded { .. }
-        | StepState::Failed { .. }
-        | StepState::Skipped { .. }
-        | StepState::Cancelled { .. } => false,
     })
 }
