@@ -14,6 +14,7 @@ use gridflow_core::{InstanceId, StepId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::effects::Effects;
 pub use crate::error::{Error, Result};
 
 /// One external system (or the built-in `core`), seen as a set of named actions.
@@ -74,6 +75,9 @@ pub struct EventSpec {
     /// JSON Schema (2020-12) of the payload, in scope as `event`. Open (no
     /// `additionalProperties: false`): systems may add fields.
     pub payload: Value,
+    /// What the event means for the ledger and the rights timers.
+    #[serde(default, skip_serializing_if = "Effects::is_none")]
+    pub effects: Effects,
 }
 
 /// One action of a connector, as listed by `GET /api/v1/connectors` and checked by
@@ -89,6 +93,26 @@ pub struct ActionSpec {
     pub arguments: Value,
     /// JSON Schema (2020-12) of the output.
     pub output: Value,
+    /// What the action does beyond its output: content it delivers, ledger changes,
+    /// rights windows it sees.
+    #[serde(default, skip_serializing_if = "Effects::is_none")]
+    pub effects: Effects,
+}
+
+impl ActionSpec {
+    /// The same action, declaring `effects`.
+    pub fn with_effects(mut self, effects: Effects) -> Self {
+        self.effects = effects;
+        self
+    }
+}
+
+impl EventSpec {
+    /// The same event, declaring `effects`.
+    pub fn with_effects(mut self, effects: Effects) -> Self {
+        self.effects = effects;
+        self
+    }
 }
 
 /// What the runtime appends to the key of a compensation's attempt.

@@ -23,7 +23,9 @@
 pub mod asset;
 pub mod config;
 pub mod connector;
+pub mod content;
 pub mod core;
+pub mod effects;
 pub mod egress;
 pub mod error;
 pub mod feed;

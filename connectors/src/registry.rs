@@ -263,12 +263,14 @@ mod tests {
                             "properties": {"count": {"type": "integer", "minimum": 1}}
                         }),
                         output: json!({"type": "object"}),
+                        effects: crate::effects::Effects::default(),
                     },
                     ActionSpec {
                         name: "broken".to_owned(),
                         description: "Has a schema that does not compile.".to_owned(),
                         arguments: json!({"type": "no-such-type"}),
                         output: json!({"type": "object"}),
+                        effects: crate::effects::Effects::default(),
                     },
                 ],
             }

@@ -28,6 +28,7 @@ pub(crate) fn action(name: &str, description: &str, arguments: Value, output: Va
         description: description.to_owned(),
         arguments,
         output,
+        effects: crate::effects::Effects::default(),
     }
 }
 
@@ -43,5 +44,6 @@ pub(crate) fn event(name: &str, description: &str, payload: Value) -> crate::Eve
         name: name.to_owned(),
         description: description.to_owned(),
         payload,
+        effects: crate::effects::Effects::default(),
     }
 }

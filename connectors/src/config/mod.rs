@@ -87,6 +87,7 @@ pub use tokens::TokensConfig;
 
 pub(crate) mod checks;
 pub(crate) mod common;
+mod content;
 mod core_http;
 mod webhooks;
 
@@ -101,6 +102,7 @@ pub use crate::systems::vip::config::VipConfig;
 pub(crate) use checks::Checks;
 pub use common::{DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Error};
 
+pub use content::{ContentConfig, DEFAULT_DIR_NAME as DEFAULT_CONTENT_DIR_NAME};
 pub use core_http::{CoreHttpConfig, DEFAULT_MAX_RESPONSE_BYTES};
 pub use webhooks::{DEFAULT_MAX_BODY_BYTES, PlainSecret, SourceConfig, WebhooksConfig};
 
@@ -132,6 +134,9 @@ pub struct Config {
     /// `[core_http]`: where `core.http` may connect.
     #[serde(default)]
     pub core_http: CoreHttpConfig,
+    /// `[content]`: the content-addressed store of fetched bytes.
+    #[serde(default)]
+    pub content: ContentConfig,
 }
 
 /// `[sandbox]`.
@@ -225,7 +230,7 @@ impl Config {
             key,
             message,
         };
-        for section in [self.tokens.check(), self.http.check()] {
+        for section in [self.tokens.check(), self.http.check(), self.content.check()] {
             if let Err((key, message)) = section {
                 return Err(error(key, message));
             }

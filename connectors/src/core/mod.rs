@@ -197,12 +197,14 @@ fn action_specs() -> Vec<ActionSpec> {
             description: "Does nothing and outputs {}.".to_owned(),
             arguments: empty_object.clone(),
             output: empty_object,
+            effects: crate::effects::Effects::default(),
         },
         ActionSpec {
             name: "echo".to_owned(),
             description: "Outputs its arguments unchanged.".to_owned(),
             arguments: json!({"type": "object"}),
             output: json!({"type": "object"}),
+            effects: crate::effects::Effects::default(),
         },
         ActionSpec {
             name: "fail_until".to_owned(),
@@ -224,6 +226,7 @@ fn action_specs() -> Vec<ActionSpec> {
                 "required": ["attempt"],
                 "properties": {"attempt": {"type": "integer", "minimum": 1}}
             }),
+            effects: crate::effects::Effects::default(),
         },
         ActionSpec {
             name: "fail".to_owned(),
@@ -240,6 +243,7 @@ fn action_specs() -> Vec<ActionSpec> {
                 }
             }),
             output: json!({"not": {}}),
+            effects: crate::effects::Effects::default(),
         },
         ActionSpec {
             name: "delay".to_owned(),
@@ -258,6 +262,7 @@ fn action_specs() -> Vec<ActionSpec> {
                 "required": ["slept_ms"],
                 "properties": {"slept_ms": {"type": "integer", "minimum": 0}}
             }),
+            effects: crate::effects::Effects::default(),
         },
         ActionSpec {
             name: "http".to_owned(),
@@ -303,6 +308,7 @@ fn action_specs() -> Vec<ActionSpec> {
                     "body": {}
                 }
             }),
+            effects: crate::effects::Effects::default(),
         },
     ]
 }

@@ -61,6 +61,16 @@ pub fn default_audit_key(database_url: &str) -> PathBuf {
     }
 }
 
+/// The default content store folder for a database URL: `gridflow-content` beside a
+/// SQLite file; `./gridflow-content` otherwise.
+pub fn default_content_dir(database_url: &str) -> PathBuf {
+    let name = gridflow_connectors::config::DEFAULT_CONTENT_DIR_NAME;
+    match default_audit_key(database_url).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
 /// Arguments of `sandbox`.
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {

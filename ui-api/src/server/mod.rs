@@ -38,7 +38,10 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Read before anything else so that a bad setting fails fast; a generated token is
     // printed once the server is about to listen, not before a failed start.
     let (admin_token, generated) = setup::admin_token()?;
-    let config = setup::load_config(args.config.as_deref())?;
+    let mut config = setup::load_config(args.config.as_deref())?;
+    if config.content.dir.is_none() {
+        config.content.dir = Some(crate::cli::serve::default_content_dir(&args.database_url));
+    }
     let scheduler_options = setup::scheduler_options()?;
     let Connectors {
         registry,

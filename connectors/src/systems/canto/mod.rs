@@ -109,6 +109,8 @@ pub struct CantoConnector {
     valid_from_field: String,
     valid_until_field: String,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
 }
 
 /// Client credentials against the OAuth server, which has its own host.
@@ -168,6 +170,13 @@ fn canto_instant(text: &str, end_of_day: bool) -> Option<chrono::DateTime<chrono
 }
 
 impl CantoConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &CantoConfig, credentials: CantoCredentials) -> Result<Self> {
         let secrets = [&credentials.app_id, &credentials.app_secret];
@@ -197,6 +206,7 @@ impl CantoConnector {
             valid_from_field: config.valid_from_field.clone(),
             valid_until_field: config.valid_until_field.clone(),
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
         })
     }
 

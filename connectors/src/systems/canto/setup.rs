@@ -23,8 +23,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        CantoCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, CantoConnector::new(section, credentials))),
+        CantoCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                CantoConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -51,7 +56,11 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         app_id: Secret::new(SANDBOX_CLIENT_ID),
         app_secret: Secret::new(SANDBOX_CLIENT_SECRET),
     };
-    built(NAME, CantoConnector::new(&section, credentials))
+    built(
+        NAME,
+        CantoConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }
 
 /// The Canto settings of the sandbox: the default rights fields, which the seed uses, and

@@ -67,6 +67,8 @@ pub struct IconikConnector {
     valid_from_field: String,
     valid_until_field: String,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
 }
 
 struct SimpleLogin {
@@ -175,6 +177,13 @@ fn flatten_metadata(values: &Value) -> Map<String, Value> {
 }
 
 impl IconikConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &IconikConfig, credentials: IconikCredentials) -> Result<Self> {
         let secrets = [
@@ -199,6 +208,7 @@ impl IconikConnector {
             valid_from_field: config.valid_from_field.clone(),
             valid_until_field: config.valid_until_field.clone(),
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
         })
     }
 

@@ -21,8 +21,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        IconikCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, IconikConnector::new(section, credentials))),
+        IconikCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                IconikConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -50,7 +55,11 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         email: Secret::new(SANDBOX_USERNAME),
         password: Secret::new(SANDBOX_PASSWORD),
     };
-    built(NAME, IconikConnector::new(&section, credentials))
+    built(
+        NAME,
+        IconikConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }
 
 /// The iconik settings of the sandbox: the seeded metadata view and the default rights fields.

@@ -71,6 +71,8 @@ pub struct OtmmConnector {
     base_url: String,
     fields: FieldMapping,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
     /// How often the change poller reads ([`feed`]).
     poll_interval: std::time::Duration,
 }
@@ -168,6 +170,13 @@ fn message_of(body: &Value) -> Option<String> {
 }
 
 impl OtmmConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &OtmmConfig, credentials: OtmmCredentials) -> Result<Self> {
         let secrets = [&credentials.password, &credentials.client_secret];
@@ -191,6 +200,7 @@ impl OtmmConnector {
                 valid_until_field: config.valid_until_field.clone(),
             },
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
             poll_interval: config.poll_interval,
         })
     }

@@ -23,8 +23,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        OtmmCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, OtmmConnector::new(section, credentials))),
+        OtmmCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                OtmmConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -51,7 +56,11 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         client_id: Secret::new(SANDBOX_CLIENT_ID),
         client_secret: Secret::new(SANDBOX_CLIENT_SECRET),
     };
-    built(NAME, OtmmConnector::new(&section, credentials))
+    built(
+        NAME,
+        OtmmConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }
 
 /// The OTMM settings of the sandbox: the defaults of `gridflow.toml` plus the seeded

@@ -76,6 +76,8 @@ impl SmintioCredentials {
 pub struct SmintioConnector {
     client: RestClient,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
 }
 
 /// The refresh-token grant; a rotated refresh token replaces the previous one.
@@ -223,6 +225,13 @@ fn summary(lpt: &Value) -> Value {
 }
 
 impl SmintioConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &SmintioConfig, credentials: SmintioCredentials) -> Result<Self> {
         let secrets = [
@@ -252,6 +261,7 @@ impl SmintioConnector {
         Ok(Self {
             client,
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
         })
     }
 

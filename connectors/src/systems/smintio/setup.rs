@@ -21,8 +21,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        SmintioCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, SmintioConnector::new(section, credentials))),
+        SmintioCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                SmintioConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -51,7 +56,11 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         client_secret: Secret::new(SANDBOX_CLIENT_SECRET),
         refresh_token: Secret::new(simulator::SANDBOX_REFRESH_TOKEN),
     };
-    built(NAME, SmintioConnector::new(&section, credentials))
+    built(
+        NAME,
+        SmintioConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }
 
 /// Smint.io settings pointing at `base_url` (CLAPI-C root) and `identity_url`.

@@ -63,6 +63,8 @@ pub struct TradingGridConnector {
     client: RestClient,
     company_id: String,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
     /// How often the change poller reads ([`feed`]).
     poll_interval: std::time::Duration,
 }
@@ -107,6 +109,13 @@ fn message_of(body: &Value) -> Option<String> {
 }
 
 impl TradingGridConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &TradingGridConfig, credentials: TradingGridCredentials) -> Result<Self> {
         let secrets = [&credentials.client_id, &credentials.client_secret];
@@ -121,6 +130,7 @@ impl TradingGridConnector {
             client,
             company_id: config.company_id.clone(),
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
             poll_interval: config.poll_interval,
         })
     }

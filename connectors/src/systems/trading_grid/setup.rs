@@ -22,8 +22,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        TradingGridCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, TradingGridConnector::new(section, credentials))),
+        TradingGridCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                TradingGridConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -62,5 +67,9 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         client_id: Secret::new(SANDBOX_CLIENT_ID),
         client_secret: Secret::new(SANDBOX_CLIENT_SECRET),
     };
-    built(NAME, TradingGridConnector::new(&section, credentials))
+    built(
+        NAME,
+        TradingGridConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }

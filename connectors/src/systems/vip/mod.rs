@@ -53,6 +53,8 @@ impl VipCredentials {
 pub struct VipConnector {
     client: RestClient,
     actions: Vec<ActionSpec>,
+    /// Where fetched bytes are kept and delivered content is read from.
+    content: crate::content::ContentStore,
 }
 
 struct ClientCredentials {
@@ -108,6 +110,13 @@ fn message_of(body: &Value) -> Option<String> {
 }
 
 impl VipConnector {
+    /// The same connector, keeping fetched bytes in (and reading delivered content from)
+    /// `content`.
+    pub fn with_content(mut self, content: crate::content::ContentStore) -> Self {
+        self.content = content;
+        self
+    }
+
     /// A connector for `config` with `credentials`.
     pub fn new(config: &VipConfig, credentials: VipCredentials) -> Result<Self> {
         let secrets = [&credentials.client_id, &credentials.client_secret];
@@ -124,6 +133,7 @@ impl VipConnector {
         Ok(Self {
             client,
             actions: action_specs(),
+            content: crate::content::ContentStore::scratch(),
         })
     }
 }

@@ -21,8 +21,13 @@ fn from_environment(config: &Config) -> Option<Built> {
         return None;
     };
     Some(
-        VipCredentials::from_environment(section)
-            .and_then(|credentials| built(NAME, VipConnector::new(section, credentials))),
+        VipCredentials::from_environment(section).and_then(|credentials| {
+            built(
+                NAME,
+                VipConnector::new(section, credentials)
+                    .map(|connector| connector.with_content(config.content.store())),
+            )
+        }),
     )
 }
 
@@ -54,5 +59,9 @@ fn sandbox(config: &Config, base_url: &str) -> Built {
         client_id: Secret::new(SANDBOX_CLIENT_ID),
         client_secret: Secret::new(SANDBOX_CLIENT_SECRET),
     };
-    built(NAME, VipConnector::new(&section, credentials))
+    built(
+        NAME,
+        VipConnector::new(&section, credentials)
+            .map(|connector| connector.with_content(config.content.store())),
+    )
 }
