@@ -62,6 +62,43 @@ pub trait Connector: Send + Sync {
     fn events(&self) -> &[EventSpec] {
         &[]
     }
+
+    /// Reads a webhook body in this system's own format (the hub's `X-Hub-Signature`
+    /// callbacks, VIP's `X-Signature` events) once its signature has been verified: the
+    /// event's id, its name without the connector prefix and its payload, shaped as the
+    /// change feed shapes the same event. `None`: the system has no format of its own, and
+    /// the body is read the generic way (DESIGN.md §5).
+    fn read_webhook(&self, body: &Value) -> Option<Result<InboundEvent>> {
+        let _ = body;
+        None
+    }
+
+    /// What event `event` (without the connector prefix) with `payload` means for the
+    /// distribution ledger and the rights timers, whether it came by webhook or feed.
+    fn event_effects(&self, event: &str, payload: &Value) -> EventEffects {
+        let _ = (event, payload);
+        EventEffects::default()
+    }
+}
+
+/// One event read from a system's own webhook format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// The id that makes a redelivery a duplicate.
+    pub id: String,
+    /// The event's name without the connector prefix (`document_downloaded`).
+    pub name: String,
+    /// The payload, in scope as `event`.
+    pub payload: Value,
+}
+
+/// What one event changes in the ledger and the rights timers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventEffects {
+    /// Ledger changes (deliveries it reports, or status changes of earlier ones).
+    pub ledger: Vec<crate::effects::LedgerChange>,
+    /// Rights windows it reports.
+    pub rights: Vec<crate::effects::ObservedRights>,
 }
 
 /// One event a system emits, as listed by `GET /api/v1/connectors`: the `event` of a

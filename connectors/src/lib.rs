@@ -39,6 +39,8 @@ pub mod systems;
 
 pub use systems::{canto, iconik, otmm, smintio, trading_grid, vip};
 
-pub use connector::{ActionSpec, Connector, Error, EventSpec, Invocation, Result};
+pub use connector::{
+    ActionSpec, Connector, Error, EventEffects, EventSpec, InboundEvent, Invocation, Result,
+};
 pub use feed::{ChangeFeed, FeedChange, FeedPage};
 pub use registry::Registry;

@@ -36,7 +36,7 @@ pub mod validate;
 pub use args::{DEFAULT_SERVER, ServerArgs, TOKEN_VARIABLE, parse_json};
 pub use serve::{
     DEFAULT_BIND, DEFAULT_DATABASE_URL, SandboxArgs, ServeArgs, SqliteSync, config_path,
-    default_audit_key,
+    default_audit_key, default_content_dir,
 };
 pub use tokens::TokenAction;
 pub use validate::{ValidateArgs, validate_files};

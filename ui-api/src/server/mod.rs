@@ -40,7 +40,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (admin_token, generated) = setup::admin_token()?;
     let mut config = setup::load_config(args.config.as_deref())?;
     if config.content.dir.is_none() {
-        config.content.dir = Some(crate::cli::serve::default_content_dir(&args.database_url));
+        config.content.dir = Some(gridflow::cli::default_content_dir(&args.database_url));
     }
     let scheduler_options = setup::scheduler_options()?;
     let Connectors {
