@@ -39,6 +39,8 @@ pub(crate) struct Request {
     pub(crate) idempotency: Option<(&'static str, String)>,
     /// A successful answer may be plain text (Canto's `success`): returned as a JSON string.
     pub(crate) text_ok: bool,
+    /// The answer is a download of any media type, not JSON ([`RestClient::open`]).
+    pub(crate) binary: bool,
 }
 
 impl Request {
@@ -50,7 +52,14 @@ impl Request {
             body: Body::None,
             idempotency: None,
             text_ok: false,
+            binary: false,
         }
+    }
+
+    /// Asks for any media type: a download, read with [`RestClient::open`].
+    pub(crate) fn binary(mut self) -> Self {
+        self.binary = true;
+        self
     }
 
     /// Accepts a successful answer that is not JSON, as a JSON string.
@@ -201,6 +210,52 @@ impl RestClient {
         self.decode(response).await
     }
 
+    /// Sends `request` as [`RestClient::call`] does (the token, obtained again once on
+    /// 401) and returns a successful response unread, for a body that is streamed rather
+    /// than decoded (a download); a failure is the classified error `call` gives.
+    pub(crate) async fn open(&self, request: &Request) -> Result<reqwest::Response> {
+        let token = self.token().await?;
+        let mut response = self.send(request, Some(&token)).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            self.forget(&token).await;
+            let token = self.token().await?;
+            response = self.send(request, Some(&token)).await?;
+        }
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(self.error_of(response).await)
+    }
+
+    /// GETs `url`, a signed link the system just handed out, without the token and the
+    /// fixed headers (the link carries its own authorisation, and a storage host must not
+    /// receive our credentials), and returns a successful response unread. The link never
+    /// enters an error: transport errors name the host only, and an error body that
+    /// echoes the link or its query values is scrubbed of them.
+    pub(crate) async fn open_signed(&self, url: &str) -> Result<reqwest::Response> {
+        let mut redactor = self.redactor_snapshot();
+        redactor.add(url);
+        if let Ok(parsed) = reqwest::Url::parse(url) {
+            for (_, value) in parsed.query_pairs() {
+                redactor.add(&value);
+            }
+            if let Some(query) = parsed.query() {
+                redactor.add(query);
+            }
+        }
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|error| redactor.redact_error(Error::from_reqwest(&error)))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(http::error_for_response(response, &redactor).await)
+    }
+
     async fn token(&self) -> Result<Secret> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref() {
@@ -225,7 +280,14 @@ impl RestClient {
             .http
             .request(request.method.clone(), self.url(&request.path))
             .timeout(self.timeout)
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(
+                reqwest::header::ACCEPT,
+                if request.binary {
+                    "*/*"
+                } else {
+                    "application/json"
+                },
+            );
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -259,19 +321,29 @@ impl RestClient {
     }
 
     async fn decode(&self, mut response: reqwest::Response) -> Result<Value> {
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
+        if !response.status().is_success() {
+            return Err(self.error_of(response).await);
+        }
         let body = http::read_body(&mut response, MAX_RESPONSE_BYTES)
             .await
             .map_err(|error| self.scrub(error))?;
-        if status.is_success() {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&body).map_err(|error| {
-                Error::permanent("invalid_response", format!("response is not JSON: {error}"))
-            });
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
         }
+        serde_json::from_slice(&body).map_err(|error| {
+            Error::permanent("invalid_response", format!("response is not JSON: {error}"))
+        })
+    }
+
+    /// The classified error of a response that is not a success, with the system's own
+    /// message when its body has the known shape, scrubbed of credentials.
+    async fn error_of(&self, mut response: reqwest::Response) -> Error {
+        let status = response.status();
+        let retry_after = http::retry_after(response.headers());
+        let body = match http::read_body(&mut response, MAX_RESPONSE_BYTES).await {
+            Ok(body) => body,
+            Err(error) => return self.scrub(error),
+        };
         let text = String::from_utf8_lossy(&body);
         let message = serde_json::from_str::<Value>(&text)
             .ok()
@@ -288,7 +360,7 @@ impl RestClient {
             &self.redactor_snapshot().redact(&message),
             http::MAX_ERROR_MESSAGE_CHARS,
         );
-        Err(Error::from_status(status.as_u16(), retry_after, message))
+        Error::from_status(status.as_u16(), retry_after, message)
     }
 
     fn scrub(&self, error: Error) -> Error {
@@ -308,6 +380,73 @@ impl RestClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+}
+
+/// A download being filed in the content store by [`store_download`].
+pub(crate) struct Download<'a> {
+    /// What is downloaded, for errors (`otmm asset 1f… version 2`).
+    pub(crate) what: &'a str,
+    /// The SHA-256 the system gives for these bytes, when it gives one.
+    pub(crate) expected_sha256: Option<&'a str>,
+    /// The type when the response names none.
+    pub(crate) content_type: &'a str,
+    /// The file name the system gives.
+    pub(crate) file_name: &'a str,
+}
+
+/// Streams `response`'s body chunk by chunk into `store` and files it under its digest.
+/// Past the store's `max_bytes` it stops reading and fails with the permanent
+/// `content_too_large`; bytes whose SHA-256 differs from the one the system gives fail with
+/// the permanent `content_digest_mismatch` naming both. Either way nothing is filed.
+pub(crate) async fn store_download(
+    mut response: reqwest::Response,
+    store: &crate::content::ContentStore,
+    download: Download<'_>,
+) -> Result<crate::content::ContentRef> {
+    use sha2::Digest;
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .unwrap_or(download.content_type)
+        .to_owned();
+    let mut writer = store.writer().await?;
+    // The writer hashes too, but tells its digest only once the object is filed; hashing
+    // here as well lets a mismatch leave nothing behind.
+    let mut hasher = sha2::Sha256::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| Error::from_reqwest(&error))?
+    {
+        writer.write(&chunk).await.map_err(|error| {
+            error.map_message(|message| format!("{}: {message}", download.what))
+        })?;
+        hasher.update(&chunk);
+    }
+    let actual = hex::encode(hasher.finalize());
+    if let Some(expected) = download.expected_sha256
+        && !expected.eq_ignore_ascii_case(&actual)
+    {
+        return Err(Error::permanent(
+            "content_digest_mismatch",
+            format!(
+                "{}: the system gives SHA-256 {expected}, the bytes received hash to {actual}",
+                download.what
+            ),
+        ));
+    }
+    writer.finish(&content_type, download.file_name).await
+}
+
+/// `text` as a SHA-256 digest (64 hex digits, lower-cased), or `None`: what a system's
+/// checksum field is taken for only when it has that form, never guessed from another.
+pub(crate) fn sha256_digest(text: Option<&str>) -> Option<String> {
+    let text = text?.trim();
+    (text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
 }
 
 /// Parses `arguments` into `T`, failing permanently with `invalid_arguments`.

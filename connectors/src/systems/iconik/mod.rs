@@ -9,6 +9,9 @@
 //! `REQUESTED`, `APPROVED`, `NOT_APPROVED`, `MIXED`). The rights window comes from two
 //! metadata fields of the configured view \[D\]. State-changing requests carry our
 //! `X-Gridflow-Idempotency-Key` \[D\]: iconik defines no idempotency header.
+//! `fetch_content` streams a version's original file into the content store over its
+//! signed download URL, and `get_asset` lists every version with its digest where iconik
+//! gives one ([`content`]).
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -23,6 +26,7 @@ use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, s
 use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod content;
 mod events;
 pub(crate) mod setup;
 pub mod simulator;
@@ -251,6 +255,7 @@ impl IconikConnector {
             .await?;
         let (approval, approval_status) = self.approval(asset_id).await?;
         let metadata = self.metadata(asset_id, view_id).await?;
+        let files = self.files(asset_id).await?;
         Ok(json!({
             "asset_id": required(&asset, "/id", "iconik asset")?.clone(),
             "title": asset.get("title").cloned().unwrap_or(Value::Null),
@@ -259,7 +264,7 @@ impl IconikConnector {
             "approval_status": approval_status,
             "rights": self.rights(&metadata),
             "metadata": flatten_metadata(&metadata),
-            "versions": asset.get("versions").cloned().unwrap_or_else(|| json!([])),
+            "versions": content::version_entries(&asset, &files),
         }))
     }
 }
@@ -349,6 +354,7 @@ impl Connector for IconikConnector {
             "update_metadata" => self.update_metadata(arguments, key).await,
             "create_version" => self.create_version(arguments, key).await,
             "request_approval" => self.request_approval(arguments, key).await,
+            "fetch_content" => self.fetch_content(arguments).await,
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("iconik has no action {other:?}"),
@@ -575,7 +581,7 @@ fn action_specs() -> Vec<ActionSpec> {
         ),
         action(
             "get_asset",
-            "Read an asset with its metadata (of the configured or given view), versions, approval state and rights window.",
+            "Read an asset with its metadata (of the configured or given view), approval state, rights window and every version (id, SHA-256 where iconik gives one, size, file name).",
             object(
                 &["asset_id"],
                 json!({"asset_id": asset_id.clone(), "view_id": string()}),
@@ -585,7 +591,7 @@ fn action_specs() -> Vec<ActionSpec> {
                 json!({"asset_id": string(), "title": nullable.clone(), "status": nullable.clone(),
                 "approval": ApprovalState::schema(), "approval_status": nullable.clone(), "rights": RightsWindow::schema(),
                 "metadata": {"type": "object", "additionalProperties": {"type": "array"}},
-                "versions": array_of(json!({"type": "object"}))}),
+                "versions": array_of(content::version_schema())}),
             ),
         ),
         action(
@@ -638,6 +644,7 @@ fn action_specs() -> Vec<ActionSpec> {
                 json!({"asset_id": string(), "approval": ApprovalState::schema(), "approval_status": nullable}),
             ),
         ),
+        content::fetch_content_spec(),
     ]
 }
 

@@ -11,10 +11,15 @@
 //! whose `realm` and `operation`, when set, match, as the envelope of `iconik.md`, with the
 //! definition's custom `headers`. Deliveries are fire-and-forget; failing definitions are
 //! not switched to `FAILING`.
+//!
+//! Every file has real bytes, with their SHA-256 as `checksum`, served through signed
+//! storage links, and a test-only route replaces them ([`content`]).
 
 // Handlers return an early `Response` through `Result` (axum's idiom for a rejection);
 // boxing it would buy nothing on a loopback test server.
 #![allow(clippy::result_large_err)]
+
+pub mod content;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -59,6 +64,9 @@ pub struct IconikState {
     /// Webhook definitions by id (`WebhookCreateSchema` plus `id`).
     #[serde(default)]
     pub webhooks: BTreeMap<String, Value>,
+    /// The bytes of each file, by file id ([`content`]).
+    #[serde(default)]
+    pub contents: BTreeMap<String, content::StoredContent>,
     /// The last number used in generated ids.
     pub next_id: u64,
 }
@@ -71,9 +79,12 @@ impl IconikState {
 }
 
 impl SimState for IconikState {
-    /// The seed data of `seed.json`, next to this file.
+    /// The seed data of `seed.json`, next to this file, each file with its sandbox bytes.
     fn seed() -> Self {
-        serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state")
+        let mut state: Self =
+            serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state");
+        content::fill(&mut state);
+        state
     }
 }
 
@@ -84,6 +95,9 @@ pub async fn start(options: SimOptions) -> Result<RunningSimulator, SimError> {
 
 fn routes() -> Routes<IconikState> {
     let public = Router::new().route("/auth/v1/auth/simple/login/", post(login));
+    let outside_api = Router::new()
+        .route(content::STORAGE_PATH, get(content::storage))
+        .route(content::REPLACE_CONTENT_PATH, put(content::replace_content));
     let api = Router::new()
         .route("/search/v1/search/", post(search))
         .route("/assets/v1/assets/", get(list_assets))
@@ -97,7 +111,7 @@ fn routes() -> Routes<IconikState> {
             "/metadata/v1/assets/{id}/views/{view}/",
             get(get_metadata).put(put_metadata),
         )
-        .route("/files/v1/assets/{id}/files/", get(list_files))
+        .route("/files/v1/assets/{id}/files/", get(content::list_files))
         .route(
             "/files/v1/assets/{id}/files/{file}/download_url/",
             get(download_url),
@@ -111,7 +125,7 @@ fn routes() -> Routes<IconikState> {
             get(get_webhook).delete(delete_webhook),
         );
     Routes {
-        public: Router::new().nest(API_ROOT, public),
+        public: Router::new().nest(API_ROOT, public).merge(outside_api),
         protected: Router::new().nest(API_ROOT, api),
         authorize,
     }
@@ -442,18 +456,9 @@ async fn put_metadata(
     crate::simulator::reply(reply)
 }
 
-async fn list_files(State(context): Context, Path(id): Path<String>) -> Response {
-    respond(context.store.read(|state| {
-        if !state.assets.contains_key(&id) {
-            return Err(not_found(error_value, "asset", &id));
-        }
-        let objects = state.files.get(&id).cloned().unwrap_or_default();
-        Ok(json!({"objects": objects, "per_page": 10}))
-    }))
-}
-
 async fn download_url(
     State(context): Context,
+    headers: HeaderMap,
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
     respond(context.store.read(|state| {
@@ -465,10 +470,8 @@ async fn download_url(
             .iter()
             .find(|candidate| candidate["id"] == file.as_str())
             .ok_or_else(|| not_found(error_value, "file", &file))?;
-        let name = found["name"].as_str().unwrap_or("file");
-        Ok(json!({"url": format!(
-            "https://storage.sandbox.iconik.invalid/{id}/{name}?Expires=3600&Signature=sandbox"
-        )}))
+        let file_id = found["id"].as_str().unwrap_or_default();
+        Ok(json!({"url": content::signed_link(&headers, &id, file_id)}))
     }))
 }
 

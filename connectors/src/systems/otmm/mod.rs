@@ -9,6 +9,8 @@
 //! OTMM has no idempotency key: state-changing requests carry our
 //! `X-Gridflow-Idempotency-Key` \[D\], which the simulator honours and a real server ignores.
 //! Errors carry `exception_body.message`.
+//! `fetch_content` streams a version's bytes into the content store and `get_asset` lists
+//! every version with its digest where OTMM gives one ([`content`]).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,7 @@ use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
+mod content;
 mod events;
 pub mod feed;
 
@@ -337,6 +340,7 @@ impl Connector for OtmmConnector {
             "get_download_link" => self.get_download_link(arguments).await,
             "update_metadata" => self.update_metadata(arguments, key).await,
             "create_version" => self.create_version(arguments, key).await,
+            "fetch_content" => self.fetch_content(arguments).await,
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("otmm has no action {other:?}"),
@@ -397,19 +401,11 @@ impl OtmmConnector {
     async fn get_asset(&self, arguments: &Value) -> Result<Value> {
         let args: AssetArgs = parse_arguments(NAME, "get_asset", arguments)?;
         let asset = self.fetch_asset(&args.asset_id).await?;
-        let answer = self
-            .client
-            .call(&Request::get(format!(
-                "/assets/{}/versions",
-                segment(&args.asset_id)
-            )))
-            .await?;
-        let versions: Vec<Value> = answer["assets_resource"]["asset_list"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|version| json!({"asset_id": version["asset_id"], "version": version["version"], "latest_version": version["latest_version"],
-                                  "date_last_updated": version["date_last_updated"]}))
+        let versions: Vec<Value> = self
+            .versions(&args.asset_id)
+            .await?
+            .iter()
+            .filter_map(content::version_entry)
             .collect();
         let mut output = self.summary(&asset);
         output["versions"] = Value::Array(versions);
@@ -518,7 +514,7 @@ fn action_specs() -> Vec<ActionSpec> {
     let summary_properties = summary_properties();
     let summary = json!({"type": "object", "required": ["asset_id", "approval", "rights", "metadata"], "properties": summary_properties.clone()});
     let mut asset_properties = summary_properties;
-    asset_properties["versions"] = array_of(json!({"type": "object"}));
+    asset_properties["versions"] = array_of(content::version_schema());
     vec![
         action(
             "search_assets",
@@ -535,7 +531,7 @@ fn action_specs() -> Vec<ActionSpec> {
         ),
         action(
             "get_asset",
-            "Read an asset with its metadata, versions, approval state and rights window.",
+            "Read an asset with its metadata, approval state, rights window and every version (number, SHA-256 where OTMM gives one, size, file name).",
             object(&["asset_id"], json!({"asset_id": string()})),
             json!({"type": "object", "required": ["asset_id", "approval", "rights", "metadata", "versions"], "properties": asset_properties}),
         ),
@@ -575,5 +571,6 @@ fn action_specs() -> Vec<ActionSpec> {
                 "job_id": {"type": ["string", "null"]}}),
             ),
         ),
+        content::fetch_content_spec(),
     ]
 }

@@ -13,10 +13,14 @@
 //! `ARTESIA.OPERATOR.DATE.IS_ON_OR_AFTER` on [`DATE_LAST_UPDATED_FIELD`] and sorted by it
 //! (`sort=asc_…`) \[I\]. Metadata edits and new versions stamp `date_last_updated`.
 //! OTMM has no idempotency key; the simulator deduplicates on `X-Gridflow-Idempotency-Key` \[D\].
+//! Every version has real bytes, with their SHA-256 as `content_checksum`, and a test-only
+//! route replaces them ([`content`]).
 
 // Handlers return an early `Response` through `Result` (axum's idiom for a rejection);
 // boxing it would buy nothing on a loopback test server.
 #![allow(clippy::result_large_err)]
+
+pub mod content;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -72,6 +76,13 @@ pub struct SimAsset {
     pub metadata: BTreeMap<String, (String, String)>,
     /// The master rendition's id.
     pub master_rendition_id: String,
+    /// The master's bytes in base64 ([`content`]); absent in state written before bytes
+    /// were kept, when the version's sandbox bytes are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// When this version was imported, RFC 3339; the seed's import day when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_imported: Option<String>,
 }
 
 /// Everything the OTMM simulator holds.
@@ -125,9 +136,13 @@ impl OtmmState {
 }
 
 impl SimState for OtmmState {
-    /// The seed data of `seed.json`, next to this file.
+    /// The seed data of `seed.json`, next to this file, each version with its sandbox
+    /// bytes.
     fn seed() -> Self {
-        serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state")
+        let mut state: Self =
+            serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state");
+        state.assets.values_mut().for_each(content::fill);
+        state
     }
 }
 
@@ -146,7 +161,8 @@ pub async fn start(options: SimOptions) -> Result<RunningSimulator, SimError> {
 fn routes() -> Routes<OtmmState> {
     let public = Router::new()
         .route("/otmmapi/v6/sessions", post(session))
-        .route("/otmmapi/v6/sessions/oauth2/token", post(oauth_token));
+        .route("/otmmapi/v6/sessions/oauth2/token", post(oauth_token))
+        .route(content::REPLACE_CONTENT_PATH, put(content::replace_content));
     let protected = Router::new()
         .route("/otmmapi/v6/search/text", post(search).get(search_get))
         .route("/otmmapi/v6/assets", axum::routing::patch(bulk_edit))
@@ -155,8 +171,8 @@ fn routes() -> Routes<OtmmState> {
             "/otmmapi/v6/assets/{id}/versions",
             get(versions).post(new_version),
         )
-        .route("/otmmapi/v6/assets/{id}/contents", get(contents))
-        .route("/otmmapi/v6/renditions/{id}", get(rendition));
+        .route("/otmmapi/v6/assets/{id}/contents", get(content::contents))
+        .route("/otmmapi/v6/renditions/{id}", get(content::rendition));
     Routes {
         public,
         protected,
@@ -231,6 +247,9 @@ async fn oauth_token(State(context): Context, body: Bytes) -> Response {
     axum::Json(json!({"token_info": {"oauth_token": {"accessToken": token, "tokenType": "Bearer", "expiresIn": 3600}}})).into_response()
 }
 
+/// When the seeded versions were imported.
+const SEED_IMPORTED: &str = "2026-01-15T10:00:00Z";
+
 /// An asset in OTMM's response shape.
 fn render_asset(asset: &SimAsset) -> Value {
     let elements: Vec<Value> = asset
@@ -241,14 +260,17 @@ fn render_asset(asset: &SimAsset) -> Value {
                    "value": {"value": {"type": "string", "value": value}}})
         })
         .collect();
+    let bytes = content::bytes_of(asset);
+    let imported = asset.date_imported.as_deref().unwrap_or(SEED_IMPORTED);
     json!({
         "asset_id": asset.asset_id, "name": asset.name, "mime_type": asset.mime_type, "content_type": asset.content_type,
-        "content_size": asset.content_size, "metadata_model_id": "ARTESIA.MODEL.DEFAULT", "version": asset.version,
+        "content_size": bytes.len(), "metadata_model_id": "ARTESIA.MODEL.DEFAULT", "version": asset.version,
         "latest_version": asset.latest_version, "original_asset_id": asset.original_asset_id, "asset_state": "NORMAL",
         "locked": false, "checked_out": false, "deleted": false, "expired": asset.expired, "content_editable": true,
-        "date_imported": "2026-01-15T10:00:00Z", "date_last_updated": asset.date_last_updated,
+        "date_imported": imported, "date_last_updated": asset.date_last_updated,
         "master_content_info": {"id": asset.master_rendition_id, "name": asset.name, "mime_type": asset.mime_type,
-            "content_size": asset.content_size, "url": format!("{API_ROOT}/renditions/{}", asset.master_rendition_id)},
+            "content_size": bytes.len(), "content_checksum": content::checksum(&bytes),
+            "url": format!("{API_ROOT}/renditions/{}", asset.master_rendition_id)},
         "metadata": {"metadata_element_list": [{"id": "ARTESIA.CATEGORY.GENERAL", "metadata_element_list": elements}]}
     })
 }
@@ -440,43 +462,6 @@ async fn versions(State(context): Context, Path(id): Path<String>) -> Response {
     }))
 }
 
-fn binary(name: &str, mime: &str, size: u64) -> Response {
-    let body = format!("simulated content of {name} ({size} bytes)");
-    let mut response = body.into_response();
-    if let Ok(value) = HeaderValue::from_str(mime) {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
-}
-
-async fn contents(State(context): Context, Path(id): Path<String>) -> Response {
-    match context.store.read(|state| state.assets.get(&id).cloned()) {
-        Some(asset) => binary(&asset.name, &asset.mime_type, asset.content_size),
-        None => respond(Err(asset_not_found(&id))),
-    }
-}
-
-async fn rendition(State(context): Context, Path(id): Path<String>) -> Response {
-    match context.store.read(|state| {
-        state
-            .assets
-            .values()
-            .find(|asset| asset.master_rendition_id == id)
-            .cloned()
-    }) {
-        Some(asset) => binary(&asset.name, &asset.mime_type, asset.content_size),
-        None => render_exception(
-            StatusCode::NOT_FOUND,
-            &format!("Rendition with id {id} does not exist."),
-        ),
-    }
-}
-
 async fn bulk_edit(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return render_exception(StatusCode::BAD_REQUEST, "request body is not JSON");
@@ -588,6 +573,8 @@ async fn new_version(
         next.name = file_name.clone();
         next.master_rendition_id = hex_id(number + 10_000);
         next.date_last_updated = now_millis();
+        next.date_imported = Some(next.date_last_updated.clone());
+        content::fill(&mut next);
         state.assets.insert(new_id.clone(), next);
         state.jobs.insert(job_id.clone(), json!({"job_id": job_id, "status": "COMPLETED", "comment": form.get("comment")}));
         Ok((StatusCode::ACCEPTED, json!({"job_handle": {"job_id": job_id}, "asset_id": new_id, "version": current.version + 1}), Some(new_id.clone())))
