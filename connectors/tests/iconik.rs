@@ -99,6 +99,11 @@ async fn every_action_meets_the_contract() {
             arguments: json!({"asset_id": NO_APPROVAL, "groups": ["content-team"]}),
             missing: Some(json!({"asset_id": MISSING, "users": ["u-0002"]})),
         },
+        Case {
+            action: "iconik.fetch_content",
+            arguments: json!({"asset_id": APPROVED}),
+            missing: Some(json!({"asset_id": MISSING})),
+        },
     ];
     run_contract(
         &simulator,

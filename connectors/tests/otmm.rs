@@ -93,6 +93,11 @@ async fn every_action_meets_the_contract() {
             arguments: json!({"asset_id": seeded_asset_id(6), "file_name": "label-fr-ca-v2.png"}),
             missing: Some(json!({"asset_id": MISSING, "file_name": "x.png"})),
         },
+        Case {
+            action: "otmm.fetch_content",
+            arguments: json!({"asset_id": citrus, "version": 1}),
+            missing: Some(json!({"asset_id": MISSING})),
+        },
     ];
     run_contract(
         &simulator,
