@@ -487,3 +487,78 @@ pub(crate) fn segment(id: &str) -> String {
     }
     escaped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::ContentStore;
+
+    fn response(body: &'static [u8]) -> reqwest::Response {
+        let response = axum::http::Response::builder()
+            .header("content-type", "text/plain")
+            .body(body)
+            .expect("a valid response");
+        reqwest::Response::from(response)
+    }
+
+    fn download(expected_sha256: Option<&str>) -> Download<'_> {
+        Download {
+            what: "asset a version 1",
+            expected_sha256,
+            content_type: "application/octet-stream",
+            file_name: "a.txt",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_is_filed_under_its_digest_and_checked_against_the_systems() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::new(dir.path(), 1024);
+        let digest = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let stored = store_download(response(b"hello"), &store, download(Some(digest)))
+            .await
+            .unwrap();
+        assert_eq!(stored.sha256, digest);
+        assert_eq!(
+            stored.content_type, "text/plain",
+            "the response's type wins"
+        );
+        assert_eq!(store.read(&stored).await.unwrap(), b"hello");
+
+        let other = "0".repeat(64);
+        let error = store_download(response(b"hello!"), &store, download(Some(&other)))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "content_digest_mismatch");
+        assert!(!error.is_retryable());
+        assert!(
+            error.message().contains(&other)
+                && error
+                    .message()
+                    .contains("ce06092fb948d9ffac7d1a376e404b26b7575bcc11ee05a4615fef4fec3a308b")
+                && error.message().contains("asset a version 1"),
+            "{error}"
+        );
+        let filed: Vec<_> = std::fs::read_dir(dir.path().join("sha256"))
+            .unwrap()
+            .collect();
+        assert_eq!(filed.len(), 1, "only the matching download is filed");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn only_a_sha256_shaped_checksum_is_taken_for_one() {
+        let upper = "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824";
+        assert_eq!(
+            sha256_digest(Some(upper)).as_deref(),
+            Some(upper.to_ascii_lowercase().as_str())
+        );
+        assert_eq!(
+            sha256_digest(Some("5d41402abc4b2a76b9719d911017c592")),
+            None
+        );
+        assert_eq!(sha256_digest(Some(&"g".repeat(64))), None);
+        assert_eq!(sha256_digest(None), None);
+    }
+}

@@ -275,7 +275,9 @@ mod tests {
             {"id": "v1", "status": "ACTIVE", "date_created": "2026-01-01T00:00:00+00:00"},
             {"id": "v3", "status": "IN_PROGRESS", "date_created": "2026-03-01T00:00:00+00:00"},
         ]});
-        let id = |wanted| choose(&asset, wanted).map(|version| version["id"].clone());
+        let id = |wanted: Option<&VersionArg>| {
+            choose(&asset, wanted).map(|version| version["id"].clone())
+        };
         assert_eq!(id(None), Some(json!("v2")), "v3 has no file yet");
         assert_eq!(id(Some(&VersionArg::Number(1))), Some(json!("v1")));
         assert_eq!(id(Some(&VersionArg::Number(3))), Some(json!("v3")));

@@ -11,7 +11,7 @@
 //! `X-Gridflow-Idempotency-Key` \[D\]: iconik defines no idempotency header.
 //! `fetch_content` streams a version's original file into the content store over its
 //! signed download URL, and `get_asset` lists every version with its digest where iconik
-//! gives one ([`content`]).
+//! gives one (`content.rs`).
 
 use async_trait::async_trait;
 use reqwest::Method;

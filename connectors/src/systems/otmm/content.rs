@@ -253,7 +253,9 @@ mod tests {
             json!({"asset_id": "a1", "version": 1, "latest_version": false}),
             json!({"asset_id": "a2", "version": 2, "latest_version": true}),
         ];
-        let id = |wanted| choose(&versions, wanted).map(|version| version["asset_id"].clone());
+        let id = |wanted: Option<&VersionArg>| {
+            choose(&versions, wanted).map(|version| version["asset_id"].clone())
+        };
         assert_eq!(id(None), Some(json!("a2")));
         assert_eq!(id(Some(&VersionArg::Number(1))), Some(json!("a1")));
         assert_eq!(id(Some(&VersionArg::Text("1".into()))), Some(json!("a1")));

@@ -10,7 +10,7 @@
 //! `X-Gridflow-Idempotency-Key` \[D\], which the simulator honours and a real server ignores.
 //! Errors carry `exception_body.message`.
 //! `fetch_content` streams a version's bytes into the content store and `get_asset` lists
-//! every version with its digest where OTMM gives one ([`content`]).
+//! every version with its digest where OTMM gives one (`content.rs`).
 
 use std::collections::BTreeMap;
 
