@@ -416,14 +416,14 @@ pub(crate) async fn store_download(
     // The writer hashes too, but tells its digest only once the object is filed; hashing
     // here as well lets a mismatch leave nothing behind.
     let mut hasher = sha2::Sha256::new();
+    let naming =
+        |error: Error| error.map_message(|message| format!("{}: {message}", download.what));
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| Error::from_reqwest(&error))?
+        .map_err(|error| naming(Error::from_reqwest(&error)))?
     {
-        writer.write(&chunk).await.map_err(|error| {
-            error.map_message(|message| format!("{}: {message}", download.what))
-        })?;
+        writer.write(&chunk).await.map_err(naming)?;
         hasher.update(&chunk);
     }
     let actual = hex::encode(hasher.finalize());

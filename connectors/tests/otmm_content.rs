@@ -397,3 +397,45 @@ async fn replaced_bytes_change_the_digest_fetched_next_and_survive_a_restart() {
     );
     restarted.shutdown().await;
 }
+
+#[tokio::test]
+async fn bytes_changed_unseen_by_otmm_are_refused_naming_both_digests() {
+    let simulator = simulator::otmm::start(SimOptions::in_memory())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::new(dir.path(), 1024 * 1024);
+    let registry = registry_for(&simulator, &store);
+    let second = seeded_asset_id(2);
+    let recorded = get_asset(&registry, &second).await["versions"][1]["sha256"].clone();
+
+    let new_bytes = b"swapped on the storage".to_vec();
+    let replaced = reqwest::Client::new()
+        .put(format!(
+            "{}/_sim/otmm/assets/{second}/versions/2/content?keep_checksum=true",
+            simulator.base_url()
+        ))
+        .body(new_bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    assert_eq!(
+        get_asset(&registry, &second).await["versions"][1]["sha256"],
+        recorded,
+        "OTMM still gives the checksum it recorded"
+    );
+    let error = assert_error(
+        fetch(&registry, json!({"asset_id": second})).await,
+        false,
+        "content_digest_mismatch",
+        "the bytes no longer match the checksum",
+    );
+    let message = error.message();
+    assert!(
+        message.contains(recorded.as_str().unwrap()) && message.contains(&sha256(&new_bytes)),
+        "{message}"
+    );
+    assert!(stored_objects(dir.path()).is_empty(), "nothing filed");
+    simulator.shutdown().await;
+}

@@ -80,6 +80,10 @@ pub struct SimAsset {
     /// were kept, when the version's sandbox bytes are served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The checksum OTMM keeps when it no longer matches the bytes (the replace route's
+    /// `keep_checksum`); the bytes' own SHA-256 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_checksum: Option<String>,
     /// When this version was imported, RFC 3339; the seed's import day when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_imported: Option<String>,
@@ -269,7 +273,7 @@ fn render_asset(asset: &SimAsset) -> Value {
         "locked": false, "checked_out": false, "deleted": false, "expired": asset.expired, "content_editable": true,
         "date_imported": imported, "date_last_updated": asset.date_last_updated,
         "master_content_info": {"id": asset.master_rendition_id, "name": asset.name, "mime_type": asset.mime_type,
-            "content_size": bytes.len(), "content_checksum": content::checksum(&bytes),
+            "content_size": bytes.len(), "content_checksum": asset.content_checksum.clone().unwrap_or_else(|| content::checksum(&bytes)),
             "url": format!("{API_ROOT}/renditions/{}", asset.master_rendition_id)},
         "metadata": {"metadata_element_list": [{"id": "ARTESIA.CATEGORY.GENERAL", "metadata_element_list": elements}]}
     })

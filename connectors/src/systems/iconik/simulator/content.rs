@@ -17,8 +17,10 @@
 //! loopback only; raw body = the new bytes, `Content-Type` = their type) replaces the
 //! bytes of a version's file without creating a version, as when a file is swapped
 //! behind the DAM's back: the test of bytes that change between approval and delivery
-//! uses it. `version` is the version's id or its number (1 for the first created). It is
-//! recorded as the effect `content.replaced`.
+//! uses it. `version` is the version's id or its number (1 for the first created). With
+//! `?keep_checksum=true` the file keeps the checksum of the bytes it had, as when a file
+//! is changed on its storage unseen: a fetch must then refuse the bytes. It is recorded as
+//! the effect `content.replaced`.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -90,8 +92,15 @@ fn sandbox_bytes(asset_id: &str, file: &Value) -> Vec<u8> {
     bytes
 }
 
-/// Keeps `bytes` as the content of `file` (of `asset_id`), with its size and checksum.
-fn set(state: &mut IconikState, asset_id: &str, file_id: &str, bytes: &[u8], content_type: &str) {
+/// Keeps `bytes` as the content of `file` (of `asset_id`), with its size and, unless
+/// `keep_checksum`, its checksum.
+fn set(
+    state: &mut IconikState,
+    (asset_id, file_id): (&str, &str),
+    bytes: &[u8],
+    content_type: &str,
+    keep_checksum: bool,
+) {
     state.contents.insert(
         file_id.to_owned(),
         StoredContent {
@@ -102,7 +111,9 @@ fn set(state: &mut IconikState, asset_id: &str, file_id: &str, bytes: &[u8], con
     let files = state.files.entry(asset_id.to_owned()).or_default();
     if let Some(file) = files.iter_mut().find(|file| file["id"] == file_id) {
         file["size"] = json!(bytes.len());
-        file["checksum"] = json!(hex::encode(Sha256::digest(bytes)));
+        if !keep_checksum {
+            file["checksum"] = json!(hex::encode(Sha256::digest(bytes)));
+        }
     }
 }
 
@@ -126,7 +137,7 @@ pub(super) fn fill(state: &mut IconikState) {
         let bytes = sandbox_bytes(&asset_id, &file);
         let name = file["name"].as_str().unwrap_or_default();
         let file_id = file["id"].as_str().unwrap_or_default();
-        set(state, &asset_id, file_id, &bytes, type_of(name));
+        set(state, (&asset_id, file_id), &bytes, type_of(name), false);
     }
 }
 
@@ -213,10 +224,19 @@ pub(super) async fn storage(
     response
 }
 
+/// The query of the replace route.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ReplaceQuery {
+    /// Keep giving the checksum of the bytes replaced.
+    #[serde(default)]
+    keep_checksum: bool,
+}
+
 /// `PUT /_sim/iconik/assets/{id}/versions/{version}/content`.
 pub(super) async fn replace_content(
     State(context): Context,
     Path((asset_id, version)): Path<(String, String)>,
+    Query(query): Query<ReplaceQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -246,11 +266,16 @@ pub(super) async fn replace_content(
         let file_id = file["id"].as_str().unwrap_or_default().to_owned();
         let name = file["name"].as_str().unwrap_or_default();
         let content_type = content_type.unwrap_or_else(|| type_of(name).to_owned());
-        set(state, &asset_id, &file_id, &body, &content_type);
+        set(state, (&asset_id, &file_id), &body, &content_type, query.keep_checksum);
+        let checksum = state
+            .files
+            .get(&asset_id)
+            .and_then(|files| files.iter().find(|file| file["id"] == file_id.as_str()))
+            .map(|file| file["checksum"].clone());
         Ok((
             StatusCode::OK,
             json!({"asset_id": asset_id, "version_id": version_id, "file_id": file_id, "size": body.len(),
-                   "checksum": hex::encode(Sha256::digest(&body)), "content_type": content_type}),
+                   "checksum": checksum, "content_type": content_type}),
             Some(file_id),
         ))
     }))

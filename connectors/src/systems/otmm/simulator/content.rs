@@ -12,11 +12,13 @@
 //! bytes of an existing version without creating a version and without touching
 //! `date_last_updated`, as when a file is swapped behind the DAM's back: the test of
 //! bytes that change between approval and delivery uses it. `asset_id` is any version's
-//! id, `version` the version number (or that version's own id). It is recorded as the
-//! effect `content.replaced`; faults apply to it as to every route of the system.
+//! id, `version` the version number (or that version's own id). With `?keep_checksum=true`
+//! OTMM goes on giving the checksum of the bytes it had, as when a file is changed on its
+//! storage unseen: a fetch must then refuse the bytes. It is recorded as the effect
+//! `content.replaced`; faults apply to it as to every route of the system.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -54,6 +56,15 @@ pub(super) fn fill(asset: &mut SimAsset) {
 fn set(asset: &mut SimAsset, bytes: &[u8]) {
     asset.content = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
     asset.content_size = bytes.len() as u64;
+    asset.content_checksum = None;
+}
+
+/// The query of the replace route.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct ReplaceQuery {
+    /// Keep giving the checksum of the bytes replaced.
+    #[serde(default)]
+    keep_checksum: bool,
 }
 
 /// The bytes of `asset`: those kept, or its sandbox bytes in state written before bytes
@@ -88,6 +99,7 @@ pub(super) fn binary(asset: &SimAsset) -> Response {
 pub(super) async fn replace_content(
     State(context): Context,
     Path((id, version)): Path<(String, String)>,
+    Query(query): Query<ReplaceQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -117,14 +129,22 @@ pub(super) async fn replace_content(
                     &format!("Asset {id} has no version {version}."),
                 )
             })?;
+        let kept = query.keep_checksum.then(|| {
+            asset
+                .content_checksum
+                .clone()
+                .unwrap_or_else(|| checksum(&bytes_of(asset)))
+        });
         set(asset, &body);
+        asset.content_checksum = kept;
         if let Some(content_type) = content_type {
             asset.mime_type = content_type;
         }
         Ok((
             StatusCode::OK,
             json!({"asset_id": asset.asset_id, "version": asset.version, "content_size": asset.content_size,
-                   "content_checksum": checksum(&body), "mime_type": asset.mime_type}),
+                   "content_checksum": asset.content_checksum.clone().unwrap_or_else(|| checksum(&body)),
+                   "mime_type": asset.mime_type}),
             Some(asset.asset_id.clone()),
         ))
     }))
