@@ -45,7 +45,6 @@ pub(crate) enum Part {
     },
 }
 
-
 /// One request, relative to the connector's base URL.
 pub(crate) struct Request {
     pub(crate) method: Method,

@@ -14,8 +14,8 @@ use crate::config::{Config, Error};
 use crate::connector::Connector;
 use crate::http::Secret;
 use crate::simulator::{
-    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, SimError,
-    SimOptions,
+    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
+    SANDBOX_USERNAME, SimError, SimOptions,
 };
 use crate::systems::SYSTEMS;
 
@@ -199,7 +199,10 @@ impl Sandbox {
             .json()
             .await
             .map_err(failed)?;
-        let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap_or_default());
+        let bearer = format!(
+            "Bearer {}",
+            token["access_token"].as_str().unwrap_or_default()
+        );
         let existing: serde_json::Value = client
             .get(format!("{base}/v1/webhooks"))
             .query(&[("limit", "200")])
@@ -212,7 +215,10 @@ impl Sandbox {
             .await
             .map_err(failed)?;
         for hook in existing["data"].as_array().into_iter().flatten() {
-            if !hook["url"].as_str().is_some_and(|url| url.ends_with("/events/vip")) {
+            if !hook["url"]
+                .as_str()
+                .is_some_and(|url| url.ends_with("/events/vip"))
+            {
                 continue;
             }
             let id = hook["id"].as_str().unwrap_or_default();

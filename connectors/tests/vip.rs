@@ -58,7 +58,11 @@ async fn every_action_meets_the_contract() {
     let directory = tempfile::tempdir().unwrap();
     let store = ContentStore::new(directory.path(), 1024 * 1024);
     let reference = store
-        .put(b"citrus spritz sell sheet", "application/pdf", "sell-sheet.pdf")
+        .put(
+            b"citrus spritz sell sheet",
+            "application/pdf",
+            "sell-sheet.pdf",
+        )
         .await
         .unwrap();
     let artifact = serde_json::to_value(Artifact {

@@ -47,8 +47,12 @@ fn delivery_of<'a>(output: &'a Value, recipient: &str) -> &'a Value {
 #[tokio::test]
 async fn publish_content_delivers_checked_bytes_and_reports_each_delivery() {
     let vip = Vip::start().await;
-    let front = vip.artifact("a-front", "3", b"front label bytes", "front.png").await;
-    let back = vip.artifact("a-back", "1", b"back label bytes", "back.png").await;
+    let front = vip
+        .artifact("a-front", "3", b"front label bytes", "front.png")
+        .await;
+    let back = vip
+        .artifact("a-back", "1", b"back label bytes", "back.png")
+        .await;
     let output = vip
         .invoke(
             "publish_content",
@@ -67,7 +71,10 @@ async fn publish_content_delivers_checked_bytes_and_reports_each_delivery() {
     assert_eq!(output["files"][1]["sha256"], back["sha256"]);
 
     // Three recipients: two deliveries, one failed (a suspended account).
-    let metro = delivery_of(&output, "rcp-metro-fresh")["id"].as_str().unwrap().to_owned();
+    let metro = delivery_of(&output, "rcp-metro-fresh")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let lakeside = delivery_of(&output, "rcp-lakeside-market");
     assert_eq!(lakeside["status"], "failed");
     let changes = ledger(&output);
@@ -80,9 +87,16 @@ async fn publish_content_delivers_checked_bytes_and_reports_each_delivery() {
         .collect();
     assert_eq!(delivered.len(), 6, "three deliveries × two artifacts");
     for delivery in &delivered {
-        assert_eq!((delivery.channel.as_str(), delivery.reference.as_str()), ("vip", package_id.as_str()));
+        assert_eq!(
+            (delivery.channel.as_str(), delivery.reference.as_str()),
+            ("vip", package_id.as_str())
+        );
         assert_eq!(delivery.system, "otmm");
-        let artifact = if delivery.asset_id == "a-front" { &front } else { &back };
+        let artifact = if delivery.asset_id == "a-front" {
+            &front
+        } else {
+            &back
+        };
         assert_eq!(delivery.sha256, artifact["sha256"].as_str().unwrap());
         assert_eq!(delivery.version, artifact["version"].as_str().unwrap());
         let receipt = delivery.receipt.as_deref().unwrap();
@@ -98,11 +112,19 @@ async fn publish_content_delivers_checked_bytes_and_reports_each_delivery() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].status, DeliveryStatus::Failed);
     assert_eq!(failed[0].receipt.as_deref(), lakeside["id"].as_str());
-    assert!(failed[0].detail.as_ref().unwrap()["error"].as_str().unwrap().contains("suspended"));
+    assert!(
+        failed[0].detail.as_ref().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
 
     // The package's window, once per asset.
     let rights = ObservedRights::read_all(&output).unwrap();
-    let assets: Vec<&str> = rights.iter().map(|rights| rights.asset_id.as_str()).collect();
+    let assets: Vec<&str> = rights
+        .iter()
+        .map(|rights| rights.asset_id.as_str())
+        .collect();
     assert_eq!(assets, ["a-back", "a-front"]);
     assert_eq!(
         rights[0].window.valid_until.unwrap().to_rfc3339(),
@@ -122,7 +144,10 @@ async fn publish_content_delivers_checked_bytes_and_reports_each_delivery() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(bytes, [b"front label bytes".to_vec(), b"back label bytes".to_vec()]);
+    assert_eq!(
+        bytes,
+        [b"front label bytes".to_vec(), b"back label bytes".to_vec()]
+    );
     vip.simulator.shutdown().await;
 }
 
@@ -132,20 +157,24 @@ async fn a_lost_response_is_retried_without_a_second_effect() {
     let artifact = vip.artifact("a-1", "1", b"one", "one.png").await;
     let arguments = json!({"title": "Once", "recipients": {"group_ids": ["grp-northeast-distributors"]},
                            "content": [artifact]});
-    for (method, path) in [
-        ("POST", "/v1/packages/"),
-        ("POST", "/v1/packages"),
-    ] {
+    for (method, path) in [("POST", "/v1/packages/"), ("POST", "/v1/packages")] {
         vip.simulator
             .faults()
             .push(FaultRule::on(Fault::LoseResponse, method, path));
     }
     // The package is created (response lost), then the retry's file upload is lost.
-    let first = vip.invoke("publish_content", arguments.clone(), "lost").await;
+    let first = vip
+        .invoke("publish_content", arguments.clone(), "lost")
+        .await;
     assert!(first.unwrap_err().is_retryable());
-    let second = vip.invoke("publish_content", arguments.clone(), "lost").await;
+    let second = vip
+        .invoke("publish_content", arguments.clone(), "lost")
+        .await;
     assert!(second.unwrap_err().is_retryable());
-    let output = vip.invoke("publish_content", arguments, "lost").await.unwrap();
+    let output = vip
+        .invoke("publish_content", arguments, "lost")
+        .await
+        .unwrap();
     assert_eq!(ids(&output["deliveries"]).len(), 2);
     let actions: Vec<String> = vip
         .simulator
@@ -153,7 +182,10 @@ async fn a_lost_response_is_retried_without_a_second_effect() {
         .into_iter()
         .map(|effect| effect.action)
         .collect();
-    assert_eq!(actions, ["package.created", "file.uploaded", "package.published"]);
+    assert_eq!(
+        actions,
+        ["package.created", "file.uploaded", "package.published"]
+    );
     vip.simulator.shutdown().await;
 }
 
@@ -163,14 +195,22 @@ async fn faults_on_content_requests_are_classified_and_change_nothing() {
     let artifact = vip.artifact("a-1", "1", b"one", "one.png").await;
     let arguments = json!({"package_id": "pkg-autumn-harvest", "content": [artifact]});
     for (fault, code) in [
-        (Fault::RateLimit { retry_after_secs: 3 }, "rate_limited"),
+        (
+            Fault::RateLimit {
+                retry_after_secs: 3,
+            },
+            "rate_limited",
+        ),
         (Fault::ServerError, "server_error"),
     ] {
-        vip.simulator
-            .faults()
-            .push(FaultRule::on(fault, "POST", "/v1/packages/pkg-autumn-harvest/publish"));
+        vip.simulator.faults().push(FaultRule::on(
+            fault,
+            "POST",
+            "/v1/packages/pkg-autumn-harvest/publish",
+        ));
         assert_error(
-            vip.invoke("publish_content", arguments.clone(), "faulted").await,
+            vip.invoke("publish_content", arguments.clone(), "faulted")
+                .await,
             true,
             code,
             code,
@@ -183,7 +223,10 @@ async fn faults_on_content_requests_are_classified_and_change_nothing() {
         .filter(|effect| effect.action == "package.published")
         .collect();
     assert!(published.is_empty(), "{published:?}");
-    let output = vip.invoke("publish_content", arguments.clone(), "faulted").await.unwrap();
+    let output = vip
+        .invoke("publish_content", arguments.clone(), "faulted")
+        .await
+        .unwrap();
     assert_eq!(output["package_id"], "pkg-autumn-harvest");
     let uploads = vip
         .simulator
@@ -210,8 +253,12 @@ async fn content_is_checked_before_and_after_the_upload() {
     let mut missing = vip.artifact("a-1", "1", b"kept", "kept.png").await;
     missing["sha256"] = json!("0".repeat(64));
     let error = assert_error(
-        vip.invoke("publish_content", json!({"title": "T", "content": [missing]}), "missing")
-            .await,
+        vip.invoke(
+            "publish_content",
+            json!({"title": "T", "content": [missing]}),
+            "missing",
+        )
+        .await,
         false,
         "content_not_found",
         "not in the store",
@@ -231,11 +278,18 @@ async fn content_is_checked_before_and_after_the_upload() {
 
     // Bytes changed in the store after they were fetched are not delivered.
     let artifact = vip.artifact("a-2", "1", b"approved bytes", "a2.png").await;
-    let path = vip.store.path_of(artifact["sha256"].as_str().unwrap()).unwrap();
+    let path = vip
+        .store
+        .path_of(artifact["sha256"].as_str().unwrap())
+        .unwrap();
     std::fs::write(path, b"changed bytes!").unwrap();
     assert_error(
-        vip.invoke("publish_content", json!({"package_id": "pkg-autumn-harvest", "content": [artifact]}), "corrupt")
-            .await,
+        vip.invoke(
+            "publish_content",
+            json!({"package_id": "pkg-autumn-harvest", "content": [artifact]}),
+            "corrupt",
+        )
+        .await,
         false,
         "content_corrupt",
         "changed in the store",
@@ -251,12 +305,17 @@ async fn a_file_the_platform_received_otherwise_is_refused_before_publishing() {
     let app = axum::Router::new()
         .route(
             "/v1/oauth2/token",
-            axum::routing::post(|| async { axum::Json(json!({"access_token": "t", "token_type": "Bearer"})) }),
+            axum::routing::post(|| async {
+                axum::Json(json!({"access_token": "t", "token_type": "Bearer"}))
+            }),
         )
         .route(
             "/v1/packages/{id}/files",
             axum::routing::post(|| async {
-                (StatusCode::CREATED, axum::Json(json!({"id": "file-1", "sha256": "ab".repeat(32), "size": 5})))
+                (
+                    StatusCode::CREATED,
+                    axum::Json(json!({"id": "file-1", "sha256": "ab".repeat(32), "size": 5})),
+                )
             }),
         )
         .route(
@@ -298,18 +357,32 @@ async fn a_new_version_supersedes_earlier_deliveries_and_delivers_again() {
     let vip = Vip::start().await;
     let v1 = vip.artifact("a-kit", "1", b"kit v1", "kit.png").await;
     let first = vip
-        .invoke("publish_content", json!({"title": "Kit", "recipients": {"group_ids": ["grp-key-retailers"]},
-                                          "content": [v1]}), "publish")
+        .invoke(
+            "publish_content",
+            json!({"title": "Kit", "recipients": {"group_ids": ["grp-key-retailers"]},
+                                          "content": [v1]}),
+            "publish",
+        )
         .await
         .unwrap();
     let package_id = first["package_id"].as_str().unwrap().to_owned();
     let earlier = ids(&first["deliveries"]);
-    let metro = delivery_of(&first, "rcp-metro-fresh")["id"].as_str().unwrap().to_owned();
-    assert_eq!(vip.download(&metro, "rcp-metro-fresh").await.0, StatusCode::OK);
+    let metro = delivery_of(&first, "rcp-metro-fresh")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        vip.download(&metro, "rcp-metro-fresh").await.0,
+        StatusCode::OK
+    );
 
     let v2 = vip.artifact("a-kit", "2", b"kit v2", "kit.png").await;
     let output = vip
-        .invoke("replace_package_content", json!({"package_id": package_id, "content": [v2.clone()], "note": "fixed"}), "replace")
+        .invoke(
+            "replace_package_content",
+            json!({"package_id": package_id, "content": [v2.clone()], "note": "fixed"}),
+            "replace",
+        )
         .await
         .unwrap();
     assert_eq!(output["version"], 2);
@@ -335,7 +408,10 @@ async fn a_new_version_supersedes_earlier_deliveries_and_delivers_again() {
                 statuses.push(status.receipt.clone().unwrap());
             }
             LedgerChange::Delivered(delivery) => {
-                assert_eq!((delivery.version.as_str(), delivery.sha256.as_str()), ("2", v2["sha256"].as_str().unwrap()));
+                assert_eq!(
+                    (delivery.version.as_str(), delivery.sha256.as_str()),
+                    ("2", v2["sha256"].as_str().unwrap())
+                );
                 delivered.push(delivery.receipt.clone().unwrap());
             }
         }
@@ -347,7 +423,10 @@ async fn a_new_version_supersedes_earlier_deliveries_and_delivers_again() {
     let (status, body) = vip.download(&metro, "rcp-metro-fresh").await;
     assert_eq!(status, StatusCode::GONE, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("superseded"));
-    let fresh = delivery_of(&output, "rcp-metro-fresh")["id"].as_str().unwrap().to_owned();
+    let fresh = delivery_of(&output, "rcp-metro-fresh")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (status, body) = vip.download(&fresh, "rcp-metro-fresh").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"], 2);
@@ -355,10 +434,20 @@ async fn a_new_version_supersedes_earlier_deliveries_and_delivers_again() {
 
     // A draft takes a version without delivering anything.
     let draft = vip
-        .invoke("replace_package_content", json!({"package_id": "pkg-autumn-harvest", "content": [v2]}), "draft")
+        .invoke(
+            "replace_package_content",
+            json!({"package_id": "pkg-autumn-harvest", "content": [v2]}),
+            "draft",
+        )
         .await
         .unwrap();
-    assert_eq!((draft["version"].as_u64(), draft["deliveries"].as_array().unwrap().len()), (Some(2), 0));
+    assert_eq!(
+        (
+            draft["version"].as_u64(),
+            draft["deliveries"].as_array().unwrap().len()
+        ),
+        (Some(2), 0)
+    );
     assert!(ledger(&draft).is_empty());
     vip.simulator.shutdown().await;
 }
@@ -368,42 +457,81 @@ async fn revoked_and_withdrawn_deliveries_are_reported_and_closed() {
     let vip = Vip::start().await;
     let artifact = vip.artifact("a-1", "1", b"recall me", "r.png").await;
     let output = vip
-        .invoke("publish_content", json!({"title": "Recall", "recipients": {"group_ids": ["grp-key-retailers"]},
-                                          "content": [artifact]}), "publish")
+        .invoke(
+            "publish_content",
+            json!({"title": "Recall", "recipients": {"group_ids": ["grp-key-retailers"]},
+                                          "content": [artifact]}),
+            "publish",
+        )
         .await
         .unwrap();
     let package_id = output["package_id"].as_str().unwrap().to_owned();
-    let harbor = delivery_of(&output, "rcp-harbor-liquors")["id"].as_str().unwrap().to_owned();
-    let metro = delivery_of(&output, "rcp-metro-fresh")["id"].as_str().unwrap().to_owned();
+    let harbor = delivery_of(&output, "rcp-harbor-liquors")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let metro = delivery_of(&output, "rcp-metro-fresh")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let revoked = vip
-        .invoke("revoke_delivery", json!({"delivery_id": harbor, "reason": "wrong market"}), "revoke")
+        .invoke(
+            "revoke_delivery",
+            json!({"delivery_id": harbor, "reason": "wrong market"}),
+            "revoke",
+        )
         .await
         .unwrap();
     assert_eq!(revoked["status"], "revoked");
     let change = only_status(&revoked);
     assert_eq!(change.status, DeliveryStatus::Withdrawn);
-    assert_eq!((change.reference.as_str(), change.receipt.as_deref()), (package_id.as_str(), Some(harbor.as_str())));
+    assert_eq!(
+        (change.reference.as_str(), change.receipt.as_deref()),
+        (package_id.as_str(), Some(harbor.as_str()))
+    );
     assert_eq!(change.partner.as_deref(), Some("rcp-harbor-liquors"));
     assert!(change.at.is_some());
     let (status, _) = vip.download(&harbor, "rcp-harbor-liquors").await;
     assert_eq!(status, StatusCode::GONE);
     let again = vip
-        .invoke("revoke_delivery", json!({"delivery_id": harbor}), "revoke-again")
+        .invoke(
+            "revoke_delivery",
+            json!({"delivery_id": harbor}),
+            "revoke-again",
+        )
         .await
         .unwrap();
-    assert_eq!(again["revoked_at"], revoked["revoked_at"], "revoking twice changes nothing");
+    assert_eq!(
+        again["revoked_at"], revoked["revoked_at"],
+        "revoking twice changes nothing"
+    );
 
     let withdrawn = vip
-        .invoke("withdraw_package", json!({"package_id": package_id, "reason": "licence ended"}), "withdraw")
+        .invoke(
+            "withdraw_package",
+            json!({"package_id": package_id, "reason": "licence ended"}),
+            "withdraw",
+        )
         .await
         .unwrap();
     let change = only_status(&withdrawn);
-    assert_eq!((change.status, change.receipt.as_deref()), (DeliveryStatus::Withdrawn, None));
+    assert_eq!(
+        (change.status, change.receipt.as_deref()),
+        (DeliveryStatus::Withdrawn, None)
+    );
     assert_eq!(change.detail.as_ref().unwrap()["reason"], "licence ended");
-    assert_eq!(vip.download(&metro, "rcp-metro-fresh").await.0, StatusCode::GONE);
+    assert_eq!(
+        vip.download(&metro, "rcp-metro-fresh").await.0,
+        StatusCode::GONE
+    );
     assert_error(
-        vip.invoke("acknowledge_delivery", json!({"delivery_id": metro, "by": "x"}), "ack").await,
+        vip.invoke(
+            "acknowledge_delivery",
+            json!({"delivery_id": metro, "by": "x"}),
+            "ack",
+        )
+        .await,
         false,
         "conflict",
         "acknowledging a revoked delivery",
@@ -416,35 +544,65 @@ async fn downloads_record_the_first_time_for_the_recipient_only() {
     let vip = Vip::start().await;
     let artifact = vip.artifact("a-1", "1", b"download me", "d.png").await;
     let output = vip
-        .invoke("publish_content", json!({"title": "D", "recipients": {"recipient_ids": ["rcp-northwind"]},
-                                          "content": [artifact]}), "publish")
+        .invoke(
+            "publish_content",
+            json!({"title": "D", "recipients": {"recipient_ids": ["rcp-northwind"]},
+                                          "content": [artifact]}),
+            "publish",
+        )
         .await
         .unwrap();
     let package_id = output["package_id"].as_str().unwrap().to_owned();
     let delivery = ids(&output["deliveries"]).remove(0);
-    assert_eq!(vip.download(&delivery, "rcp-metro-fresh").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        vip.download(&delivery, "rcp-metro-fresh").await.0,
+        StatusCode::FORBIDDEN
+    );
     let (status, body) = vip
-        .call(reqwest::Method::GET, &format!("/v1/deliveries/{delivery}/download"), None, None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/deliveries/{delivery}/download"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["detail"].as_str().unwrap().contains("X-Recipient-Id"));
 
     // A fault before the handler records nothing.
-    vip.simulator.faults().push(FaultRule::on(Fault::ServerError, "GET", "/v1/deliveries/"));
-    assert_eq!(vip.download(&delivery, "rcp-northwind").await.0, StatusCode::INTERNAL_SERVER_ERROR);
+    vip.simulator
+        .faults()
+        .push(FaultRule::on(Fault::ServerError, "GET", "/v1/deliveries/"));
+    assert_eq!(
+        vip.download(&delivery, "rcp-northwind").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
     assert!(vip.delivery(&package_id, &delivery).await["downloaded_at"].is_null());
 
-    assert_eq!(vip.download(&delivery, "rcp-northwind").await.0, StatusCode::OK);
+    assert_eq!(
+        vip.download(&delivery, "rcp-northwind").await.0,
+        StatusCode::OK
+    );
     let first = vip.delivery(&package_id, &delivery).await;
     assert_eq!(first["status"], "downloaded");
     assert!(first["downloaded_at"].is_string());
-    assert_eq!(vip.download(&delivery, "rcp-northwind").await.0, StatusCode::OK);
+    assert_eq!(
+        vip.download(&delivery, "rcp-northwind").await.0,
+        StatusCode::OK
+    );
     let second = vip.delivery(&package_id, &delivery).await;
-    assert_eq!(second["downloaded_at"], first["downloaded_at"], "the first download is kept");
+    assert_eq!(
+        second["downloaded_at"], first["downloaded_at"],
+        "the first download is kept"
+    );
     assert_eq!(second["download_count"], 2);
 
     let acknowledged = vip
-        .invoke("acknowledge_delivery", json!({"delivery_id": delivery, "by": "studio@northwind.example"}), "ack")
+        .invoke(
+            "acknowledge_delivery",
+            json!({"delivery_id": delivery, "by": "studio@northwind.example"}),
+            "ack",
+        )
         .await
         .unwrap();
     assert!(acknowledged["acknowledged_at"].is_string());

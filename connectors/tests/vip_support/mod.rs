@@ -81,7 +81,10 @@ impl Vip {
 
     /// No client secret and no token the simulator issued is in `text`.
     pub fn assert_no_credentials(&self, text: &str) {
-        assert!(!text.contains(SANDBOX_CLIENT_SECRET), "a credential leaked: {text}");
+        assert!(
+            !text.contains(SANDBOX_CLIENT_SECRET),
+            "a credential leaked: {text}"
+        );
         for token in self.simulator.tokens().issued() {
             assert!(!text.contains(&token), "a token leaked: {text}");
         }
@@ -136,7 +139,10 @@ impl Vip {
         let response = request.send().await.unwrap();
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
         let bytes = response.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// The simulator's delivery `id`, as `GET /v1/deliveries` lists it.
@@ -284,7 +290,10 @@ impl Receiver {
             if received.status >= 300 {
                 continue;
             }
-            let kind = received.json()["type"].as_str().unwrap_or_default().to_owned();
+            let kind = received.json()["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if let Some(slot) = types
                 .iter()
                 .zip(found.iter_mut())

@@ -60,7 +60,11 @@ impl VipConnector {
         let args: PublishContentArgs = parse_arguments(NAME, "publish_content", arguments)?;
         self.check_content(&args.content, "publish_content").await?;
         let package_id = match (&args.package_id, &args.title) {
-            (Some(package_id), None) if args.recipients.is_none() && args.rights.is_none() && args.metadata.is_none() => {
+            (Some(package_id), None)
+                if args.recipients.is_none()
+                    && args.rights.is_none()
+                    && args.metadata.is_none() =>
+            {
                 package_id.clone()
             }
             (None, Some(title)) => self.create_for_content(title, &args, key).await?,
@@ -97,11 +101,12 @@ impl VipConnector {
         arguments: &Value,
         key: &str,
     ) -> Result<Value> {
-        let args: ReplaceContentArgs =
-            parse_arguments(NAME, "replace_package_content", arguments)?;
+        let args: ReplaceContentArgs = parse_arguments(NAME, "replace_package_content", arguments)?;
         self.check_content(&args.content, "replace_package_content")
             .await?;
-        let files = self.upload_all(&args.package_id, &args.content, key).await?;
+        let files = self
+            .upload_all(&args.package_id, &args.content, key)
+            .await?;
         let file_ids: Vec<&Value> = files.iter().map(|file| &file["file_id"]).collect();
         let mut body = json!({"file_ids": file_ids});
         if let Some(note) = &args.note {
@@ -125,8 +130,10 @@ impl VipConnector {
             .collect();
         let deliveries = answer["deliveries"].clone();
         ledger.extend(delivered(&args.package_id, &deliveries, &args.content));
-        let superseded_ids: Vec<&Value> =
-            superseded_deliveries.iter().map(|delivery| &delivery["id"]).collect();
+        let superseded_ids: Vec<&Value> = superseded_deliveries
+            .iter()
+            .map(|delivery| &delivery["id"])
+            .collect();
         Ok(json!({
             "package_id": args.package_id, "version": version, "files": files,
             "deliveries": deliveries, "superseded": superseded_ids, "ledger": ledger,
@@ -225,14 +232,15 @@ impl VipConnector {
                 )
                 .await?;
             check_received(package_id, artifact, &file)?;
-            files.push(json!({"file_id": file["id"], "file_name": artifact.content.file_name,
+            files.push(
+                json!({"file_id": file["id"], "file_name": artifact.content.file_name,
                               "sha256": file["sha256"], "size": file["size"],
-                              "asset_id": artifact.asset_id, "version": artifact.version}));
+                              "asset_id": artifact.asset_id, "version": artifact.version}),
+            );
         }
         Ok(files)
     }
 }
-
 
 /// The platform's file must be the artifact's bytes.
 fn check_received(package_id: &str, artifact: &Artifact, file: &Value) -> Result<()> {
@@ -261,10 +269,9 @@ fn check_received(package_id: &str, artifact: &Artifact, file: &Value) -> Result
 fn delivered(package_id: &str, deliveries: &Value, artifacts: &[Artifact]) -> Vec<LedgerChange> {
     let mut changes = Vec::new();
     for delivery in deliveries.as_array().into_iter().flatten() {
-        let (Some(delivery_id), Some(recipient_id)) = (
-            delivery["id"].as_str(),
-            delivery["recipient_id"].as_str(),
-        ) else {
+        let (Some(delivery_id), Some(recipient_id)) =
+            (delivery["id"].as_str(), delivery["recipient_id"].as_str())
+        else {
             continue;
         };
         for artifact in artifacts {

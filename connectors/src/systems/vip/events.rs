@@ -17,10 +17,10 @@ use std::sync::LazyLock;
 use serde_json::{Value, json};
 
 use super::{NAME, instant};
+use crate::EventSpec;
 use crate::connector::{Error, EventEffects, InboundEvent, Result};
 use crate::effects::{DeliveryStatus, Effects, LedgerChange, StatusChange};
 use crate::schema::{array_of, event, open_object, string};
-use crate::EventSpec;
 
 fn instant_schema() -> Value {
     json!({"type": "string", "format": "date-time"})
@@ -79,7 +79,10 @@ pub(super) static EVENTS: LazyLock<Vec<EventSpec>> = LazyLock::new(|| {
         status_event(
             "delivery_downloaded",
             "A recipient downloaded a delivery for the first time (downloaded_at).",
-            delivery_payload(&["downloaded_at"], json!({"downloaded_at": instant_schema()})),
+            delivery_payload(
+                &["downloaded_at"],
+                json!({"downloaded_at": instant_schema()}),
+            ),
         ),
         status_event(
             "delivery_acknowledged",
@@ -127,7 +130,8 @@ pub(super) static EVENTS: LazyLock<Vec<EventSpec>> = LazyLock::new(|| {
 
 /// Reads VIP's webhook body `{id, type, occurred_at, data}`.
 pub(super) fn read_webhook(body: &Value) -> Result<InboundEvent> {
-    let invalid = |message: String| Error::permanent("invalid_event", format!("vip webhook: {message}"));
+    let invalid =
+        |message: String| Error::permanent("invalid_event", format!("vip webhook: {message}"));
     let text = |field: &str| {
         body.get(field)
             .and_then(Value::as_str)
@@ -243,7 +247,10 @@ mod tests {
             panic!("one status change: {effects:?}");
         };
         assert_eq!(change.status, DeliveryStatus::Downloaded);
-        assert_eq!((change.channel.as_str(), change.reference.as_str()), ("vip", "pkg-1"));
+        assert_eq!(
+            (change.channel.as_str(), change.reference.as_str()),
+            ("vip", "pkg-1")
+        );
         assert_eq!(change.receipt.as_deref(), Some("dlv-00102"));
         assert_eq!(change.at.unwrap().to_rfc3339(), "2026-12-07T10:00:00+00:00");
     }
@@ -251,10 +258,22 @@ mod tests {
     #[test]
     fn bad_bodies_are_refused_naming_what_is_wrong() {
         for (body, expected) in [
-            (json!({"type": "package.published", "occurred_at": "x", "data": {}}), "no id"),
-            (json!({"id": "e", "occurred_at": "x", "data": {}}), "no type"),
-            (json!({"id": "e", "type": "Package Published", "occurred_at": "x", "data": {}}), "may only hold"),
-            (json!({"id": "e", "type": "package.published", "occurred_at": "x", "data": []}), "data must be an object"),
+            (
+                json!({"type": "package.published", "occurred_at": "x", "data": {}}),
+                "no id",
+            ),
+            (
+                json!({"id": "e", "occurred_at": "x", "data": {}}),
+                "no type",
+            ),
+            (
+                json!({"id": "e", "type": "Package Published", "occurred_at": "x", "data": {}}),
+                "may only hold",
+            ),
+            (
+                json!({"id": "e", "type": "package.published", "occurred_at": "x", "data": []}),
+                "data must be an object",
+            ),
         ] {
             let error = read_webhook(&body).unwrap_err();
             assert_eq!(error.code(), "invalid_event");
@@ -265,7 +284,10 @@ mod tests {
     #[test]
     fn status_events_declare_ledger_effects_and_others_do_not() {
         for spec in EVENTS.iter() {
-            let changes_status = !matches!(spec.name.as_str(), "package_published" | "delivery_delivered");
+            let changes_status = !matches!(
+                spec.name.as_str(),
+                "package_published" | "delivery_delivered"
+            );
             assert_eq!(spec.effects.ledger, changes_status, "{}", spec.name);
         }
         let withdrawn = effects(
@@ -275,8 +297,15 @@ mod tests {
         let [LedgerChange::Status(change)] = withdrawn.ledger.as_slice() else {
             panic!("{withdrawn:?}");
         };
-        assert_eq!((change.status, change.receipt.as_deref()), (DeliveryStatus::Withdrawn, None));
-        assert!(effects("package_published", &json!({"package_id": "pkg-1"})).ledger.is_empty());
+        assert_eq!(
+            (change.status, change.receipt.as_deref()),
+            (DeliveryStatus::Withdrawn, None)
+        );
+        assert!(
+            effects("package_published", &json!({"package_id": "pkg-1"}))
+                .ledger
+                .is_empty()
+        );
         assert!(effects("delivery_revoked", &json!({})).ledger.is_empty());
     }
 }

@@ -377,8 +377,10 @@ impl VipConnector {
             at: instant(&answer["package"]["withdrawn_at"]),
             detail: Some(json!({"reason": args.reason})),
         });
-        Ok(json!({"package_id": args.package_id, "status": answer["package"]["status"].clone(),
-                  "revoked_deliveries": answer["revoked_deliveries"].clone(), "ledger": [change]}))
+        Ok(
+            json!({"package_id": args.package_id, "status": answer["package"]["status"].clone(),
+                  "revoked_deliveries": answer["revoked_deliveries"].clone(), "ledger": [change]}),
+        )
     }
 
     /// `vip.revoke_delivery`.
@@ -411,9 +413,11 @@ impl VipConnector {
             at: instant(&delivery["revoked_at"]),
             detail: args.reason.map(|reason| json!({"reason": reason})),
         });
-        Ok(json!({"delivery_id": args.delivery_id, "package_id": package_id, "recipient_id": recipient_id,
+        Ok(
+            json!({"delivery_id": args.delivery_id, "package_id": package_id, "recipient_id": recipient_id,
                   "status": delivery["status"].clone(), "revoked_at": delivery["revoked_at"].clone(),
-                  "ledger": [change]}))
+                  "ledger": [change]}),
+        )
     }
 
     /// `vip.list_deliveries`.
@@ -470,4 +474,3 @@ fn package_output(package: Value) -> Result<Value> {
     let package_id = required(&package, "/id", "vip package")?.clone();
     Ok(json!({"package_id": package_id, "status": package["status"].clone(), "package": package}))
 }
-

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, VipState, delivery_data, deliver, json_body, package_not_found, problem_value,
+    Context, VipState, deliver, delivery_data, json_body, package_not_found, problem_value,
     render_problem, webhooks,
 };
 use crate::simulator::http::now_rfc3339;
@@ -374,7 +374,10 @@ async fn download(State(context): Context, headers: HeaderMap, Path(id): Path<St
         let files = files_of(state, &delivery);
         let at = now_rfc3339(true);
         let first = delivery["downloaded_at"].is_null();
-        let stored = state.deliveries.get_mut(&id).expect("the delivery was read");
+        let stored = state
+            .deliveries
+            .get_mut(&id)
+            .expect("the delivery was read");
         stored["download_count"] = json!(stored["download_count"].as_u64().unwrap_or(0) + 1);
         if first {
             stored["downloaded_at"] = json!(at);

@@ -129,7 +129,8 @@ fn public(hook: &Value) -> Value {
 }
 
 fn invalid(field: &str, message: &str) -> (StatusCode, Value) {
-    let (status, mut problem) = problem_value(StatusCode::UNPROCESSABLE_ENTITY, "validation failed");
+    let (status, mut problem) =
+        problem_value(StatusCode::UNPROCESSABLE_ENTITY, "validation failed");
     problem["errors"] = json!([{"field": field, "message": message}]);
     (status, problem)
 }
@@ -141,11 +142,17 @@ fn check_subscription(body: &Value) -> Result<(), (StatusCode, Value)> {
     {
         return Err(invalid("url", "must be an http(s) URL"));
     }
-    let Some(events) = body["events"].as_array().filter(|events| !events.is_empty()) else {
+    let Some(events) = body["events"]
+        .as_array()
+        .filter(|events| !events.is_empty())
+    else {
         return Err(invalid("events", "must list at least one event type"));
     };
     for kind in events {
-        if !kind.as_str().is_some_and(|kind| EVENT_TYPES.contains(&kind)) {
+        if !kind
+            .as_str()
+            .is_some_and(|kind| EVENT_TYPES.contains(&kind))
+        {
             return Err(invalid(
                 "events",
                 &format!("{kind} is not one of {}", EVENT_TYPES.join(", ")),
