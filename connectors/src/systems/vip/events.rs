@@ -1,11 +1,11 @@
 //! The events VIP emits through its signed webhooks \[D\] (`vip.md`): the body `{id, type,
-//! occurred_at, data}` is read by [`read_webhook`] as the event `vip.<type with _ for .>`
+//! occurred_at, data}` is read by `read_webhook` as the event `vip.<type with _ for .>`
 //! (`delivery.downloaded` → `vip.delivery_downloaded`) whose payload is `data` with
 //! `occurred_at`; the body's `id` makes a redelivery a duplicate. The signature
 //! (`X-Signature: sha256=<hex HMAC-SHA256 of the raw body>`) is checked before, by
 //! gridflow's event route.
 //!
-//! [`effects`] maps the events that change a delivery to the distribution ledger, matched
+//! `effects` maps the events that change a delivery to the distribution ledger, matched
 //! by channel `vip`, reference the package id and receipt the delivery id: downloaded,
 //! acknowledged, failed, superseded, revoked (as `withdrawn`: the recipient lost access),
 //! and a withdrawn package (every delivery of the package). A published package and a

@@ -4,10 +4,10 @@
 //! paging; `application/problem+json` errors whose `detail` (or `title`) becomes the
 //! error message. State-changing requests carry the attempt's `Idempotency-Key`.
 //!
-//! Content goes out through [`content`] (`publish_content`, `replace_package_content`:
+//! Content goes out through `content.rs` (`publish_content`, `replace_package_content`:
 //! stored bytes uploaded and checked by digest, deliveries reported to the ledger); the
 //! platform's signed webhooks are read and mapped to ledger changes in [`events`]; the
-//! catalogue is [`specs`].
+//! catalogue is `specs.rs`.
 
 use async_trait::async_trait;
 use reqwest::Method;

@@ -7,7 +7,8 @@
 //! subscription's secret>`. A delivery that fails (no answer or a non-2xx status) is sent
 //! again, the same body and signature, after [`FIRST_RETRY`], doubling up to
 //! [`MAX_RETRY_DELAY`], [`MAX_ATTEMPTS`] times in all. Events of a change are sent only
-//! once it took effect (never for a refused request or a replayed reply).
+//! once it took effect (never for a refused request or a replayed reply). Deliveries in
+//! progress are not persisted: a simulator restart drops their remaining retries.
 
 use std::sync::Arc;
 use std::time::Duration;
