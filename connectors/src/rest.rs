@@ -36,7 +36,8 @@ pub(crate) enum Body {
 pub(crate) enum Part {
     /// A text field.
     Text { name: String, value: String },
-    /// A file with its name and type.
+    /// A file with its name and type. `axum::body::Bytes` is the `bytes` crate's `Bytes`,
+    /// which reqwest sends without copying.
     File {
         name: String,
         file_name: String,
