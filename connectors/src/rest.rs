@@ -27,6 +27,23 @@ pub(crate) enum Body {
     None,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// `multipart/form-data`: text fields, then files; rebuilt for every send (a 401 sends
+    /// it again), the bytes shared rather than copied.
+    Multipart(Vec<Part>),
+}
+
+/// One part of a [`Body::Multipart`].
+pub(crate) enum Part {
+    /// A text field.
+    Text { name: String, value: String },
+    /// A file with its name and type. `axum::body::Bytes` is the `bytes` crate's `Bytes`,
+    /// which reqwest sends without copying.
+    File {
+        name: String,
+        file_name: String,
+        content_type: String,
+        bytes: axum::body::Bytes,
+    },
 }
 
 /// One request, relative to the connector's base URL.
@@ -91,6 +108,11 @@ impl Request {
 
     pub(crate) fn form(mut self, fields: Vec<(String, String)>) -> Self {
         self.body = Body::Form(fields);
+        self
+    }
+
+    pub(crate) fn multipart(mut self, parts: Vec<Part>) -> Self {
+        self.body = Body::Multipart(parts);
         self
     }
 
@@ -295,6 +317,7 @@ impl RestClient {
             Body::None => builder,
             Body::Json(body) => builder.json(body),
             Body::Form(fields) => builder.form(fields),
+            Body::Multipart(parts) => builder.multipart(multipart_form(parts)),
         };
         if let Some((header, key)) = &request.idempotency {
             builder = builder.header(*header, key);
@@ -447,6 +470,40 @@ pub(crate) fn sha256_digest(text: Option<&str>) -> Option<String> {
     let text = text?.trim();
     (text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
         .then(|| text.to_ascii_lowercase())
+}
+
+/// A fresh form of `parts`; a file whose content type does not parse is sent as
+/// `application/octet-stream`.
+fn multipart_form(parts: &[Part]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for part in parts {
+        form = match part {
+            Part::Text { name, value } => form.text(name.clone(), value.clone()),
+            Part::File {
+                name,
+                file_name,
+                content_type,
+                bytes,
+            } => {
+                let length = bytes.len() as u64;
+                let body = reqwest::Body::from(bytes.clone());
+                let file = reqwest::multipart::Part::stream_with_length(body, length)
+                    .file_name(file_name.clone());
+                let file = match file.mime_str(content_type) {
+                    Ok(file) => file,
+                    Err(_) => reqwest::multipart::Part::stream_with_length(
+                        reqwest::Body::from(bytes.clone()),
+                        length,
+                    )
+                    .file_name(file_name.clone())
+                    .mime_str("application/octet-stream")
+                    .expect("application/octet-stream is a valid MIME type"),
+                };
+                form.part(name.clone(), file)
+            }
+        };
+    }
+    form
 }
 
 /// Parses `arguments` into `T`, failing permanently with `invalid_arguments`.

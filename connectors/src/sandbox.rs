@@ -14,8 +14,8 @@ use crate::config::{Config, Error};
 use crate::connector::Connector;
 use crate::http::Secret;
 use crate::simulator::{
-    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_PASSWORD, SANDBOX_USERNAME, SimError,
-    SimOptions,
+    self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD,
+    SANDBOX_USERNAME, SimError, SimOptions,
 };
 use crate::systems::SYSTEMS;
 
@@ -168,6 +168,80 @@ impl Sandbox {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(failed("iconik"))?;
+        Ok(())
+    }
+
+    /// Points the VIP simulator's webhooks at gridflow's event endpoint for VIP
+    /// (`<events_url>/vip`), as VIP's API lets a client do (`POST /v1/webhooks`): every
+    /// event type, signed with `secret` in `X-Signature` (`[webhooks.sources.vip]
+    /// signature_header = "X-Signature"` on gridflow's side). Subscriptions of an earlier
+    /// start to an endpoint for VIP are removed first (their port is gone).
+    pub async fn subscribe_vip(&self, events_url: &str, secret: &Secret) -> Result<(), String> {
+        let base = self.base_url(simulator::vip::NAME);
+        let failed = |error: reqwest::Error| {
+            format!(
+                "cannot subscribe to the vip simulator: {}",
+                error.without_url()
+            )
+        };
+        let client = reqwest::Client::new();
+        let token: serde_json::Value = client
+            .post(format!("{base}/v1/oauth2/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", SANDBOX_CLIENT_ID),
+                ("client_secret", SANDBOX_CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        let bearer = format!(
+            "Bearer {}",
+            token["access_token"].as_str().unwrap_or_default()
+        );
+        let existing: serde_json::Value = client
+            .get(format!("{base}/v1/webhooks"))
+            .query(&[("limit", "200")])
+            .header(reqwest::header::AUTHORIZATION, &bearer)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        for hook in existing["data"].as_array().into_iter().flatten() {
+            if !hook["url"]
+                .as_str()
+                .is_some_and(|url| url.ends_with("/events/vip"))
+            {
+                continue;
+            }
+            let id = hook["id"].as_str().unwrap_or_default();
+            client
+                .delete(format!("{base}/v1/webhooks/{id}"))
+                .header(reqwest::header::AUTHORIZATION, &bearer)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(failed)?;
+        }
+        client
+            .post(format!("{base}/v1/webhooks"))
+            .header(reqwest::header::AUTHORIZATION, &bearer)
+            .json(&serde_json::json!({
+                "url": format!("{}/vip", events_url.trim_end_matches('/')),
+                "events": simulator::vip::webhooks::EVENT_TYPES,
+                "secret": secret.expose(),
+            }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridflow_connectors::config::VipConfig;
+use gridflow_connectors::content::{Artifact, ContentStore};
 use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::{self, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions};
 use gridflow_connectors::vip::{VipConnector, VipCredentials};
@@ -34,12 +35,17 @@ fn credentials(secret: &str) -> VipCredentials {
 }
 
 fn registry(base_url: &str) -> Registry {
+    registry_with(base_url, ContentStore::scratch())
+}
+
+fn registry_with(base_url: &str, content: ContentStore) -> Registry {
     let mut registry = Registry::new();
     let connector = VipConnector::new(
         &config(base_url, Duration::from_secs(10)),
         credentials(SANDBOX_CLIENT_SECRET),
     )
-    .unwrap();
+    .unwrap()
+    .with_content(content);
     registry.register(Arc::new(connector));
     registry
 }
@@ -49,12 +55,30 @@ async fn every_action_meets_the_contract() {
     let simulator = simulator::vip::start(SimOptions::in_memory())
         .await
         .unwrap();
-    let registry = registry(&simulator.base_url());
+    let directory = tempfile::tempdir().unwrap();
+    let store = ContentStore::new(directory.path(), 1024 * 1024);
+    let reference = store
+        .put(
+            b"citrus spritz sell sheet",
+            "application/pdf",
+            "sell-sheet.pdf",
+        )
+        .await
+        .unwrap();
+    let artifact = serde_json::to_value(Artifact {
+        system: "otmm".to_owned(),
+        asset_id: "a-sell-sheet".to_owned(),
+        version: "2".to_owned(),
+        content: reference,
+    })
+    .unwrap();
+    let registry = registry_with(&simulator.base_url(), store.clone());
     let slow = VipConnector::new(
         &config(&simulator.base_url(), Duration::from_secs(1)),
         credentials(SANDBOX_CLIENT_SECRET),
     )
-    .unwrap();
+    .unwrap()
+    .with_content(store);
     let cases = [
         Case {
             action: "vip.list_recipients",
@@ -80,8 +104,15 @@ async fn every_action_meets_the_contract() {
         },
         Case {
             action: "vip.publish_package",
-            arguments: json!({"package_id": "pkg-summer-citrus"}),
+            arguments: json!({"package_id": "pkg-autumn-harvest"}),
             missing: Some(json!({"package_id": "pkg-nope"})),
+        },
+        Case {
+            action: "vip.publish_content",
+            arguments: json!({"title": "Sell sheets", "recipients": {"group_ids": ["grp-key-retailers"]},
+                              "rights": {"valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"},
+                              "content": [artifact.clone()]}),
+            missing: Some(json!({"package_id": "pkg-nope", "content": [artifact.clone()]})),
         },
         Case {
             action: "vip.list_deliveries",
@@ -92,6 +123,16 @@ async fn every_action_meets_the_contract() {
             action: "vip.acknowledge_delivery",
             arguments: json!({"delivery_id": "dlv-00002", "by": "buyer@atlanticws.example"}),
             missing: Some(json!({"delivery_id": "dlv-nope", "by": "x"})),
+        },
+        Case {
+            action: "vip.revoke_delivery",
+            arguments: json!({"delivery_id": "dlv-00001", "reason": "wrong market"}),
+            missing: Some(json!({"delivery_id": "dlv-nope"})),
+        },
+        Case {
+            action: "vip.replace_package_content",
+            arguments: json!({"package_id": "pkg-summer-citrus", "content": [artifact.clone()], "note": "new sheet"}),
+            missing: Some(json!({"package_id": "pkg-nope", "content": [artifact]})),
         },
         Case {
             action: "vip.withdraw_package",

@@ -178,6 +178,19 @@ mod tests {
         assert_eq!(events("otmm"), ["asset_changed"]);
         assert_eq!(events("iconik"), ["asset_changed"]);
         assert_eq!(events("canto"), ["version_added", "metadata_updated"]);
-        assert!(events("vip").is_empty() && events("smintio").is_empty());
+        assert_eq!(
+            events("vip"),
+            [
+                "package_published",
+                "delivery_delivered",
+                "delivery_downloaded",
+                "delivery_acknowledged",
+                "delivery_failed",
+                "delivery_superseded",
+                "delivery_revoked",
+                "package_withdrawn"
+            ]
+        );
+        assert!(events("smintio").is_empty());
     }
 }

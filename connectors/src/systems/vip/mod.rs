@@ -3,6 +3,11 @@
 //! Bearer; recipients, packages, deliveries and acknowledgements under `/v1`; cursor
 //! paging; `application/problem+json` errors whose `detail` (or `title`) becomes the
 //! error message. State-changing requests carry the attempt's `Idempotency-Key`.
+//!
+//! Content goes out through `content.rs` (`publish_content`, `replace_package_content`:
+//! stored bytes uploaded and checked by digest, deliveries reported to the ledger); the
+//! platform's signed webhooks are read and mapped to ledger changes in [`events`]; the
+//! catalogue is `specs.rs`.
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -10,14 +15,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::VipConfig;
-use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
+use crate::connector::{
+    ActionSpec, Connector, Error, EventEffects, EventSpec, InboundEvent, Invocation, Result,
+};
+use crate::effects::{DeliveryStatus, LedgerChange, StatusChange};
 use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
-use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod content;
+pub mod events;
 pub(crate) mod setup;
 pub mod simulator;
+mod specs;
 
 /// The connector's name.
 pub const NAME: &str = "vip";
@@ -132,7 +142,7 @@ impl VipConnector {
         )?;
         Ok(Self {
             client,
-            actions: action_specs(),
+            actions: specs::action_specs(),
             content: crate::content::ContentStore::scratch(),
         })
     }
@@ -184,6 +194,13 @@ struct WithdrawArgs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RevokeArgs {
+    delivery_id: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AcknowledgeArgs {
     delivery_id: String,
     by: String,
@@ -204,6 +221,18 @@ impl Connector for VipConnector {
         "VIP: packages of assets distributed to recipient groups, with deliveries and acknowledgements."
     }
 
+    fn events(&self) -> &[EventSpec] {
+        &events::EVENTS
+    }
+
+    fn read_webhook(&self, body: &Value) -> Option<Result<InboundEvent>> {
+        Some(events::read_webhook(body))
+    }
+
+    fn event_effects(&self, event: &str, payload: &Value) -> EventEffects {
+        events::effects(event, payload)
+    }
+
     async fn invoke(&self, invocation: Invocation) -> Result<Value> {
         let action_key = invocation.action_key();
         let key = action_key.as_str();
@@ -217,6 +246,9 @@ impl Connector for VipConnector {
             "withdraw_package" => self.withdraw_package(arguments, key).await,
             "list_deliveries" => self.list_deliveries(arguments).await,
             "acknowledge_delivery" => self.acknowledge_delivery(arguments, key).await,
+            "revoke_delivery" => self.revoke_delivery(arguments, key).await,
+            "publish_content" => self.publish_content(arguments, key).await,
+            "replace_package_content" => self.replace_package_content(arguments, key).await,
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("vip has no action {other:?}"),
@@ -336,8 +368,55 @@ impl VipConnector {
                     .idempotent(IDEMPOTENCY_HEADER, key),
             )
             .await?;
+        let change = LedgerChange::Status(StatusChange {
+            status: DeliveryStatus::Withdrawn,
+            channel: NAME.to_owned(),
+            reference: args.package_id.clone(),
+            partner: None,
+            receipt: None,
+            at: instant(&answer["package"]["withdrawn_at"]),
+            detail: Some(json!({"reason": args.reason})),
+        });
         Ok(
-            json!({"package_id": args.package_id, "status": answer["package"]["status"].clone(), "revoked_deliveries": answer["revoked_deliveries"].clone()}),
+            json!({"package_id": args.package_id, "status": answer["package"]["status"].clone(),
+                  "revoked_deliveries": answer["revoked_deliveries"].clone(), "ledger": [change]}),
+        )
+    }
+
+    /// `vip.revoke_delivery`.
+    async fn revoke_delivery(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: RevokeArgs = parse_arguments(NAME, "revoke_delivery", arguments)?;
+        let path = format!("/v1/deliveries/{}/revoke", segment(&args.delivery_id));
+        let mut body = json!({});
+        if let Some(reason) = &args.reason {
+            body["reason"] = json!(reason);
+        }
+        let delivery = self
+            .client
+            .call(
+                &Request::new(Method::POST, path)
+                    .json(body)
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        let package_id = required(&delivery, "/package_id", "vip delivery")?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let recipient_id = delivery["recipient_id"].as_str().map(str::to_owned);
+        let change = LedgerChange::Status(StatusChange {
+            status: DeliveryStatus::Withdrawn,
+            channel: NAME.to_owned(),
+            reference: package_id.clone(),
+            partner: recipient_id.clone(),
+            receipt: Some(args.delivery_id.clone()),
+            at: instant(&delivery["revoked_at"]),
+            detail: args.reason.map(|reason| json!({"reason": reason})),
+        });
+        Ok(
+            json!({"delivery_id": args.delivery_id, "package_id": package_id, "recipient_id": recipient_id,
+                  "status": delivery["status"].clone(), "revoked_at": delivery["revoked_at"].clone(),
+                  "ledger": [change]}),
         )
     }
 
@@ -384,115 +463,14 @@ impl VipConnector {
     }
 }
 
+/// An instant the platform reported, if it reported one that parses.
+fn instant(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    value
+        .as_str()
+        .and_then(|text| crate::asset::parse_instant(text, false))
+}
+
 fn package_output(package: Value) -> Result<Value> {
     let package_id = required(&package, "/id", "vip package")?.clone();
     Ok(json!({"package_id": package_id, "status": package["status"].clone(), "package": package}))
-}
-
-fn action_specs() -> Vec<ActionSpec> {
-    let package_out = object(
-        &["package_id", "status", "package"],
-        json!({
-            "package_id": string(), "status": string(), "package": {"type": "object"}
-        }),
-    );
-    let rights = json!({"type": "object", "properties": {
-        "valid_from": {"type": ["string", "null"]}, "valid_until": {"type": ["string", "null"]},
-        "territories": array_of(string()), "channels": array_of(string()), "restrictions": array_of(string())
-    }, "additionalProperties": false});
-    let recipients = json!({"type": "object", "properties": {
-        "group_ids": array_of(string()), "recipient_ids": array_of(string())
-    }, "additionalProperties": false});
-    let asset_ref = json!({"type": "object", "required": ["source", "source_id"], "properties": {
-        "source": {"type": "string", "enum": ["iconik", "canto", "otmm", "smintio"]},
-        "source_id": string(), "version_id": string(), "rendition": string(), "file_name": string(),
-        "content_type": string(), "size": {"type": "integer", "minimum": 0}, "sha256": string(), "download_url": string()
-    }, "additionalProperties": false});
-    let limit = json!({"type": "integer", "minimum": 1, "maximum": 200});
-    vec![
-        action(
-            "list_recipients",
-            "List distribution recipients (distributors, retailers, agencies), optionally of one group.",
-            object(
-                &[],
-                json!({"group_id": string(), "cursor": string(), "limit": limit}),
-            ),
-            object(
-                &["recipients", "next_cursor"],
-                json!({"recipients": array_of(json!({"type": "object"})), "next_cursor": {"type": ["string", "null"]}}),
-            ),
-        ),
-        action(
-            "create_package",
-            "Create a draft distribution package of assets with metadata, rights and recipients.",
-            object(
-                &["title"],
-                json!({"title": {"type": "string", "minLength": 1}, "assets": array_of(asset_ref),
-                "metadata": {"type": "object"}, "rights": rights.clone(), "recipients": recipients.clone()}),
-            ),
-            package_out.clone(),
-        ),
-        action(
-            "get_package",
-            "Read a package.",
-            object(&["package_id"], json!({"package_id": string()})),
-            package_out.clone(),
-        ),
-        action(
-            "update_package",
-            "Change a package's title, metadata, rights or recipients.",
-            object(
-                &["package_id"],
-                json!({"package_id": string(), "title": string(), "metadata": {"type": "object"},
-                "rights": rights, "recipients": recipients}),
-            ),
-            package_out,
-        ),
-        action(
-            "publish_package",
-            "Publish a package to its recipients; refused (conflict) when its rights have expired.",
-            object(&["package_id"], json!({"package_id": string()})),
-            object(
-                &["package_id", "deliveries"],
-                json!({"package_id": string(), "deliveries": array_of(json!({"type": "object"}))}),
-            ),
-        ),
-        action(
-            "withdraw_package",
-            "Withdraw a package (rights expired, recall): its deliveries are revoked.",
-            object(
-                &["package_id", "reason"],
-                json!({"package_id": string(), "reason": string()}),
-            ),
-            object(
-                &["package_id", "status"],
-                json!({"package_id": string(), "status": string(), "revoked_deliveries": {"type": "integer"}}),
-            ),
-        ),
-        action(
-            "list_deliveries",
-            "List deliveries, optionally of one package or in one status.",
-            object(
-                &[],
-                json!({"package_id": string(), "status": {"type": "string", "enum": ["queued", "delivered", "downloaded", "acknowledged", "failed", "revoked", "superseded"]},
-                "cursor": string(), "limit": json!({"type": "integer", "minimum": 1, "maximum": 200})}),
-            ),
-            object(
-                &["deliveries", "next_cursor"],
-                json!({"deliveries": array_of(json!({"type": "object"})), "next_cursor": {"type": ["string", "null"]}}),
-            ),
-        ),
-        action(
-            "acknowledge_delivery",
-            "Record a recipient's acknowledgement of a delivery.",
-            object(
-                &["delivery_id", "by"],
-                json!({"delivery_id": string(), "by": string(), "note": string()}),
-            ),
-            object(
-                &["delivery_id", "status"],
-                json!({"delivery_id": string(), "status": string(), "acknowledged_at": {"type": ["string", "null"]}}),
-            ),
-        ),
-    ]
 }

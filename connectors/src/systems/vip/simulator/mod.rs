@@ -3,6 +3,14 @@
 //! `Idempotency-Key`, update, publish, withdraw), deliveries and acknowledgements, cursor
 //! paging (`limit`, `cursor` → `{data, next_cursor}`), errors as
 //! `application/problem+json`.
+//!
+//! Content and versions are in [`content`] (file uploads, new versions that supersede
+//! earlier deliveries, revocation of one delivery, the recipient's download); webhooks and
+//! the signed events every change sends are in [`webhooks`].
+//!
+//! Publishing delivers the package to each recipient of its groups and ids; a recipient
+//! whose account is `suspended` gets a `failed` delivery. A package is published once:
+//! publishing it again is refused (409), new content goes out as a new version.
 
 // Handlers return an early `Response` through `Result` (axum's idiom for a rejection);
 // boxing it would buy nothing on a loopback test server.
@@ -21,6 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::simulator::http::{now_rfc3339, serde_urlencoded_pairs};
+pub mod content;
+pub mod webhooks;
+
 use crate::simulator::{
     Change, Routes, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimContext,
     SimError, SimOptions, SimState, idempotency_key, reply,
@@ -44,6 +55,12 @@ pub struct VipState {
     pub deliveries: BTreeMap<String, Value>,
     /// The last number used in generated ids.
     pub next_id: u64,
+    /// Webhook subscriptions by id, with their secrets (never returned by the API).
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, Value>,
+    /// Uploaded file bytes by SHA-256, base64.
+    #[serde(default)]
+    pub blobs: BTreeMap<String, String>,
 }
 
 impl VipState {
@@ -54,9 +71,9 @@ impl VipState {
 }
 
 impl SimState for VipState {
-    /// The seed data of `seed.json`, next to this file.
+    /// The seed data of `../seed.json`, beside the connector.
     fn seed() -> Self {
-        serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state")
+        serde_json::from_str(include_str!("../seed.json")).expect("seed.json holds valid state")
     }
 }
 
@@ -75,7 +92,9 @@ fn routes() -> Routes<VipState> {
         .route("/v1/packages/{id}/publish", post(publish_package))
         .route("/v1/packages/{id}/withdraw", post(withdraw_package))
         .route("/v1/deliveries", get(list_deliveries))
-        .route("/v1/deliveries/{id}/acknowledgements", post(acknowledge));
+        .route("/v1/deliveries/{id}/acknowledgements", post(acknowledge))
+        .merge(content::routes())
+        .merge(webhooks::routes());
     Routes {
         public,
         protected,
@@ -306,42 +325,117 @@ async fn publish_package(
 ) -> Response {
     let path = format!("/v1/packages/{id}/publish");
     let change = Change::new("package.published", "POST", path, idempotency_key(&headers));
-    reply(context.store.change(change, |state| {
-        let package = state.packages.get(&id).cloned().ok_or_else(|| package_not_found(&id))?;
+    let mut events = Vec::new();
+    let answer = context.store.change(change, |state| {
+        let package = state
+            .packages
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| package_not_found(&id))?;
         if rights_expired(&package) {
-            return Err(problem_value(StatusCode::CONFLICT, &format!("package {id}: rights expired at {}", package["rights"]["valid_until"].as_str().unwrap_or("?"))));
+            return Err(problem_value(
+                StatusCode::CONFLICT,
+                &format!(
+                    "package {id}: rights expired at {}",
+                    package["rights"]["valid_until"].as_str().unwrap_or("?")
+                ),
+            ));
         }
-        if package["status"] == "withdrawn" {
-            return Err(problem_value(StatusCode::CONFLICT, &format!("package {id} was withdrawn")));
-        }
-        let mut recipient_ids: Vec<String> = package["recipients"]["recipient_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|id| id.as_str().map(str::to_owned))
-            .collect();
-        for group_id in package["recipients"]["group_ids"].as_array().into_iter().flatten() {
-            if let Some(group) = group_id.as_str().and_then(|group_id| state.groups.get(group_id)) {
-                recipient_ids.extend(group["recipient_ids"].as_array().into_iter().flatten().filter_map(|id| id.as_str().map(str::to_owned)));
+        match package["status"].as_str() {
+            Some("withdrawn") => {
+                return Err(problem_value(
+                    StatusCode::CONFLICT,
+                    &format!("package {id} was withdrawn"),
+                ));
             }
+            Some("published") => {
+                return Err(problem_value(
+                    StatusCode::CONFLICT,
+                    &format!("package {id} is already published; send new content as a new version (POST /v1/packages/{id}/versions)"),
+                ));
+            }
+            _ => {}
         }
-        recipient_ids.sort();
-        recipient_ids.dedup();
         let at = now_rfc3339(true);
-        let mut deliveries = Vec::new();
-        for recipient_id in recipient_ids {
-            let delivery_id = state.new_id("dlv");
-            let delivery = json!({"id": delivery_id, "package_id": id, "recipient_id": recipient_id, "status": "delivered",
-                                  "delivered_at": at, "acknowledged_at": null, "error": null});
-            state.deliveries.insert(delivery_id, delivery.clone());
-            deliveries.push(delivery);
+        let deliveries = deliver(state, &package, &at, &mut events);
+        let package = state
+            .packages
+            .get_mut(&id)
+            .expect("the package was read above");
+        package["status"] = json!("published");
+        package["published_at"] = json!(at);
+        package["updated_at"] = json!(at);
+        let package = package.clone();
+        let delivery_ids: Vec<&Value> = deliveries.iter().map(|delivery| &delivery["id"]).collect();
+        let data = json!({"package_id": id, "title": package["title"], "version": package["version"],
+                          "delivery_ids": delivery_ids, "rights": package["rights"]});
+        events.insert(0, webhooks::event(state, "package.published", &at, data));
+        Ok((
+            StatusCode::OK,
+            json!({"package_id": id, "deliveries": deliveries, "package": package}),
+            Some(id.clone()),
+        ))
+    });
+    webhooks::emit_after(&context, &answer, events);
+    reply(answer)
+}
+
+/// Delivers the current version of `package` to each of its recipients (its ids and its
+/// groups' members, once each), recording one event per delivery in `events`: a suspended
+/// recipient's delivery fails.
+fn deliver(state: &mut VipState, package: &Value, at: &str, events: &mut Vec<Value>) -> Vec<Value> {
+    let mut recipient_ids: Vec<String> = strings(&package["recipients"]["recipient_ids"]);
+    for group_id in strings(&package["recipients"]["group_ids"]) {
+        if let Some(group) = state.groups.get(&group_id) {
+            recipient_ids.extend(strings(&group["recipient_ids"]));
         }
-        if let Some(package) = state.packages.get_mut(&id) {
-            package["status"] = json!("published");
-            package["updated_at"] = json!(at);
-        }
-        Ok((StatusCode::OK, json!({"package_id": id, "deliveries": deliveries}), Some(id.clone())))
-    }))
+    }
+    recipient_ids.sort();
+    recipient_ids.dedup();
+    let mut deliveries = Vec::new();
+    for recipient_id in recipient_ids {
+        let delivery_id = state.new_id("dlv");
+        let suspended = state
+            .recipients
+            .get(&recipient_id)
+            .is_some_and(|recipient| recipient["status"] == "suspended");
+        let mut delivery = json!({"id": delivery_id, "package_id": package["id"], "recipient_id": recipient_id,
+                                  "version": package["version"], "status": "delivered", "delivered_at": at,
+                                  "downloaded_at": null, "acknowledged_at": null, "error": null});
+        let event = if suspended {
+            delivery["status"] = json!("failed");
+            delivery["delivered_at"] = Value::Null;
+            delivery["failed_at"] = json!(at);
+            delivery["error"] = json!(format!("recipient {recipient_id} is suspended"));
+            let mut data = delivery_data(&delivery);
+            data["error"] = delivery["error"].clone();
+            data["failed_at"] = json!(at);
+            webhooks::event(state, "delivery.failed", at, data)
+        } else {
+            let mut data = delivery_data(&delivery);
+            data["delivered_at"] = json!(at);
+            webhooks::event(state, "delivery.delivered", at, data)
+        };
+        events.push(event);
+        state.deliveries.insert(delivery_id, delivery.clone());
+        deliveries.push(delivery);
+    }
+    deliveries
+}
+
+/// What every delivery event's data holds.
+fn delivery_data(delivery: &Value) -> Value {
+    json!({"delivery_id": delivery["id"], "package_id": delivery["package_id"],
+           "recipient_id": delivery["recipient_id"], "version": delivery["version"]})
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_str().map(str::to_owned))
+        .collect()
 }
 
 async fn withdraw_package(
@@ -356,28 +450,39 @@ async fn withdraw_package(
     };
     let path = format!("/v1/packages/{id}/withdraw");
     let change = Change::new("package.withdrawn", "POST", path, idempotency_key(&headers));
-    reply(context.store.change(change, |state| {
+    let mut events = Vec::new();
+    let answer = context.store.change(change, |state| {
+        let at = now_rfc3339(true);
+        let reason = body.get("reason").cloned().unwrap_or(Value::Null);
         let package = state
             .packages
             .get_mut(&id)
             .ok_or_else(|| package_not_found(&id))?;
         package["status"] = json!("withdrawn");
-        package["withdrawn_reason"] = body.get("reason").cloned().unwrap_or(Value::Null);
-        package["updated_at"] = json!(now_rfc3339(true));
+        package["withdrawn_reason"] = reason.clone();
+        package["withdrawn_at"] = json!(at);
+        package["updated_at"] = json!(at);
         let package = package.clone();
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for delivery in state.deliveries.values_mut() {
-            if delivery["package_id"] == id.as_str() && delivery["status"] != "revoked" {
+            if delivery["package_id"] == id.as_str() && content::holds_access(delivery) {
                 delivery["status"] = json!("revoked");
-                revoked += 1;
+                delivery["revoked_at"] = json!(at);
+                delivery["revoke_reason"] = reason.clone();
+                revoked.push(delivery["id"].clone());
             }
         }
+        let data = json!({"package_id": id, "reason": reason, "withdrawn_at": at,
+                          "revoked_delivery_ids": revoked});
+        events.push(webhooks::event(state, "package.withdrawn", &at, data));
         Ok((
             StatusCode::OK,
-            json!({"package": package, "revoked_deliveries": revoked}),
+            json!({"package": package, "revoked_deliveries": revoked.len()}),
             Some(id.clone()),
         ))
-    }))
+    });
+    webhooks::emit_after(&context, &answer, events);
+    reply(answer)
 }
 
 async fn list_deliveries(
@@ -424,20 +529,33 @@ async fn acknowledge(
         path,
         idempotency_key(&headers),
     );
-    reply(context.store.change(change, |state| {
+    let mut events = Vec::new();
+    let answer = context.store.change(change, |state| {
         let delivery = state.deliveries.get_mut(&id).ok_or_else(|| {
             problem_value(StatusCode::NOT_FOUND, &format!("delivery {id} not found"))
         })?;
-        if delivery["status"] == "revoked" {
+        if !content::holds_access(delivery) {
             return Err(problem_value(
                 StatusCode::CONFLICT,
-                &format!("delivery {id} was revoked"),
+                &format!(
+                    "delivery {id} was {}",
+                    delivery["status"].as_str().unwrap_or("closed")
+                ),
             ));
         }
+        let at = now_rfc3339(true);
         delivery["status"] = json!("acknowledged");
-        delivery["acknowledged_at"] = json!(now_rfc3339(true));
+        delivery["acknowledged_at"] = json!(at);
         delivery["acknowledged_by"] = body.get("by").cloned().unwrap_or(Value::Null);
         delivery["note"] = body.get("note").cloned().unwrap_or(Value::Null);
-        Ok((StatusCode::CREATED, delivery.clone(), Some(id.clone())))
-    }))
+        let delivery = delivery.clone();
+        let mut data = delivery_data(&delivery);
+        data["acknowledged_at"] = json!(at);
+        data["acknowledged_by"] = delivery["acknowledged_by"].clone();
+        data["note"] = delivery["note"].clone();
+        events.push(webhooks::event(state, "delivery.acknowledged", &at, data));
+        Ok((StatusCode::CREATED, delivery, Some(id.clone())))
+    });
+    webhooks::emit_after(&context, &answer, events);
+    reply(answer)
 }
