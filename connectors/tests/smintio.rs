@@ -32,6 +32,7 @@ fn config(base_url: &str, timeout: Duration) -> SmintioConfig {
         client_secret_env: "SMINTIO_CLIENT_SECRET".to_owned(),
         refresh_token_env: "SMINTIO_REFRESH_TOKEN".to_owned(),
         timeout,
+        poll_interval: Duration::from_secs(1),
     }
 }
 
