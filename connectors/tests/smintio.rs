@@ -78,6 +78,11 @@ async fn every_action_meets_the_contract() {
             missing: Some(json!({"asset_id": MISSING})),
         },
         Case {
+            action: "smintio.fetch_content",
+            arguments: json!({"asset_id": CURRENT}),
+            missing: Some(json!({"asset_id": MISSING})),
+        },
+        Case {
             action: "smintio.get_download_link",
             arguments: json!({"asset_id": CURRENT, "cart_uuid": CURRENT_CART}),
             missing: Some(json!({"asset_id": MISSING, "cart_uuid": CURRENT_CART})),
