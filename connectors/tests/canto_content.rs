@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use gridflow_connectors::Registry;
 use gridflow_connectors::canto::{CantoConnector, CantoCredentials};
 use gridflow_connectors::config::CantoConfig;
 use gridflow_connectors::content::{ContentRef, ContentStore};
@@ -19,7 +20,6 @@ use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::{
     self, Fault, FaultRule, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions,
 };
-use gridflow_connectors::Registry;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use support::{assert_error, invoke};
