@@ -178,6 +178,7 @@ mod tests {
         assert_eq!(events("otmm"), ["asset_changed"]);
         assert_eq!(events("iconik"), ["asset_changed"]);
         assert_eq!(events("canto"), ["version_added", "metadata_updated"]);
-        assert!(events("vip").is_empty() && events("smintio").is_empty());
+        assert_eq!(events("smintio"), ["asset_changed", "licence_changed"]);
+        assert!(events("vip").is_empty());
     }
 }
