@@ -20,6 +20,7 @@ use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::{
     self, Fault, FaultRule, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions,
 };
+use md5::Digest as _;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use support::{assert_error, invoke};
@@ -245,6 +246,12 @@ async fn an_older_version_is_fetched_and_get_asset_lists_every_version() {
     assert_eq!(versions[1]["version"], "2");
     assert_eq!(versions[1]["current"], true);
     assert_eq!(versions[1]["size"], png.len());
+    let png_md5 = hex::encode(md5::Md5::digest(&png));
+    assert_eq!(
+        versions[1]["md5"], png_md5,
+        "Canto's md5 of the current version"
+    );
+    assert_eq!(versions[0]["md5"], json!(null));
     assert!(
         versions
             .iter()

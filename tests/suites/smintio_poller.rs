@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::json;
 
-use gridflow_connectors::{Connector, Registry};
 use gridflow_connectors::config::SmintioConfig;
 use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::smintio::{API_ROOT, SANDBOX_REFRESH_TOKEN};
 use gridflow_connectors::simulator::{self, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions};
 use gridflow_connectors::smintio::{SmintioConnector, SmintioCredentials};
+use gridflow_connectors::{Connector, Registry};
 use gridflow_runtime::{Engine, EngineOptions, Poller, PollerOptions, SystemClock};
 use gridflow_store::CursorStore;
 use gridflow_store::sql::{SqlOptions, SqlStore};

@@ -61,8 +61,8 @@ fn current_version(content: &Value) -> Option<String> {
         .and_then(version_of)
 }
 
-/// Every version of `content` as `get_asset` lists it, oldest first: the size and file
-/// name known for the current version only, no SHA-256 (Canto has none).
+/// Every version of `content` as `get_asset` lists it, oldest first: the size, file name
+/// and `md5` known for the current version only, no SHA-256 (Canto has none).
 pub(super) fn versions(content: &Value) -> Vec<Value> {
     let current = current_version(content);
     content["versionHistory"]
@@ -79,6 +79,7 @@ pub(super) fn versions(content: &Value) -> Vec<Value> {
             json!({
                 "version": version,
                 "sha256": null,
+                "md5": if is_current { content.get("md5").cloned().unwrap_or(Value::Null) } else { Value::Null },
                 "size": if is_current { json!(size) } else { Value::Null },
                 "file_name": if is_current { content["name"].clone() } else { Value::Null },
                 "created_at": entry["created"].as_str()

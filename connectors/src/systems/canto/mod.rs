@@ -586,7 +586,7 @@ fn version_schema() -> Value {
            "required": ["version", "sha256", "size", "file_name", "created_at"],
            "properties": {"version": string(), "sha256": nullable("string"), "size": nullable("integer"),
                           "file_name": nullable("string"), "created_at": nullable("string"),
-                          "current": {"type": "boolean"}, "comment": nullable("string")}})
+                          "md5": nullable("string"), "current": {"type": "boolean"}, "comment": nullable("string")}})
 }
 
 /// `create_version`'s arguments: closed, with exactly one of `content_base64` and

@@ -3,7 +3,7 @@
 //! [`API_ROOT`]: the licence purchase transaction feed with continuation tokens
 //! (`{count, continuation_uuid, license_purchase_transactions}`) and binaries per LPT with
 //! signed download URLs valid for an hour (paths \[D\]), served by the simulator's own
-//! CDN ([`admin`]: every binary has real bytes). Errors are `{"message": …}`, OAuth errors
+//! CDN (`admin.rs`: every binary has real bytes). Errors are `{"message": …}`, OAuth errors
 //! `{"error", "error_description"}`. CLAPI-C has no writes, so the effect log holds only
 //! the test routes' changes: the feed is the transactions followed by every change made
 //! through `/_sim/smintio/…` (an asset edited, licence terms replaced), in order, each the
@@ -56,7 +56,7 @@ pub struct SmintioState {
     /// the transactions.
     #[serde(default)]
     pub changes: Vec<Value>,
-    /// The bytes of every binary, by `<lpt uuid>/<binary uuid>` (see [`admin`]).
+    /// The bytes of every binary, by `<lpt uuid>/<binary uuid>` (see `admin.rs`).
     #[serde(default)]
     pub files: BTreeMap<String, StoredFile>,
 }
