@@ -203,6 +203,32 @@ impl RestClient {
         self.decode_for(request, response).await
     }
 
+    /// Sends `request` as [`RestClient::call`] does (a new token once on 401) and hands
+    /// back a successful response unread, for a binary body streamed by the caller; a
+    /// failure is classified and scrubbed as `call`'s are.
+    pub(crate) async fn download(&self, request: &Request) -> Result<reqwest::Response> {
+        let token = self.token().await?;
+        let mut response = self.send(request, Some(&token)).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            self.forget(&token).await;
+            let token = self.token().await?;
+            response = self.send(request, Some(&token)).await?;
+        }
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(self
+            .decode(response)
+            .await
+            .err()
+            .unwrap_or_else(|| Error::permanent("invalid_response", "download failed")))
+    }
+
+    /// The redactor of this client's secrets and tokens, for errors its callers build.
+    pub(crate) fn redactor(&self) -> Redactor {
+        self.redactor_snapshot()
+    }
+
     async fn decode_for(&self, request: &Request, response: reqwest::Response) -> Result<Value> {
         if !request.text_ok || !response.status().is_success() {
             return self.decode(response).await;

@@ -81,6 +81,11 @@ async fn every_action_meets_the_contract() {
             missing: Some(json!({"scheme": "video", "asset_id": "hl26cs0001"})),
         },
         Case {
+            action: "canto.fetch_content",
+            arguments: json!({"scheme": "image", "asset_id": "hl26cs0001"}),
+            missing: Some(json!({"scheme": "image", "asset_id": "nope"})),
+        },
+        Case {
             action: "canto.update_metadata",
             arguments: json!({"scheme": "image", "asset_id": "hl26cs0001", "fields": {"Language": "fr-CA"}}),
             missing: Some(

@@ -32,6 +32,7 @@ fn config(base_url: &str, timeout: Duration) -> SmintioConfig {
         client_secret_env: "SMINTIO_CLIENT_SECRET".to_owned(),
         refresh_token_env: "SMINTIO_REFRESH_TOKEN".to_owned(),
         timeout,
+        poll_interval: Duration::from_secs(1),
     }
 }
 
@@ -73,6 +74,11 @@ async fn every_action_meets_the_contract() {
         },
         Case {
             action: "smintio.get_asset",
+            arguments: json!({"asset_id": CURRENT}),
+            missing: Some(json!({"asset_id": MISSING})),
+        },
+        Case {
+            action: "smintio.fetch_content",
             arguments: json!({"asset_id": CURRENT}),
             missing: Some(json!({"asset_id": MISSING})),
         },

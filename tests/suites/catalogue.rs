@@ -188,7 +188,7 @@ async fn catalogue_and_names(database_url: &str) -> anyhow::Result<()> {
     }
 
     // The events each system emits: webhooks (iconik, Canto) and change feeds (OTMM, the
-    // Trading Grid hub), each with a payload schema.
+    // Trading Grid hub, Smint.io), each with a payload schema.
     let events: BTreeMap<&str, Vec<String>> = CONNECTORS
         .iter()
         .map(|name| (*name, names(&items[*name]["events"])))
@@ -209,9 +209,25 @@ async fn catalogue_and_names(database_url: &str) -> anyhow::Result<()> {
         events["canto"] == ["version_added", "metadata_updated"],
         "{events:?}"
     );
-    for silent in ["core", "smintio", "vip"] {
-        ensure!(events[silent].is_empty(), "{events:?}");
-    }
+    ensure!(
+        events["smintio"] == ["asset_changed", "licence_changed"],
+        "{events:?}"
+    );
+    ensure!(
+        events["vip"]
+            == [
+                "package_published",
+                "delivery_delivered",
+                "delivery_downloaded",
+                "delivery_acknowledged",
+                "delivery_failed",
+                "delivery_superseded",
+                "delivery_revoked",
+                "package_withdrawn"
+            ],
+        "{events:?}"
+    );
+    ensure!(events["core"].is_empty(), "{events:?}");
     for item in items.values() {
         for event in item["events"].as_array().into_iter().flatten() {
             ensure!(event["payload"]["type"] == "object", "{event}");

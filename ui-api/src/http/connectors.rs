@@ -191,6 +191,6 @@ mod tests {
                 "package_withdrawn"
             ]
         );
-        assert!(events("smintio").is_empty());
+        assert_eq!(events("smintio"), ["asset_changed", "licence_changed"]);
     }
 }

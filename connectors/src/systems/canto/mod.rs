@@ -8,7 +8,9 @@
 //! text are both read. State-changing requests carry our `X-Gridflow-Idempotency-Key` \[D\].
 //!
 //!
-//! `create_version`, Canto's upload flow, lives in `upload.rs`.
+//! `create_version`, Canto's upload flow, lives in `upload.rs`; `fetch_content` (a
+//! version's bytes into the content store, by digest) and the version list of `get_asset`
+//! in `content.rs`.
 
 use std::time::Duration;
 
@@ -19,17 +21,21 @@ use serde_json::{Map, Value, json};
 
 use crate::asset::{ApprovalState, RightsWindow, parse_instant};
 use crate::config::CantoConfig;
-use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
+use crate::connector::{ActionSpec, Connector, Effects, Error, Invocation, Result};
+use crate::content::Artifact;
+use crate::effects::ObservedRights;
 use crate::http::{self, Secret};
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod content;
 mod events;
 pub(crate) mod setup;
 pub mod simulator;
 mod upload;
 
+use content::FetchContentArgs;
 use upload::CreateVersionArgs;
 
 /// The connector's name.
@@ -359,10 +365,7 @@ impl Connector for CantoConnector {
                 }
                 asset["metadata"] = Value::Object(metadata);
                 asset["tags"] = content.get("tag").cloned().unwrap_or_else(|| json!([]));
-                asset["versions"] = content
-                    .get("versionHistory")
-                    .cloned()
-                    .unwrap_or_else(|| json!([]));
+                asset["versions"] = json!(content::versions(&content));
                 asset["approval_status"] = content
                     .get("approvalStatus")
                     .cloned()
@@ -447,6 +450,10 @@ impl Connector for CantoConnector {
                 let args: CreateVersionArgs = parse_arguments(NAME, "create_version", arguments)?;
                 self.create_version(args, key).await
             }
+            "fetch_content" => {
+                let args: FetchContentArgs = parse_arguments(NAME, "fetch_content", arguments)?;
+                self.fetch_content(args).await
+            }
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("canto has no action {other:?}"),
@@ -471,9 +478,25 @@ fn action_specs() -> Vec<ActionSpec> {
     let mut asset_properties = summary_properties;
     asset_properties["metadata"] = json!({"type": "object"});
     asset_properties["tags"] = array_of(json!({}));
-    asset_properties["versions"] = array_of(json!({"type": "object"}));
+    asset_properties["versions"] = array_of(version_schema());
     asset_properties["approval_status"] = nullable.clone();
+    let fetch_content = action(
+        "fetch_content",
+        "Copy one version of content (the current one unless `version` names another) from Canto into \
+         gridflow's content store and report it by digest (SHA-256, size, type, file name) with the \
+         asset's rights window; `scheme` is optional (without it each scheme is asked in turn).",
+        content::fetch_content_arguments(scheme.clone()),
+        object(
+            &["content", "observed_rights"],
+            json!({"content": Artifact::schema(), "observed_rights": ObservedRights::array_schema()}),
+        ),
+    )
+    .with_effects(Effects {
+        rights: true,
+        ..Effects::default()
+    });
     vec![
+        fetch_content,
         action(
             "search_assets",
             "Search content by keyword (one scheme or all); by default only approved content.",
@@ -489,7 +512,7 @@ fn action_specs() -> Vec<ActionSpec> {
         ),
         action(
             "get_asset",
-            "Read content with its metadata, tags, version history, approval state and rights window.",
+            "Read content with its metadata, tags, every version (SHA-256 null: Canto gives none), approval state and rights window.",
             object(
                 &["scheme", "asset_id"],
                 json!({"scheme": scheme.clone(), "asset_id": id.clone()}),
@@ -553,6 +576,17 @@ fn action_specs() -> Vec<ActionSpec> {
             ),
         ),
     ]
+}
+
+/// One entry of `get_asset`'s `versions`: the digest, size and file name where Canto gives
+/// them, `null` where it does not (never guessed).
+fn version_schema() -> Value {
+    let nullable = |kind: &str| json!({"type": [kind, "null"]});
+    json!({"type": "object",
+           "required": ["version", "sha256", "size", "file_name", "created_at"],
+           "properties": {"version": string(), "sha256": nullable("string"), "size": nullable("integer"),
+                          "file_name": nullable("string"), "created_at": nullable("string"),
+                          "md5": nullable("string"), "current": {"type": "boolean"}, "comment": nullable("string")}})
 }
 
 /// `create_version`'s arguments: closed, with exactly one of `content_base64` and

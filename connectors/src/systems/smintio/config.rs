@@ -27,6 +27,12 @@ pub struct SmintioConfig {
         deserialize_with = "crate::config::common::duration"
     )]
     pub timeout: Duration,
+    /// How often the poller reads the change feed.
+    #[serde(
+        default = "crate::config::common::default_poll_interval",
+        deserialize_with = "crate::config::common::duration"
+    )]
+    pub poll_interval: Duration,
 }
 
 impl SmintioConfig {
@@ -39,6 +45,7 @@ impl SmintioConfig {
         checks.env(&at("client_secret_env"), &self.client_secret_env)?;
         checks.env(&at("refresh_token_env"), &self.refresh_token_env)?;
         checks.positive(&at("timeout"), self.timeout)?;
+        checks.positive(&at("poll_interval"), self.poll_interval)?;
         Ok(())
     }
 }

@@ -6,8 +6,13 @@
 //! feed; the REST paths are our design mirroring the client operations \[D\]. CLAPI-C is
 //! read-only: there is no metadata update or new version. Errors are `{"message": …}` or
 //! OAuth's `{"error", "error_description"}` \[D\].
+//!
+//! `fetch_content` (a binary's bytes into the content store, by digest) lives in
+//! `content.rs`; the change feed (`smintio.asset_changed`, `smintio.licence_changed`,
+//! both reporting the licence window as observed rights) in `feed.rs` and `events.rs`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,14 +22,21 @@ use serde_json::{Value, json};
 
 use crate::asset::{ApprovalState, RightsWindow, parse_instant};
 use crate::config::SmintioConfig;
-use crate::connector::{ActionSpec, Connector, Error, Invocation, Result};
+use crate::connector::{ActionSpec, Connector, Effects, Error, EventEffects, Invocation, Result};
+use crate::content::Artifact;
+use crate::effects::ObservedRights;
 use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, parse_arguments, required, segment};
 use crate::schema::{action, array_of, object, string};
 
 pub mod config;
+mod content;
+mod events;
+pub mod feed;
 pub(crate) mod setup;
 pub mod simulator;
+
+use content::FetchContentArgs;
 
 /// The connector's name.
 pub const NAME: &str = "smintio";
@@ -75,6 +87,10 @@ impl SmintioCredentials {
 /// The Smint.io connector.
 pub struct SmintioConnector {
     client: RestClient,
+    /// For signed download URLs, which get no Smint.io token.
+    http: reqwest::Client,
+    timeout: Duration,
+    poll_interval: Duration,
     actions: Vec<ActionSpec>,
     /// Where fetched bytes are kept and delivered content is read from.
     content: crate::content::ContentStore,
@@ -260,6 +276,9 @@ impl SmintioConnector {
         )?;
         Ok(Self {
             client,
+            http: crate::http::build_client()?,
+            timeout: config.timeout,
+            poll_interval: config.poll_interval,
             actions: action_specs(),
             content: crate::content::ContentStore::scratch(),
         })
@@ -287,22 +306,27 @@ impl SmintioConnector {
         Ok(answer.as_array().cloned().unwrap_or_default())
     }
 
-    /// Reads the feed from its start until `asset_id` appears.
+    /// Reads the feed from its start to its end and returns the last state of `asset_id`
+    /// it holds: an LPT comes again each time it changes.
     async fn find(&self, asset_id: &str) -> Result<Value> {
         let mut continuation: Option<String> = None;
+        let mut found = None;
         for _ in 0..SCAN_PAGES {
             let page = self.feed(continuation.as_deref(), SCAN_LIMIT).await?;
             let lpts = page["license_purchase_transactions"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            if let Some(found) = lpts.into_iter().find(|lpt| lpt["uuid"] == asset_id) {
-                return Ok(found);
+            if let Some(last) = lpts.into_iter().rev().find(|lpt| lpt["uuid"] == asset_id) {
+                found = Some(last);
             }
-            if page["count"].as_u64().unwrap_or(0) == 0 {
+            if page["count"].as_u64().unwrap_or(0) < u64::from(SCAN_LIMIT) {
                 break;
             }
             continuation = page["continuation_uuid"].as_str().map(str::to_owned);
+        }
+        if let Some(found) = found {
+            return Ok(found);
         }
         Err(Error::permanent(
             "not_found",
@@ -382,13 +406,7 @@ impl Connector for SmintioConnector {
                     .unwrap_or_default()
                     .to_owned();
                 let binaries = self.binaries(&cart, &args.asset_id).await?;
-                let versions: Vec<Value> = binaries
-                    .iter()
-                    .map(|binary| {
-                        json!({"binary_uuid": binary["uuid"].clone(), "version": binary["version"].clone(),
-                               "binary_type": binary["binary_type"].clone(), "file_name": binary["recommended_file_name"].clone()})
-                    })
-                    .collect();
+                let versions = content::versions(&binaries);
                 let element = &lpt["content_element"];
                 let mut asset = summary(&lpt);
                 asset["metadata"] = json!({
@@ -415,10 +433,7 @@ impl Connector for SmintioConnector {
                     Some(uuid) => binaries
                         .iter()
                         .find(|binary| binary["uuid"] == uuid.as_str()),
-                    None => binaries
-                        .iter()
-                        .find(|binary| binary["binary_type"] == "master")
-                        .or_else(|| binaries.first()),
+                    None => content::latest(&binaries, "master").or_else(|| binaries.first()),
                 }
                 .ok_or_else(|| {
                     Error::permanent(
@@ -437,10 +452,33 @@ impl Connector for SmintioConnector {
                     "valid_for_secs": 3600,
                 }))
             }
+            "fetch_content" => {
+                let args: FetchContentArgs = parse_arguments(NAME, "fetch_content", arguments)?;
+                self.fetch_content(args).await
+            }
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("smintio has no action {other:?}"),
             )),
+        }
+    }
+
+    fn change_feed(self: Arc<Self>) -> Option<crate::feed::SharedFeed> {
+        Some(self)
+    }
+
+    fn events(&self) -> &[crate::EventSpec] {
+        &events::EVENTS
+    }
+
+    /// Both events report the asset's licence window (`observed_rights`).
+    fn event_effects(&self, event: &str, payload: &Value) -> EventEffects {
+        match event {
+            feed::ASSET_CHANGED | feed::LICENCE_CHANGED => EventEffects {
+                ledger: Vec::new(),
+                rights: ObservedRights::read_all(payload).unwrap_or_default(),
+            },
+            _ => EventEffects::default(),
         }
     }
 }
@@ -459,9 +497,25 @@ fn action_specs() -> Vec<ActionSpec> {
     asset_properties["metadata"] = json!({"type": "object"});
     asset_properties["license_terms"] = array_of(json!({"type": "object"}));
     asset_properties["state"] = nullable.clone();
-    asset_properties["versions"] = array_of(json!({"type": "object"}));
+    asset_properties["versions"] = array_of(version_schema());
     let id = json!({"type": "string", "minLength": 1});
+    let fetch_content = action(
+        "fetch_content",
+        "Copy a licensed asset's binary (the master, or the binary type `rendition` names; the latest \
+         version unless `version` names another) into gridflow's content store and report it by digest \
+         (SHA-256, size, type, file name) with the asset's licence window.",
+        content::fetch_content_arguments(),
+        object(
+            &["content", "observed_rights"],
+            json!({"content": Artifact::schema(), "observed_rights": ObservedRights::array_schema()}),
+        ),
+    )
+    .with_effects(Effects {
+        rights: true,
+        ..Effects::default()
+    });
     vec![
+        fetch_content,
         action(
             "sync_assets",
             "Read the next page of licensed assets (licence purchase transactions) after a continuation token; by default only approved (completed, unrestricted) ones.",
@@ -477,7 +531,7 @@ fn action_specs() -> Vec<ActionSpec> {
         ),
         action(
             "get_asset",
-            "Read a licensed asset with its metadata, licence terms, binaries (versions), approval state and rights window.",
+            "Read a licensed asset with its metadata, licence terms, binaries (every version; no digest: Smint.io gives none), approval state and rights window.",
             object(&["asset_id"], json!({"asset_id": id.clone()})),
             object(
                 &[
@@ -505,6 +559,17 @@ fn action_specs() -> Vec<ActionSpec> {
             ),
         ),
     ]
+}
+
+/// One entry of `get_asset`'s `versions`: a binary; Smint.io gives no digest, size or
+/// date, so those are `null`.
+fn version_schema() -> Value {
+    let nullable = |kind: &str| json!({"type": [kind, "null"]});
+    json!({"type": "object",
+           "required": ["version", "sha256", "size", "file_name", "created_at"],
+           "properties": {"version": string(), "sha256": nullable("string"), "size": nullable("integer"),
+                          "file_name": nullable("string"), "created_at": nullable("string"),
+                          "binary_uuid": string(), "binary_type": nullable("string")}})
 }
 
 #[cfg(test)]

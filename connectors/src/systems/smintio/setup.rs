@@ -72,5 +72,6 @@ fn sandbox_config(base_url: &str, identity_url: &str) -> SmintioConfig {
         client_secret_env: String::new(),
         refresh_token_env: String::new(),
         timeout: DEFAULT_TIMEOUT,
+        poll_interval: crate::simulator::SANDBOX_POLL_INTERVAL,
     }
 }

@@ -4,7 +4,9 @@
 //! `{results, found, limit, start}`), content by scheme and id with `approvalStatus`,
 //! `additional` fields (the rights window) and `versionHistory`, `PUT /api/v1/batch/edit`
 //! answered with the text `success`, version comments, an `api_binary` download that needs
-//! the Bearer token, and errors as `{"status":"error","message":…}` \[D\].
+//! the Bearer token (every version has real bytes and the content its `md5`, see
+//! [`content`], with the test route that replaces a version's bytes), and errors as
+//! `{"status":"error","message":…}` \[D\].
 //!
 //! Uploads follow Canto's flow (`canto.md` #8): `GET /api/v1/upload/setting` answers an S3
 //! POST form (`url`, `key`, `acl`, `AWSAccessKeyId`, `Policy`, `Signature`, empty
@@ -51,8 +53,10 @@ use crate::simulator::{
     SimError, SimOptions, SimState, idempotency_key,
 };
 
+pub mod content;
 mod upload;
 
+pub use content::StoredFile;
 pub use upload::{MAX_UPLOAD_BYTES, PROCESSING_DELAY, S3_PATH};
 use upload::{configure_processing, s3_upload, upload_setting, upload_status};
 
@@ -77,6 +81,9 @@ pub struct CantoState {
     /// While true, uploads stay `Initial` (`PUT /_sim/canto/processing`).
     #[serde(default)]
     pub processing_paused: bool,
+    /// The bytes of every version, by `scheme/id@version` (see [`content`]).
+    #[serde(default)]
+    pub files: BTreeMap<String, StoredFile>,
 }
 
 fn content_key(scheme: &str, id: &str) -> String {
@@ -86,7 +93,10 @@ fn content_key(scheme: &str, id: &str) -> String {
 impl SimState for CantoState {
     /// The seed data of `seed.json`, next to this file.
     fn seed() -> Self {
-        serde_json::from_str(include_str!("../seed.json")).expect("seed.json holds valid state")
+        let mut state: Self = serde_json::from_str(include_str!("../seed.json"))
+            .expect("seed.json holds valid state");
+        content::seed_files(&mut state);
+        state
     }
 }
 
@@ -104,7 +114,11 @@ fn routes() -> Routes<CantoState> {
             post(s3_upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 1024 * 1024)),
         )
         .route("/_sim/canto/webhooks", put(configure_webhooks))
-        .route("/_sim/canto/processing", put(configure_processing));
+        .route("/_sim/canto/processing", put(configure_processing))
+        .route(
+            "/_sim/canto/assets/{asset_id}/versions/{version}/content",
+            put(content::replace_content),
+        );
     let protected = Router::new()
         .route("/api/v1/search", get(search))
         .route("/api/v1/batch/edit", put(batch_edit))
@@ -113,7 +127,10 @@ fn routes() -> Routes<CantoState> {
         .route("/api/v1/upload/status", get(upload_status))
         .route("/api/v1/{scheme}", get(list_scheme))
         .route("/api/v1/{scheme}/{id}", get(get_content))
-        .route("/api_binary/v1/{scheme}/{id}/download", get(download));
+        .route(
+            "/api_binary/v1/{scheme}/{id}/download",
+            get(content::download),
+        );
     Routes {
         public,
         protected,
@@ -458,26 +475,6 @@ async fn version_comment(State(context): Context, headers: HeaderMap, body: Byte
         entry["comment"] = json!(comment);
         Ok((StatusCode::OK, json!("success"), Some(key)))
     }))
-}
-
-async fn download(State(context): Context, Path((scheme, id)): Path<(String, String)>) -> Response {
-    match context
-        .store
-        .read(|state| state.contents.get(&content_key(&scheme, &id)).cloned())
-    {
-        Some(content) => (
-            StatusCode::OK,
-            format!(
-                "sandbox bytes of {}",
-                content["name"].as_str().unwrap_or("?")
-            ),
-        )
-            .into_response(),
-        None => {
-            let (status, body) = content_not_found(&scheme, &id);
-            (status, axum::Json(body)).into_response()
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{CantoState, Context, emit, error_value, now, render_error};
@@ -43,7 +44,6 @@ pub(super) const META_FIELDS: [&str; 6] =
 /// The signature of a base64 policy: base64 of SHA-256 over the secret and the policy \[D\]
 /// (S3's is an HMAC; the connector only echoes it).
 pub(super) fn sign(policy: &str) -> String {
-    use base64::Engine as _;
     use sha2::Digest as _;
     let digest = sha2::Sha256::new()
         .chain_update(SIGNING_SECRET.as_bytes())
@@ -55,7 +55,6 @@ pub(super) fn sign(policy: &str) -> String {
 /// `GET /api/v1/upload/setting`: a fresh S3 POST form whose `url` is the simulated bucket
 /// on the address the request came to, with a policy and signature to echo back.
 pub(super) async fn upload_setting(headers: HeaderMap) -> Response {
-    use base64::Engine as _;
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|value| value.to_str().ok())
@@ -193,7 +192,6 @@ pub(super) async fn read_form(
 /// Checks the form as S3 checks a browser POST: the access key, the policy's signature and
 /// expiry, that every condition holds, and that every field is covered by a condition.
 pub(super) fn check_policy(form: &PostedForm, size: usize) -> Result<(), S3Error> {
-    use base64::Engine as _;
     let required = |name: &str| {
         form.get(name).ok_or_else(|| {
             S3Error::new(
@@ -353,6 +351,7 @@ pub(super) async fn s3_upload(
     let upload = json!({
         "key": key, "name": name, "scheme": form.meta("scheme"), "id": form.meta("id"),
         "refer_id": form.meta("refer_id"), "size": file.len(), "status": "Initial", "time": now(),
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(file),
         "received_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     });
     let change = Change::new(
@@ -477,6 +476,10 @@ pub(super) fn process(context: &SimContext<CantoState>, key: &str) {
         };
         upload["status"] = json!("Done");
         let size = upload["size"].clone();
+        let file = upload
+            .as_object_mut()
+            .and_then(|fields| fields.remove("content_base64"));
+        let name = upload["name"].clone();
         let content = state
             .contents
             .get_mut(content_key)
@@ -499,12 +502,14 @@ pub(super) fn process(context: &SimContext<CantoState>, key: &str) {
             "no": next.to_string(), "version": next.to_string(), "currentVersion": true,
             "comment": "", "created": at, "time": at, "ownerName": "Sandbox Integration",
             "uri": {"preview": format!("/api_binary/v1/{scheme}/{id}/preview"),
-                    "download": format!("/api_binary/v1/{scheme}/{id}/download")},
+                    "download": super::content::version_download(content_key, &next.to_string())},
         }));
         content["time"] = json!(at);
         content["lastUploaded"] = json!(at);
         content["size"] = json!(size.to_string());
         content["default"]["Date modified"] = json!(at);
+        let uploaded = json!({"content_base64": file, "name": name});
+        super::content::keep_upload(state, content_key, &next.to_string(), &uploaded);
         Ok((
             StatusCode::OK,
             json!({"version": next.to_string()}),

@@ -2,9 +2,12 @@
 //! `POST /connect/token` with the `refresh_token` grant, form-encoded) and CLAPI-C under
 //! [`API_ROOT`]: the licence purchase transaction feed with continuation tokens
 //! (`{count, continuation_uuid, license_purchase_transactions}`) and binaries per LPT with
-//! signed download URLs valid for an hour (paths \[D\]). Errors are `{"message": …}`, OAuth
-//! errors `{"error", "error_description"}`. CLAPI-C has no writes, so the effect log stays
-//! empty.
+//! signed download URLs valid for an hour (paths \[D\]), served by the simulator's own
+//! CDN (`admin.rs`: every binary has real bytes). Errors are `{"message": …}`, OAuth errors
+//! `{"error", "error_description"}`. CLAPI-C has no writes, so the effect log holds only
+//! the test routes' changes: the feed is the transactions followed by every change made
+//! through `/_sim/smintio/…` (an asset edited, licence terms replaced), in order, each the
+//! LPT as it was right after the change with a new `version` and `last_updated_at`.
 
 // Handlers return an early `Response` through `Result` (axum's idiom for a rejection);
 // boxing it would buy nothing on a loopback test server.
@@ -42,16 +45,29 @@ type Context = State<Arc<SimContext<SmintioState>>>;
 /// Everything the Smint.io simulator holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SmintioState {
-    /// Licence purchase transactions in feed order (oldest change first).
+    /// Licence purchase transactions as they are now, in the order they were purchased:
+    /// the start of the feed.
     pub transactions: Vec<Value>,
     /// Binaries by LPT uuid.
     pub binaries: BTreeMap<String, Vec<Value>>,
+    /// Every change since (an asset or licence terms edited through `/_sim/smintio`), in
+    /// order: the LPT as it was right after the change, with `change_type`
+    /// (`content_updated`, `license_terms_updated`) \[D\]. The feed serves them after
+    /// the transactions.
+    #[serde(default)]
+    pub changes: Vec<Value>,
+    /// The bytes of every binary, by `<lpt uuid>/<binary uuid>` (see `admin.rs`).
+    #[serde(default)]
+    pub files: BTreeMap<String, StoredFile>,
 }
 
 impl SimState for SmintioState {
-    /// The seed data of `seed.json`, next to this file.
+    /// The seed data of `seed.json`, next to this file, with bytes for every binary.
     fn seed() -> Self {
-        serde_json::from_str(include_str!("seed.json")).expect("seed.json holds valid state")
+        let mut state: Self = serde_json::from_str(include_str!("../seed.json"))
+            .expect("seed.json holds valid state");
+        admin::seed_files(&mut state);
+        state
     }
 }
 
@@ -60,6 +76,10 @@ pub async fn start(options: SimOptions) -> Result<RunningSimulator, SimError> {
     crate::simulator::serve(NAME, options, routes(), render_error).await
 }
 
+mod admin;
+
+pub use admin::{CDN_PATH, StoredFile};
+
 fn routes() -> Routes<SmintioState> {
     let api = Router::new()
         .route(
@@ -67,7 +87,7 @@ fn routes() -> Routes<SmintioState> {
             get(sync_feed),
         )
         .route("/assets/{cart}/{lpt}/binaries/for-sync", get(binaries));
-    let public = Router::new()
+    let public = admin::routes()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/connect/token", post(token));
     Routes {
@@ -198,11 +218,12 @@ async fn sync_feed(
         let page: Vec<Value> = state
             .transactions
             .iter()
+            .chain(&state.changes)
             .skip(start)
             .take(limit)
             .cloned()
             .collect();
-        (page, state.transactions.len())
+        (page, state.transactions.len() + state.changes.len())
     });
     let next = (start + page.len()).min(total.max(start));
     axum::Json(
@@ -212,7 +233,11 @@ async fn sync_feed(
     .into_response()
 }
 
-async fn binaries(State(context): Context, Path((cart, lpt)): Path<(String, String)>) -> Response {
+async fn binaries(
+    State(context): Context,
+    Path((cart, lpt)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let found = context.store.read(|state| {
         let known = state.transactions.iter().any(|transaction| {
             transaction["uuid"] == lpt.as_str()
@@ -226,12 +251,11 @@ async fn binaries(State(context): Context, Path((cart, lpt)): Path<(String, Stri
             &format!("license purchase transaction {cart}/{lpt} not found"),
         );
     };
-    let expires = chrono::Utc::now().timestamp() + 3600;
+    let expires = chrono::Utc::now().timestamp() + admin::URL_VALIDITY_SECS;
+    let host = host(&headers);
     for binary in &mut list {
         let uuid = binary["uuid"].as_str().unwrap_or_default().to_owned();
-        binary["download_url"] = json!(format!(
-            "https://cdn.sandbox.smint.invalid/{lpt}/{uuid}?Expires={expires}&Signature=sandbox"
-        ));
+        binary["download_url"] = json!(admin::signed_url(&host, &lpt, &uuid, expires));
     }
     axum::Json(json!(list)).into_response()
 }
