@@ -125,6 +125,11 @@ async fn every_action_meets_the_contract() {
             missing: Some(json!({"delivery_id": "dlv-nope", "by": "x"})),
         },
         Case {
+            action: "vip.notify_recipients",
+            arguments: json!({"recipient_ids": ["rcp-metro-fresh"], "subject": "Recall", "message": "Stop using the summer pack shots."}),
+            missing: Some(json!({"recipient_ids": ["rcp-nope"], "subject": "x", "message": "x"})),
+        },
+        Case {
             action: "vip.revoke_delivery",
             arguments: json!({"delivery_id": "dlv-00001", "reason": "wrong market"}),
             missing: Some(json!({"delivery_id": "dlv-nope"})),

@@ -207,6 +207,14 @@ struct AcknowledgeArgs {
     note: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyArgs {
+    recipient_ids: Vec<String>,
+    subject: String,
+    message: String,
+}
+
 #[async_trait]
 impl Connector for VipConnector {
     fn name(&self) -> &str {
@@ -247,6 +255,7 @@ impl Connector for VipConnector {
             "list_deliveries" => self.list_deliveries(arguments).await,
             "acknowledge_delivery" => self.acknowledge_delivery(arguments, key).await,
             "revoke_delivery" => self.revoke_delivery(arguments, key).await,
+            "notify_recipients" => self.notify_recipients(arguments, key).await,
             "publish_content" => self.publish_content(arguments, key).await,
             "replace_package_content" => self.replace_package_content(arguments, key).await,
             other => Err(Error::permanent(
@@ -460,6 +469,26 @@ impl VipConnector {
         Ok(
             json!({"delivery_id": args.delivery_id, "status": delivery["status"].clone(), "acknowledged_at": delivery["acknowledged_at"].clone()}),
         )
+    }
+}
+
+impl VipConnector {
+    /// `vip.notify_recipients`.
+    async fn notify_recipients(&self, arguments: &Value, key: &str) -> Result<Value> {
+        let args: NotifyArgs = parse_arguments(NAME, "notify_recipients", arguments)?;
+        let body = json!({"recipient_ids": args.recipient_ids, "subject": args.subject, "message": args.message});
+        let notification = self
+            .client
+            .call(
+                &Request::new(Method::POST, "/v1/notifications")
+                    .json(body)
+                    .idempotent(IDEMPOTENCY_HEADER, key),
+            )
+            .await?;
+        Ok(json!({
+            "notification_id": required(&notification, "/id", "vip notification")?,
+            "recipient_ids": notification["recipient_ids"].clone(),
+        }))
     }
 }
 

@@ -141,6 +141,19 @@ pub(super) fn action_specs() -> Vec<ActionSpec> {
             ),
         ),
         action(
+            "notify_recipients",
+            "Send recipients a message through the platform (its portal and e-mail): a notice, a recall, usage guidance.",
+            object(
+                &["recipient_ids", "subject", "message"],
+                json!({"recipient_ids": {"type": "array", "items": string(), "minItems": 1},
+                       "subject": {"type": "string", "minLength": 1}, "message": string()}),
+            ),
+            object(
+                &["notification_id", "recipient_ids"],
+                json!({"notification_id": string(), "recipient_ids": {"type": "array", "items": string()}}),
+            ),
+        ),
+        action(
             "acknowledge_delivery",
             "Record a recipient's acknowledgement of a delivery.",
             object(

@@ -61,6 +61,9 @@ pub struct VipState {
     /// Uploaded file bytes by SHA-256, base64.
     #[serde(default)]
     pub blobs: BTreeMap<String, String>,
+    /// Notifications sent to recipients, by id \[D\].
+    #[serde(default)]
+    pub notifications: BTreeMap<String, Value>,
 }
 
 impl VipState {
@@ -93,6 +96,7 @@ fn routes() -> Routes<VipState> {
         .route("/v1/packages/{id}/withdraw", post(withdraw_package))
         .route("/v1/deliveries", get(list_deliveries))
         .route("/v1/deliveries/{id}/acknowledgements", post(acknowledge))
+        .route("/v1/notifications", post(notify))
         .merge(content::routes())
         .merge(webhooks::routes());
     Routes {
@@ -557,5 +561,51 @@ async fn acknowledge(
         Ok((StatusCode::CREATED, delivery, Some(id.clone())))
     });
     webhooks::emit_after(&context, &answer, events);
+    reply(answer)
+}
+
+/// `POST /v1/notifications {recipient_ids, subject, message}` \[D\]: a message to
+/// recipients through the platform's own channel (its portal and e-mail), recorded with
+/// the time it was sent. Unknown recipients are 404, naming them.
+async fn notify(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match json_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let change = Change::new(
+        "notification.sent",
+        "POST",
+        "/v1/notifications",
+        idempotency_key(&headers),
+    );
+    let answer = context.store.change(change, |state| {
+        let recipients: Vec<String> = body["recipient_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+        if recipients.is_empty() {
+            return Err(problem_value(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "recipient_ids: at least one recipient id is required",
+            ));
+        }
+        let unknown: Vec<&String> = recipients
+            .iter()
+            .filter(|id| !state.recipients.contains_key(*id))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(problem_value(
+                StatusCode::NOT_FOUND,
+                &format!("recipient_ids: unknown recipients {unknown:?}"),
+            ));
+        }
+        let id = state.new_id("ntf");
+        let notification = json!({"id": id, "recipient_ids": recipients, "subject": body["subject"],
+                                  "message": body["message"], "sent_at": now_rfc3339(true)});
+        state.notifications.insert(id.clone(), notification.clone());
+        Ok((StatusCode::CREATED, notification, Some(id)))
+    });
     reply(answer)
 }
