@@ -56,16 +56,22 @@ impl Artifact {
                 .enumerate()
                 .map(|(index, item)| match item {
                     Value::Object(fields) => Self::read(fields, &format!("[{index}]")),
-                    other => Err(format!(
+                    other @ (Value::Null
+                    | Value::Bool(_)
+                    | Value::Number(_)
+                    | Value::String(_)
+                    | Value::Array(_)) => Err(format!(
                         "[{index}]: expected an artifact object, found {}",
                         kind_of(other)
                     )),
                 })
                 .collect(),
-            other => Err(format!(
-                ": expected an artifact {{system, asset_id, version, sha256, size, content_type, file_name}} or a list of them, found {}",
-                kind_of(other)
-            )),
+            other @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)) => {
+                Err(format!(
+                    ": expected an artifact {{system, asset_id, version, sha256, size, content_type, file_name}} or a list of them, found {}",
+                    kind_of(other)
+                ))
+            }
         }
     }
 

@@ -40,11 +40,12 @@ fn decide(step: &str, item: Option<u32>, user: &str, verdict: Verdict) -> InputB
 }
 
 fn recorded(event: &Event) -> Option<Vec<Artifact>> {
-    match &event.body {
-        EventBody::ApprovalRequested { artifacts, .. }
-        | EventBody::ApprovalDecided { artifacts, .. } => artifacts.clone(),
-        other => panic!("not an approval event: {other:?}"),
+    if let EventBody::ApprovalRequested { artifacts, .. }
+    | EventBody::ApprovalDecided { artifacts, .. } = &event.body
+    {
+        return artifacts.clone();
     }
+    panic!("not an approval event: {event:?}")
 }
 
 fn binding_is_recorded_at_request_and_decision_and_approves_the_dispatch() {
@@ -119,20 +120,23 @@ fn approved_by_timeout_binds_too_and_unbound_definitions_carry_nothing() {
     assert_eq!(harness.only_dispatch().approved, None);
 }
 
+/// The error of the first `step_failed` of step `review`.
+fn failure(harness: &Harness) -> Option<ErrorInfo> {
+    harness.history.iter().find_map(|event| {
+        if let EventBody::StepFailed { step, error, .. } = &event.body
+            && step.as_str() == "review"
+        {
+            return Some(error.clone());
+        }
+        None
+    })
+}
+
 fn an_invalid_binding_fails_the_step_naming_the_path() {
     let mut bad = artifact("1", 'a');
     bad["sha256"] = json!("not-a-digest");
     let harness = Harness::start(BOUND, json!({"artifacts": [artifact("1", 'a'), bad]}));
-    let failed = harness
-        .history
-        .iter()
-        .find_map(|event| match &event.body {
-            EventBody::StepFailed { step, error, .. } if step.as_str() == "review" => {
-                Some(error.clone())
-            }
-            _ => None,
-        })
-        .expect("the approval step failed");
+    let failed = failure(&harness).expect("the approval step failed");
     assert_eq!(failed.code, "invalid_binding");
     assert!(!failed.retryable);
     assert_eq!(
@@ -143,11 +147,7 @@ fn an_invalid_binding_fails_the_step_naming_the_path() {
     harness.assert_replays();
 
     let harness = Harness::start(BOUND, json!({}));
-    let failed = harness.history.iter().find_map(|event| match &event.body {
-        EventBody::StepFailed { error, .. } => Some(error.clone()),
-        _ => None,
-    });
-    let failed = failed.expect("the approval step failed");
+    let failed = failure(&harness).expect("the approval step failed");
     assert_eq!(failed.code, "invalid_binding");
     assert!(failed.message.starts_with("approval.bind: "), "{failed:?}");
 }
