@@ -199,7 +199,7 @@ mod tests {
         assert!(!refused.retryable);
         let (actual, expected) = ("b".repeat(64), "a".repeat(64));
         assert!(
-            refused.message.contains(&format!("at /content/1"))
+            refused.message.contains("at /content/1")
                 && refused.message.contains(&format!(
                     "would deliver otmm asset a-1 version 2 (sha256 {actual})"
                 ))
