@@ -206,4 +206,23 @@ mod tests {
         );
         assert!(Artifact::read_binding(&json!([])).unwrap().is_empty());
     }
+
+    #[test]
+    fn dispatches_queued_before_bindings_decode_without_an_approved_set() {
+        let queued = json!({"work": {"step": "deliver", "attempt": 1}, "action": "core.echo",
+            "arguments": {}, "timeout": "30s", "idempotency_key": "i:deliver:1"});
+        let dispatch: crate::command::Dispatch = serde_json::from_value(queued.clone()).unwrap();
+        assert_eq!(dispatch.approved, None);
+        assert_eq!(serde_json::to_value(&dispatch).unwrap(), queued);
+        let bound = crate::command::Dispatch {
+            approved: Some(Artifact::read_binding(&artifact("2")).unwrap()),
+            ..dispatch
+        };
+        let stored = serde_json::to_value(&bound).unwrap();
+        assert_eq!(stored["approved"][0]["version"], "2");
+        assert_eq!(
+            serde_json::from_value::<crate::command::Dispatch>(stored).unwrap(),
+            bound
+        );
+    }
 }
