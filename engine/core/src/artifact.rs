@@ -128,14 +128,6 @@ impl Artifact {
             Some(_) | None => message,
         })
     }
-
-    /// `otmm asset a-1 version 2 (sha256 2cf2…)`, as messages name it.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} asset {} version {} (sha256 {})",
-            self.system, self.asset_id, self.version, self.sha256
-        )
-    }
 }
 
 /// What a JSON value is, for messages: `null`, `a string ("x")`, `a number (3)`, …
