@@ -395,3 +395,60 @@ async fn a_signal_before_the_wait_step_is_kept_and_unknown_instances_are_404() {
         .await;
     assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
 }
+
+/// An approval bound to an artifact shows it, in the decision's reply and in the step's
+/// output too.
+#[tokio::test]
+async fn a_bound_approval_shows_its_artifacts() {
+    let api = Api::new().await;
+    let definition = r#"
+id: http-bound
+steps:
+  - id: review
+    approval: {title: "Send?", users: [ann], bind: "${input.artifact}"}
+"#;
+    let answer = api
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/definitions",
+            Some(definition.to_owned()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let artifact = json!({"system": "otmm", "asset_id": "a-1", "version": "2",
+        "sha256": "ab".repeat(32), "size": 5, "content_type": "image/jpeg", "file_name": "a.jpg"});
+    let answer = api
+        .call(
+            None,
+            Method::POST,
+            "/api/v1/definitions/http-bound/instances",
+            Some(json!({"input": {"artifact": artifact}}).to_string()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let instance = answer.body["instance_id"].as_str().unwrap().to_owned();
+    let approval = approval_of(&api.pending_for("ann", &[]).await, &instance);
+
+    let shown = api
+        .call(
+            Some(("ann", &[])),
+            Method::GET,
+            &format!("/api/v1/approvals/{approval}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.body["artifacts"], json!([artifact]));
+    let decided = api
+        .decide("ann", &[], &approval, json!({"decision": "approve"}))
+        .await;
+    assert_eq!(decided.status, StatusCode::OK, "{}", decided.body);
+    assert_eq!(decided.body["artifacts"], json!([artifact]));
+    let view = api.wait_for_status(&instance, "completed").await;
+    assert_eq!(
+        view["steps"]["review"]["output"]["artifacts"],
+        json!([artifact])
+    );
+    assert_eq!(view["steps"]["review"]["decision"], "approved");
+}

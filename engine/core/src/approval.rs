@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::artifact::Artifact;
 use crate::definition::Approval;
 use crate::id::{InstanceId, StepId};
 
@@ -143,6 +144,9 @@ pub struct Outcome {
     /// That decision's data.
     #[serde(default)]
     pub data: Value,
+    /// The artifacts the approval's `bind` named: what was approved (or rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<Artifact>>,
 }
 
 /// The state of one approval.
@@ -172,6 +176,9 @@ pub struct ApprovalState {
     pub status: ApprovalStatus,
     /// How it was settled, once approved or rejected.
     pub outcome: Option<Outcome>,
+    /// The artifacts its `bind` named when it was requested; `None` without `bind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Vec<Artifact>>,
 }
 
 impl ApprovalState {
@@ -200,6 +207,7 @@ impl ApprovalState {
             user: decision.user.clone(),
             comment: decision.comment.clone(),
             data: decision.data.clone(),
+            artifacts: self.artifacts.clone(),
         };
         if let Some(rejection) = self
             .decisions
@@ -334,6 +342,7 @@ mod tests {
             delegations: Vec::new(),
             status: ApprovalStatus::Pending,
             outcome: None,
+            artifacts: None,
         }
     }
 

@@ -63,6 +63,11 @@ pub struct Dispatch {
     pub timeout: Duration,
     /// Passed on to systems that honour one.
     pub idempotency_key: String,
+    /// The instance's approved artifacts when its definition binds any approval to
+    /// artifacts (`bind`): an action that delivers content may deliver only these. `None`
+    /// when no approval of the definition binds, so deliveries are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Vec<crate::artifact::Artifact>>,
 }
 
 /// What the runtime must do next.

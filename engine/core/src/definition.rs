@@ -71,6 +71,16 @@ impl Definition {
         &self.index().sinks
     }
 
+    /// Whether any approval step binds artifacts (`approval.bind`): then the instance's
+    /// deliveries are checked against its approved artifacts.
+    pub fn binds_artifacts(&self) -> bool {
+        self.steps.iter().any(|step| {
+            step.approval
+                .as_ref()
+                .is_some_and(|approval| approval.bind.is_some())
+        })
+    }
+
     fn index(&self) -> &index::Built {
         self.index.get(&self.steps)
     }
@@ -394,6 +404,11 @@ pub struct Approval {
     /// JSON Schema that a decision's `data` must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Value>,
+    /// One `${...}` expression yielding the artifacts being approved (one artifact or a
+    /// list): the decision records them, and once approved they are the only content the
+    /// instance's delivering actions may deliver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
 }
 
 fn one() -> u32 {

@@ -385,6 +385,9 @@ pub enum EventBody {
         /// When `on_timeout` applies, if the approval has a `due`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         due_at: Option<DateTime<Utc>>,
+        /// The artifacts its `bind` rendered to: what is being approved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifacts: Option<Vec<crate::artifact::Artifact>>,
     },
     /// A user approved or rejected an approval (the event's actor is that user).
     ApprovalDecided {
@@ -405,6 +408,9 @@ pub enum EventBody {
         /// Form data (checked against the approval's `form`).
         #[serde(default, skip_serializing_if = "Value::is_null")]
         data: Value,
+        /// The artifacts the approval binds: what the user approved or rejected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifacts: Option<Vec<crate::artifact::Artifact>>,
     },
     /// An approval's due passed and it moved to the next escalation level.
     ApprovalEscalated {

@@ -12,6 +12,7 @@
 #![deny(clippy::wildcard_enum_match_arm)]
 
 pub mod approval;
+pub mod artifact;
 pub mod audit;
 pub mod command;
 pub mod definition;
@@ -32,6 +33,7 @@ pub mod validate;
 pub mod webhook;
 
 pub use approval::{ApprovalState, ApprovalStatus, Verdict};
+pub use artifact::Artifact;
 pub use command::{ChildStart, Command, Dispatch, WorkKey};
 pub use definition::{CatchUp, Definition, Overlap, StepDefinition, StepKind, Trigger};
 pub use event::{ErrorInfo, Event, EventBody, ParentRef, TimerKey, TimerPurpose};

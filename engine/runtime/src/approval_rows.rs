@@ -116,6 +116,10 @@ pub(crate) fn changed_approval_rows(
             due_at: approval.due_at,
             created_at: approval.requested_at,
             updated_at: now,
+            artifacts: approval
+                .artifacts
+                .as_ref()
+                .and_then(|artifacts| serde_json::to_value(artifacts).ok()),
         })
         .collect()
 }

@@ -43,6 +43,26 @@ async fn execute(shared: Arc<Shared>, instance: InstanceId, dispatch: Dispatch) 
         },
         reply: None,
     });
+    // Content an approval did not approve never reaches the connector.
+    if let Err(error) = crate::binding::check(&shared.registry, &dispatch) {
+        shared.stats.record_action(false);
+        tracing::warn!(code = %error.code, "delivery refused: {}", error.message);
+        let body = InputBody::ActionFailed {
+            error,
+            work: dispatch.work,
+            retry_at: None,
+        };
+        shared.send(Message::Input {
+            instance,
+            input: Input {
+                at: shared.clock.now(),
+                actor: system.to_owned(),
+                body,
+            },
+            reply: None,
+        });
+        return;
+    }
     let invocation = Invocation {
         action: dispatch.action.clone(),
         arguments: dispatch.arguments,

@@ -24,6 +24,7 @@ mod approvals;
 pub mod audit;
 mod audit_key;
 mod availability;
+mod binding;
 mod checkpoint;
 mod children;
 pub mod clock;

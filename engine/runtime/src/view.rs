@@ -300,6 +300,10 @@ pub struct ApprovalView {
     /// The fan-out item (its index) whose approval this is; absent for a whole step's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<u32>,
+    /// The artifacts being approved (`approval.bind`): `[{system, asset_id, version,
+    /// sha256, size, content_type, file_name}]`; absent when the approval binds none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Value>,
 }
 
 /// The users and groups an approval is assigned to.
@@ -330,6 +334,7 @@ impl From<&ApprovalRecord> for ApprovalView {
             created_at: record.created_at,
             updated_at: record.updated_at,
             item: record.item,
+            artifacts: record.artifacts.clone(),
         }
     }
 }

@@ -280,6 +280,9 @@ pub struct ApprovalRecord {
     pub updated_at: DateTime<Utc>,
     /// The fan-out item whose approval this is (`None`: the whole step's).
     pub item: Option<u32>,
+    /// The artifacts the approval binds (`approval.bind`), as a JSON array (opaque to the
+    /// store); `None` when it binds none.
+    pub artifacts: Option<Value>,
 }
 
 /// Filter of [`ApprovalReader::list_approvals`]: the approvals a user may see.

@@ -1364,6 +1364,7 @@ fn approval(n: u32, users: &[&str], groups: &[&str]) -> ApprovalRecord {
         created_at: instant(n.into()),
         updated_at: instant(n.into()),
         item: None,
+        artifacts: None,
     }
 }
 
@@ -1420,10 +1421,12 @@ async fn approvals_are_upserted_and_read_back(store: Arc<dyn Store>) {
             .items
             .is_empty()
     );
-    // A fan-out item's approval keeps its item.
+    // A fan-out item's approval keeps its item, and the artifacts it binds.
     let mut item = approval(2, &["ann"], &[]);
     item.id = format!("{}:review:1:7", item.instance_id);
     item.item = Some(7);
+    item.artifacts = Some(json!([{"system": "otmm", "asset_id": "a-1", "version": "2",
+        "sha256": "ab".repeat(32), "size": 5, "content_type": "image/jpeg", "file_name": "a.jpg"}]));
     store
         .commit(&Batch {
             approvals: vec![item.clone()],

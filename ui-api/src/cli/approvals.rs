@@ -58,7 +58,8 @@ pub struct SignalArgs {
     pub server: ServerArgs,
 }
 
-/// `gridflow approvals`: one line per approval (id, status, title), then the next cursor.
+/// `gridflow approvals`: one line per approval (id, status, title, and how many artifacts it
+/// binds), then the next cursor.
 pub async fn list(client: &Client, args: &ApprovalsArgs) -> Result<(), ClientError> {
     let mut query = vec![("status", args.status.as_str())];
     if let Some(cursor) = &args.cursor {
@@ -80,13 +81,19 @@ pub async fn list(client: &Client, args: &ApprovalsArgs) -> Result<(), ClientErr
             .and_then(Value::as_str)
             .map(|due| format!("  due {due}"))
             .unwrap_or_default();
+        // What is being approved (`bind`): the decider reads it with the approval.
+        let bound = item
+            .get("artifacts")
+            .and_then(Value::as_array)
+            .map(|artifacts| format!("  binds {} artifact(s)", artifacts.len()))
+            .unwrap_or_default();
         let item = item
             .get("item")
             .and_then(Value::as_u64)
             .map(|index| format!("  item {index}"))
             .unwrap_or_default();
         output::line(format!(
-            "{}  {}  {}{item}{due}",
+            "{}  {}  {}{item}{due}{bound}",
             text("id"),
             text("status"),
             text("title")

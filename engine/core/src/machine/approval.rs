@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use crate::approval::{
     self as rules, ApprovalState, ApprovalStatus, Decision, Delegation, Outcome, Refusal, Verdict,
 };
+use crate::artifact::Artifact;
 use crate::command::Command;
 use crate::definition::{Approval, Definition, OnApprovalTimeout, StepDefinition, StepKind};
 use crate::event::{ErrorInfo, EventBody, TimerKey};
@@ -82,6 +83,7 @@ pub(super) fn request(
         Ok(due) => due.map(|due| at + due),
         Err(error) => return Err(("invalid_definition", format!("approval.due: {error}"))),
     };
+    let artifacts = super::binding::render(state, approval, item, budget)?;
     took(match item {
         None => "approval.request",
         Some(_) => "approval.item.request",
@@ -95,6 +97,7 @@ pub(super) fn request(
         groups,
         quorum: approval.quorum.max(1),
         due_at,
+        artifacts,
     })
 }
 
@@ -110,6 +113,7 @@ pub(super) fn requested(
     groups: &[String],
     quorum: u32,
     due_at: Option<DateTime<Utc>>,
+    artifacts: &Option<Vec<Artifact>>,
 ) -> Result<(), StepError> {
     require_running(fold.state, fold.event)?;
     let event = fold.event;
@@ -144,6 +148,7 @@ pub(super) fn requested(
         delegations: Vec::new(),
         status: ApprovalStatus::Pending,
         outcome: None,
+        artifacts: artifacts.clone(),
     };
     match item {
         None => {
@@ -180,6 +185,8 @@ pub(super) fn decide(
         Err(_) => "approval.decide.refused",
     });
     checked?;
+    // The decision records what it decides on: the artifacts the approval binds.
+    let artifacts = approval_of(facts.state, step, item).and_then(|open| open.artifacts.clone());
     Ok(vec![EventBody::ApprovalDecided {
         step: step.clone(),
         attempt,
@@ -188,6 +195,7 @@ pub(super) fn decide(
         decision,
         comment: comment.clone(),
         data: data.clone(),
+        artifacts,
     }])
 }
 
@@ -516,6 +524,8 @@ pub(super) fn timed_out(
     at: DateTime<Utc>,
 ) -> Result<EventBody, StepError> {
     let approval_definition = self::definition(state, definition, &timer.step)?;
+    let artifacts =
+        approval_of(state, &timer.step, timer.item).and_then(|open| open.artifacts.clone());
     let system_outcome = |decision: &str| EventBody::StepSucceeded {
         step: timer.step.clone(),
         attempt: timer.attempt,
@@ -527,6 +537,7 @@ pub(super) fn timed_out(
                 "{decision} automatically: the approval was not decided in time"
             )),
             data: Value::Null,
+            artifacts: artifacts.clone(),
         }),
     };
     let fail = |message: String| {

@@ -19,6 +19,8 @@
 //!   retried, failed, skipped), and stopping that work.
 //! - `compensation`: compensations after a failure, latest completion first.
 //! - `approval`: approval steps (request, decisions, delegation, due and escalation).
+//! - `binding`: approvals bound to artifacts (`bind`), and the approved artifacts every
+//!   dispatch carries.
 //! - `wait`: wait steps and the signals they consume, kept until consumed.
 //! - `items`: fan-out items of approval and wait steps (one approval or wait per item).
 //! - `timer`: durable timers (which are current, what a firing one causes) and sleep steps.
@@ -91,6 +93,7 @@ macro_rules! any_phase {
 }
 
 mod approval;
+mod binding;
 mod child;
 mod compensation;
 mod coverage;
@@ -548,8 +551,9 @@ pub fn apply_in_place(
             groups,
             quorum,
             due_at,
+            artifacts,
         } => approval::requested(
-            fold, step, *attempt, *item, title, users, groups, *quorum, *due_at,
+            fold, step, *attempt, *item, title, users, groups, *quorum, *due_at, artifacts,
         ),
         EventBody::ApprovalDecided {
             step,
@@ -559,6 +563,7 @@ pub fn apply_in_place(
             decision,
             comment,
             data,
+            ..
         } => approval::decided(fold, step, *attempt, *item, user, *decision, comment, data),
         EventBody::ApprovalDelegated {
             step,
@@ -610,6 +615,7 @@ pub fn apply_in_place(
         } => recovery::migrated(fold, *from_version, *to_version, mapping),
     }?;
     repeat::after_event(fold);
+    binding::after_event(fold);
     fold.state.updated_at = event.at;
     let commands = std::mem::take(&mut fold.commands);
     Ok(child::with_cancels(

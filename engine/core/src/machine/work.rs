@@ -112,5 +112,7 @@ pub(super) fn dispatch(
         action,
         arguments: arguments.clone().unwrap_or_else(|| json!({})),
         timeout: step.attempt_timeout(),
+        // Set by `binding` after the event, from the state.
+        approved: None,
     }))
 }

@@ -282,6 +282,11 @@ fn unknown_properties(unexpected: &[String], owner: Option<&Value>, noun: Noun<'
                 Noun::Argument(_) if known.is_empty() => {
                     " (the action takes no arguments)".to_owned()
                 }
+                // A step's `bind` written beside `approval` rather than in it, or on a step
+                // of another kind: only approvals bind artifacts.
+                Noun::Field if name == "bind" && known.contains(&"approval") => {
+                    " (only approval steps bind artifacts, inside their approval: approval: {bind: \"${...}\"})".to_owned()
+                }
                 Noun::Argument(_) | Noun::Field => suggestion_or_list(name, &known),
             };
             format!("unknown {} {name:?}{}{hint}", noun.word(), noun.suffix())

@@ -2,7 +2,8 @@
 //! ([`SqlStore::write_approvals`], called last by the batch writer), read by
 //! [`ApprovalReader`].
 //!
-//! `approval` holds one row per approval (assignees and decisions as JSON text);
+//! `approval` holds one row per approval (assignees, decisions and bound artifacts as JSON
+//! text);
 //! `approval_assignee` holds one `(kind, name, approval_id)` row per assigned user or group,
 //! so that the approvals visible to a user are found through its primary key.
 
@@ -22,8 +23,8 @@ use crate::{ApprovalFilter, ApprovalReader, ApprovalRecord, Batch, Error, Page, 
 
 const APPROVAL_COLUMNS: &str = "id, instance_id, step, attempt, title, status, \
      assigned_users, assigned_groups, quorum, level, decisions, due_at, created_at, updated_at, \
-     item";
-const APPROVAL_VALUES: usize = 15;
+     item, artifacts";
+const APPROVAL_VALUES: usize = 16;
 /// Rows per statement: far below SQLite's and PostgreSQL's limits on bound values.
 const ROWS_PER_STATEMENT: usize = 64;
 
@@ -50,6 +51,12 @@ fn approval_row(record: &ApprovalRecord) -> Result<[Value; APPROVAL_VALUES]> {
         to_micros(record.created_at).into(),
         to_micros(record.updated_at).into(),
         record.item.map(i64::from).into(),
+        record
+            .artifacts
+            .as_ref()
+            .map(|artifacts| json_text(artifacts, id, "artifacts"))
+            .transpose()?
+            .into(),
     ])
 }
 
@@ -95,7 +102,8 @@ impl SqlStore {
                  status = excluded.status, assigned_users = excluded.assigned_users, \
                  assigned_groups = excluded.assigned_groups, quorum = excluded.quorum, \
                  level = excluded.level, decisions = excluded.decisions, \
-                 due_at = excluded.due_at, updated_at = excluded.updated_at",
+                 due_at = excluded.due_at, updated_at = excluded.updated_at, \
+                 artifacts = excluded.artifacts",
             );
             tx.execute_raw(query.build())
                 .await
@@ -206,6 +214,13 @@ fn approval(row: &QueryResult) -> Result<ApprovalRecord> {
             .map(|item| {
                 u32::try_from(item).map_err(|_| {
                     corrupt(format_args!("approval {id}"), format_args!("item {item}"))
+                })
+            })
+            .transpose()?,
+        artifacts: get::<Option<String>>(row, 15, id, "artifacts")?
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|error| {
+                    corrupt(format_args!("approval {id}: column artifacts"), error)
                 })
             })
             .transpose()?,

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::histories::{CASES, committed, replayed, run};
 use super::{
-    approvals, children, compensation, fan_out, fan_out_kinds, graph, joins, lifecycle, recovery,
-    repeat, retries, signals,
+    approvals, bindings, children, compensation, fan_out, fan_out_kinds, graph, joins, lifecycle,
+    recovery, repeat, retries, signals,
 };
 use crate::machine::coverage::rows_taken;
 
@@ -60,6 +60,7 @@ fn transition_rows_that_no_test_reaches_are_reported() {
         compensation::SCENARIOS,
         lifecycle::SCENARIOS,
         approvals::SCENARIOS,
+        bindings::SCENARIOS,
         signals::SCENARIOS,
         joins::SCENARIOS,
         repeat::SCENARIOS,

@@ -382,6 +382,44 @@ steps:
             drain(harness);
         },
     },
+    Case {
+        name: "bound_approval",
+        about: "an approval bound to two artifacts (one bind per fan-out item): the request, each decision and each outcome record the item's artifact; one item is rejected, so only the other is approved for delivery",
+        definition: r#"
+id: bound
+steps:
+  - id: review
+    for_each: "${input.artifacts}"
+    approval: {title: "Send version ${item.version}?", users: [ann], bind: "${item}"}
+  - id: deliver
+    needs: [review]
+    action: core.echo
+    with: {content: "${input.artifacts}"}
+"#,
+        input: || {
+            let artifact = |version: &str, digest: &str| {
+                json!({"system": "otmm", "asset_id": "a-1", "version": version, "sha256": digest.repeat(64),
+                       "size": 5, "content_type": "image/jpeg", "file_name": "a.jpg"})
+            };
+            json!({"artifacts": [artifact("1", "a"), artifact("2", "b")]})
+        },
+        script: |harness| {
+            for (item, decision) in [(0, Verdict::Approve), (1, Verdict::Reject)] {
+                let decide = InputBody::Decide {
+                    step: StepId::from("review"),
+                    attempt: 1,
+                    item: Some(item),
+                    user: "ann".to_owned(),
+                    groups: Vec::new(),
+                    decision,
+                    comment: None,
+                    data: Value::Null,
+                };
+                harness.try_input_as("ann", decide).expect("ann decides");
+            }
+            drain(harness);
+        },
+    },
 ];
 
 /// Succeeds every dispatched unit, in dispatch order, until nothing is dispatched.

@@ -15,6 +15,7 @@ use crate::state::{Phase, StepState, Unit, Work};
 use crate::status::{InstanceStatus, StepStatus};
 
 mod approvals;
+mod bindings;
 mod children;
 mod compensation;
 mod coverage;

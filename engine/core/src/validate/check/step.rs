@@ -1,5 +1,5 @@
 //! One step: its condition, fan-out, action and compensation (a known action whose `with`
-//! fits the action's argument schema), approval title, assignees and form, wait
+//! fits the action's argument schema), approval title, assignees, form and bind, wait
 //! correlation, sleep instant and child workflow input. `item` and `index` are in scope in
 //! a fan-out's `with`, `compensate`, approval and `correlate`.
 
@@ -87,6 +87,9 @@ impl<'a> Checker<'a> {
                 let at_form = at_approval.key("form");
                 self.check_template(form, &at_form, &item_scope);
                 compile_embedded_schema(form, &at_form, self.errors);
+            }
+            if let Some(bind) = &approval.bind {
+                self.check_bind(bind, &at_approval.key("bind"), &item_scope);
             }
         }
         if let Some(wait) = &step.wait {
@@ -223,6 +226,18 @@ impl<'a> Checker<'a> {
                 ),
             );
             }
+        }
+    }
+
+    /// An approval's `bind`: one expression (it must yield artifacts, not text).
+    fn check_bind(&mut self, bind: &str, at_bind: &Path, scope: &Scope) {
+        match (expr::single_expression(bind), expr::expressions(bind)) {
+            (Some(source), _) => self.check_expression(source, at_bind, scope),
+            (None, Err(message)) => self.errors.push(at_bind, message),
+            (None, Ok(_)) => self.errors.push(
+                at_bind,
+                "bind must be one \"${...}\" expression that yields an artifact {system, asset_id, version, sha256, size, content_type, file_name} or a list of them (e.g. \"${steps.fetch.output.content}\")",
+            ),
         }
     }
 

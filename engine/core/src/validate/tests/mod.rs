@@ -106,6 +106,7 @@ steps:
 output: {delivered: "${steps.deliver.output}"}
 "#;
 
+mod bindings;
 mod children;
 mod decoding;
 mod entry;
