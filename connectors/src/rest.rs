@@ -27,6 +27,8 @@ pub(crate) enum Body {
     None,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// Raw bytes with their content type (a document upload).
+    Bytes(Vec<u8>, String),
 }
 
 /// One request, relative to the connector's base URL.
@@ -77,6 +79,12 @@ impl Request {
 
     pub(crate) fn json(mut self, body: Value) -> Self {
         self.body = Body::Json(body);
+        self
+    }
+
+    /// Sends `bytes` as the raw body with `content_type`.
+    pub(crate) fn bytes(mut self, bytes: Vec<u8>, content_type: &str) -> Self {
+        self.body = Body::Bytes(bytes, content_type.to_owned());
         self
     }
 
@@ -233,6 +241,9 @@ impl RestClient {
             Body::None => builder,
             Body::Json(body) => builder.json(body),
             Body::Form(fields) => builder.form(fields),
+            Body::Bytes(bytes, content_type) => builder
+                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                .body(bytes.clone()),
         };
         if let Some((header, key)) = &request.idempotency {
             builder = builder.header(*header, key);

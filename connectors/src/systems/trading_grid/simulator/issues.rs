@@ -47,7 +47,7 @@ pub(super) async fn get_issue(State(context): Context, Path(issue_id): Path<Stri
             .get(&issue_id)
             .cloned()
             .ok_or_else(|| not_found(error_value, "issue", &issue_id))
-    })
+    }))
 }
 
 pub(super) async fn update_issue(
