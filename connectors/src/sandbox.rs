@@ -180,12 +180,15 @@ impl Sandbox {
         events_url: &str,
         secret: &Secret,
     ) -> Result<(), String> {
-        let failed =
-            |error: reqwest::Error| format!("cannot subscribe to the trading_grid simulator: {error}");
+        let failed = |error: reqwest::Error| {
+            format!("cannot subscribe to the trading_grid simulator: {error}")
+        };
         let client = reqwest::Client::new();
         let hub = self.base_url(simulator::trading_grid::NAME);
         let token: serde_json::Value = client
-            .post(format!("{hub}/v1/oauth2/tokens?grant_type=client_credentials"))
+            .post(format!(
+                "{hub}/v1/oauth2/tokens?grant_type=client_credentials"
+            ))
             .basic_auth(SANDBOX_CLIENT_ID, Some(simulator::SANDBOX_CLIENT_SECRET))
             .send()
             .await
@@ -194,9 +197,16 @@ impl Sandbox {
             .json()
             .await
             .map_err(failed)?;
-        let bearer = token["access_token"].as_str().unwrap_or_default().to_owned();
+        let bearer = token["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let url = format!("{events_url}/trading_grid");
-        let path_of = |url: &str| reqwest::Url::parse(url).map(|url| url.path().to_owned()).ok();
+        let path_of = |url: &str| {
+            reqwest::Url::parse(url)
+                .map(|url| url.path().to_owned())
+                .ok()
+        };
         let existing: serde_json::Value = client
             .get(format!("{hub}/hub/v1/subscriptions"))
             .bearer_auth(&bearer)

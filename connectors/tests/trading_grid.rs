@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridflow_connectors::config::TradingGridConfig;
+use gridflow_connectors::content::{Artifact, ContentStore};
 use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::trading_grid::SANDBOX_COMPANY_ID;
 use gridflow_connectors::simulator::{self, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions};
 use gridflow_connectors::trading_grid::{TradingGridConnector, TradingGridCredentials};
-use gridflow_connectors::content::{Artifact, ContentStore};
 use gridflow_connectors::{Connector, Registry};
 use serde_json::json;
 use support::{Case, assert_error, invocation, invoke, run_contract};
@@ -65,7 +65,11 @@ async fn artifact(content: &ContentStore, bytes: &[u8], file_name: &str) -> serd
 }
 
 /// Publishes `artifacts` to the retailers group as step `step`; the output.
-async fn publish(registry: &Registry, artifacts: serde_json::Value, step: &str) -> serde_json::Value {
+async fn publish(
+    registry: &Registry,
+    artifacts: serde_json::Value,
+    step: &str,
+) -> serde_json::Value {
     invoke(
         registry,
         "trading_grid.publish_content",

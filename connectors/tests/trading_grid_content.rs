@@ -11,6 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridflow_connectors::Registry;
 use gridflow_connectors::config::TradingGridConfig;
 use gridflow_connectors::content::{Artifact, ContentStore};
 use gridflow_connectors::effects::{DeliveryStatus, LedgerChange};
@@ -20,7 +21,6 @@ use gridflow_connectors::simulator::{
     self, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions,
 };
 use gridflow_connectors::trading_grid::{TradingGridConnector, TradingGridCredentials};
-use gridflow_connectors::Registry;
 use serde_json::{Value, json};
 use support::{assert_error, invoke};
 
@@ -69,7 +69,11 @@ impl Hub {
     }
 
     async fn artifact(&self, bytes: &[u8], asset_id: &str, file_name: &str) -> Value {
-        let reference = self.content.put(bytes, "image/png", file_name).await.unwrap();
+        let reference = self
+            .content
+            .put(bytes, "image/png", file_name)
+            .await
+            .unwrap();
         serde_json::to_value(Artifact {
             system: "otmm".to_owned(),
             asset_id: asset_id.to_owned(),
@@ -79,7 +83,11 @@ impl Hub {
         .unwrap()
     }
 
-    async fn publish(&self, artifacts: Value, step: &str) -> Result<Value, gridflow_connectors::Error> {
+    async fn publish(
+        &self,
+        artifacts: Value,
+        step: &str,
+    ) -> Result<Value, gridflow_connectors::Error> {
         invoke(
             &self.registry,
             "trading_grid.publish_content",
@@ -119,7 +127,10 @@ impl Hub {
 fn assert_fits_output(registry: &Registry, action: &str, output: &Value) {
     let (_, spec) = registry.action(action).unwrap();
     let validator = jsonschema::draft202012::new(&spec.output).unwrap();
-    let errors: Vec<String> = validator.iter_errors(output).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(output)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{action}: {errors:?}\n{output:#}");
 }
 
@@ -130,11 +141,19 @@ fn assert_no_link(text: &str, context: &str) {
 }
 
 #[tokio::test]
-async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_per_partner_and_file() {
+async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_per_partner_and_file()
+{
     let hub = Hub::start().await;
-    let front = hub.artifact(b"front of the can", "asset-front", "front.png").await;
-    let back = hub.artifact(b"back of the can", "asset-back", "back.png").await;
-    let output = hub.publish(json!([front.clone(), back.clone()]), "publish").await.unwrap();
+    let front = hub
+        .artifact(b"front of the can", "asset-front", "front.png")
+        .await;
+    let back = hub
+        .artifact(b"back of the can", "asset-back", "back.png")
+        .await;
+    let output = hub
+        .publish(json!([front.clone(), back.clone()]), "publish")
+        .await
+        .unwrap();
     assert_fits_output(&hub.registry, "trading_grid.publish_content", &output);
     assert_eq!(output["status"], "published");
     assert_eq!(output["recipients"], json!([METRO, HARBOR]));
@@ -154,16 +173,30 @@ async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_pe
             .iter()
             .find(|document| document["sha256"] == delivery.sha256.as_str())
             .unwrap();
-        assert_eq!(delivery.receipt.as_deref(), document["document_id"].as_str());
+        assert_eq!(
+            delivery.receipt.as_deref(),
+            document["document_id"].as_str()
+        );
     }
     assert_no_link(&output.to_string(), "publish output");
 
     // The partner's download gives the very bytes; the post holds no link.
-    let (status, bytes) = hub.download(METRO_LOGIN, &output["post_id"], &documents[0]["document_id"]).await;
+    let (status, bytes) = hub
+        .download(
+            METRO_LOGIN,
+            &output["post_id"],
+            &documents[0]["document_id"],
+        )
+        .await;
     assert_eq!((status, bytes.as_slice()), (200, &b"front of the can"[..]));
-    let post = invoke(&hub.registry, "trading_grid.get_post", json!({"post_id": output["post_id"]}), "read")
-        .await
-        .unwrap();
+    let post = invoke(
+        &hub.registry,
+        "trading_grid.get_post",
+        json!({"post_id": output["post_id"]}),
+        "read",
+    )
+    .await
+    .unwrap();
     assert_fits_output(&hub.registry, "trading_grid.get_post", &post);
     assert_eq!(post["downloads"][0]["login_id"], METRO_LOGIN);
     assert_eq!(post["documents"][1]["sha256"], back["sha256"]);
@@ -180,9 +213,14 @@ async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_pe
 #[tokio::test]
 async fn a_digest_the_hub_reports_wrong_fails_for_good_and_posts_nothing() {
     let hub = Hub::start().await;
-    let image = hub.artifact(b"label artwork", "asset-label", "label.png").await;
+    let image = hub
+        .artifact(b"label artwork", "asset-label", "label.png")
+        .await;
     reqwest::Client::new()
-        .post(format!("{}/_sim/trading_grid/corrupt_uploads", hub.simulator.base_url()))
+        .post(format!(
+            "{}/_sim/trading_grid/corrupt_uploads",
+            hub.simulator.base_url()
+        ))
         .json(&json!({"count": 1}))
         .send()
         .await
@@ -200,10 +238,18 @@ async fn a_digest_the_hub_reports_wrong_fails_for_good_and_posts_nothing() {
 
     // Bytes changed in the store are refused before anything is uploaded.
     let changed = hub.artifact(b"original", "asset-x", "x.png").await;
-    let path = hub.content.path_of(changed["sha256"].as_str().unwrap()).unwrap();
+    let path = hub
+        .content
+        .path_of(changed["sha256"].as_str().unwrap())
+        .unwrap();
     std::fs::write(path, b"tampered").unwrap();
     let uploads = hub.effects_named("document.uploaded");
-    assert_error(hub.publish(json!([changed]), "tampered").await, false, "content_corrupt", "tampered");
+    assert_error(
+        hub.publish(json!([changed]), "tampered").await,
+        false,
+        "content_corrupt",
+        "tampered",
+    );
     assert_eq!(hub.effects_named("document.uploaded"), uploads);
     let empty = hub.publish(json!([]), "empty").await;
     assert_error(empty, false, "invalid_arguments", "no content");
@@ -215,9 +261,15 @@ async fn withdrawn_partners_and_documents_get_410_and_the_ledger_says_withdrawn(
     let hub = Hub::start().await;
     let first = hub.artifact(b"first file", "asset-1", "one.png").await;
     let second = hub.artifact(b"second file", "asset-2", "two.png").await;
-    let output = hub.publish(json!([first, second]), "publish").await.unwrap();
+    let output = hub
+        .publish(json!([first, second]), "publish")
+        .await
+        .unwrap();
     let post_id = &output["post_id"];
-    let (one, two) = (&output["documents"][0]["document_id"], &output["documents"][1]["document_id"]);
+    let (one, two) = (
+        &output["documents"][0]["document_id"],
+        &output["documents"][1]["document_id"],
+    );
     assert_eq!(hub.download(HARBOR_LOGIN, post_id, one).await.0, 200);
 
     let withdrawn = invoke(
@@ -234,8 +286,14 @@ async fn withdrawn_partners_and_documents_get_410_and_the_ledger_says_withdrawn(
         panic!("one withdrawal: {ledger:?}");
     };
     assert_eq!(status.status, DeliveryStatus::Withdrawn);
-    assert_eq!((status.partner.as_deref(), status.receipt.as_deref()), (Some(HARBOR), None));
-    assert_eq!(status.detail, Some(json!({"reason": "licence ended in the US"})));
+    assert_eq!(
+        (status.partner.as_deref(), status.receipt.as_deref()),
+        (Some(HARBOR), None)
+    );
+    assert_eq!(
+        status.detail,
+        Some(json!({"reason": "licence ended in the US"}))
+    );
     assert_eq!(hub.download(HARBOR_LOGIN, post_id, one).await.0, 410);
     assert_eq!(hub.download(METRO_LOGIN, post_id, one).await.0, 200);
 
@@ -253,19 +311,40 @@ async fn withdrawn_partners_and_documents_get_410_and_the_ledger_says_withdrawn(
     assert_eq!(hub.download(METRO_LOGIN, post_id, two).await.0, 410);
     assert_eq!(hub.download(METRO_LOGIN, post_id, one).await.0, 200);
 
-    let whole = invoke(&hub.registry, "trading_grid.withdraw_post", json!({"post_id": post_id}), "all")
-        .await
-        .unwrap();
+    let whole = invoke(
+        &hub.registry,
+        "trading_grid.withdraw_post",
+        json!({"post_id": post_id}),
+        "all",
+    )
+    .await
+    .unwrap();
     assert_eq!(whole["status"], "withdrawn");
     assert_eq!(hub.download(METRO_LOGIN, post_id, one).await.0, 410);
-    let again = invoke(&hub.registry, "trading_grid.withdraw_post", json!({"post_id": post_id}), "twice").await;
+    let again = invoke(
+        &hub.registry,
+        "trading_grid.withdraw_post",
+        json!({"post_id": post_id}),
+        "twice",
+    )
+    .await;
     assert_error(again, false, "conflict", "withdrawn twice");
-    let post = invoke(&hub.registry, "trading_grid.get_post", json!({"post_id": post_id}), "read")
-        .await
-        .unwrap();
+    let post = invoke(
+        &hub.registry,
+        "trading_grid.get_post",
+        json!({"post_id": post_id}),
+        "read",
+    )
+    .await
+    .unwrap();
     assert_eq!(post["withdrawn"], true);
     assert_eq!(post["documents"][1]["withdrawn"], true);
     // A partner the post never reached does not learn it exists.
-    assert_eq!(hub.download("buyer@greenmountain.example", post_id, one).await.0, 404);
+    assert_eq!(
+        hub.download("buyer@greenmountain.example", post_id, one)
+            .await
+            .0,
+        404
+    );
     hub.simulator.shutdown().await;
 }

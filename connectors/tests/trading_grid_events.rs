@@ -45,7 +45,11 @@ struct Receiver {
 }
 
 async fn callback(
-    State((received, refuse, changed)): State<(Received, Arc<Mutex<usize>>, Arc<tokio::sync::Notify>)>,
+    State((received, refuse, changed)): State<(
+        Received,
+        Arc<Mutex<usize>>,
+        Arc<tokio::sync::Notify>,
+    )>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
@@ -131,7 +135,13 @@ fn hub(registry: &Registry) -> Arc<dyn Connector> {
 }
 
 /// A partner's request to the simulator's partner routes.
-async fn partner(sandbox: &Sandbox, login: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+async fn partner(
+    sandbox: &Sandbox,
+    login: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
     let base = sandbox.simulator("trading_grid").unwrap().base_url();
     let response = reqwest::Client::new()
         .request(method, format!("{base}{path}"))
@@ -140,7 +150,11 @@ async fn partner(sandbox: &Sandbox, login: &str, method: reqwest::Method, path: 
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
     response.json().await.unwrap_or(Value::Null)
 }
 
@@ -155,14 +169,29 @@ fn assert_fits(connector: &dyn Connector, change: &FeedChange) {
         .iter_errors(&change.data)
         .map(|error| format!("{}: {error}", error.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{}: {errors:?}\n{:#}", change.kind, change.data);
-    let ledger = !connector.event_effects(&change.kind, &change.data).ledger.is_empty();
-    assert_eq!(spec.effects.ledger, ledger, "{}: declared ledger effects", change.kind);
+    assert!(
+        errors.is_empty(),
+        "{}: {errors:?}\n{:#}",
+        change.kind,
+        change.data
+    );
+    let ledger = !connector
+        .event_effects(&change.kind, &change.data)
+        .ledger
+        .is_empty();
+    assert_eq!(
+        spec.effects.ledger, ledger,
+        "{}: declared ledger effects",
+        change.kind
+    );
 }
 
 /// Makes one of each partner event and our request and withdrawal events; the post id.
 async fn partner_activity(sandbox: &Sandbox, registry: &Registry, store: &ContentStore) -> Value {
-    let reference = store.put(b"case image", "image/png", "case.png").await.unwrap();
+    let reference = store
+        .put(b"case image", "image/png", "case.png")
+        .await
+        .unwrap();
     let artifact = json!({"system": "otmm", "asset_id": "a-1", "version": "1", "sha256": reference.sha256,
                           "size": reference.size, "content_type": "image/png", "file_name": "case.png"});
     let post = invoke(
@@ -177,26 +206,68 @@ async fn partner_activity(sandbox: &Sandbox, registry: &Registry, store: &Conten
     let (post_id, document_id) = (&post["post_id"], &post["documents"][0]["document_id"]);
     let get = reqwest::Method::GET;
     let send = reqwest::Method::POST;
-    let request = partner(sandbox, METRO_LOGIN, send.clone(), "/partner/v1/requests",
+    let request = partner(
+        sandbox,
+        METRO_LOGIN,
+        send.clone(),
+        "/partner/v1/requests",
         json!({"type": "media", "asset": {"system": "otmm", "asset_id": "a-1"}, "market": "US",
-               "language": "en", "description": "A lifestyle shot, please."})).await;
+               "language": "en", "description": "A lifestyle shot, please."}),
+    )
+    .await;
     let post_path = format!("/partner/v1/posts/{}", post_id.as_str().unwrap());
-    partner(sandbox, METRO_LOGIN, send.clone(), &format!("{post_path}/comments"), json!({"body": "Looks great"})).await;
+    partner(
+        sandbox,
+        METRO_LOGIN,
+        send.clone(),
+        &format!("{post_path}/comments"),
+        json!({"body": "Looks great"}),
+    )
+    .await;
     let base = sandbox.simulator("trading_grid").unwrap().base_url();
     let download = reqwest::Client::new()
-        .get(format!("{base}{post_path}/documents/{}", document_id.as_str().unwrap()))
+        .get(format!(
+            "{base}{post_path}/documents/{}",
+            document_id.as_str().unwrap()
+        ))
         .header(PARTNER_LOGIN_HEADER, METRO_LOGIN)
         .send()
         .await
         .unwrap();
     assert_eq!(download.bytes().await.unwrap().as_ref(), b"case image");
-    partner(sandbox, METRO_LOGIN, send.clone(), &format!("{post_path}/acknowledgements"), json!({"ack_type": "accepted"})).await;
+    partner(
+        sandbox,
+        METRO_LOGIN,
+        send.clone(),
+        &format!("{post_path}/acknowledgements"),
+        json!({"ack_type": "accepted"}),
+    )
+    .await;
     partner(sandbox, HARBOR_LOGIN, get, &post_path, Value::Null).await;
-    partner(sandbox, HARBOR_LOGIN, send.clone(), "/partner/v1/communities/cmty-aurora-partners/join", Value::Null).await;
-    invoke(registry, "trading_grid.answer_request",
-        json!({"request_id": request["request_id"], "message": "On its way"}), "answer").await.unwrap();
-    invoke(registry, "trading_grid.withdraw_post",
-        json!({"post_id": post_id, "partner_company_ids": ["GC00977799GH"], "reason": "recall"}), "withdraw").await.unwrap();
+    partner(
+        sandbox,
+        HARBOR_LOGIN,
+        send.clone(),
+        "/partner/v1/communities/cmty-aurora-partners/join",
+        Value::Null,
+    )
+    .await;
+    invoke(
+        registry,
+        "trading_grid.answer_request",
+        json!({"request_id": request["request_id"], "message": "On its way"}),
+        "answer",
+    )
+    .await
+    .unwrap();
+    invoke(
+        registry,
+        "trading_grid.withdraw_post",
+        json!({"post_id": post_id, "partner_company_ids": ["GC00977799GH"], "reason": "recall"}),
+        "withdraw",
+    )
+    .await
+    .unwrap();
     post_id.clone()
 }
 
@@ -211,14 +282,25 @@ async fn partner_activity_becomes_catalogued_events_with_ledger_effects() {
     let kinds: Vec<&str> = changes.iter().map(|change| change.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["request_created", "post_commented", "document_downloaded", "post_acknowledged",
-         "partner_joined", "request_updated", "post_withdrawn"]
+        [
+            "request_created",
+            "post_commented",
+            "document_downloaded",
+            "post_acknowledged",
+            "partner_joined",
+            "request_updated",
+            "post_withdrawn"
+        ]
     );
     for change in &changes {
         assert_fits(connector.as_ref(), change);
         let text = change.data.to_string();
         for needle in ["http://", "https://", "Bearer", "secret"] {
-            assert!(!text.contains(needle), "{}: {needle} in {text}", change.kind);
+            assert!(
+                !text.contains(needle),
+                "{}: {needle} in {text}",
+                change.kind
+            );
         }
     }
     let downloaded = &changes[2];
@@ -233,7 +315,10 @@ async fn partner_activity_becomes_catalogued_events_with_ledger_effects() {
     assert_eq!(status.detail, Some(json!({"login_id": METRO_LOGIN})));
     assert!(status.at.is_some());
     let request = &changes[0].data;
-    assert_eq!((request["type"].as_str(), request["market"].as_str()), (Some("media"), Some("US")));
+    assert_eq!(
+        (request["type"].as_str(), request["market"].as_str()),
+        (Some("media"), Some("US"))
+    );
     sandbox.shutdown().await;
 }
 
@@ -255,8 +340,14 @@ async fn callbacks_are_signed_retried_until_accepted_and_read_as_the_feed_gives_
         .await
         .unwrap();
     let base = sandbox.simulator("trading_grid").unwrap().base_url();
-    partner(&sandbox, METRO_LOGIN, reqwest::Method::POST, "/partner/v1/requests",
-        json!({"type": "access", "description": "Portal access for our new buyer"})).await;
+    partner(
+        &sandbox,
+        METRO_LOGIN,
+        reqwest::Method::POST,
+        "/partner/v1/requests",
+        json!({"type": "access", "description": "Portal access for our new buyer"}),
+    )
+    .await;
     let received = receiver.wait_for(3).await;
     assert_eq!(*receiver.refuse.lock().unwrap(), 0);
     let (signature, body) = &received[2];
@@ -272,7 +363,11 @@ async fn callbacks_are_signed_retried_until_accepted_and_read_as_the_feed_gives_
     assert_eq!(changes.len(), 1);
     assert_eq!(
         (inbound.id.as_str(), inbound.name.as_str(), &inbound.payload),
-        (changes[0].id.as_str(), changes[0].kind.as_str(), &changes[0].data),
+        (
+            changes[0].id.as_str(),
+            changes[0].kind.as_str(),
+            &changes[0].data
+        ),
         "the callback and the feed give the same event"
     );
     // A fault on the hub's own routes does not touch the callbacks already sent.
@@ -289,7 +384,10 @@ async fn callbacks_are_signed_retried_until_accepted_and_read_as_the_feed_gives_
         .await
         .unwrap();
     assert_eq!(refused.status(), 500);
-    assert_eq!(feed.changes(Some(&start), 10).await.unwrap().changes.len(), 1);
+    assert_eq!(
+        feed.changes(Some(&start), 10).await.unwrap().changes.len(),
+        1
+    );
     sandbox.shutdown().await;
 }
 
@@ -299,7 +397,12 @@ async fn partner_routes_need_a_known_partner_login() {
     let base = sandbox.simulator("trading_grid").unwrap().base_url();
     let client = reqwest::Client::new();
     let body = json!({"type": "media", "description": "x"});
-    let anonymous = client.post(format!("{base}/partner/v1/requests")).json(&body).send().await.unwrap();
+    let anonymous = client
+        .post(format!("{base}/partner/v1/requests"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     let stranger = client
         .post(format!("{base}/partner/v1/requests"))

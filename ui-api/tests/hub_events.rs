@@ -60,7 +60,10 @@ impl TestApp {
             ..Options::new(TOKEN)
         };
         let Harness { engine, router, .. } = Harness::with(options).await;
-        engine.deploy(ON_REQUEST).await.expect("the definition deploys");
+        engine
+            .deploy(ON_REQUEST)
+            .await
+            .expect("the definition deploys");
         Self { router, engine }
     }
 
@@ -103,11 +106,18 @@ async fn signed_callback_starts_with_the_payload_the_feed_gives() {
     let app = TestApp::new().await;
     let body = callback("evt-000101");
     let (status, answer) = app
-        .send(&body, Some(&body_signature(SECRET.as_bytes(), body.as_bytes())))
+        .send(
+            &body,
+            Some(&body_signature(SECRET.as_bytes(), body.as_bytes())),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["event"], "trading_grid.request_created");
-    assert_eq!(answer["started"].as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(
+        answer["started"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
     let instances = app.instances().await;
     assert_eq!(instances.len(), 1);
     assert_eq!(
@@ -116,9 +126,15 @@ async fn signed_callback_starts_with_the_payload_the_feed_gives() {
     );
     // The same callback again (the hub retrying) starts nothing.
     let (status, again) = app
-        .send(&body, Some(&body_signature(SECRET.as_bytes(), body.as_bytes())))
+        .send(
+            &body,
+            Some(&body_signature(SECRET.as_bytes(), body.as_bytes())),
+        )
         .await;
-    assert_eq!((status, &again["duplicate"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (StatusCode::OK, &json!(true))
+    );
     assert_eq!(app.instances().await.len(), 1);
 }
 
@@ -128,16 +144,26 @@ async fn bad_or_missing_hub_signature_is_401_and_delivers_nothing() {
     let body = callback("evt-000102");
     let forged = body_signature(b"not-the-secret", body.as_bytes());
     let tampered = body_signature(SECRET.as_bytes(), callback("evt-000103").as_bytes());
-    for signature in [Some(forged.as_str()), Some(tampered.as_str()), Some("sha256=zz"), None] {
+    for signature in [
+        Some(forged.as_str()),
+        Some(tampered.as_str()),
+        Some("sha256=zz"),
+        None,
+    ] {
         let (status, answer) = app.send(&body, signature).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{signature:?}: {answer}");
         assert!(!answer.to_string().contains(SECRET), "{answer}");
     }
     assert!(app.instances().await.is_empty());
     // Signed, but not the hub's format: refused, nothing delivered.
-    let odd = json!({"event_id": "evt-000104", "event": "request.created", "data": "not an object"}).to_string();
+    let odd =
+        json!({"event_id": "evt-000104", "event": "request.created", "data": "not an object"})
+            .to_string();
     let (status, _) = app
-        .send(&odd, Some(&body_signature(SECRET.as_bytes(), odd.as_bytes())))
+        .send(
+            &odd,
+            Some(&body_signature(SECRET.as_bytes(), odd.as_bytes())),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(app.instances().await.is_empty());
@@ -204,10 +230,16 @@ async fn an_event_by_callback_and_by_poller_is_delivered_once_whichever_comes_fi
     let app = TestApp::new().await;
     let body = callback("evt-000201");
     let signature = body_signature(SECRET.as_bytes(), body.as_bytes());
-    assert_eq!(app.send(&body, Some(&signature)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        app.send(&body, Some(&signature)).await.0,
+        StatusCode::ACCEPTED
+    );
     let poller = hub_poller(&app.engine, &body);
     poller.poll().await.expect("the first pass sets the cursor");
-    let pass = poller.poll().await.expect("the second pass reads the change");
+    let pass = poller
+        .poll()
+        .await
+        .expect("the second pass reads the change");
     assert_eq!((pass.delivered, pass.started.len()), (1, 0), "{pass:?}");
     assert_eq!(app.instances().await.len(), 1);
 
@@ -216,10 +248,17 @@ async fn an_event_by_callback_and_by_poller_is_delivered_once_whichever_comes_fi
     let body = callback("evt-000202");
     let poller = hub_poller(&app.engine, &body);
     poller.poll().await.expect("the first pass sets the cursor");
-    let pass = poller.poll().await.expect("the second pass reads the change");
+    let pass = poller
+        .poll()
+        .await
+        .expect("the second pass reads the change");
     assert_eq!(pass.started.len(), 1, "{pass:?}");
     let signature = body_signature(SECRET.as_bytes(), body.as_bytes());
     let (status, answer) = app.send(&body, Some(&signature)).await;
-    assert_eq!((status, &answer["duplicate"]), (StatusCode::OK, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (StatusCode::OK, &json!(true)),
+        "{answer}"
+    );
     assert_eq!(app.instances().await.len(), 1);
 }

@@ -215,7 +215,9 @@ pub fn verify(
                 _ => {
                     return Err(malformed(
                         None,
-                        format!("the event needs a type: a non-empty string field {field:?} in the body"),
+                        format!(
+                            "the event needs a type: a non-empty string field {field:?} in the body"
+                        ),
                     ));
                 }
             }
@@ -496,7 +498,17 @@ mod tests {
         assert_eq!(verified.event_id.as_deref(), Some("evt-000007"));
         assert_eq!(verified.event["data"]["post_id"], "post-1");
         // No timestamp: the same body verifies whenever it comes; its id stops the replay.
-        assert!(verify(&hub(), &signed(body, SECRET), None, body, SECRET, NOW + 86_400).is_ok());
+        assert!(
+            verify(
+                &hub(),
+                &signed(body, SECRET),
+                None,
+                body,
+                SECRET,
+                NOW + 86_400
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -509,18 +521,27 @@ mod tests {
             Pairs(vec![]),
         ] {
             let refusal = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap_err();
-            assert!(matches!(refusal, Refusal::Unauthenticated(_)), "{refusal:?}");
+            assert!(
+                matches!(refusal, Refusal::Unauthenticated(_)),
+                "{refusal:?}"
+            );
         }
         let tampered = br#"{"event_id":"evt-000008","event":"document.downloaded","occurred_at":"2026-12-07T09:00:00Z","data":{"post_id":"post-1"}}"#;
-        let refusal = verify(&hub(), &signed(body, SECRET), None, tampered, SECRET, NOW).unwrap_err();
-        assert!(matches!(refusal, Refusal::Unauthenticated(_)), "{refusal:?}");
+        let refusal =
+            verify(&hub(), &signed(body, SECRET), None, tampered, SECRET, NOW).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::Unauthenticated(_)),
+            "{refusal:?}"
+        );
     }
 
     #[test]
     fn source_signature_needs_an_id_in_the_body_and_ignores_header_ids() {
         let body = br#"{"event":"post.withdrawn","data":{}}"#;
         let mut headers = signed(body, SECRET);
-        headers.0.push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
+        headers
+            .0
+            .push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
         let refusal = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap_err();
         assert!(
             matches!(&refusal, Refusal::Malformed { message, .. } if message.contains("\"event_id\"")),
@@ -528,7 +549,9 @@ mod tests {
         );
         let body = hub_body();
         let mut headers = signed(body, SECRET);
-        headers.0.push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
+        headers
+            .0
+            .push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
         let verified = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap();
         assert_eq!(verified.event_id.as_deref(), Some("evt-000007"));
     }
@@ -536,9 +559,22 @@ mod tests {
     #[test]
     fn source_signature_refuses_a_query_type_and_defaults_to_id_and_type() {
         let body = hub_body();
-        let refusal = verify(&hub(), &signed(body, SECRET), Some("other"), body, SECRET, NOW)
-            .unwrap_err();
-        assert!(matches!(refusal, Refusal::Malformed { parameter: Some("type"), .. }));
+        let refusal = verify(
+            &hub(),
+            &signed(body, SECRET),
+            Some("other"),
+            body,
+            SECRET,
+            NOW,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::Malformed {
+                parameter: Some("type"),
+                ..
+            }
+        ));
         let vip = SourceSettings {
             signature_header: Some("x-signature"),
             ..SourceSettings::default()
@@ -555,9 +591,15 @@ mod tests {
     #[test]
     fn source_signature_header_is_ignored_where_not_configured() {
         let body = hub_body();
-        let refusal =
-            verify(&SourceSettings::default(), &signed(body, SECRET), None, body, SECRET, NOW)
-                .unwrap_err();
+        let refusal = verify(
+            &SourceSettings::default(),
+            &signed(body, SECRET),
+            None,
+            body,
+            SECRET,
+            NOW,
+        )
+        .unwrap_err();
         assert_eq!(refusal, Refusal::Unauthenticated(BAD_SIGNATURE.to_owned()));
     }
 }

@@ -173,7 +173,13 @@ impl Poller {
                 // by callback is delivered once.
                 match self
                     .engine
-                    .deliver_change_once(source, &change.id, &name, &change.data, &format!("poller:{source}"))
+                    .deliver_change_once(
+                        source,
+                        &change.id,
+                        &name,
+                        &change.data,
+                        &format!("poller:{source}"),
+                    )
                     .await
                 {
                     Ok(delivered) => {

@@ -108,7 +108,6 @@ struct ListAcksArgs {
     post_id: String,
 }
 
-
 impl TradingGridConnector {
     /// `trading_grid.list_partners`.
     pub(super) async fn list_partners(&self, arguments: &Value) -> Result<Value> {
@@ -286,7 +285,11 @@ impl TradingGridConnector {
     }
 
     /// `trading_grid.record_acknowledgement`.
-    pub(super) async fn record_acknowledgement(&self, arguments: &Value, key: &str) -> Result<Value> {
+    pub(super) async fn record_acknowledgement(
+        &self,
+        arguments: &Value,
+        key: &str,
+    ) -> Result<Value> {
         let args: AckArgs = parse_arguments(NAME, "record_acknowledgement", arguments)?;
         let path = format!("/hub/v1/posts/{}/acknowledgements", segment(&args.post_id));
         let body = json!({"company_id": args.company_id, "login_id": args.login_id, "ack_type": args.ack_type, "comment": args.comment});
@@ -339,8 +342,10 @@ impl TradingGridConnector {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|comment| json!({"comment_id": comment["comment_id"], "body": comment["body"],
-                                  "author": comment["author"], "created_at": comment["created_at"]}))
+            .map(|comment| {
+                json!({"comment_id": comment["comment_id"], "body": comment["body"],
+                                  "author": comment["author"], "created_at": comment["created_at"]})
+            })
             .collect();
         Ok(json!({
             "issue_id": required(&issue, "/issue_id", "trading grid issue")?, "title": issue["title"],
@@ -357,4 +362,3 @@ fn issue_output(issue: &Value) -> Result<Value> {
         json!({"issue_id": required(issue, "/issue_id", "trading grid issue")?, "status": issue["status"], "severity": issue["severity"]}),
     )
 }
-

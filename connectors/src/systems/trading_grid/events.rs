@@ -23,8 +23,19 @@ fn instant() -> Value {
 fn request() -> Value {
     let nullable = json!({"type": ["string", "null"]});
     open_object(
-        &["request_id", "type", "partner_company_id", "login_id", "description", "status",
-          "answers", "created_at", "updated_at", "change_id", "occurred_at"],
+        &[
+            "request_id",
+            "type",
+            "partner_company_id",
+            "login_id",
+            "description",
+            "status",
+            "answers",
+            "created_at",
+            "updated_at",
+            "change_id",
+            "occurred_at",
+        ],
         with_change(json!({
             "request_id": string(), "type": {"enum": ["media", "access", "localisation", "enhancement"]},
             "partner_company_id": string(), "login_id": string(),

@@ -144,7 +144,10 @@ mod tests {
         );
         assert_eq!(status.detail, Some(json!({"login_id": "a@b"})));
         assert_eq!(status.at, instant(&json!("2026-12-07T08:59:59Z")));
-        for bad in [json!({"event": "x", "data": {}}), json!({"event_id": "e", "event": "x", "data": 1})] {
+        for bad in [
+            json!({"event": "x", "data": {}}),
+            json!({"event_id": "e", "event": "x", "data": 1}),
+        ] {
             assert_eq!(read_callback(&bad).unwrap_err().code(), "invalid_event");
         }
     }
@@ -155,17 +158,36 @@ mod tests {
             "post_withdrawn",
             &json!({"post_id": "p", "document_id": null, "partner_company_ids": [], "reason": "recall"}),
         );
-        assert!(matches!(all.ledger.as_slice(),
-            [LedgerChange::Status(StatusChange { partner: None, receipt: None, status: DeliveryStatus::Withdrawn, .. })]));
+        assert!(matches!(
+            all.ledger.as_slice(),
+            [LedgerChange::Status(StatusChange {
+                partner: None,
+                receipt: None,
+                status: DeliveryStatus::Withdrawn,
+                ..
+            })]
+        ));
         let some = event_effects(
             "post_withdrawn",
             &json!({"post_id": "p", "document_id": "d", "partner_company_ids": ["A", "B"]}),
         );
         assert_eq!(some.ledger.len(), 2);
-        assert!(event_effects("request_created", &json!({"request_id": "r"})).ledger.is_empty());
+        assert!(
+            event_effects("request_created", &json!({"request_id": "r"}))
+                .ledger
+                .is_empty()
+        );
         assert!(matches!(
-            event_effects("post_acknowledged", &json!({"post_id": "p", "company_id": "A"})).ledger.as_slice(),
-            [LedgerChange::Status(StatusChange { status: DeliveryStatus::Acknowledged, .. })]
+            event_effects(
+                "post_acknowledged",
+                &json!({"post_id": "p", "company_id": "A"})
+            )
+            .ledger
+            .as_slice(),
+            [LedgerChange::Status(StatusChange {
+                status: DeliveryStatus::Acknowledged,
+                ..
+            })]
         ));
     }
 }

@@ -19,7 +19,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::config::TradingGridConfig;
-use crate::connector::{ActionSpec, Connector, Error, EventEffects, InboundEvent, Invocation, Result};
+use crate::connector::{
+    ActionSpec, Connector, Error, EventEffects, InboundEvent, Invocation, Result,
+};
 use crate::http::Secret;
 use crate::rest::{Request, RestClient, TokenSource, required};
 
@@ -142,7 +144,6 @@ impl TradingGridConnector {
         })
     }
 }
-
 
 #[async_trait]
 impl Connector for TradingGridConnector {

@@ -103,7 +103,9 @@ impl TradingGridConnector {
                 ),
             ));
         }
-        Ok(json!({"document_id": document_id, "sha256": reported, "file_name": artifact.content.file_name}))
+        Ok(
+            json!({"document_id": document_id, "sha256": reported, "file_name": artifact.content.file_name}),
+        )
     }
 
     /// `trading_grid.publish_content`.
@@ -116,7 +118,10 @@ impl TradingGridConnector {
         }
         let mut documents = Vec::with_capacity(args.content.len());
         for (index, artifact) in args.content.iter().enumerate() {
-            documents.push(self.upload(artifact, &format!("{key}:document:{index}")).await?);
+            documents.push(
+                self.upload(artifact, &format!("{key}:document:{index}"))
+                    .await?,
+            );
         }
         let document_ids: Vec<&Value> = documents
             .iter()
@@ -154,8 +159,10 @@ impl TradingGridConnector {
                 }));
             }
         }
-        Ok(json!({"post_id": post_id, "status": answer["status"], "documents": documents,
-                  "recipients": recipients, "ledger": ledger_json(&ledger)?}))
+        Ok(
+            json!({"post_id": post_id, "status": answer["status"], "documents": documents,
+                  "recipients": recipients, "ledger": ledger_json(&ledger)?}),
+        )
     }
 
     /// `trading_grid.withdraw_post`.
@@ -220,8 +227,10 @@ impl TradingGridConnector {
             at: instant(&answer["withdrawn_at"]),
             detail: Some(json!({"reason": args.reason})),
         })];
-        Ok(json!({"post_id": args.post_id, "document_id": args.document_id, "status": answer["status"],
-                  "ledger": ledger_json(&ledger)?}))
+        Ok(
+            json!({"post_id": args.post_id, "document_id": args.document_id, "status": answer["status"],
+                  "ledger": ledger_json(&ledger)?}),
+        )
     }
 
     /// `trading_grid.get_post`.
@@ -235,7 +244,12 @@ impl TradingGridConnector {
             )))
             .await?;
         let list = |field: &str, shape: &dyn Fn(&Value) -> Value| -> Vec<Value> {
-            post[field].as_array().into_iter().flatten().map(shape).collect()
+            post[field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(shape)
+                .collect()
         };
         let documents = list("documents", &|document| {
             json!({"document_id": document["document_id"], "file_name": document["file_name"],

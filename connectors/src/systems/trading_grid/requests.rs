@@ -66,7 +66,9 @@ fn text_or_null(value: &Value) -> Value {
 /// status, answers, resolution, created_at, updated_at}`.
 pub(super) fn request_output(request: &Value) -> Result<Value> {
     let asset = match &request["asset"] {
-        asset @ Value::Object(_) => json!({"system": asset["system"], "asset_id": asset["asset_id"]}),
+        asset @ Value::Object(_) => {
+            json!({"system": asset["system"], "asset_id": asset["asset_id"]})
+        }
         _ => Value::Null,
     };
     let answers: Vec<Value> = request["answers"]
@@ -87,8 +89,10 @@ pub(super) fn request_output(request: &Value) -> Result<Value> {
 }
 
 fn group_output(group: &Value) -> Result<Value> {
-    Ok(json!({"group_id": required(group, "/group_id", "trading grid group")?, "community_id": group["community_id"],
-              "name": group["name"], "member_company_ids": group["member_company_ids"].as_array().cloned().unwrap_or_default()}))
+    Ok(
+        json!({"group_id": required(group, "/group_id", "trading grid group")?, "community_id": group["community_id"],
+              "name": group["name"], "member_company_ids": group["member_company_ids"].as_array().cloned().unwrap_or_default()}),
+    )
 }
 
 impl TradingGridConnector {
@@ -125,7 +129,13 @@ impl TradingGridConnector {
         Ok(json!({"requests": requests}))
     }
 
-    async fn post_request_change(&self, request_id: &str, what: &str, body: Value, key: &str) -> Result<Value> {
+    async fn post_request_change(
+        &self,
+        request_id: &str,
+        what: &str,
+        body: Value,
+        key: &str,
+    ) -> Result<Value> {
         let path = format!("/hub/v1/requests/{}/{what}", segment(request_id));
         let request = self
             .client
@@ -141,8 +151,13 @@ impl TradingGridConnector {
     /// `trading_grid.answer_request`.
     pub(super) async fn answer_request(&self, arguments: &Value, key: &str) -> Result<Value> {
         let args: AnswerArgs = parse_arguments(NAME, "answer_request", arguments)?;
-        self.post_request_change(&args.request_id, "answers", json!({"message": args.message}), key)
-            .await
+        self.post_request_change(
+            &args.request_id,
+            "answers",
+            json!({"message": args.message}),
+            key,
+        )
+        .await
     }
 
     /// `trading_grid.close_request`.

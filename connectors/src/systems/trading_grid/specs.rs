@@ -254,8 +254,20 @@ fn content_specs() -> Vec<ActionSpec> {
 /// The typed partner request.
 fn request_schema() -> Value {
     object(
-        &["request_id", "type", "partner_company_id", "login_id", "asset", "market", "language",
-          "description", "status", "answers", "created_at", "updated_at"],
+        &[
+            "request_id",
+            "type",
+            "partner_company_id",
+            "login_id",
+            "asset",
+            "market",
+            "language",
+            "description",
+            "status",
+            "answers",
+            "created_at",
+            "updated_at",
+        ],
         json!({"request_id": string(), "type": {"enum": ["media", "access", "localisation", "enhancement"]},
                "partner_company_id": string(), "login_id": string(),
                "asset": {"oneOf": [{"type": "null"}, object(&["system", "asset_id"], json!({"system": string(), "asset_id": string()}))]},
@@ -287,26 +299,41 @@ fn request_specs() -> Vec<ActionSpec> {
         action(
             "list_requests",
             "List partner requests, optionally by status and type.",
-            object(&[], json!({"status": {"enum": ["open", "answered", "closed"]},
-                               "type": {"enum": ["media", "access", "localisation", "enhancement"]}})),
-            object(&["requests"], json!({"requests": array_of(request_schema())})),
+            object(
+                &[],
+                json!({"status": {"enum": ["open", "answered", "closed"]},
+                               "type": {"enum": ["media", "access", "localisation", "enhancement"]}}),
+            ),
+            object(
+                &["requests"],
+                json!({"requests": array_of(request_schema())}),
+            ),
         ),
         action(
             "answer_request",
             "Answer a partner request; it becomes answered.",
-            object(&["request_id", "message"], json!({"request_id": string(), "message": {"type": "string", "minLength": 1}})),
+            object(
+                &["request_id", "message"],
+                json!({"request_id": string(), "message": {"type": "string", "minLength": 1}}),
+            ),
             request_schema(),
         ),
         action(
             "close_request",
             "Close a partner request with a resolution.",
-            object(&["request_id", "resolution"], json!({"request_id": string(), "resolution": {"type": "string", "minLength": 1}})),
+            object(
+                &["request_id", "resolution"],
+                json!({"request_id": string(), "resolution": {"type": "string", "minLength": 1}}),
+            ),
             request_schema(),
         ),
         action(
             "create_group",
             "Create a partner group in a community (a segment of its library).",
-            object(&["community_id", "name"], json!({"community_id": string(), "name": {"type": "string", "minLength": 1}})),
+            object(
+                &["community_id", "name"],
+                json!({"community_id": string(), "name": {"type": "string", "minLength": 1}}),
+            ),
             group.clone(),
         ),
         action(

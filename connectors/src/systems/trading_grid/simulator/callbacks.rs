@@ -36,7 +36,11 @@ fn public_view(subscription: &Value) -> Value {
     view
 }
 
-pub(super) async fn subscribe(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn subscribe(
+    State(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
@@ -107,7 +111,11 @@ pub(super) async fn unsubscribe(
             .subscriptions
             .remove(&subscription_id)
             .ok_or_else(|| not_found(error_value, "subscription", &subscription_id))?;
-        Ok((StatusCode::OK, json!({"subscription_id": subscription_id, "deleted": true}), Some(subscription_id.clone())))
+        Ok((
+            StatusCode::OK,
+            json!({"subscription_id": subscription_id, "deleted": true}),
+            Some(subscription_id.clone()),
+        ))
     }))
 }
 
@@ -182,5 +190,9 @@ async fn deliver(client: &reqwest::Client, url: &str, secret: &str, event_id: &s
             delay = (delay * 2).min(MAX_DELAY);
         }
     }
-    tracing::warn!(event_id, url, "hub callback given up after {ATTEMPTS} attempts");
+    tracing::warn!(
+        event_id,
+        url,
+        "hub callback given up after {ATTEMPTS} attempts"
+    );
 }

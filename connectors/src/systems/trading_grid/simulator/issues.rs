@@ -10,7 +10,11 @@ use super::{Context, change_and_emit, error_value, render_error};
 use crate::simulator::http::{json_object, not_found, now_rfc3339, respond};
 use crate::simulator::{Change, idempotency_key};
 
-pub(super) async fn create_issue(State(context): Context, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create_issue(
+    State(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = match json_object(&body, render_error) {
         Ok(body) => body,
         Err(response) => return response,
@@ -93,7 +97,10 @@ pub(super) async fn comment_issue(
     let change = Change::new("issue.commented", "POST", path, idempotency_key(&headers));
     change_and_emit(&context, change, |state| {
         let comment_id = state.new_id("cmt");
-        let issue = state.issues.get_mut(&issue_id).ok_or_else(|| not_found(error_value, "issue", &issue_id))?;
+        let issue = state
+            .issues
+            .get_mut(&issue_id)
+            .ok_or_else(|| not_found(error_value, "issue", &issue_id))?;
         let comment = json!({"comment_id": comment_id, "body": body["body"].clone(), "author": body["author"].clone(), "created_at": now_rfc3339(true)});
         if let Some(comments) = issue["comments"].as_array_mut() {
             comments.push(comment.clone());

@@ -48,8 +48,8 @@ use serde_json::{Value, json};
 
 use crate::simulator::http::{not_found, now_rfc3339, respond};
 use crate::simulator::{
-    Change, ChangeResult, Routes, RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET,
-    Reply, SimContext, SimError, SimOptions, SimState, reply,
+    Change, ChangeResult, Reply, Routes, RunningSimulator, SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET, SimContext, SimError, SimOptions, SimState, reply,
 };
 
 /// The simulator's name.
@@ -367,7 +367,6 @@ async fn events(State(context): Context, Query(query): Query<HashMap<String, Str
     let has_more = after + (page.len() as u64) < latest;
     axum::Json(json!({"events": page, "latest": latest, "has_more": has_more})).into_response()
 }
-
 
 #[cfg(test)]
 mod tests {

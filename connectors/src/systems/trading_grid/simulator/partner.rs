@@ -61,9 +61,7 @@ fn partner(context: &Shared, headers: &HeaderMap) -> Result<(String, String), Re
             "partner routes need X-Partner-Login: <loginId>",
         ));
     };
-    let company = context
-        .store
-        .read(|state| state.logins.get(login).cloned());
+    let company = context.store.read(|state| state.logins.get(login).cloned());
     match company {
         Some(company) => Ok((login.to_owned(), company)),
         None => Err(render_error(
@@ -110,7 +108,9 @@ async fn create_request(State(context): Context, headers: HeaderMap, body: Bytes
         return render_error(StatusCode::UNPROCESSABLE_ENTITY, "description is required");
     }
     let asset = &body["asset"];
-    if !asset.is_null() && !(asset["system"].is_string() && asset["asset_id"].is_string()) {
+    let asset_ok =
+        asset.is_null() || (asset["system"].is_string() && asset["asset_id"].is_string());
+    if !asset_ok {
         return render_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "asset must be {system, asset_id}",
@@ -226,7 +226,11 @@ async fn acknowledge(
             .or_default()
             .push(acknowledgement.clone());
         state.record_event("post.acknowledged", acknowledgement.clone());
-        Ok((StatusCode::CREATED, acknowledgement, Some(acknowledgement_id)))
+        Ok((
+            StatusCode::CREATED,
+            acknowledgement,
+            Some(acknowledgement_id),
+        ))
     })
 }
 

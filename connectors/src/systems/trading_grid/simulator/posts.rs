@@ -41,7 +41,11 @@ pub(super) fn routes() -> Router<Shared> {
 }
 
 fn strings(value: &Value) -> impl Iterator<Item = &str> {
-    value.as_array().into_iter().flatten().filter_map(Value::as_str)
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// The partner companies a post for `community_id` naming `group_ids` and `partners`
@@ -286,7 +290,12 @@ async fn withdraw_document(
         Err(response) => return response,
     };
     let path = format!("/hub/v1/posts/{post_id}/documents/{document_id}/withdrawal");
-    let change = Change::new("document.withdrawn", "POST", path, idempotency_key(&headers));
+    let change = Change::new(
+        "document.withdrawn",
+        "POST",
+        path,
+        idempotency_key(&headers),
+    );
     change_and_emit(&context, change, |state| {
         let post = state
             .posts
@@ -335,7 +344,8 @@ pub(super) fn access(
         return Err(not_found(error_value, "post", post_id));
     }
     let gone = |what: String| error_value(StatusCode::GONE, &format!("{what} was withdrawn"));
-    if post["status"] == "withdrawn" || strings(&post["withdrawn_partners"]).any(|id| id == company_id)
+    if post["status"] == "withdrawn"
+        || strings(&post["withdrawn_partners"]).any(|id| id == company_id)
     {
         return Err(gone(format!("post {post_id}")));
     }

@@ -19,9 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{
-    Context, SANDBOX_COMPANY_ID, Shared, change_and_emit, error_value, render_error,
-};
+use super::{Context, SANDBOX_COMPANY_ID, Shared, change_and_emit, error_value, render_error};
 use crate::simulator::http::{json_object, not_found, now_rfc3339, respond};
 use crate::simulator::{Change, idempotency_key, reply};
 
@@ -171,11 +169,9 @@ async fn create_group(
         if !state.communities.contains_key(&community_id) {
             return Err(not_found(error_value, "community", &community_id));
         }
-        if state
-            .groups
-            .values()
-            .any(|group| group["community_id"] == community_id.as_str() && group["name"] == name.as_str())
-        {
+        if state.groups.values().any(|group| {
+            group["community_id"] == community_id.as_str() && group["name"] == name.as_str()
+        }) {
             return Err(error_value(
                 StatusCode::CONFLICT,
                 &format!("community {community_id} has a group named {name:?} already"),
@@ -215,7 +211,10 @@ fn change_members(
         );
     }
     let (action, path) = if add {
-        ("group.members_added", format!("/hub/v1/groups/{group_id}/members"))
+        (
+            "group.members_added",
+            format!("/hub/v1/groups/{group_id}/members"),
+        )
     } else {
         (
             "group.members_removed",
