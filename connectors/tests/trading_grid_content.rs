@@ -134,9 +134,25 @@ fn assert_fits_output(registry: &Registry, action: &str, output: &Value) {
     assert!(errors.is_empty(), "{action}: {errors:?}\n{output:#}");
 }
 
-fn assert_no_link(text: &str, context: &str) {
-    for needle in ["http://", "https://", "url", "Signature=", "access_token"] {
+/// No link, and none of the credentials or tokens the simulator issued, in `text`.
+fn assert_no_link(simulator: &RunningSimulator, text: &str, context: &str) {
+    for needle in [
+        "http://",
+        "https://",
+        "url",
+        "Signature=",
+        "access_token",
+        SANDBOX_CLIENT_SECRET,
+    ] {
         assert!(!text.contains(needle), "{context}: {needle:?} in {text}");
+    }
+    let tokens = simulator.tokens().issued();
+    assert!(!tokens.is_empty(), "{context}: the connector signed in");
+    for token in tokens {
+        assert!(
+            !text.contains(token.as_str()),
+            "{context}: a token in {text}"
+        );
     }
 }
 
@@ -178,7 +194,7 @@ async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_pe
             document["document_id"].as_str()
         );
     }
-    assert_no_link(&output.to_string(), "publish output");
+    assert_no_link(&hub.simulator, &output.to_string(), "publish output");
 
     // The partner's download gives the very bytes; the post holds no link.
     let (status, bytes) = hub
@@ -200,7 +216,7 @@ async fn published_content_reaches_the_group_with_its_digest_and_one_delivery_pe
     assert_fits_output(&hub.registry, "trading_grid.get_post", &post);
     assert_eq!(post["downloads"][0]["login_id"], METRO_LOGIN);
     assert_eq!(post["documents"][1]["sha256"], back["sha256"]);
-    assert_no_link(&post.to_string(), "get_post output");
+    assert_no_link(&hub.simulator, &post.to_string(), "get_post output");
 
     // The same action again (a retry after a lost answer) uploads and posts nothing more.
     let again = hub.publish(json!([front, back]), "publish").await.unwrap();

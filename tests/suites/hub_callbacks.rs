@@ -59,7 +59,9 @@ async fn partner_request(hub: &str, description: &str) -> anyhow::Result<Value> 
     let response = reqwest::Client::new()
         .post(format!("{hub}/partner/v1/requests"))
         .header("X-Partner-Login", "media@metrofresh.example")
-        .json(&json!({"type": "media", "market": "US", "language": "en", "description": description}))
+        .json(
+            &json!({"type": "media", "market": "US", "language": "en", "description": description}),
+        )
         .send()
         .await?;
     ensure!(
@@ -101,7 +103,9 @@ async fn callbacks_and_polls_deliver_each_event_once(database_url: &str) -> anyh
         Ok(simulators(&server.output()))
     })
     .await?;
-    server.post("/definitions", Body::Text(ON_REQUEST.to_owned())).await?;
+    server
+        .post("/definitions", Body::Text(ON_REQUEST.to_owned()))
+        .await?;
     let store = SqlStore::connect(database_url, SqlOptions::default()).await?;
     wait_until(TIMEOUT, "the hub poller's first pass", || async {
         Ok(store.load_cursor("trading_grid").await?)
@@ -109,8 +113,12 @@ async fn callbacks_and_polls_deliver_each_event_once(database_url: &str) -> anyh
     .await?;
 
     // The partner's request comes back signed at once and starts its workflow.
-    let request = partner_request(&urls["trading_grid"], "A lifestyle shot for the US site").await?;
-    let request_id = request["request_id"].as_str().context("a request id")?.to_owned();
+    let request =
+        partner_request(&urls["trading_grid"], "A lifestyle shot for the US site").await?;
+    let request_id = request["request_id"]
+        .as_str()
+        .context("a request id")?
+        .to_owned();
     let started = wait_until(TIMEOUT, "the request's instance", || async {
         let listed = instances(&server).await?;
         Ok(listed
@@ -121,7 +129,10 @@ async fn callbacks_and_polls_deliver_each_event_once(database_url: &str) -> anyh
     .await?;
     ensure!(started["input"]["kind"] == "media", "{started}");
     let actor = started_by(&server, &started).await?;
-    ensure!(actor == "event:trading_grid", "started by the callback, not {actor:?}");
+    ensure!(
+        actor == "event:trading_grid",
+        "started by the callback, not {actor:?}"
+    );
 
     // A forged callback: 401, nothing started.
     let body = json!({"event_id": "evt-999999", "event": "request.created", "occurred_at": "2026-12-07T09:00:00Z",
@@ -129,13 +140,23 @@ async fn callbacks_and_polls_deliver_each_event_once(database_url: &str) -> anyh
     .to_string();
     let forged = reqwest::Client::new()
         .post(format!("{}/api/v1/events/trading_grid", server.url))
-        .header("X-Hub-Signature", body_signature(b"not-the-secret", body.as_bytes()))
+        .header(
+            "X-Hub-Signature",
+            body_signature(b"not-the-secret", body.as_bytes()),
+        )
         .header("Content-Type", "application/json")
         .body(body)
         .send()
         .await?;
-    ensure!(forged.status() == 401, "forged callback: {}", forged.status());
-    ensure!(instances(&server).await?.len() == 1, "the forged callback started nothing");
+    ensure!(
+        forged.status() == 401,
+        "forged callback: {}",
+        forged.status()
+    );
+    ensure!(
+        instances(&server).await?.len() == 1,
+        "the forged callback started nothing"
+    );
 
     // A restart: the poller reads the same event from the hub's feed, finds it claimed by
     // the callback, and starts nothing. (A graceful stop gives the poll lease away.)
