@@ -319,6 +319,24 @@ async fn partner_activity_becomes_catalogued_events_with_ledger_effects() {
         (request["type"].as_str(), request["market"].as_str()),
         (Some("media"), Some("US"))
     );
+    // The feed under faults: a refused read is retryable and moves nothing; the next read
+    // gives the same changes.
+    let simulator = sandbox.simulator("trading_grid").unwrap();
+    for fault in [
+        Fault::ServerError,
+        Fault::RateLimit {
+            retry_after_secs: 3,
+        },
+        Fault::Drop,
+    ] {
+        simulator.faults().push(FaultRule::any(fault));
+        let error = feed.changes(Some(&start), 100).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+    }
+    assert_eq!(
+        feed.changes(Some(&start), 100).await.unwrap().changes,
+        changes
+    );
     sandbox.shutdown().await;
 }
 

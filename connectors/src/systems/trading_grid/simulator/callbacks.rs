@@ -7,7 +7,9 @@
 //! `{event_id, event, occurred_at, data}`, the envelope of the event feed, with
 //! `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body under the secret>`. Anything
 //! but a 2xx answer is retried with exponential backoff ([`ATTEMPTS`] attempts, from
-//! [`FIRST_DELAY`] doubling up to [`MAX_DELAY`]); a subscription's events go out in order.
+//! [`FIRST_DELAY`] doubling up to [`MAX_DELAY`]). The events of one change go out in
+//! order; those of different changes may overtake each other (a receiver identifies an
+//! event by its `event_id`, not by its arrival).
 
 use std::time::Duration;
 
