@@ -30,6 +30,8 @@ pub(crate) enum Body {
     /// `multipart/form-data`: text fields, then files; rebuilt for every send (a 401 sends
     /// it again), the bytes shared rather than copied.
     Multipart(Vec<Part>),
+    /// Raw bytes with their content type (a document upload).
+    Bytes(Vec<u8>, String),
 }
 
 /// One part of a [`Body::Multipart`].
@@ -103,6 +105,12 @@ impl Request {
 
     pub(crate) fn json(mut self, body: Value) -> Self {
         self.body = Body::Json(body);
+        self
+    }
+
+    /// Sends `bytes` as the raw body with `content_type`.
+    pub(crate) fn bytes(mut self, bytes: Vec<u8>, content_type: &str) -> Self {
+        self.body = Body::Bytes(bytes, content_type.to_owned());
         self
     }
 
@@ -344,6 +352,9 @@ impl RestClient {
             Body::Json(body) => builder.json(body),
             Body::Form(fields) => builder.form(fields),
             Body::Multipart(parts) => builder.multipart(multipart_form(parts)),
+            Body::Bytes(bytes, content_type) => builder
+                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                .body(bytes.clone()),
         };
         if let Some((header, key)) = &request.idempotency {
             builder = builder.header(*header, key);

@@ -171,6 +171,76 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Subscribes `events_url` (gridflow's `.../api/v1/events`) to the Trading Grid hub
+    /// simulator's signed callbacks, as an administrator of the hub would: every event is
+    /// POSTed to `<events_url>/trading_grid` with `X-Hub-Signature` under `secret`. A
+    /// subscription of an earlier start to the same path (its port is gone) is dropped.
+    pub async fn subscribe_hub_webhooks(
+        &self,
+        events_url: &str,
+        secret: &Secret,
+    ) -> Result<(), String> {
+        let failed = |error: reqwest::Error| {
+            format!("cannot subscribe to the trading_grid simulator: {error}")
+        };
+        let client = reqwest::Client::new();
+        let hub = self.base_url(simulator::trading_grid::NAME);
+        let token: serde_json::Value = client
+            .post(format!(
+                "{hub}/v1/oauth2/tokens?grant_type=client_credentials"
+            ))
+            .basic_auth(SANDBOX_CLIENT_ID, Some(simulator::SANDBOX_CLIENT_SECRET))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        let bearer = token["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let url = format!("{events_url}/trading_grid");
+        let path_of = |url: &str| {
+            reqwest::Url::parse(url)
+                .map(|url| url.path().to_owned())
+                .ok()
+        };
+        let existing: serde_json::Value = client
+            .get(format!("{hub}/hub/v1/subscriptions"))
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?
+            .json()
+            .await
+            .map_err(failed)?;
+        for subscription in existing["subscriptions"].as_array().into_iter().flatten() {
+            if path_of(subscription["url"].as_str().unwrap_or_default()) != path_of(&url) {
+                continue;
+            }
+            let id = subscription["subscription_id"].as_str().unwrap_or_default();
+            client
+                .delete(format!("{hub}/hub/v1/subscriptions/{id}"))
+                .bearer_auth(&bearer)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(failed)?;
+        }
+        client
+            .post(format!("{hub}/hub/v1/subscriptions"))
+            .bearer_auth(&bearer)
+            .json(&serde_json::json!({"url": url, "secret": secret.expose()}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?;
+        Ok(())
+    }
+
     /// Points the VIP simulator's webhooks at gridflow's event endpoint for VIP
     /// (`<events_url>/vip`), as VIP's API lets a client do (`POST /v1/webhooks`): every
     /// event type, signed with `secret` in `X-Signature` (`[webhooks.sources.vip]

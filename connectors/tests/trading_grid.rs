@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridflow_connectors::config::TradingGridConfig;
+use gridflow_connectors::content::{Artifact, ContentStore};
 use gridflow_connectors::http::Secret;
 use gridflow_connectors::simulator::trading_grid::SANDBOX_COMPANY_ID;
 use gridflow_connectors::simulator::{self, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SimOptions};
@@ -36,14 +37,48 @@ fn credentials(secret: &str) -> TradingGridCredentials {
 }
 
 fn registry(base_url: &str) -> Registry {
+    registry_with(base_url, ContentStore::scratch())
+}
+
+fn registry_with(base_url: &str, content: ContentStore) -> Registry {
     let mut registry = Registry::new();
     let connector = TradingGridConnector::new(
         &config(base_url, Duration::from_secs(10)),
         credentials(SANDBOX_CLIENT_SECRET),
     )
-    .unwrap();
+    .unwrap()
+    .with_content(content);
     registry.register(Arc::new(connector));
     registry
+}
+
+/// An artifact of `bytes` put into `content`.
+async fn artifact(content: &ContentStore, bytes: &[u8], file_name: &str) -> serde_json::Value {
+    let reference = content.put(bytes, "image/png", file_name).await.unwrap();
+    serde_json::to_value(Artifact {
+        system: "otmm".to_owned(),
+        asset_id: "asset-1".to_owned(),
+        version: "2".to_owned(),
+        content: reference,
+    })
+    .unwrap()
+}
+
+/// Publishes `artifacts` to the retailers group as step `step`; the output.
+async fn publish(
+    registry: &Registry,
+    artifacts: serde_json::Value,
+    step: &str,
+) -> serde_json::Value {
+    invoke(
+        registry,
+        "trading_grid.publish_content",
+        json!({"community_id": "cmty-aurora-partners", "group_ids": ["grp-retailers"],
+               "title": "Spring pack shots", "body": "Approved images.", "content": artifacts}),
+        step,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -51,12 +86,20 @@ async fn every_action_meets_the_contract() {
     let simulator = simulator::trading_grid::start(SimOptions::in_memory())
         .await
         .unwrap();
-    let registry = registry(&simulator.base_url());
+    let store = tempfile::tempdir().unwrap();
+    let content = ContentStore::new(store.path(), 1024 * 1024);
+    let registry = registry_with(&simulator.base_url(), content.clone());
     let slow = TradingGridConnector::new(
         &config(&simulator.base_url(), Duration::from_secs(1)),
         credentials(SANDBOX_CLIENT_SECRET),
     )
-    .unwrap();
+    .unwrap()
+    .with_content(content.clone());
+    let image = artifact(&content, b"\x89PNG spring", "spring.png").await;
+    let first = publish(&registry, json!([image.clone()]), "setup-1").await;
+    let second = publish(&registry, json!([image.clone()]), "setup-2").await;
+    let (first_post, second_post) = (&first["post_id"], &second["post_id"]);
+    let second_document = &second["documents"][0]["document_id"];
     let cases = [
         Case {
             action: "trading_grid.list_partners",
@@ -119,6 +162,69 @@ async fn every_action_meets_the_contract() {
             action: "trading_grid.list_acknowledgements",
             arguments: json!({"post_id": "post-000001"}),
             missing: Some(json!({"post_id": "post-nope"})),
+        },
+        Case {
+            action: "trading_grid.publish_content",
+            arguments: json!({"community_id": "cmty-aurora-partners", "partner_company_ids": ["GC00933311CD"],
+                              "title": "Pack shots", "body": "Approved.", "content": [image.clone()], "requires_ack": true}),
+            missing: Some(
+                json!({"community_id": "cmty-nope", "title": "x", "body": "y", "content": [image.clone()]}),
+            ),
+        },
+        Case {
+            action: "trading_grid.get_post",
+            arguments: json!({"post_id": first_post}),
+            missing: Some(json!({"post_id": "post-nope"})),
+        },
+        Case {
+            action: "trading_grid.withdraw_document",
+            arguments: json!({"post_id": second_post, "document_id": second_document, "reason": "wrong crop"}),
+            missing: Some(json!({"post_id": second_post, "document_id": "doc-nope"})),
+        },
+        Case {
+            action: "trading_grid.withdraw_post",
+            arguments: json!({"post_id": first_post, "partner_company_ids": ["GC00933311CD"], "reason": "licence ended"}),
+            missing: Some(json!({"post_id": "post-nope"})),
+        },
+        Case {
+            action: "trading_grid.get_issue",
+            arguments: json!({"issue_id": "iss-000003"}),
+            missing: Some(json!({"issue_id": "iss-nope"})),
+        },
+        Case {
+            action: "trading_grid.list_requests",
+            arguments: json!({"status": "open", "type": "localisation"}),
+            missing: None,
+        },
+        Case {
+            action: "trading_grid.get_request",
+            arguments: json!({"request_id": "req-000004"}),
+            missing: Some(json!({"request_id": "req-nope"})),
+        },
+        Case {
+            action: "trading_grid.answer_request",
+            arguments: json!({"request_id": "req-000004", "message": "The fr-CA artwork is on its way."}),
+            missing: Some(json!({"request_id": "req-nope", "message": "x"})),
+        },
+        Case {
+            action: "trading_grid.close_request",
+            arguments: json!({"request_id": "req-000004", "resolution": "Artwork delivered in post-000001."}),
+            missing: Some(json!({"request_id": "req-nope", "resolution": "x"})),
+        },
+        Case {
+            action: "trading_grid.create_group",
+            arguments: json!({"community_id": "cmty-aurora-partners", "name": "Quebec retailers"}),
+            missing: Some(json!({"community_id": "cmty-nope", "name": "x"})),
+        },
+        Case {
+            action: "trading_grid.add_group_members",
+            arguments: json!({"group_id": "grp-retailers", "company_ids": ["GC00955577EF"]}),
+            missing: Some(json!({"group_id": "grp-nope", "company_ids": ["GC00955577EF"]})),
+        },
+        Case {
+            action: "trading_grid.remove_group_members",
+            arguments: json!({"group_id": "grp-distributors", "company_ids": ["GC00912345AB"]}),
+            missing: Some(json!({"group_id": "grp-nope", "company_ids": ["GC00912345AB"]})),
         },
     ];
     run_contract(

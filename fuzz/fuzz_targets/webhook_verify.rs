@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
             _ => None,
         },
         event_id_field: (control & 4 != 0).then_some("request_id"),
+        signature_header: None,
+        event_type_field: None,
     };
     let sign = control & 8 != 0;
     let skew = i64::from(control >> 4) * 40 - 300;
@@ -90,6 +92,9 @@ fuzz_target!(|data: &[u8]| {
                 settings.plain_secret.is_some(),
                 "a plain secret was accepted for a source not configured for it"
             ),
+            Authentication::SourceSignature => {
+                panic!("a source signature was accepted for a source not configured for it")
+            }
         }
         assert!(
             !event.event_type.is_empty()

@@ -313,6 +313,18 @@ impl Server {
         Ok(lines)
     }
 
+    /// Stops the process with SIGTERM and waits for it: a graceful stop (requests
+    /// finished, poll and cron leases given away).
+    pub fn terminate(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        self.child.wait().context("wait")?;
+        Ok(())
+    }
+
     /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill().context("kill")?;

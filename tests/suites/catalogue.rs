@@ -199,7 +199,13 @@ async fn catalogue_and_names(database_url: &str) -> anyhow::Result<()> {
                 "issue_created",
                 "issue_updated",
                 "issue_commented",
-                "post_acknowledged"
+                "post_acknowledged",
+                "request_created",
+                "request_updated",
+                "post_commented",
+                "document_downloaded",
+                "partner_joined",
+                "post_withdrawn"
             ],
         "{events:?}"
     );

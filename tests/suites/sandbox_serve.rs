@@ -48,7 +48,13 @@ steps:
 "#;
 
 /// Effects of setting the sandbox up (its webhook subscriptions), not of any workflow.
-const SETUP_EFFECTS: &[&str] = &["webhook.created", "webhook.deleted", "webhooks.configured"];
+const SETUP_EFFECTS: &[&str] = &[
+    "webhook.created",
+    "webhook.deleted",
+    "webhooks.configured",
+    "subscription.created",
+    "subscription.deleted",
+];
 
 /// The number of steps of [`DEFINITION`].
 const STEPS: usize = 17;

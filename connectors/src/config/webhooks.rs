@@ -14,7 +14,16 @@
 //!
 //! [webhooks.sources.canto]
 //! plain_secret = "body"                # the secret in the body's secure_token
+//!
+//! [webhooks.sources.trading_grid]
+//! signature_header = "X-Hub-Signature" # sha256=<hex HMAC-SHA256 of the raw body>
+//! event_id_field = "event_id"          # the body field that identifies an event
+//! event_type_field = "event"           # the body field that names it
 //! ```
+//!
+//! A source with `signature_header` signs the raw body in its own way, without a
+//! timestamp; its event id is required and stops a replay. It may still sign the gridflow
+//! way, and it cannot have a `plain_secret`.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +70,15 @@ pub struct SourceConfig {
     /// its `id` names the content, not the event) and are not deduplicated.
     #[serde(default)]
     pub event_id_field: Option<String>,
+    /// The header in which the source sends `sha256=<hex HMAC-SHA256 of the raw body>`
+    /// (the hub's `X-Hub-Signature`, VIP's `X-Signature`). With it, `event_id_field`
+    /// (default `id`) names the required event id and `event_type_field` (default `type`)
+    /// the event.
+    #[serde(default)]
+    pub signature_header: Option<String>,
+    /// With `signature_header`, the body field naming the event (default `type`).
+    #[serde(default)]
+    pub event_type_field: Option<String>,
 }
 
 /// Where a source sends its plain secret.
@@ -82,14 +100,38 @@ impl WebhooksConfig {
             .or_insert_with(|| SourceConfig {
                 plain_secret: Some(PlainSecret::Header),
                 event_id_field: Some("request_id".to_owned()),
+                ..SourceConfig::default()
             });
         self.sources
             .entry("canto".to_owned())
             .or_insert_with(|| SourceConfig {
                 plain_secret: Some(PlainSecret::Body),
                 event_id_field: None,
+                ..SourceConfig::default()
+            });
+        self.sources
+            .entry("trading_grid".to_owned())
+            .or_insert_with(Self::hub_source);
+        self.sources
+            .entry("vip".to_owned())
+            .or_insert_with(|| SourceConfig {
+                signature_header: Some("X-Signature".to_owned()),
+                event_id_field: Some("id".to_owned()),
+                event_type_field: Some("type".to_owned()),
+                ..SourceConfig::default()
             });
         self
+    }
+
+    /// The settings of the Trading Grid hub's signed callbacks: `X-Hub-Signature` over
+    /// `{event_id, event, occurred_at, data}`.
+    pub fn hub_source() -> SourceConfig {
+        SourceConfig {
+            signature_header: Some("X-Hub-Signature".to_owned()),
+            event_id_field: Some("event_id".to_owned()),
+            event_type_field: Some("event".to_owned()),
+            ..SourceConfig::default()
+        }
     }
 
     /// Checks the values serde cannot: `(key, message)` of the first problem.
@@ -111,15 +153,34 @@ impl WebhooksConfig {
                     "a source name may only hold letters, digits, _ and -".to_owned(),
                 ));
             }
-            if settings
-                .event_id_field
-                .as_deref()
-                .is_some_and(str::is_empty)
-            {
-                return Err((
-                    format!("webhooks.sources.{source}.event_id_field"),
-                    "must not be empty".to_owned(),
-                ));
+            for (key, value) in [
+                ("event_id_field", &settings.event_id_field),
+                ("event_type_field", &settings.event_type_field),
+            ] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    return Err((
+                        format!("webhooks.sources.{source}.{key}"),
+                        "must not be empty".to_owned(),
+                    ));
+                }
+            }
+            if let Some(header) = &settings.signature_header {
+                if header.is_empty()
+                    || !header
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err((
+                        format!("webhooks.sources.{source}.signature_header"),
+                        format!("{header:?} is not a header name (letters, digits, - and _)"),
+                    ));
+                }
+                if settings.plain_secret.is_some() {
+                    return Err((
+                        format!("webhooks.sources.{source}.signature_header"),
+                        "a source signs or sends a plain_secret, not both".to_owned(),
+                    ));
+                }
             }
         }
         Ok(())

@@ -16,6 +16,14 @@
 //! instead send its secret as is, in `X-Gridflow-Token` or in the body's `secure_token`,
 //! and name the event in `?type=`. Every other source is refused these modes.
 //!
+//! A source configured with `signature_header` (systems that sign in their own way: the
+//! Trading Grid hub's `X-Hub-Signature`, VIP's `X-Signature`) may instead send
+//! `<header>: sha256=<hex HMAC-SHA256 of the raw body>` under its secret: no timestamp,
+//! so the event id (the body's `event_id_field`, `id` by default) is required and is what
+//! stops a replay; the body's `event_type_field` (`type` by default) names the event, and
+//! `?type=` is refused. Such a request is [`Authentication::SourceSignature`]; the
+//! receiver may read its body in the system's own format.
+//!
 //! Nothing of the body is parsed before the request is authenticated, except for a source
 //! whose secret is in the body (`plain_secret = "body"`): its body is parsed to find the
 //! secret, and nothing else is read from it until the secret matches.
@@ -47,8 +55,14 @@ pub enum PlainSecret {
 pub struct SourceSettings<'a> {
     /// Where the source sends its plain secret; `None`: it must sign.
     pub plain_secret: Option<PlainSecret>,
-    /// The body field holding an unsigned event's id, if any.
+    /// The body field holding an unsigned event's id, if any; with `signature_header`, the
+    /// field holding the event id (`id` when `None`).
     pub event_id_field: Option<&'a str>,
+    /// The header (lower case) in which the source signs the raw body in its own way
+    /// (`x-hub-signature`); `None`: only the gridflow signature and plain secrets.
+    pub signature_header: Option<&'a str>,
+    /// With `signature_header`, the body field naming the event (`type` when `None`).
+    pub event_type_field: Option<&'a str>,
 }
 
 /// `presented == expected`, in time independent of where they differ (both are hashed
@@ -112,6 +126,8 @@ pub enum Authentication {
     Signature,
     /// By the source's plain secret.
     PlainSecret,
+    /// By the source's own signature of the raw body (`signature_header`).
+    SourceSignature,
 }
 
 /// Why a webhook is refused.
@@ -154,7 +170,13 @@ pub fn verify(
     secret: &[u8],
     now: i64,
 ) -> Result<VerifiedEvent, Refusal> {
-    let authentication = if headers.get(SIGNATURE_HEADER).is_some() {
+    let source_header = settings
+        .signature_header
+        .filter(|name| headers.get(name).is_some());
+    let authentication = if let Some(name) = source_header {
+        check_body_signature(headers, name, body, secret)?;
+        Authentication::SourceSignature
+    } else if headers.get(SIGNATURE_HEADER).is_some() {
         check_signature(headers, body, secret, now)?;
         Authentication::Signature
     } else {
@@ -179,6 +201,26 @@ pub fn verify(
                 ));
             }
             body_type(&event)?
+        }
+        Authentication::SourceSignature => {
+            if query_type.is_some() {
+                return Err(malformed(
+                    Some("type"),
+                    "a signed event is named by its body; the query parameter type is not covered by the signature and is refused",
+                ));
+            }
+            let field = settings.event_type_field.unwrap_or("type");
+            match event.get(field) {
+                Some(Value::String(event_type)) if !event_type.is_empty() => event_type.clone(),
+                _ => {
+                    return Err(malformed(
+                        None,
+                        format!(
+                            "the event needs a type: a non-empty string field {field:?} in the body"
+                        ),
+                    ));
+                }
+            }
         }
         Authentication::PlainSecret => match query_type {
             Some(event_type) if !event_type.is_empty() => event_type.to_owned(),
@@ -212,6 +254,38 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>` under `secret`: the value a source that signs the raw
+/// body (the hub's `X-Hub-Signature`, VIP's `X-Signature`) puts in its header.
+pub fn body_signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks `<header>: sha256=<hex HMAC-SHA256 of body>` under `secret`.
+fn check_body_signature(
+    headers: &dyn Headers,
+    header: &str,
+    body: &[u8],
+    secret: &[u8],
+) -> Result<(), Refusal> {
+    let unauthenticated = || {
+        Refusal::Unauthenticated(format!(
+            "missing or invalid event signature (send {header}: sha256=<hex HMAC-SHA256 of the body> with the source's secret)"
+        ))
+    };
+    let digest = headers
+        .get(header)
+        .and_then(visible)
+        .and_then(|value| value.trim().strip_prefix("sha256="))
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .ok_or_else(unauthenticated)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| unauthenticated())?;
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&digest).map_err(|_| unauthenticated())
 }
 
 fn check_signature(
@@ -313,7 +387,13 @@ fn event_id(
     headers: &dyn Headers,
     event: &Value,
 ) -> Result<Option<String>, Refusal> {
-    let from_header = match headers.get(EVENT_ID_HEADER) {
+    // A source's own signature covers the body only: an id in a header could be changed
+    // to replay a captured body.
+    let header = match authentication {
+        Authentication::SourceSignature => None,
+        Authentication::Signature | Authentication::PlainSecret => headers.get(EVENT_ID_HEADER),
+    };
+    let from_header = match header {
         Some(value) => Some(
             visible(value)
                 .ok_or_else(|| {
@@ -328,6 +408,7 @@ fn event_id(
     };
     let field = match authentication {
         Authentication::Signature => Some("id"),
+        Authentication::SourceSignature => Some(settings.event_id_field.unwrap_or("id")),
         Authentication::PlainSecret => settings.event_id_field,
     };
     let from_body = || match field.and_then(|field| event.get(field)) {
@@ -341,6 +422,13 @@ fn event_id(
             Some("X-Gridflow-Event-Id"),
             "a signed event needs an id: the header X-Gridflow-Event-Id or a string field \"id\" in the body",
         )),
+        (None, Authentication::SourceSignature) => Err(malformed(
+            None,
+            format!(
+                "an event signed by the source needs an id: a string field {:?} in the body",
+                settings.event_id_field.unwrap_or("id")
+            ),
+        )),
         (Some(id), _) if id.is_empty() || id.len() > MAX_EVENT_ID_LENGTH => Err(malformed(
             Some("X-Gridflow-Event-Id"),
             format!("the event id must hold 1 to {MAX_EVENT_ID_LENGTH} characters"),
@@ -353,5 +441,165 @@ fn malformed(parameter: Option<&'static str>, message: impl Into<String>) -> Ref
     Refusal::Malformed {
         parameter,
         message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Headers as `(lower-case name, value)` pairs.
+    struct Pairs(Vec<(&'static str, String)>);
+
+    impl Headers for Pairs {
+        fn get(&self, name: &str) -> Option<&[u8]> {
+            self.0
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.as_bytes())
+        }
+    }
+
+    const SECRET: &[u8] = b"hub-secret";
+    const NOW: i64 = 1_796_634_000;
+
+    fn hub<'a>() -> SourceSettings<'a> {
+        SourceSettings {
+            signature_header: Some("x-hub-signature"),
+            event_id_field: Some("event_id"),
+            event_type_field: Some("event"),
+            ..SourceSettings::default()
+        }
+    }
+
+    fn hub_body() -> &'static [u8] {
+        br#"{"event_id":"evt-000007","event":"document.downloaded","occurred_at":"2026-12-07T09:00:00Z","data":{"post_id":"post-1"}}"#
+    }
+
+    fn signed(body: &[u8], secret: &[u8]) -> Pairs {
+        Pairs(vec![("x-hub-signature", body_signature(secret, body))])
+    }
+
+    #[test]
+    fn body_signature_is_hmac_sha256_of_the_raw_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            body_signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn source_signature_authenticates_and_reads_the_configured_fields() {
+        let body = hub_body();
+        let verified = verify(&hub(), &signed(body, SECRET), None, body, SECRET, NOW).unwrap();
+        assert_eq!(verified.authentication, Authentication::SourceSignature);
+        assert_eq!(verified.event_type, "document.downloaded");
+        assert_eq!(verified.event_id.as_deref(), Some("evt-000007"));
+        assert_eq!(verified.event["data"]["post_id"], "post-1");
+        // No timestamp: the same body verifies whenever it comes; its id stops the replay.
+        assert!(
+            verify(
+                &hub(),
+                &signed(body, SECRET),
+                None,
+                body,
+                SECRET,
+                NOW + 86_400
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn wrong_or_missing_source_signature_is_unauthenticated() {
+        let body = hub_body();
+        for headers in [
+            signed(body, b"another-secret"),
+            Pairs(vec![("x-hub-signature", "sha256=00ff".to_owned())]),
+            Pairs(vec![("x-hub-signature", "md5=abc".to_owned())]),
+            Pairs(vec![]),
+        ] {
+            let refusal = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap_err();
+            assert!(
+                matches!(refusal, Refusal::Unauthenticated(_)),
+                "{refusal:?}"
+            );
+        }
+        let tampered = br#"{"event_id":"evt-000008","event":"document.downloaded","occurred_at":"2026-12-07T09:00:00Z","data":{"post_id":"post-1"}}"#;
+        let refusal =
+            verify(&hub(), &signed(body, SECRET), None, tampered, SECRET, NOW).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::Unauthenticated(_)),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn source_signature_needs_an_id_in_the_body_and_ignores_header_ids() {
+        let body = br#"{"event":"post.withdrawn","data":{}}"#;
+        let mut headers = signed(body, SECRET);
+        headers
+            .0
+            .push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
+        let refusal = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap_err();
+        assert!(
+            matches!(&refusal, Refusal::Malformed { message, .. } if message.contains("\"event_id\"")),
+            "{refusal:?}"
+        );
+        let body = hub_body();
+        let mut headers = signed(body, SECRET);
+        headers
+            .0
+            .push((EVENT_ID_HEADER, "chosen-by-the-sender".to_owned()));
+        let verified = verify(&hub(), &headers, None, body, SECRET, NOW).unwrap();
+        assert_eq!(verified.event_id.as_deref(), Some("evt-000007"));
+    }
+
+    #[test]
+    fn source_signature_refuses_a_query_type_and_defaults_to_id_and_type() {
+        let body = hub_body();
+        let refusal = verify(
+            &hub(),
+            &signed(body, SECRET),
+            Some("other"),
+            body,
+            SECRET,
+            NOW,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::Malformed {
+                parameter: Some("type"),
+                ..
+            }
+        ));
+        let vip = SourceSettings {
+            signature_header: Some("x-signature"),
+            ..SourceSettings::default()
+        };
+        let body = br#"{"id":"whk-1","type":"delivery.downloaded","data":{}}"#;
+        let headers = Pairs(vec![("x-signature", body_signature(SECRET, body))]);
+        let verified = verify(&vip, &headers, None, body, SECRET, NOW).unwrap();
+        assert_eq!(
+            (verified.event_type.as_str(), verified.event_id.as_deref()),
+            ("delivery.downloaded", Some("whk-1"))
+        );
+    }
+
+    #[test]
+    fn source_signature_header_is_ignored_where_not_configured() {
+        let body = hub_body();
+        let refusal = verify(
+            &SourceSettings::default(),
+            &signed(body, SECRET),
+            None,
+            body,
+            SECRET,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(refusal, Refusal::Unauthenticated(BAD_SIGNATURE.to_owned()));
     }
 }

@@ -169,15 +169,23 @@ impl Poller {
                     return Ok(pass);
                 }
                 let name = format!("{source}.{}", change.kind);
+                // One claim with the source's webhooks: an event that also came (or comes)
+                // by callback is delivered once.
                 match self
                     .engine
-                    .deliver_change(&name, &change.data, &change.id, &format!("poller:{source}"))
+                    .deliver_change_once(
+                        source,
+                        &change.id,
+                        &name,
+                        &change.data,
+                        &format!("poller:{source}"),
+                    )
                     .await
                 {
-                    Ok(outcome) => {
+                    Ok(delivered) => {
                         pass.delivered += 1;
-                        pass.started.extend(outcome.started);
-                        pass.signalled.extend(outcome.signalled);
+                        pass.started.extend(delivered.outcome.started);
+                        pass.signalled.extend(delivered.outcome.signalled);
                     }
                     Err(Error::LimitExceeded(exceeded)) => {
                         tracing::error!(event = %name, change = %change.id, limit = %exceeded.key(),

@@ -7,6 +7,11 @@
 //! trigger (as a poller's changes do), so that a delivery interrupted by a crash and
 //! taken over later by another copy finds what the first one started and does not start
 //! it again; the signals it sent are found in the waiting instances' histories.
+//!
+//! Pollers claim the changes they deliver the same way ([`Engine::deliver_change_once`]):
+//! a system that both calls back and keeps a feed (the Trading Grid hub) gives each event
+//! one id on both paths, so whichever path brings it first delivers it and the other
+//! finds it claimed.
 
 use std::time::Duration;
 
@@ -53,6 +58,36 @@ impl Engine {
         event: &Value,
         actor: &str,
     ) -> Result<WebhookOutcome> {
+        self.deliver_claimed(source, event_id, name, event, actor, false)
+            .await
+    }
+
+    /// Delivers change `change_id` of `source`'s feed as event `name` once, under the same
+    /// claim as [`Engine::deliver_webhook`] (a change that came by webhook first is a
+    /// duplicate here, and the other way round), with the leniency and re-delivery checks
+    /// of [`Engine::deliver_change`]. A copy being delivered by a webhook right now is a
+    /// [`Error::Conflict`]: the poller stops its pass there and tries again later.
+    pub async fn deliver_change_once(
+        &self,
+        source: &str,
+        change_id: &str,
+        name: &str,
+        event: &Value,
+        actor: &str,
+    ) -> Result<WebhookOutcome> {
+        self.deliver_claimed(source, change_id, name, event, actor, true)
+            .await
+    }
+
+    async fn deliver_claimed(
+        &self,
+        source: &str,
+        event_id: &str,
+        name: &str,
+        event: &Value,
+        actor: &str,
+        change: bool,
+    ) -> Result<WebhookOutcome> {
         let store = &self.shared().store;
         let now = self.now();
         let stale_before = now - chrono_duration(CLAIM_TIMEOUT);
@@ -67,7 +102,9 @@ impl Engine {
                 if pruned > 0 {
                     tracing::debug!(pruned, "forgot webhook event ids past their retention");
                 }
-                false
+                // A change may have been delivered by a poller before its claim was kept
+                // (or after the claim was forgotten): checked again all the same.
+                change
             }
             EventClaim::Reclaimed => {
                 tracing::info!(%source, event_id, "webhook event claimed before and not delivered; delivering it again");
@@ -89,7 +126,7 @@ impl Engine {
         let delivery = Delivery {
             id: Some(event_id),
             again,
-            lenient: false,
+            lenient: change,
         };
         match self.deliver(name, event, actor, delivery).await {
             Ok(outcome) => {

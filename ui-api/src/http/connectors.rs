@@ -172,7 +172,13 @@ mod tests {
                 "issue_created",
                 "issue_updated",
                 "issue_commented",
-                "post_acknowledged"
+                "post_acknowledged",
+                "request_created",
+                "request_updated",
+                "post_commented",
+                "document_downloaded",
+                "partner_joined",
+                "post_withdrawn"
             ]
         );
         assert_eq!(events("otmm"), ["asset_changed"]);

@@ -13,7 +13,12 @@
 //! `GRIDFLOW_EVENT_SECRET_TRADING_GRID`). They are read once at start-up and never logged.
 //!
 //! The event is named `<source>.<type>`; the whole body (a JSON object, without Canto's
-//! `secure_token`) is `event` in the triggers' `input` templates. An event with an id is
+//! `secure_token`) is `event` in the triggers' `input` templates. A source configured
+//! with `signature_header` (the hub's `X-Hub-Signature`, VIP's `X-Signature`) signs the
+//! raw body without a timestamp; when its connector reads its own format
+//! (`Connector::read_webhook`), the event's name, id and payload are the connector's, the
+//! same as its change feed gives, and the one claim per event id makes a callback and a
+//! poll of the same event a single delivery. An event with an id is
 //! delivered once ([`gridflow_runtime::Engine::deliver_webhook`]): the first delivery
 //! answers 202 `{event, started, signalled, duplicate: false}`, every replay 200 with
 //! `duplicate: true` and nothing started or signalled.
@@ -67,6 +72,7 @@ pub struct EventResponse {
         ("X-Gridflow-Signature" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of \"<timestamp>.<body>\" with the source's secret>`"),
         ("X-Gridflow-Event-Id" = Option<String>, Header, description = "The event's id (else the body's `id`); each id is delivered once"),
         ("X-Gridflow-Token" = Option<String>, Header, description = "The source's secret as is, only from sources configured with `plain_secret = \"header\"` (iconik); Canto sends it as the body's `secure_token`"),
+        ("X-Hub-Signature" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of the body>`: a source's own signature, from sources configured with `signature_header` (the Trading Grid hub; VIP's is `X-Signature`)"),
     ),
     request_body(content = Object, description = "The event: a JSON object whose `type` names it (`<source>.<type>`)"),
     responses(
@@ -143,23 +149,21 @@ pub(crate) async fn receive(
             format!("event source {source:?} may only hold letters, digits, _ and -"),
         ));
     }
-    let name = format!("{source}.{}", verified.event_type);
+    let (event_type, event_id, payload) = read_event(&state, &source, verified)?;
+    let name = format!("{source}.{event_type}");
     let actor = format!("event:{source}");
-    let (outcome, duplicate) = match &verified.event_id {
+    let (outcome, duplicate) = match &event_id {
         Some(event_id) => {
             let delivered = state
                 .engine
-                .deliver_webhook(&source, event_id, &name, &verified.event, &actor)
+                .deliver_webhook(&source, event_id, &name, &payload, &actor)
                 .await?;
             (delivered.outcome, delivered.duplicate)
         }
         // Only a plain-secret source without event ids (Canto): nothing to recognise a
         // copy by.
         None => (
-            state
-                .engine
-                .deliver_event(&name, &verified.event, &actor)
-                .await?,
+            state.engine.deliver_event(&name, &payload, &actor).await?,
             false,
         ),
     };
@@ -178,6 +182,33 @@ pub(crate) async fn receive(
         }),
     )
         .into_response())
+}
+
+/// The event's type, id and payload: for a body signed by the source in its own way
+/// (`signature_header`), as the source's connector reads its format
+/// ([`gridflow_connectors::Connector::read_webhook`]: the same name, id and payload as its
+/// change feed gives, so that a callback and a poll of one event are one delivery);
+/// otherwise the body as it is.
+fn read_event(
+    state: &AppState,
+    source: &str,
+    verified: webhook::VerifiedEvent,
+) -> Result<(String, Option<String>, serde_json::Value), ApiError> {
+    if verified.authentication == webhook::Authentication::SourceSignature
+        && let Some(connector) = state
+            .engine
+            .registry()
+            .connectors()
+            .find(|connector| connector.name() == source)
+        && let Some(read) = connector.read_webhook(&verified.event)
+    {
+        let inbound = read.map_err(|error| {
+            tracing::debug!(%source, %error, "signed event not in the source's format");
+            ApiError::bad_request(format!("event of {source}: {}", error.message()))
+        })?;
+        return Ok((inbound.name, Some(inbound.id), inbound.payload));
+    }
+    Ok((verified.event_type, verified.event_id, verified.event))
 }
 
 #[cfg(test)]

@@ -31,12 +31,18 @@ pub fn verify(
     secret: &[u8],
     now: i64,
 ) -> Result<VerifiedEvent, Refusal> {
+    let signature_header = settings
+        .signature_header
+        .as_deref()
+        .map(str::to_ascii_lowercase);
     let settings = SourceSettings {
         plain_secret: settings.plain_secret.map(|mode| match mode {
             ConfiguredPlainSecret::Header => PlainSecret::Header,
             ConfiguredPlainSecret::Body => PlainSecret::Body,
         }),
         event_id_field: settings.event_id_field.as_deref(),
+        signature_header: signature_header.as_deref(),
+        event_type_field: settings.event_type_field.as_deref(),
     };
     gridflow_core::webhook::verify(
         &settings,
@@ -74,6 +80,7 @@ mod tests {
         SourceConfig {
             plain_secret: Some(mode),
             event_id_field: Some("request_id".to_owned()),
+            ..SourceConfig::default()
         }
     }
 
@@ -226,6 +233,7 @@ mod tests {
         let canto = SourceConfig {
             plain_secret: Some(PlainSecret::Body),
             event_id_field: None,
+            ..SourceConfig::default()
         };
         let verified = verify(
             &canto,

@@ -34,7 +34,8 @@ pub(crate) async fn connect(config: &Config, sandbox: bool) -> anyhow::Result<Co
         gridflow_connectors::core::CoreConnector::with_config(&config.core_http),
     ));
     // The sandbox's iconik and Canto cannot sign their webhooks: they send the plain
-    // secret, as configured here unless gridflow.toml says otherwise.
+    // secret; the hub signs with X-Hub-Signature. As configured here unless
+    // gridflow.toml says otherwise.
     let webhooks = if sandbox {
         config.webhooks.clone().with_sandbox_sources()
     } else {
@@ -72,7 +73,7 @@ pub(crate) async fn connect(config: &Config, sandbox: bool) -> anyhow::Result<Co
     })
 }
 
-/// Points the simulators that push changes (Canto, iconik) at the server listening on
+/// Points the simulators that push changes (Canto, iconik, the Trading Grid hub) at the server listening on
 /// `address`, with a secret made for this run unless GRIDFLOW_EVENT_SECRET_<SOURCE> sets
 /// one; `event_secrets` then holds those secrets.
 pub(crate) async fn subscribe_webhooks(
@@ -87,6 +88,7 @@ pub(crate) async fn subscribe_webhooks(
         Secret::new(String::from_utf8_lossy(secret).into_owned())
     };
     let (canto_secret, iconik_secret) = (secret_of("canto"), secret_of("iconik"));
+    let hub_secret = secret_of("trading_grid");
     // The simulators reach the server where it listens; on every interface, by loopback.
     let reachable = if address.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], address.port()))
@@ -96,6 +98,12 @@ pub(crate) async fn subscribe_webhooks(
     let events_url = format!("http://{reachable}/api/v1/events");
     sandbox
         .subscribe_webhooks(&events_url, &canto_secret, &iconik_secret)
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    // The hub calls back signed with X-Hub-Signature; its poller still reads the feed, and
+    // the two share one claim per event id.
+    sandbox
+        .subscribe_hub_webhooks(&events_url, &hub_secret)
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
     tracing::info!(%events_url, "sandbox simulators send their webhooks here");

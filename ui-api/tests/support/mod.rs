@@ -40,6 +40,8 @@ pub(crate) struct Options {
     pub(crate) event_secrets: EventSecrets,
     /// Token lifetimes and the server run's id.
     pub(crate) tokens: TokenSettings,
+    /// The connectors (the built-in ones by default).
+    pub(crate) registry: Arc<Registry>,
 }
 
 impl Options {
@@ -52,6 +54,7 @@ impl Options {
             engine: EngineOptions::default(),
             event_secrets: EventSecrets::default(),
             tokens: TokenSettings::default(),
+            registry: Arc::new(Registry::with_builtin()),
         }
     }
 }
@@ -78,7 +81,7 @@ impl Harness {
     pub(crate) async fn with(options: Options) -> Self {
         let engine = Engine::start(
             options.store.clone(),
-            Arc::new(Registry::with_builtin()),
+            options.registry,
             options.clock,
             options.engine,
         )

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::{NAME, TradingGridConnector};
 use crate::connector::{Error, Result};
@@ -90,11 +89,7 @@ impl ChangeFeed for TradingGridConnector {
                 )));
             }
             position = seq;
-            let mut data = event["data"].clone();
-            if let Value::Object(fields) = &mut data {
-                fields.insert("change_id".to_owned(), Value::from(id));
-                fields.insert("occurred_at".to_owned(), event["occurred_at"].clone());
-            }
+            let data = super::inbound::payload(&event["data"], id, &event["occurred_at"]);
             changes.push(FeedChange {
                 id: id.to_owned(),
                 kind: name.replace('.', "_"),
