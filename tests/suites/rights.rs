@@ -236,7 +236,7 @@ async fn fires_once_per_window_end(url: &str) -> anyhow::Result<()> {
         "a second pass fires nothing"
     );
     let fired = pass.started[0].clone();
-    ensure!(recalls(&first).await? == [fired.clone()]);
+    ensure!(recalls(&first).await? == std::slice::from_ref(&fired));
     let (event, actor) = started_with(&first, &fired).await?;
     ensure!(
         event
@@ -256,7 +256,7 @@ async fn fires_once_per_window_end(url: &str) -> anyhow::Result<()> {
     let second = engine(url, clock.clone()).await?;
     let node = timer(&second, "node-b");
     ensure!(node.pass().await?.started.is_empty());
-    ensure!(recalls(&second).await? == [fired.clone()]);
+    ensure!(recalls(&second).await? == std::slice::from_ref(&fired));
 
     // a-1's licence is extended after it fired, a-3's before: each fires at its new end
     // only (a-1 seven days before 2027-01-20, a-3 not at its old end).
