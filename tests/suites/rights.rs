@@ -3,7 +3,8 @@
 //! `effects.rights`) or reported by a connector's event starts a `rights` trigger's
 //! definition once, when `now >= valid_until - expiring_within`, with the window in
 //! `event`; a restarted engine starts nothing again; a changed window fires for its new
-//! end only; an unknown end never fires; the spawned timer wakes when a window is observed.
+//! end only; an unknown end never fires; the spawned timer wakes when a window is observed;
+//! one node fires at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,6 +259,16 @@ async fn fires_once_per_window_end(url: &str) -> anyhow::Result<()> {
     ensure!(node.pass().await?.started.is_empty());
     ensure!(recalls(&second).await? == std::slice::from_ref(&fired));
 
+    // A node that died between the start and its record fires the window again: the
+    // derived instance id finds the instance, and nothing starts twice.
+    let db = sea_orm::Database::connect(url).await?;
+    sea_orm::ConnectionTrait::execute_unprepared(&db, "DELETE FROM rights_firing").await?;
+    db.close().await?;
+    clock.set(at("2026-12-24T00:01:00Z"));
+    let pass = node.pass().await?;
+    ensure!(pass.started == std::slice::from_ref(&fired), "{pass:?}");
+    ensure!(recalls(&second).await? == std::slice::from_ref(&fired));
+
     // a-1's licence is extended after it fired, a-3's before: each fires at its new end
     // only (a-1 seven days before 2027-01-20, a-3 not at its old end).
     see(&second, "a-1", Some("2027-01-20T00:00:00Z")).await?;
@@ -404,6 +415,15 @@ async fn filters_and_refusals(url: &str) -> anyhow::Result<()> {
     ensure!(pass.started.len() == 1 && pass.filtered == 1, "{pass:?}");
     let pass = node.pass().await?;
     ensure!(pass.started.is_empty() && pass.filtered == 0, "{pass:?}");
+
+    // Another node fires nothing while this one holds the lease.
+    see(&engine, "c-3", Some("2026-12-02T00:00:00Z")).await?;
+    let other = timer(&engine, "node-b").pass().await?;
+    ensure!(
+        other.waiting_for_lease && other.started.is_empty(),
+        "{other:?}"
+    );
+    ensure!(node.pass().await?.started.len() == 1);
 
     // An output whose windows do not read fails the step for good, and records nothing.
     let instance = engine

@@ -277,16 +277,17 @@ impl RightsTimer {
             if due.is_empty() {
                 return Ok(true);
             }
+            // Taken before the first firing and renewed before each page, so a long
+            // backlog does not outlive the lease.
+            let clock_now = shared.clock.now();
+            let expires_at = clock_now + chrono_duration(self.options.lease_duration);
+            pass.leader = shared
+                .store
+                .acquire_lease(RIGHTS_LEASE, &self.options.node, clock_now, expires_at)
+                .await?;
             if !pass.leader {
-                let expires_at = now + chrono_duration(self.options.lease_duration);
-                pass.leader = shared
-                    .store
-                    .acquire_lease(RIGHTS_LEASE, &self.options.node, now, expires_at)
-                    .await?;
-                if !pass.leader {
-                    pass.waiting_for_lease = true;
-                    return Ok(false);
-                }
+                pass.waiting_for_lease = true;
+                return Ok(false);
             }
             let full_page = due.len() == PAGE as usize;
             for window in &due {
