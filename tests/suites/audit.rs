@@ -604,6 +604,54 @@ impl gridflow_store::SignalWaitStore for RecordingStore {
 }
 
 #[async_trait]
+impl gridflow_store::RightsStore for RecordingStore {
+    async fn observe_rights(
+        &self,
+        windows: &[gridflow_store::ObservedWindow],
+    ) -> gridflow_store::Result<()> {
+        self.inner.observe_rights(windows).await
+    }
+    async fn rights_window(
+        &self,
+        system: &str,
+        asset_id: &str,
+    ) -> gridflow_store::Result<Option<gridflow_store::RightsWindowRecord>> {
+        self.inner.rights_window(system, asset_id).await
+    }
+    async fn due_rights_windows(
+        &self,
+        definition_id: &DefinitionId,
+        trigger_index: u32,
+        system: Option<&str>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> gridflow_store::Result<Vec<gridflow_store::RightsWindowRecord>> {
+        self.inner
+            .due_rights_windows(definition_id, trigger_index, system, until, limit)
+            .await
+    }
+    async fn next_rights_end_after(
+        &self,
+        system: Option<&str>,
+        after: DateTime<Utc>,
+    ) -> gridflow_store::Result<Option<DateTime<Utc>>> {
+        self.inner.next_rights_end_after(system, after).await
+    }
+    async fn record_rights_firing(
+        &self,
+        firing: &gridflow_store::RightsFiring,
+    ) -> gridflow_store::Result<bool> {
+        self.inner.record_rights_firing(firing).await
+    }
+    async fn rights_firings(
+        &self,
+        definition_id: &DefinitionId,
+    ) -> gridflow_store::Result<Vec<gridflow_store::RightsFiring>> {
+        self.inner.rights_firings(definition_id).await
+    }
+}
+
+#[async_trait]
 impl Store for RecordingStore {
     async fn health(&self) -> gridflow_store::Result<()> {
         self.inner.health().await

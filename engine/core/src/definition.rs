@@ -28,7 +28,7 @@ pub struct Definition {
     /// JSON Schema of the start input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
-    /// Cron and event triggers that start instances.
+    /// Cron, event and rights triggers that start instances.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<Trigger>,
     /// The steps, in definition order (which is also the order ready steps are scheduled in).
@@ -86,7 +86,8 @@ impl Definition {
     }
 }
 
-/// A trigger that starts instances on a schedule or on an inbound event.
+/// A trigger that starts instances on a schedule, on an inbound event, or when an asset's
+/// rights window is about to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
@@ -109,10 +110,29 @@ pub struct Trigger {
     /// Which missed ticks to fire after downtime ([`CatchUp::Last`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<CatchUp>,
-    /// Event triggers only: a condition over `event` (`"${event.created_by != 'gridflow'}"`);
-    /// an event for which it is false, or fails, starts nothing.
+    /// Event and rights triggers only: a condition over `event`
+    /// (`"${event.created_by != 'gridflow'}"`); an event for which it is false, or fails,
+    /// starts nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// Starts the definition once per asset and window end when a rights window is about
+    /// to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights: Option<RightsTrigger>,
+}
+
+/// A `rights` trigger: `{expiring_within: 7d, system?: otmm}`. It starts the definition
+/// once per (asset, window end) as soon as `now >= valid_until - expiring_within`; a window
+/// whose end is unknown never fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RightsTrigger {
+    /// How long before the window's end the definition starts (`0s`: at the end).
+    #[serde(with = "duration::text")]
+    pub expiring_within: Duration,
+    /// Only windows of this asset system (`otmm`, `smintio`, …); every system when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
 }
 
 /// What a cron tick does while the instance started by an earlier tick of the same

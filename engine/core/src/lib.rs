@@ -35,7 +35,9 @@ pub mod webhook;
 pub use approval::{ApprovalState, ApprovalStatus, Verdict};
 pub use artifact::Artifact;
 pub use command::{ChildStart, Command, Dispatch, WorkKey};
-pub use definition::{CatchUp, Definition, Overlap, StepDefinition, StepKind, Trigger};
+pub use definition::{
+    CatchUp, Definition, Overlap, RightsTrigger, StepDefinition, StepKind, Trigger,
+};
 pub use event::{ErrorInfo, Event, EventBody, ParentRef, TimerKey, TimerPurpose};
 pub use history::{HISTORY_VERSION, RecordedEvent};
 pub use id::{DefinitionId, InstanceId, StepId};

@@ -86,6 +86,14 @@ impl Engine {
             Deployed::Unchanged(version) => (version, false),
         };
         tracing::info!(definition = %definition.id, version, created, "definition deployed");
+        if created
+            && definition
+                .triggers
+                .iter()
+                .any(|trigger| trigger.rights.is_some())
+        {
+            self.shared.rights.wake();
+        }
         Ok(Deployment {
             id: definition.id.to_string(),
             version,

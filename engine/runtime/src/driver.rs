@@ -423,6 +423,8 @@ impl Driver {
             }
             return;
         }
+        let rights =
+            crate::rights::observe_outcome(&self.shared.registry, &cached.definition, &mut input);
         match transition_in_place(
             &mut cached.state,
             &input,
@@ -430,6 +432,10 @@ impl Driver {
             self.shared.limits.budget(),
         ) {
             Ok(effects) => {
+                // Windows of an outcome the core accepted land with its success.
+                if !effects.events.is_empty() {
+                    cycle.batch.rights.extend(rights);
+                }
                 // A migrated instance goes on with the version it moved to.
                 if let InputBody::Migrate { to, .. } = &input.body
                     && !effects.events.is_empty()

@@ -107,6 +107,7 @@ impl Engine {
             },
             limits: options.limits.clone(),
             availability: Availability::default(),
+            rights: crate::rights::RightsWake::default(),
             inbox,
         });
         // Everything start-up reads is read before any task is spawned: when the database

@@ -83,6 +83,7 @@ impl Engine {
             .limits
             .check_signal(name, event)
             .map_err(Error::LimitExceeded)?;
+        crate::rights::observe_event(shared, name, event).await?;
         let mut starts = Vec::new();
         let mut problems = Vec::new();
         for record in shared.store.list_definitions().await? {

@@ -12,8 +12,8 @@
 //! tasks (`driver`, `executor`, `database_watch`, `checkpoint`), which hold the
 //! shared state. At the top, the handle (`engine`), and one file per concern of its
 //! methods (`instances`, `definitions`, `signals`, `approvals`, `events`, `webhooks`,
-//! `idempotency`, `audit`, `tokens`, `monitoring`), with the cron scheduler and the
-//! pollers built on it.
+//! `idempotency`, `audit`, `tokens`, `monitoring`), with the cron scheduler, the
+//! pollers and the rights timer (`rights`) built on it.
 //!
 //! This crate never decides what happens next in an instance: the core does. It never
 //! acts on anything before it is committed, and never names a concrete store.
@@ -44,6 +44,7 @@ mod migrate;
 mod monitoring;
 pub mod poller;
 mod rerun;
+pub mod rights;
 pub mod scheduler;
 mod shared;
 mod signals;
@@ -68,6 +69,7 @@ pub use instances::Replayed;
 pub use migrate::{MigrationItem, MigrationPlan, MigrationRequest};
 pub use poller::{PollPass, Poller, PollerOptions};
 pub use rerun::RerunRequest;
+pub use rights::{RightsOptions, RightsPass, RightsTimer};
 pub use scheduler::{Pass, Scheduler, SchedulerOptions};
 pub use stats::{
     APPROVAL_WAIT_BOUNDS, BATCH_SIZE_BOUNDS, HistogramSnapshot, HistogramsSnapshot, StatsSnapshot,

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// Idempotent starts of one instance id run one at a time (`idempotency`).
     pub(crate) start_locks: StartLocks,
     pub(crate) availability: Availability,
+    /// Wakes the rights timer when this node observes a window (`rights`).
+    pub(crate) rights: crate::rights::RightsWake,
     /// The driver's inbox; written through [`Shared::send`].
     pub(crate) inbox: mpsc::UnboundedSender<Message>,
 }

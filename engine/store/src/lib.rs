@@ -2,7 +2,7 @@
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
-//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`], [`RightsStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -26,6 +26,7 @@ pub mod audit;
 pub mod cursors;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
+pub mod rights;
 mod rules;
 pub mod signal_waits;
 pub mod sql;
@@ -38,6 +39,7 @@ pub use audit::{AuditFilter, AuditStore, InstanceHead};
 pub use cursors::CursorStore;
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
+pub use rights::{FiringState, ObservedWindow, RightsFiring, RightsStore, RightsWindowRecord};
 pub use signal_waits::{SignalKey, SignalWaitRecord, SignalWaitStore, SignalWaitsWrite};
 pub use sql::{SqlOptions, SqlStore};
 pub use triggers::{TickRecord, TickState, TriggerStore};
@@ -217,6 +219,9 @@ pub struct Batch {
     /// Links of child instances to their parents' units, written with the children's
     /// rows (an existing link stays as it is).
     pub children: Vec<ChildLink>,
+    /// Rights windows seen in action outputs, written with the steps' successes (an asset
+    /// named twice keeps the last).
+    pub rights: Vec<ObservedWindow>,
 }
 
 /// Which unit of which parent instance started a child instance (a workflow step's).
@@ -307,6 +312,7 @@ impl Batch {
             && self.approvals.is_empty()
             && self.children.is_empty()
             && self.signal_waits.is_empty()
+            && self.rights.is_empty()
     }
 }
 
@@ -472,6 +478,7 @@ pub trait Store:
     + CursorStore
     + WebhookStore
     + SignalWaitStore
+    + RightsStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

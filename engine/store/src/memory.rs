@@ -5,6 +5,7 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod rights;
 mod signal_waits;
 mod triggers;
 mod webhooks;
@@ -64,6 +65,7 @@ struct Inner {
     /// Child links by child id.
     children: BTreeMap<String, crate::ChildLink>,
     signal_index: signal_waits::SignalIndex,
+    rights: rights::RightsTables,
 }
 
 impl MemoryStore {
@@ -232,6 +234,7 @@ impl Inner {
             self.approvals.insert(approval.id.clone(), approval);
         }
         self.signal_index.apply(&batch.signal_waits);
+        self.rights.apply(&batch.rights);
     }
 }
 

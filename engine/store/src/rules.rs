@@ -104,7 +104,8 @@ pub(crate) fn validate_batch(batch: &Batch) -> Result<()> {
     for write in &batch.instances {
         validate_write(write)?;
     }
-    crate::signal_waits::validate(&batch.signal_waits)
+    crate::signal_waits::validate(&batch.signal_waits)?;
+    crate::rights::validate(&batch.rights)
 }
 
 fn validate_write(write: &InstanceWrite) -> Result<()> {

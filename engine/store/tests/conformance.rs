@@ -157,7 +157,17 @@ conformance!(
     an_update_records_a_new_definition_version,
     signal_waits_are_found_by_name_and_key,
     signal_waits_are_written_with_their_batch_or_not_at_all,
+    rights_windows_are_upserted_per_asset,
+    rights_windows_are_written_with_their_batch_or_not_at_all,
+    rights_windows_are_due_until_fired_at_their_end,
 );
+
+#[path = "conformance/rights.rs"]
+mod rights;
+use rights::{
+    rights_windows_are_due_until_fired_at_their_end, rights_windows_are_upserted_per_asset,
+    rights_windows_are_written_with_their_batch_or_not_at_all,
+};
 
 #[path = "conformance/children.rs"]
 mod children;
@@ -722,6 +732,7 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
                 key: None,
             }],
         }],
+        rights: Vec::new(),
     };
     assert_conflict_naming(store.commit(&batch).await, &b.record.id);
     assert!(store.approval(&batch.approvals[0].id).await.is_err());

@@ -1,22 +1,27 @@
-//! The engine's background work on this node: one poller per change feed and the cron
-//! scheduler, started once the application answers and stopped, with their leases given
+//! The engine's background work on this node: one poller per change feed, the cron
+//! scheduler and the rights timer, started once the application answers and stopped, with their leases given
 //! away, when the server stops.
 
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use gridflow_runtime::{Engine, Poller, PollerOptions, Scheduler, SchedulerOptions};
+use gridflow_runtime::{
+    Engine, Poller, PollerOptions, RightsOptions, RightsTimer, Scheduler, SchedulerOptions,
+};
 
-/// The running pollers and scheduler.
+/// The running pollers, scheduler and rights timer.
 pub(crate) struct Background {
     pollers: Vec<(Poller, JoinHandle<()>)>,
     scheduler: Scheduler,
     scheduler_task: JoinHandle<()>,
+    rights: RightsTimer,
+    rights_task: JoinHandle<()>,
 }
 
 impl Background {
-    /// Starts a poller per change feed of the engine's registry, and the scheduler.
+    /// Starts a poller per change feed of the engine's registry, the scheduler and the
+    /// rights timer.
     pub(crate) fn start(engine: &Engine, scheduler_options: SchedulerOptions) -> Self {
         // The pollers share the scheduler's node name as lease holder; each lease outlives
         // a few of its poll intervals, so it lapses only when the node stops polling.
@@ -40,12 +45,22 @@ impl Background {
                 (poller, task)
             })
             .collect();
+        let rights = RightsTimer::new(
+            engine.clone(),
+            RightsOptions {
+                node: scheduler_options.node.clone(),
+                ..RightsOptions::default()
+            },
+        );
+        let rights_task = rights.clone().spawn();
         let scheduler = Scheduler::new(engine.clone(), scheduler_options);
         let scheduler_task = scheduler.clone().spawn();
         Self {
             pollers,
             scheduler,
             scheduler_task,
+            rights,
+            rights_task,
         }
     }
 
@@ -53,6 +68,11 @@ impl Background {
     /// node takes over at once.
     pub(crate) async fn stop(self) {
         self.scheduler_task.abort();
+        self.rights_task.abort();
+        let _ = self.rights_task.await;
+        if let Err(error) = self.rights.release().await {
+            tracing::warn!(%error, "cannot release the rights lease; another node takes over when it expires");
+        }
         for (poller, task) in self.pollers {
             task.abort();
             // Wait for the aborted pass to end before giving the lease away.

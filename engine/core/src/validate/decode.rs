@@ -57,6 +57,7 @@ fn plain_yaml_message(message: &str) -> String {
 
 /// Reports every duration that does not parse, and removes it from `document`.
 pub(super) fn check_durations(document: &mut Value, errors: &mut Errors) {
+    check_trigger_durations(document, errors);
     let Some(steps) = document.get_mut("steps").and_then(Value::as_array_mut) else {
         return;
     };
@@ -106,6 +107,19 @@ pub(super) fn check_durations(document: &mut Value, errors: &mut Errors) {
                 }
             }
             Some(_) | None => {}
+        }
+    }
+}
+
+/// The `expiring_within` of each `rights` trigger.
+fn check_trigger_durations(document: &mut Value, errors: &mut Errors) {
+    let Some(triggers) = document.get_mut("triggers").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (index, trigger) in triggers.iter_mut().enumerate() {
+        if let Some(rights) = trigger.get_mut("rights").and_then(Value::as_object_mut) {
+            let at = Path::root().key("triggers").index(index).key("rights");
+            check_duration_field(rights, "expiring_within", &at, errors);
         }
     }
 }

@@ -62,6 +62,9 @@ impl CommitJob {
         let commit_time = started.elapsed();
         match outcome {
             Ok(()) => {
+                if !self.batch.rights.is_empty() {
+                    shared.rights.wake();
+                }
                 let events = self
                     .batch
                     .instances

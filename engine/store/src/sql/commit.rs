@@ -298,6 +298,9 @@ impl SqlStore {
                 .await
                 .map_err(Failure::Store)?;
         }
+        if !batch.rights.is_empty() {
+            self.write_rights(tx, batch).await.map_err(Failure::Store)?;
+        }
         Ok(())
     }
 

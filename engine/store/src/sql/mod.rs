@@ -22,6 +22,7 @@ mod error;
 mod hygiene;
 mod query;
 mod read;
+mod rights;
 mod row;
 mod signal_waits;
 mod snapshots;

@@ -1,6 +1,6 @@
 //! Triggers: a cron expression that parses (its problem said in one line), a known IANA
-//! time zone, an event that its source emits, a `when` filter on event triggers only that
-//! reads only `event`, and an input whose expressions read only the inbound `event` and
+//! time zone, an event that its source emits, a `when` filter on event and rights triggers
+//! only that reads only `event`, and an input whose expressions read only the inbound `event` and
 //! which fits the definition's input schema.
 
 use std::str::FromStr;
@@ -76,10 +76,10 @@ impl Checker<'_> {
             return;
         };
         let at_when = at.key("when");
-        if trigger.event.is_none() {
+        if trigger.event.is_none() && trigger.rights.is_none() {
             self.errors.push(
                 &at_when,
-                "\"when\" is only allowed on event triggers: it filters events, and a cron tick has none (put the condition on the first step's \"when\")",
+                "\"when\" is only allowed on event and rights triggers: it filters events, and a cron tick has none (put the condition on the first step's \"when\")",
             );
             return;
         }

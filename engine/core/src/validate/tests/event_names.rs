@@ -124,7 +124,7 @@ steps:
     );
     assert_has(
         &errors,
-        "triggers[0].when: \"when\" is only allowed on event triggers: it filters events, and a cron tick has none (put the condition on the first step's \"when\")",
+        "triggers[0].when: \"when\" is only allowed on event and rights triggers: it filters events, and a cron tick has none (put the condition on the first step's \"when\")",
     );
     assert_has_prefix(&errors, "triggers[1].when: ");
     assert!(

@@ -114,6 +114,7 @@ mod event_names;
 mod fan_out;
 mod flow;
 mod graph;
+mod rights;
 mod semantics;
 mod wording;
 mod workflow_files;

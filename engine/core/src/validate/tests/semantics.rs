@@ -174,7 +174,7 @@ steps:
     );
     assert_has(
         &errors,
-        "triggers[2]: a trigger needs exactly one of cron, event (found cron and event)",
+        "triggers[2]: a trigger needs exactly one of cron, event, rights (found cron and event)",
     );
     assert_eq!(errors.len(), 4, "{errors:#?}");
 }
