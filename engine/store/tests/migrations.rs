@@ -14,7 +14,7 @@ use gridflow_store::{
     Batch, BatchCommitter, SignalWaitStore, SqlOptions, SqlStore, Store, WorkItem, WorkReader,
 };
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 19] = [
     "definition",
     "instance",
     "instance_state",
@@ -32,6 +32,8 @@ const TABLES: [&str; 17] = [
     "signal_wait",
     "signal_key_path",
     "signal_wait_unindexed",
+    "ledger_delivery",
+    "ledger_entry",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {
