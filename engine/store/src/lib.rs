@@ -2,7 +2,7 @@
 //!
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
-//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`], [`LedgerStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -24,6 +24,7 @@ use gridflow_core::{
 
 pub mod audit;
 pub mod cursors;
+pub mod ledger;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 mod rules;
@@ -36,6 +37,7 @@ pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditStore, InstanceHead};
 pub use cursors::CursorStore;
+pub use ledger::{LedgerFilter, LedgerStore, LedgerWrite, StatusMatch};
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use signal_waits::{SignalKey, SignalWaitRecord, SignalWaitStore, SignalWaitsWrite};
@@ -217,6 +219,9 @@ pub struct Batch {
     /// Links of child instances to their parents' units, written with the children's
     /// rows (an existing link stays as it is).
     pub children: Vec<ChildLink>,
+    /// Distribution ledger changes of the steps whose success the batch records, written
+    /// last, in order (`ledger`).
+    pub ledger: Vec<LedgerWrite>,
 }
 
 /// Which unit of which parent instance started a child instance (a workflow step's).
@@ -304,6 +309,7 @@ impl Batch {
             && self.approvals.is_empty()
             && self.children.is_empty()
             && self.signal_waits.is_empty()
+            && self.ledger.is_empty()
     }
 }
 
@@ -469,6 +475,7 @@ pub trait Store:
     + CursorStore
     + WebhookStore
     + SignalWaitStore
+    + LedgerStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

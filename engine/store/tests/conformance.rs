@@ -157,7 +157,17 @@ conformance!(
     an_update_records_a_new_definition_version,
     signal_waits_are_found_by_name_and_key,
     signal_waits_are_written_with_their_batch_or_not_at_all,
+    ledger_writes_are_idempotent_and_chained,
+    ledger_is_listed_by_filter_and_page,
+    ledger_writes_land_with_their_batch,
 );
+
+#[path = "conformance/ledger.rs"]
+mod ledger;
+use ledger::{
+    ledger_is_listed_by_filter_and_page, ledger_writes_are_idempotent_and_chained,
+    ledger_writes_land_with_their_batch,
+};
 
 #[path = "conformance/children.rs"]
 mod children;
@@ -713,6 +723,7 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         timers_removed: vec![(sleeping.instance_id.clone(), sleeping.key.clone())],
         approvals: vec![approval(3, &["ann"], &[])],
         children: Vec::new(),
+        ledger: Vec::new(),
         signal_waits: vec![gridflow_store::SignalWaitsWrite {
             instance_id: c.record.id.clone(),
             waits: vec![gridflow_store::SignalWaitRecord {

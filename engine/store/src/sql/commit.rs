@@ -298,6 +298,11 @@ impl SqlStore {
                 .await
                 .map_err(Failure::Store)?;
         }
+        if !batch.ledger.is_empty() {
+            self.write_ledger(tx, &batch.ledger)
+                .await
+                .map_err(Failure::Store)?;
+        }
         Ok(())
     }
 
