@@ -169,8 +169,8 @@ pub struct Entry {
     /// The first entry's: the delivery's facts; a later one's: the change's detail (or
     /// null).
     pub detail: Value,
-    /// What wrote it: `{instance, step, item, attempt, index}` or `{source, event_id,
-    /// index}`. An origin is written once per delivery.
+    /// What wrote it: `{instance, work, step, item, attempt, index}` or `{source,
+    /// event_id, index}`. An origin is written once per delivery.
     pub origin: Value,
     /// The previous entry's hash ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
@@ -217,15 +217,19 @@ impl Entry {
     }
 }
 
-/// The origin of an entry written by a step attempt's output.
+/// The origin of an entry written by the `index`th change of a step attempt's output:
+/// `work` is the attempt's idempotency key, which also tells a repeat step's runs and a
+/// compensation apart.
 pub fn step_origin(
     instance: &InstanceId,
+    work: &str,
     step: &str,
     item: Option<u32>,
     attempt: u32,
     index: usize,
 ) -> Value {
-    json!({"instance": instance, "step": step, "item": item, "attempt": attempt, "index": index})
+    json!({"instance": instance, "work": work, "step": step, "item": item,
+           "attempt": attempt, "index": index})
 }
 
 /// The origin of an entry written by an event of `source`.
