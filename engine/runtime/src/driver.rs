@@ -437,6 +437,13 @@ impl Driver {
                     cached.definition = to.clone();
                 }
                 cycle.touch(&instance);
+                cycle.batch.ledger.extend(crate::ledger::commit::writes(
+                    &self.shared.registry,
+                    &instance,
+                    &input,
+                    &effects.events,
+                    &cached.definition,
+                ));
                 let notice = children::notice(&effects, &cached.state, limits);
                 cycle.notices.extend(notice);
                 let at = input.at;

@@ -83,6 +83,8 @@ impl Engine {
             .limits
             .check_signal(name, event)
             .map_err(Error::LimitExceeded)?;
+        // What the event reports to the ledger is written first, once per event id.
+        self.apply_event_ledger(name, event, change_id).await?;
         let mut starts = Vec::new();
         let mut problems = Vec::new();
         for record in shared.store.list_definitions().await? {

@@ -12,7 +12,7 @@
 //! tasks (`driver`, `executor`, `database_watch`, `checkpoint`), which hold the
 //! shared state. At the top, the handle (`engine`), and one file per concern of its
 //! methods (`instances`, `definitions`, `signals`, `approvals`, `events`, `webhooks`,
-//! `idempotency`, `audit`, `tokens`, `monitoring`), with the cron scheduler and the
+//! `idempotency`, `audit`, `tokens`, `monitoring`, `ledger`), with the cron scheduler and the
 //! pollers built on it.
 //!
 //! This crate never decides what happens next in an instance: the core does. It never
@@ -38,6 +38,7 @@ mod executor;
 pub mod idempotency;
 mod input_limits;
 mod instances;
+mod ledger;
 mod message;
 mod migrate;
 mod monitoring;
@@ -64,6 +65,7 @@ pub use error::{Detail, Error, Result};
 pub use events::EventOutcome;
 pub use idempotency::Started;
 pub use instances::Replayed;
+pub use ledger::DeliveryDetail;
 pub use migrate::{MigrationItem, MigrationPlan, MigrationRequest};
 pub use poller::{PollPass, Poller, PollerOptions};
 pub use rerun::RerunRequest;

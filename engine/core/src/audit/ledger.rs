@@ -368,7 +368,12 @@ pub fn check_delivery(row: Option<&Delivery>, delivery_id: &str, entries: &[Entr
     let Some(row) = row else {
         return problem(1, "its entries remain but its row is gone (row deleted)".to_owned());
     };
-    let folded = match Delivery::fold(entries) {
+    // The row may have been read before entries written after it (verification runs
+    // beside the engine): it is compared with the entries up to its head.
+    let upto = usize::try_from(row.head_seq)
+        .unwrap_or(usize::MAX)
+        .clamp(1, entries.len().max(1));
+    let folded = match Delivery::fold(&entries[..upto.min(entries.len())]) {
         Ok(folded) => folded,
         Err(message) => return problem(1, message),
     };

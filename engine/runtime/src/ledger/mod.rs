@@ -14,6 +14,7 @@
 //!   `recipients` is the built-in `ledger` connector.
 
 pub(crate) mod audit;
+pub(crate) mod commit;
 pub(crate) mod recipients;
 
 use chrono::{DateTime, Utc};
