@@ -160,12 +160,13 @@ conformance!(
     ledger_writes_are_idempotent_and_chained,
     ledger_is_listed_by_filter_and_page,
     ledger_writes_land_with_their_batch,
+    concurrent_status_changes_chain_in_turn,
 );
 
 #[path = "conformance/ledger.rs"]
 mod ledger;
 use ledger::{
-    ledger_is_listed_by_filter_and_page, ledger_writes_are_idempotent_and_chained,
+    concurrent_status_changes_chain_in_turn, ledger_is_listed_by_filter_and_page, ledger_writes_are_idempotent_and_chained,
     ledger_writes_land_with_their_batch,
 };
 
