@@ -17,15 +17,15 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 use gridflow_connectors::effects::{DeliveryStatus, Effects, LedgerChange, StatusChange};
-use gridflow_connectors::{
-    ActionSpec, Connector, EventEffects, EventSpec, Invocation, Registry,
-};
+use gridflow_connectors::{ActionSpec, Connector, EventEffects, EventSpec, Invocation, Registry};
 use gridflow_core::audit::{ExportVerifier, ProblemKind};
 use gridflow_core::{DefinitionId, InstanceId, InstanceStatus};
 use gridflow_runtime::{Engine, EngineOptions, SystemClock};
 use gridflow_store::sql::{SqlOptions, SqlStore};
 use gridflow_store::{AuditFilter, LedgerFilter};
-use gridflow_tests::{ADMIN_TOKEN, Server, gridflow_binary, on_every_database, wait_for_status, wait_until};
+use gridflow_tests::{
+    ADMIN_TOKEN, Server, gridflow_binary, on_every_database, wait_for_status, wait_until,
+};
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -116,11 +116,16 @@ impl Connector for Partner {
                     .collect();
                 Ok(json!({"reference": reference, "ledger": ledger}))
             }
-            "withdraw" => Ok(json!({"ledger": [{"change": "status", "status": "withdrawn",
+            "withdraw" => Ok(
+                json!({"ledger": [{"change": "status", "status": "withdrawn",
                 "channel": text(arguments, "channel"), "reference": text(arguments, "reference"),
-                "partner": text(arguments, "partner"), "detail": {"reason": "licence ended"}}]})),
+                "partner": text(arguments, "partner"), "detail": {"reason": "licence ended"}}]}),
+            ),
             "broken" => Ok(json!({"ledger": [{"change": "delivered", "system": "otmm"}]})),
-            other => Err(gridflow_connectors::Error::permanent("unknown_action", other)),
+            other => Err(gridflow_connectors::Error::permanent(
+                "unknown_action",
+                other,
+            )),
         }
     }
 
@@ -194,13 +199,21 @@ steps:
 async fn run(engine: &Engine, source: &str, wanted: InstanceStatus) -> anyhow::Result<InstanceId> {
     let deployed = engine.deploy(source).await?;
     let id = engine
-        .start_instance(&DefinitionId::from(deployed.id.as_str()), None, json!({}), "tester")
+        .start_instance(
+            &DefinitionId::from(deployed.id.as_str()),
+            None,
+            json!({}),
+            "tester",
+        )
         .await?;
     wait_for_status(engine, &id, wanted).await?;
     Ok(id)
 }
 
-async fn all(engine: &Engine, filter: LedgerFilter) -> anyhow::Result<Vec<gridflow_store::ledger::Delivery>> {
+async fn all(
+    engine: &Engine,
+    filter: LedgerFilter,
+) -> anyhow::Result<Vec<gridflow_store::ledger::Delivery>> {
     Ok(engine.ledger(&filter, None, 100).await?.items)
 }
 
@@ -223,20 +236,38 @@ async fn deliveries_land_with_their_step_and_events_update_them() -> anyhow::Res
             ensure!(row.status == gridflow_store::ledger::Status::Delivered && row.head_seq == 1);
             ensure!(row.facts.sha256 == SHA && row.facts.version == "2");
         }
-        let vip = all(&engine, LedgerFilter { channel: Some("vip".into()), ..LedgerFilter::default() }).await?;
+        let vip = all(
+            &engine,
+            LedgerFilter {
+                channel: Some("vip".into()),
+                ..LedgerFilter::default()
+            },
+        )
+        .await?;
         ensure!(vip.len() == 2);
-        ensure!(vip.iter().all(|row| row.delivery_id.starts_with(&format!("{id}:vip:1:"))));
+        ensure!(
+            vip.iter()
+                .all(|row| row.delivery_id.starts_with(&format!("{id}:vip:1:")))
+        );
 
         // A download reported twice (the same event id) is one entry; an acknowledgement
         // outranks it.
-        let download = json!({"channel": "vip", "reference": "pkg-1", "partner": "GC1", "login": "ann"});
+        let download =
+            json!({"channel": "vip", "reference": "pkg-1", "partner": "GC1", "login": "ann"});
         for _ in 0..2 {
-            engine.deliver_change("partner.downloaded", &download, "evt-1", "poller:partner").await?;
+            engine
+                .deliver_change("partner.downloaded", &download, "evt-1", "poller:partner")
+                .await?;
         }
         let ack = json!({"channel": "vip", "reference": "pkg-1", "partner": "GC1", "login": "ann"});
-        engine.deliver_change("partner.acknowledged", &ack, "evt-2", "poller:partner").await?;
+        engine
+            .deliver_change("partner.acknowledged", &ack, "evt-2", "poller:partner")
+            .await?;
         let gc1 = &all(&engine, partner("GC1")).await?[0];
-        ensure!(gc1.status == gridflow_store::ledger::Status::Acknowledged && gc1.head_seq == 3, "{gc1:?}");
+        ensure!(
+            gc1.status == gridflow_store::ledger::Status::Acknowledged && gc1.head_seq == 3,
+            "{gc1:?}"
+        );
         ensure!(gc1.downloaded_at.is_some() && gc1.acknowledged_at.is_some());
         let detail = engine.delivery(&gc1.delivery_id).await?;
         ensure!(detail.entries[1].detail == json!({"login": "ann"}));
@@ -247,10 +278,23 @@ async fn deliveries_land_with_their_step_and_events_update_them() -> anyhow::Res
         // The recall takes its recipients from the ledger and withdraws each share once.
         let recall = run(&engine, RECALL, InstanceStatus::Completed).await?;
         let view = engine.instance(&recall).await?;
-        ensure!(view.output == Some(json!({"recalled": 3})), "{:?}", view.output);
-        let recipients = &view.steps["recipients"].output.as_ref().context("recipients")?["recipients"];
-        ensure!(recipients[0]["partner"] == "GC1" && recipients[0]["status"] == "acknowledged", "{recipients}");
-        let withdrawn = LedgerFilter { statuses: vec![gridflow_store::ledger::Status::Withdrawn], ..LedgerFilter::default() };
+        ensure!(
+            view.output == Some(json!({"recalled": 3})),
+            "{:?}",
+            view.output
+        );
+        let recipients = &view.steps["recipients"]
+            .output
+            .as_ref()
+            .context("recipients")?["recipients"];
+        ensure!(
+            recipients[0]["partner"] == "GC1" && recipients[0]["status"] == "acknowledged",
+            "{recipients}"
+        );
+        let withdrawn = LedgerFilter {
+            statuses: vec![gridflow_store::ledger::Status::Withdrawn],
+            ..LedgerFilter::default()
+        };
         ensure!(all(&engine, withdrawn).await?.len() == 3);
         let gc1 = &all(&engine, partner("GC1")).await?[0];
         ensure!(gc1.head_seq == 4, "one withdrawal entry: {gc1:?}");
@@ -291,24 +335,47 @@ async fn check_export(engine: &Engine, deliveries: usize) -> anyhow::Result<()> 
 /// `ledger.recipients`, and the CLI prints the ledger.
 async fn api_and_cli(url: &str) -> anyhow::Result<()> {
     let server = Server::start(url)?;
-    let page = server.get("/ledger?asset=a-1&version=2&channel=vip").await?;
+    let page = server
+        .get("/ledger?asset=a-1&version=2&channel=vip")
+        .await?;
     ensure!(page["items"].as_array().map(Vec::len) == Some(2), "{page}");
-    let page = server.get("/ledger?partner=GC3&status=withdrawn,delivered").await?;
+    let page = server
+        .get("/ledger?partner=GC3&status=withdrawn,delivered")
+        .await?;
     ensure!(page["items"][0]["reference"] == "post-1", "{page}");
     let first = server.get("/ledger?limit=2").await?;
     let cursor = first["next_cursor"].as_str().context("a next page")?;
-    let second = server.get(&format!("/ledger?limit=2&cursor={cursor}")).await?;
+    let second = server
+        .get(&format!("/ledger?limit=2&cursor={cursor}"))
+        .await?;
     ensure!(second["items"].as_array().map(Vec::len) == Some(1) && second["next_cursor"].is_null());
     let id = text(&first["items"][0], "delivery_id");
     let one = server.get(&format!("/ledger/{id}")).await?;
-    ensure!(one["entries"][0]["status"] == "delivered" && one["head_seq"] == json!(one["entries"].as_array().map(Vec::len)));
-    let (status, body) = server.call(reqwest::Method::GET, "/ledger?status=lost", None).await?;
-    ensure!(status == 400 && body.to_string().contains("status"), "{status} {body}");
-    let (status, _) = server.call(reqwest::Method::GET, "/ledger/nope", None).await?;
+    ensure!(
+        one["entries"][0]["status"] == "delivered"
+            && one["head_seq"] == json!(one["entries"].as_array().map(Vec::len))
+    );
+    let (status, body) = server
+        .call(reqwest::Method::GET, "/ledger?status=lost", None)
+        .await?;
+    ensure!(
+        status == 400 && body.to_string().contains("status"),
+        "{status} {body}"
+    );
+    let (status, _) = server
+        .call(reqwest::Method::GET, "/ledger/nope", None)
+        .await?;
     ensure!(status == 404);
     let catalogue = server.get("/connectors").await?;
-    let ledger = catalogue["items"].as_array().into_iter().flatten().find(|item| item["name"] == "ledger");
-    ensure!(ledger.is_some_and(|item| item["actions"][0]["name"] == "recipients"), "{catalogue}");
+    let ledger = catalogue["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["name"] == "ledger");
+    ensure!(
+        ledger.is_some_and(|item| item["actions"][0]["name"] == "recipients"),
+        "{catalogue}"
+    );
 
     let cli = |args: &[&str]| -> anyhow::Result<String> {
         let output = std::process::Command::new(gridflow_binary()?)
@@ -317,13 +384,20 @@ async fn api_and_cli(url: &str) -> anyhow::Result<()> {
             .args(["--server", &server.url])
             .env("GRIDFLOW_TOKEN", ADMIN_TOKEN)
             .output()?;
-        ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        ensure!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         Ok(String::from_utf8(output.stdout)?)
     };
     let json: Value = serde_json::from_str(&cli(&["--partner", "GC2", "--json"])?)?;
     ensure!(json["items"][0]["partner"] == "GC2", "{json}");
     let table = cli(&["--asset", "a-1"])?;
-    ensure!(table.lines().count() == 4 && table.contains("otmm:a-1"), "{table}");
+    ensure!(
+        table.lines().count() == 4 && table.contains("otmm:a-1"),
+        "{table}"
+    );
     Ok(())
 }
 
@@ -334,7 +408,10 @@ async fn an_unreadable_ledger_fails_the_step_for_good() -> anyhow::Result<()> {
         let id = run(&engine, BROKEN, InstanceStatus::Failed).await?;
         let view = engine.instance(&id).await?;
         let error = view.steps["share"].error.clone().context("an error")?;
-        ensure!(error.code == "invalid_ledger" && !error.retryable, "{error:?}");
+        ensure!(
+            error.code == "invalid_ledger" && !error.retryable,
+            "{error:?}"
+        );
         ensure!(error.message.contains("ledger[0]"), "{}", error.message);
         ensure!(view.steps["share"].attempts == 1);
         ensure!(all(&engine, LedgerFilter::default()).await?.is_empty());
@@ -352,12 +429,19 @@ async fn a_crash_before_the_commit_writes_each_delivery_once() -> anyhow::Result
         let first = {
             let (url, delivered) = (url.clone(), delivered.clone());
             std::thread::spawn(move || -> anyhow::Result<InstanceId> {
-                let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
                 let id = runtime.block_on(async {
                     let engine = engine(&url, true, delivered.clone()).await?;
                     let deployed = engine.deploy(DELIVER).await?;
                     let id = engine
-                        .start_instance(&DefinitionId::from(deployed.id.as_str()), None, json!({}), "tester")
+                        .start_instance(
+                            &DefinitionId::from(deployed.id.as_str()),
+                            None,
+                            json!({}),
+                            "tester",
+                        )
                         .await?;
                     wait_until(Duration::from_secs(30), "the action to run", || async {
                         Ok((delivered.load(Ordering::SeqCst) == 1).then_some(()))
@@ -380,7 +464,10 @@ async fn a_crash_before_the_commit_writes_each_delivery_once() -> anyhow::Result
             ensure!(rows.len() == 3, "{rows:?}");
             ensure!(rows.iter().all(|row| row.head_seq == 1));
             let history = engine.history(&first).await?;
-            let successes = history.iter().filter(|event| event.event_type == "step_succeeded").count();
+            let successes = history
+                .iter()
+                .filter(|event| event.event_type == "step_succeeded")
+                .count();
             ensure!(successes == 2, "one success per step: {successes}");
             ensure!(engine.verify().await?.ok);
         }
@@ -394,8 +481,11 @@ async fn ledger_tampering_is_reported_by_verify() -> anyhow::Result<()> {
     on_every_database(|url| async move {
         let engine = engine(&url, false, Arc::default()).await?;
         run(&engine, DELIVER, InstanceStatus::Completed).await?;
-        let download = json!({"channel": "vip", "reference": "pkg-1", "partner": "GC1", "login": "ann"});
-        engine.deliver_change("partner.downloaded", &download, "evt-1", "poller:partner").await?;
+        let download =
+            json!({"channel": "vip", "reference": "pkg-1", "partner": "GC1", "login": "ann"});
+        engine
+            .deliver_change("partner.downloaded", &download, "evt-1", "poller:partner")
+            .await?;
         ensure!(engine.verify().await?.ok);
         let gc1 = all(&engine, partner("GC1")).await?.remove(0).delivery_id;
         let gc3 = all(&engine, partner("GC3")).await?.remove(0).delivery_id;
@@ -416,20 +506,50 @@ async fn ledger_tampering_is_reported_by_verify() -> anyhow::Result<()> {
             anyhow::Ok(found)
         };
 
-        sql(format!("UPDATE ledger_delivery SET partner = 'GC9' WHERE delivery_id = '{gc1}'")).await?;
+        sql(format!(
+            "UPDATE ledger_delivery SET partner = 'GC9' WHERE delivery_id = '{gc1}'"
+        ))
+        .await?;
         let found = ledger_problems(engine.clone()).await?;
-        ensure!(found.iter().any(|message| message.contains(&gc1) && message.contains("partner")), "{found:?}");
-        sql(format!("UPDATE ledger_delivery SET partner = 'GC1' WHERE delivery_id = '{gc1}'")).await?;
+        ensure!(
+            found
+                .iter()
+                .any(|message| message.contains(&gc1) && message.contains("partner")),
+            "{found:?}"
+        );
+        sql(format!(
+            "UPDATE ledger_delivery SET partner = 'GC1' WHERE delivery_id = '{gc1}'"
+        ))
+        .await?;
         ensure!(engine.verify().await?.ok, "restored");
 
-        sql(format!("DELETE FROM ledger_entry WHERE delivery_id = '{gc1}' AND seq = 2")).await?;
+        sql(format!(
+            "DELETE FROM ledger_entry WHERE delivery_id = '{gc1}' AND seq = 2"
+        ))
+        .await?;
         let found = ledger_problems(engine.clone()).await?;
-        ensure!(found.iter().any(|message| message.contains(&gc1) && message.contains("removed from the end")), "{found:?}");
+        ensure!(
+            found
+                .iter()
+                .any(|message| message.contains(&gc1) && message.contains("removed from the end")),
+            "{found:?}"
+        );
 
-        sql(format!("DELETE FROM ledger_entry WHERE delivery_id = '{gc3}'")).await?;
-        sql(format!("DELETE FROM ledger_delivery WHERE delivery_id = '{gc3}'")).await?;
+        sql(format!(
+            "DELETE FROM ledger_entry WHERE delivery_id = '{gc3}'"
+        ))
+        .await?;
+        sql(format!(
+            "DELETE FROM ledger_delivery WHERE delivery_id = '{gc3}'"
+        ))
+        .await?;
         let found = ledger_problems(engine.clone()).await?;
-        ensure!(found.iter().any(|message| message.contains("GC3") && message.contains("no such delivery")), "{found:?}");
+        ensure!(
+            found
+                .iter()
+                .any(|message| message.contains("GC3") && message.contains("no such delivery")),
+            "{found:?}"
+        );
         db.close().await?;
         Ok(())
     })

@@ -166,8 +166,8 @@ conformance!(
 #[path = "conformance/ledger.rs"]
 mod ledger;
 use ledger::{
-    concurrent_status_changes_chain_in_turn, ledger_is_listed_by_filter_and_page, ledger_writes_are_idempotent_and_chained,
-    ledger_writes_land_with_their_batch,
+    concurrent_status_changes_chain_in_turn, ledger_is_listed_by_filter_and_page,
+    ledger_writes_are_idempotent_and_chained, ledger_writes_land_with_their_batch,
 };
 
 #[path = "conformance/children.rs"]

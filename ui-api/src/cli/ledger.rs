@@ -80,7 +80,14 @@ pub async fn list(client: &Client, args: &LedgerArgs) -> Result<(), ClientError>
 }
 
 const HEADERS: [&str; 8] = [
-    "DELIVERED", "ASSET", "VERSION", "PARTNER", "CHANNEL", "REFERENCE", "STATUS", "INSTANCE",
+    "DELIVERED",
+    "ASSET",
+    "VERSION",
+    "PARTNER",
+    "CHANNEL",
+    "REFERENCE",
+    "STATUS",
+    "INSTANCE",
 ];
 
 /// The text form of a page: a header, one row per delivery, then the next cursor.
@@ -122,7 +129,10 @@ fn table(page: &Value) -> Vec<String> {
         padded.join("  ").trim_end().to_owned()
     };
     let mut lines = vec![format_row(HEADERS)];
-    lines.extend(rows.iter().map(|row| format_row(row.each_ref().map(String::as_str))));
+    lines.extend(
+        rows.iter()
+            .map(|row| format_row(row.each_ref().map(String::as_str))),
+    );
     if let Some(next) = page.get("next_cursor").and_then(Value::as_str) {
         lines.push(format!("next page: --cursor {next}"));
     }
@@ -144,7 +154,11 @@ mod tests {
         }], "next_cursor": "c"});
         let lines = table(&page);
         assert!(lines[0].starts_with("DELIVERED"));
-        assert!(lines[1].contains("otmm:a-1") && lines[1].contains("downloaded"), "{}", lines[1]);
+        assert!(
+            lines[1].contains("otmm:a-1") && lines[1].contains("downloaded"),
+            "{}",
+            lines[1]
+        );
         assert_eq!(lines[2], "next page: --cursor c");
     }
 }

@@ -199,7 +199,10 @@ fn statuses(text: Option<String>) -> Result<Vec<Status>, ApiError> {
                 let known: Vec<&str> = Status::ALL.iter().map(|status| status.as_str()).collect();
                 ApiError::bad_parameter(
                     "status",
-                    format!("{name:?} is not a delivery status: use {}", known.join(", ")),
+                    format!(
+                        "{name:?} is not a delivery status: use {}",
+                        known.join(", ")
+                    ),
                 )
             })
         })

@@ -430,7 +430,8 @@ impl ExportVerifier {
                 self.check_prelude();
                 self.flush_group();
                 let id = delivery.delivery_id.clone();
-                if let Some((previous, _)) = self.ledger_rows.insert(id.clone(), (number, delivery)) {
+                if let Some((previous, _)) = self.ledger_rows.insert(id.clone(), (number, delivery))
+                {
                     self.malformed(
                         number,
                         format!("delivery {id} was already exported at line {previous}"),

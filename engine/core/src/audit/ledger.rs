@@ -239,7 +239,12 @@ pub fn event_origin(source: &str, event_id: &str, index: usize) -> Value {
 
 impl Delivery {
     /// A new delivery and its first entry.
-    pub fn open(delivery_id: &str, facts: Facts, at: DateTime<Utc>, origin: Value) -> (Self, Entry) {
+    pub fn open(
+        delivery_id: &str,
+        facts: Facts,
+        at: DateTime<Utc>,
+        origin: Value,
+    ) -> (Self, Entry) {
         let detail = serde_json::to_value(&facts).unwrap_or(Value::Null);
         let entry = Entry::new(
             delivery_id,
@@ -265,7 +270,13 @@ impl Delivery {
     }
 
     /// Appends a status change: the new entry, with the row updated by precedence.
-    pub fn record(&mut self, status: Status, at: DateTime<Utc>, detail: Value, origin: Value) -> Entry {
+    pub fn record(
+        &mut self,
+        status: Status,
+        at: DateTime<Utc>,
+        detail: Value,
+        origin: Value,
+    ) -> Entry {
         let entry = Entry::new(
             &self.delivery_id,
             self.head_seq + 1,
@@ -329,7 +340,11 @@ impl Delivery {
 /// Checks one delivery: its entries chain from genesis with their hashes recomputed, and
 /// its row is what its entries give. The problem names the delivery and the first bad
 /// entry's seq.
-pub fn check_delivery(row: Option<&Delivery>, delivery_id: &str, entries: &[Entry]) -> Option<Problem> {
+pub fn check_delivery(
+    row: Option<&Delivery>,
+    delivery_id: &str,
+    entries: &[Entry],
+) -> Option<Problem> {
     let problem = |seq: u64, message: String| {
         Some(
             Problem::new(
@@ -354,19 +369,28 @@ pub fn check_delivery(row: Option<&Delivery>, delivery_id: &str, entries: &[Entr
         if entry.prev_hash != prev_hash {
             return problem(
                 entry.seq,
-                format!("entry {} does not link to the entry before it (chain broken)", entry.seq),
+                format!(
+                    "entry {} does not link to the entry before it (chain broken)",
+                    entry.seq
+                ),
             );
         }
         if entry.computed_hash() != entry.hash {
             return problem(
                 entry.seq,
-                format!("entry {}: its content does not match its hash (entry edited)", entry.seq),
+                format!(
+                    "entry {}: its content does not match its hash (entry edited)",
+                    entry.seq
+                ),
             );
         }
         prev_hash = &entry.hash;
     }
     let Some(row) = row else {
-        return problem(1, "its entries remain but its row is gone (row deleted)".to_owned());
+        return problem(
+            1,
+            "its entries remain but its row is gone (row deleted)".to_owned(),
+        );
     };
     // The row may have been read before entries written after it (verification runs
     // beside the engine): it is compared with the entries up to its head.
@@ -577,8 +601,18 @@ mod tests {
         assert_eq!(row.status_at, at(2));
         assert_eq!(row.downloaded_at, Some(at(3)));
         assert_eq!(row.acknowledged_at, Some(at(2)));
-        entries.push(row.record(Status::Withdrawn, at(5), json!({"reason": "licence"}), json!({})));
-        entries.push(row.record(Status::Downloaded, at(6), Value::Null, json!({"late": true})));
+        entries.push(row.record(
+            Status::Withdrawn,
+            at(5),
+            json!({"reason": "licence"}),
+            json!({}),
+        ));
+        entries.push(row.record(
+            Status::Downloaded,
+            at(6),
+            Value::Null,
+            json!({"late": true}),
+        ));
         assert_eq!(row.status, Status::Withdrawn);
         assert_eq!(row.head_seq, 6);
         assert_eq!(Delivery::fold(&entries).unwrap(), row);
@@ -595,7 +629,11 @@ mod tests {
         let problem = check_delivery(Some(&edited_row), "d", &entries).unwrap();
         assert!(problem.message.contains("partner"), "{}", problem.message);
         let problem = check_delivery(Some(&row), "d", &[first.clone()]).unwrap();
-        assert!(problem.message.contains("removed from the end"), "{}", problem.message);
+        assert!(
+            problem.message.contains("removed from the end"),
+            "{}",
+            problem.message
+        );
         let problem = check_delivery(Some(&row), "d", &[second.clone()]).unwrap();
         assert_eq!(problem.seq, Some(1));
         let mut edited = second;

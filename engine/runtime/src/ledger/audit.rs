@@ -38,10 +38,7 @@ async fn all_deliveries(store: &dyn Store) -> Result<Vec<Delivery>> {
 }
 
 /// Calls `each` with every delivery's entries (by delivery id, in seq order).
-async fn for_each_chain(
-    store: &dyn Store,
-    mut each: impl FnMut(&str, Vec<Entry>),
-) -> Result<()> {
+async fn for_each_chain(store: &dyn Store, mut each: impl FnMut(&str, Vec<Entry>)) -> Result<()> {
     let mut after: Option<(String, u64)> = None;
     let mut group: Vec<Entry> = Vec::new();
     loop {
@@ -49,7 +46,9 @@ async fn for_each_chain(
             .entries_after(after.as_ref().map(|(id, seq)| (id.as_str(), *seq)), PAGE)
             .await?;
         let done = page.len() < PAGE as usize;
-        after = page.last().map(|entry| (entry.delivery_id.clone(), entry.seq));
+        after = page
+            .last()
+            .map(|entry| (entry.delivery_id.clone(), entry.seq));
         for entry in page {
             if group
                 .first()
@@ -73,7 +72,11 @@ async fn for_each_chain(
 
 /// Whether step `step` of `definition` runs an action (or compensation) that declares
 /// ledger changes.
-fn ledger_step(registry: &gridflow_connectors::Registry, definition: &Definition, step: &str) -> bool {
+fn ledger_step(
+    registry: &gridflow_connectors::Registry,
+    definition: &Definition,
+    step: &str,
+) -> bool {
     definition.step(&step.into()).is_some_and(|step| {
         step.action
             .as_deref()
@@ -156,7 +159,10 @@ impl Engine {
             }
         }
         if !problems.is_empty() {
-            tracing::warn!(problems = problems.len(), "the distribution ledger does not verify");
+            tracing::warn!(
+                problems = problems.len(),
+                "the distribution ledger does not verify"
+            );
         }
         report.problems.extend(problems);
         report.ok = report.problems.is_empty();

@@ -16,7 +16,12 @@ fn records_success(events: &[Event], work: &WorkKey) -> bool {
             attempt,
             item,
             ..
-        } => !work.compensation && step == &work.step && *attempt == work.attempt && *item == work.item,
+        } => {
+            !work.compensation
+                && step == &work.step
+                && *attempt == work.attempt
+                && *item == work.item
+        }
         EventBody::StepIterationSucceeded { step, attempt, .. } => {
             !work.compensation && step == &work.step && *attempt == work.attempt
         }
@@ -25,7 +30,12 @@ fn records_success(events: &[Event], work: &WorkKey) -> bool {
             attempt,
             item,
             ..
-        } => work.compensation && step == &work.step && *attempt == work.attempt && *item == work.item,
+        } => {
+            work.compensation
+                && step == &work.step
+                && *attempt == work.attempt
+                && *item == work.item
+        }
         _ => false,
     })
 }
@@ -42,7 +52,8 @@ pub(crate) fn writes(
     let InputBody::ActionSucceeded { work, output } = &input.body else {
         return Vec::new();
     };
-    let declared = unit_action(definition, work).is_some_and(|action| declares_ledger(registry, action));
+    let declared =
+        unit_action(definition, work).is_some_and(|action| declares_ledger(registry, action));
     if !declared || !records_success(events, work) {
         return Vec::new();
     }

@@ -55,7 +55,10 @@ pub(crate) fn declares_ledger(registry: &Registry, action: &str) -> bool {
 pub(crate) fn unit_action<'d>(definition: &'d Definition, work: &WorkKey) -> Option<&'d str> {
     let step = definition.step(&work.step)?;
     if work.compensation {
-        return step.compensate.as_ref().map(|compensate| compensate.action.as_str());
+        return step
+            .compensate
+            .as_ref()
+            .map(|compensate| compensate.action.as_str());
     }
     step.action.as_deref()
 }
@@ -63,7 +66,11 @@ pub(crate) fn unit_action<'d>(definition: &'d Definition, work: &WorkKey) -> Opt
 /// The executor's check of a successful output: when `action` declares ledger changes,
 /// its `ledger` must read as them; `Err` is the message of the permanent `invalid_ledger`
 /// failure, naming the entry.
-pub(crate) fn check_output(registry: &Registry, action: &str, output: &Value) -> Result<(), String> {
+pub(crate) fn check_output(
+    registry: &Registry,
+    action: &str,
+    output: &Value,
+) -> Result<(), String> {
     if !declares_ledger(registry, action) {
         return Ok(());
     }
@@ -87,7 +94,11 @@ fn read_changes(value: &Value) -> Result<Vec<LedgerChange>, String> {
     }
 }
 
-fn status_write(change: gridflow_connectors::effects::StatusChange, at: DateTime<Utc>, origin: Value) -> LedgerWrite {
+fn status_write(
+    change: gridflow_connectors::effects::StatusChange,
+    at: DateTime<Utc>,
+    origin: Value,
+) -> LedgerWrite {
     LedgerWrite::Status {
         matching: StatusMatch {
             channel: change.channel,
@@ -134,7 +145,14 @@ pub(crate) fn writes_for_output(
         .into_iter()
         .enumerate()
         .map(|(index, change)| {
-            let origin = step_origin(instance, &key, work.step.as_str(), work.item, work.attempt, index);
+            let origin = step_origin(
+                instance,
+                &key,
+                work.step.as_str(),
+                work.item,
+                work.attempt,
+                index,
+            );
             match change {
                 LedgerChange::Delivered(delivery) => LedgerWrite::Open {
                     delivery_id: format!("{key}:{index}"),
@@ -291,9 +309,16 @@ mod tests {
             matches!(&writes[0], LedgerWrite::Open { delivery_id, facts, .. }
                 if delivery_id == "i-1:deliver:2:1:0" && facts.item == Some(2))
         );
-        assert!(
-            matches!(&writes[1], LedgerWrite::Status { status: Status::Superseded, .. })
+        assert!(matches!(
+            &writes[1],
+            LedgerWrite::Status {
+                status: Status::Superseded,
+                ..
+            }
+        ));
+        assert_eq!(
+            writes,
+            writes_for_output(&instance, &work, &output, at).unwrap()
         );
-        assert_eq!(writes, writes_for_output(&instance, &work, &output, at).unwrap());
     }
 }

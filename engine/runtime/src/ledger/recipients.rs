@@ -148,7 +148,10 @@ impl Connector for LedgerConnector {
 /// `registry` with the `ledger` connector added (a copy: the caller's registry may be
 /// shared), unless it already has one of that name.
 pub(crate) fn with_ledger(registry: Arc<Registry>, store: Arc<dyn Store>) -> Arc<Registry> {
-    if registry.connectors().any(|connector| connector.name() == NAME) {
+    if registry
+        .connectors()
+        .any(|connector| connector.name() == NAME)
+    {
         return registry;
     }
     let mut extended = Registry::new();

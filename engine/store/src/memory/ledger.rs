@@ -61,8 +61,12 @@ impl Ledger {
                         if seen {
                             continue;
                         }
-                        let entry =
-                            delivery.record(*status, stored_instant(*at), detail.clone(), origin.clone());
+                        let entry = delivery.record(
+                            *status,
+                            stored_instant(*at),
+                            detail.clone(),
+                            origin.clone(),
+                        );
                         self.entries.insert((id, entry.seq), entry);
                         written += 1;
                     }
@@ -86,8 +90,10 @@ impl Ledger {
             .filter(|delivery| filter.matches(delivery))
             .filter(|delivery| {
                 after.is_none_or(|(micros, id)| {
-                    (delivery.delivered_at.timestamp_micros(), delivery.delivery_id.as_str())
-                        < (micros, id)
+                    (
+                        delivery.delivered_at.timestamp_micros(),
+                        delivery.delivery_id.as_str(),
+                    ) < (micros, id)
                 })
             })
             .collect();
@@ -97,7 +103,11 @@ impl Ledger {
         let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
         let more = items.len() > page_size;
         let items: Vec<Delivery> = items.into_iter().take(page_size).cloned().collect();
-        let next_cursor = if more { items.last().map(cursor_of) } else { None };
+        let next_cursor = if more {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
         Ok(Page { items, next_cursor })
     }
 

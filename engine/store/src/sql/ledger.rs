@@ -19,8 +19,8 @@ use super::SqlStore;
 use super::error::{corrupt, db_error};
 use super::query::Query;
 use crate::ledger::{
-    Delivery, Entry, Facts, LedgerFilter, LedgerStore, LedgerWrite, Status, StatusMatch,
-    cursor_of, origin_key, parse_cursor,
+    Delivery, Entry, Facts, LedgerFilter, LedgerStore, LedgerWrite, Status, StatusMatch, cursor_of,
+    origin_key, parse_cursor,
 };
 use crate::rules::{check_page_request, from_micros, to_i64, to_micros};
 use crate::{Error, Page, Result};
@@ -125,7 +125,8 @@ impl Decoder<'_> {
         let value: Option<i64> = self.get(index, column)?;
         value
             .map(|value| {
-                u32::try_from(value).map_err(|_| corrupt(&self.what, format_args!("{column} {value}")))
+                u32::try_from(value)
+                    .map_err(|_| corrupt(&self.what, format_args!("{column} {value}")))
             })
             .transpose()
     }
@@ -225,7 +226,10 @@ impl Writer<'_> {
             .sql(ENTRY_COLUMNS)
             .sql(") VALUES ")
             .bind_row(entry_row(entry)?);
-        let context = format!("writing entry {} of delivery {}", entry.seq, entry.delivery_id);
+        let context = format!(
+            "writing entry {} of delivery {}",
+            entry.seq, entry.delivery_id
+        );
         self.execute(query, &context).await?;
         self.written += 1;
         Ok(())
@@ -535,6 +539,7 @@ impl LedgerStore for SqlStore {
         query
             .sql(" ORDER BY delivery_id, seq LIMIT ")
             .bind(i64::from(limit));
-        self.read_entries(query, "reading the ledger's entries").await
+        self.read_entries(query, "reading the ledger's entries")
+            .await
     }
 }

@@ -90,7 +90,10 @@ pub(crate) async fn ledger_writes_are_idempotent_and_chained(store: Arc<dyn Stor
     assert_eq!(entries[1].detail, json!({"by": "login-1"}));
     let untouched = assert_chain(&store, "d3").await;
     assert_eq!(untouched.status, Status::Delivered);
-    assert!(matches!(store.delivery("nope").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.delivery("nope").await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 /// Filters narrow, pages go newest first and follow each other, and the audit readers
@@ -98,7 +101,11 @@ pub(crate) async fn ledger_writes_are_idempotent_and_chained(store: Arc<dyn Stor
 pub(crate) async fn ledger_is_listed_by_filter_and_page(store: Arc<dyn Store>) {
     let mut writes = Vec::new();
     for index in 0..5 {
-        let channel = if index % 2 == 0 { "vip" } else { "trading_grid" };
+        let channel = if index % 2 == 0 {
+            "vip"
+        } else {
+            "trading_grid"
+        };
         writes.push(open(
             &format!("d{index}"),
             facts(&format!("GC{index}"), channel, &format!("ref-{index}"), "3"),
@@ -125,12 +132,18 @@ pub(crate) async fn ledger_is_listed_by_filter_and_page(store: Arc<dyn Store>) {
         .list_deliveries(&all, second.next_cursor.as_deref(), 2)
         .await
         .unwrap();
-    assert_eq!((ids(&third), third.next_cursor), (vec!["d0".to_owned()], None));
+    assert_eq!(
+        (ids(&third), third.next_cursor),
+        (vec!["d0".to_owned()], None)
+    );
     let vip = LedgerFilter {
         channel: Some("vip".into()),
         ..LedgerFilter::default()
     };
-    assert_eq!(ids(&store.list_deliveries(&vip, None, 10).await.unwrap()), ["d4", "d2", "d0"]);
+    assert_eq!(
+        ids(&store.list_deliveries(&vip, None, 10).await.unwrap()),
+        ["d4", "d2", "d0"]
+    );
     let acknowledged = LedgerFilter {
         statuses: vec![Status::Acknowledged],
         asset_id: Some("asset-1".into()),
@@ -138,12 +151,21 @@ pub(crate) async fn ledger_is_listed_by_filter_and_page(store: Arc<dyn Store>) {
         system: Some("otmm".into()),
         ..LedgerFilter::default()
     };
-    assert_eq!(ids(&store.list_deliveries(&acknowledged, None, 10).await.unwrap()), ["d0"]);
+    assert_eq!(
+        ids(&store
+            .list_deliveries(&acknowledged, None, 10)
+            .await
+            .unwrap()),
+        ["d0"]
+    );
     let partner = LedgerFilter {
         partner: Some("GC3".into()),
         ..LedgerFilter::default()
     };
-    assert_eq!(ids(&store.list_deliveries(&partner, None, 10).await.unwrap()), ["d3"]);
+    assert_eq!(
+        ids(&store.list_deliveries(&partner, None, 10).await.unwrap()),
+        ["d3"]
+    );
     assert!(matches!(
         store.list_deliveries(&all, Some("garbage"), 10).await,
         Err(Error::Invalid(_))
@@ -176,8 +198,14 @@ pub(crate) async fn ledger_writes_land_with_their_batch(store: Arc<dyn Store>) {
         ledger: vec![open("d2", facts("GC2", "vip", "pkg-1", "2"), 0)],
         ..Batch::default()
     };
-    assert!(matches!(store.commit(&failing).await, Err(Error::Conflict(_))));
-    assert!(matches!(store.delivery("d2").await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.commit(&failing).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.delivery("d2").await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 /// Concurrent status changes of one delivery each extend its chain from the head the one
