@@ -628,13 +628,13 @@ mod tests {
         edited_row.facts.partner = "OTHER".into();
         let problem = check_delivery(Some(&edited_row), "d", &entries).unwrap();
         assert!(problem.message.contains("partner"), "{}", problem.message);
-        let problem = check_delivery(Some(&row), "d", &[first.clone()]).unwrap();
+        let problem = check_delivery(Some(&row), "d", std::slice::from_ref(&first)).unwrap();
         assert!(
             problem.message.contains("removed from the end"),
             "{}",
             problem.message
         );
-        let problem = check_delivery(Some(&row), "d", &[second.clone()]).unwrap();
+        let problem = check_delivery(Some(&row), "d", std::slice::from_ref(&second)).unwrap();
         assert_eq!(problem.seq, Some(1));
         let mut edited = second;
         edited.status = Status::Acknowledged;

@@ -71,7 +71,13 @@ pub(crate) async fn ledger_writes_are_idempotent_and_chained(store: Arc<dyn Stor
     assert_eq!(store.apply_ledger(&writes).await.unwrap(), 0);
 
     let downloaded = status("pkg-1", Some("GC1"), Status::Downloaded, "e1");
-    assert_eq!(store.apply_ledger(&[downloaded.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .apply_ledger(std::slice::from_ref(&downloaded))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(store.apply_ledger(&[downloaded]).await.unwrap(), 0);
     let row = assert_chain(&store, "d1").await;
     assert_eq!(row.status, Status::Downloaded);
