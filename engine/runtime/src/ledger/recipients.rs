@@ -11,12 +11,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use gridflow_connectors::ledger::{DESCRIPTION, NAME};
 use gridflow_connectors::{ActionSpec, Connector, Error, Invocation, Registry};
 use gridflow_core::audit::ledger::Status;
 use gridflow_store::{LedgerFilter, Store};
-
-/// The connector's name.
-pub(crate) const NAME: &str = "ledger";
 
 /// Deliveries read per page while collecting recipients.
 const PAGE: u32 = 500;
@@ -40,37 +38,10 @@ struct RecipientsArguments {
 
 impl LedgerConnector {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
-        let statuses: Vec<&str> = Status::ALL.iter().map(|status| status.as_str()).collect();
-        let recipient = json!({"type": "object",
-            "required": ["partner", "channel", "reference", "version", "sha256", "status", "delivered_at"],
-            "properties": {
-                "delivery_id": {"type": "string"}, "partner": {"type": "string"},
-                "channel": {"type": "string"}, "reference": {"type": "string"},
-                "receipt": {"type": ["string", "null"]}, "version": {"type": "string"},
-                "sha256": {"type": "string"}, "status": {"enum": statuses},
-                "delivered_at": {"type": "string", "format": "date-time"}}});
-        let actions = vec![ActionSpec {
-            name: "recipients".to_owned(),
-            description: "The partners an asset (a version of it) was delivered to, from the \
-                          distribution ledger: by default those still holding it \
-                          (delivered, downloaded, acknowledged)."
-                .to_owned(),
-            arguments: json!({
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["system", "asset_id"],
-                "properties": {
-                    "system": {"type": "string", "minLength": 1},
-                    "asset_id": {"type": "string", "minLength": 1},
-                    "version": {"type": "string"},
-                    "status": {"type": "array", "items": {"enum": statuses}, "minItems": 1}
-                }
-            }),
-            output: json!({"type": "object", "required": ["recipients"],
-                "properties": {"recipients": {"type": "array", "items": recipient}}}),
-            effects: Default::default(),
-        }];
-        Self { store, actions }
+        Self {
+            store,
+            actions: gridflow_connectors::ledger::actions(),
+        }
     }
 
     async fn recipients(&self, arguments: Value) -> Result<Value, Error> {
@@ -127,7 +98,7 @@ impl Connector for LedgerConnector {
     }
 
     fn description(&self) -> &str {
-        "The distribution ledger: who received which version of which asset."
+        DESCRIPTION
     }
 
     fn actions(&self) -> &[ActionSpec] {
