@@ -488,6 +488,7 @@ impl Driver {
                     .timers_added
                     .retain(|timer| timer.instance_id != instance);
                 cycle.dispatches.retain(|(owner, _)| owner != &instance);
+                crate::ledger::commit::drop_instance(&mut cycle.batch.ledger, &instance);
                 cycle.child_work.retain(|(owner, _)| owner != &instance);
                 let prefix = format!("{instance}:");
                 cycle.batch.work_done.retain(|id| !id.starts_with(&prefix));

@@ -68,3 +68,14 @@ pub(crate) fn writes(
         }
     }
 }
+
+/// Drops the writes of `instance` from a batch's ledger writes (the instance is
+/// quarantined for the cycle: none of its events are written, so neither are these).
+pub(crate) fn drop_instance(writes: &mut Vec<LedgerWrite>, instance: &InstanceId) {
+    writes.retain(|write| match write {
+        LedgerWrite::Open { facts, .. } => facts.instance_id.as_ref() != Some(instance),
+        LedgerWrite::Status { origin, .. } => {
+            origin.get("instance").and_then(serde_json::Value::as_str) != Some(instance.as_str())
+        }
+    });
+}
