@@ -30,6 +30,7 @@ pub mod egress;
 pub mod error;
 pub mod feed;
 pub mod http;
+pub mod ledger;
 pub mod registry;
 mod rest;
 pub mod sandbox;

@@ -34,11 +34,14 @@ pub fn connectors_from_environment(config: &Config) -> Result<Vec<Arc<dyn Connec
     Ok(connectors)
 }
 
-/// A registry of the built-in `core` connector and every system's connector, pointing
+/// A registry of the built-in `core` connector, the `ledger` catalogue entry and every system's connector, pointing
 /// nowhere, so that `gridflow validate` checks actions and arguments of every connector
 /// without configuration or network. Invoking its system actions fails as `unavailable`.
 pub fn offline_catalog() -> crate::Registry {
     let mut registry = crate::Registry::with_builtin();
+    registry.register(std::sync::Arc::new(
+        crate::ledger::LedgerCatalogue::default(),
+    ));
     for system in &SYSTEMS {
         match (system.offline)() {
             Ok(connector) => registry.register(connector),

@@ -30,6 +30,7 @@ mod m20261207_000010_create_instance_state;
 mod m20261207_000011_create_child_instance;
 mod m20261207_000012_add_approval_item;
 mod m20261207_000013_create_signal_wait;
+mod m20261207_000014_create_ledger;
 mod m20261207_000015_create_rights_window;
 mod m20261207_000016_add_approval_artifacts;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_create_child_instance::Migration),
             Box::new(m20261207_000012_add_approval_item::Migration),
             Box::new(m20261207_000013_create_signal_wait::Migration),
+            Box::new(m20261207_000014_create_ledger::Migration),
             Box::new(m20261207_000015_create_rights_window::Migration),
             Box::new(m20261207_000016_add_approval_artifacts::Migration),
         ]

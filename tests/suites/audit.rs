@@ -652,6 +652,47 @@ impl gridflow_store::RightsStore for RecordingStore {
 }
 
 #[async_trait]
+impl gridflow_store::LedgerStore for RecordingStore {
+    async fn apply_ledger(
+        &self,
+        writes: &[gridflow_store::LedgerWrite],
+    ) -> gridflow_store::Result<u64> {
+        self.inner.apply_ledger(writes).await
+    }
+    async fn list_deliveries(
+        &self,
+        filter: &gridflow_store::LedgerFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> gridflow_store::Result<gridflow_store::Page<gridflow_store::ledger::Delivery>> {
+        self.inner.list_deliveries(filter, cursor, limit).await
+    }
+    async fn delivery(
+        &self,
+        id: &str,
+    ) -> gridflow_store::Result<(
+        gridflow_store::ledger::Delivery,
+        Vec<gridflow_store::ledger::Entry>,
+    )> {
+        self.inner.delivery(id).await
+    }
+    async fn deliveries_after(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> gridflow_store::Result<Vec<gridflow_store::ledger::Delivery>> {
+        self.inner.deliveries_after(after, limit).await
+    }
+    async fn entries_after(
+        &self,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> gridflow_store::Result<Vec<gridflow_store::ledger::Entry>> {
+        self.inner.entries_after(after, limit).await
+    }
+}
+
+#[async_trait]
 impl Store for RecordingStore {
     async fn health(&self) -> gridflow_store::Result<()> {
         self.inner.health().await

@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 
 use gridflow_tests::{Body, Server, on_every_database};
 
-/// The six systems and the built-in connector, as the catalogue lists them (by name).
-const CONNECTORS: [&str; 7] = [
+/// The six systems and the built-in connectors, as the catalogue lists them (by name).
+const CONNECTORS: [&str; 8] = [
     "canto",
     "core",
     "iconik",
+    "ledger",
     "otmm",
     "smintio",
     "trading_grid",

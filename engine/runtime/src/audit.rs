@@ -214,7 +214,7 @@ impl Engine {
         reader
             .await
             .map_err(|error| Error::Internal(format!("reading events stopped: {error}")))?;
-        let report = checked?;
+        let report = self.verify_ledger(checked?).await?;
         if !report.ok {
             tracing::warn!(
                 problems = report.problems.len(),
@@ -273,6 +273,10 @@ impl Engine {
             }
         }
         let heads = store.instance_heads(filter).await?;
+        let exported: std::collections::HashSet<InstanceId> = heads
+            .iter()
+            .map(|head| head.head.instance_id.clone())
+            .collect();
         let mut heads = heads.into_iter().peekable();
         let mut open: Option<InstanceId> = None;
         let mut after: Option<(InstanceId, u64)> = None;
@@ -320,6 +324,12 @@ impl Engine {
             if !send(writer.write(&instance_line(&head))).await {
                 return Ok(());
             }
+        }
+        if !self
+            .export_ledger(filter, &exported, &mut writer, &send)
+            .await?
+        {
+            return Ok(());
         }
         send(writer.end()).await;
         Ok(())

@@ -443,6 +443,13 @@ impl Driver {
                     cached.definition = to.clone();
                 }
                 cycle.touch(&instance);
+                cycle.batch.ledger.extend(crate::ledger::commit::writes(
+                    &self.shared.registry,
+                    &instance,
+                    &input,
+                    &effects.events,
+                    &cached.definition,
+                ));
                 let notice = children::notice(&effects, &cached.state, limits);
                 cycle.notices.extend(notice);
                 let at = input.at;
@@ -487,6 +494,7 @@ impl Driver {
                     .timers_added
                     .retain(|timer| timer.instance_id != instance);
                 cycle.dispatches.retain(|(owner, _)| owner != &instance);
+                crate::ledger::commit::drop_instance(&mut cycle.batch.ledger, &instance);
                 cycle.child_work.retain(|(owner, _)| owner != &instance);
                 let prefix = format!("{instance}:");
                 cycle.batch.work_done.retain(|id| !id.starts_with(&prefix));

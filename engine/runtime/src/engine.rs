@@ -91,6 +91,8 @@ impl Engine {
     ) -> Result<Self> {
         let (inbox, receiver) = mpsc::unbounded_channel();
         let (finished, _) = broadcast::channel(65_536);
+        // The built-in `ledger` connector reads this store.
+        let registry = crate::ledger::recipients::with_ledger(registry, store.clone());
         let shared = Arc::new(Shared {
             definitions: DefinitionCache::new(store.clone()),
             store,

@@ -84,6 +84,8 @@ impl Engine {
             .check_signal(name, event)
             .map_err(Error::LimitExceeded)?;
         crate::rights::observe_event(shared, name, event).await?;
+        // What the event reports to the ledger is written first, once per event id.
+        self.apply_event_ledger(name, event, change_id).await?;
         let mut starts = Vec::new();
         let mut problems = Vec::new();
         for record in shared.store.list_definitions().await? {

@@ -81,10 +81,28 @@ async fn execute(shared: Arc<Shared>, instance: InstanceId, dispatch: Dispatch) 
     let body = match outcome {
         Ok(Ok(output)) => match shared.limits.check_output(&output) {
             Ok(()) => {
-                shared.stats.record_action(true);
-                InputBody::ActionSucceeded {
-                    work: dispatch.work,
-                    output,
+                match crate::ledger::check_output(&shared.registry, &dispatch.action, &output) {
+                    Ok(()) => {
+                        shared.stats.record_action(true);
+                        InputBody::ActionSucceeded {
+                            work: dispatch.work,
+                            output,
+                        }
+                    }
+                    // The step's ledger changes must be written with its success: an output
+                    // that does not say them fails the step for good, and goes nowhere.
+                    Err(message) => {
+                        shared.stats.record_action(false);
+                        tracing::warn!(%message, "action output has an invalid ledger");
+                        InputBody::ActionFailed {
+                            error: ErrorInfo::permanent(
+                                "invalid_ledger",
+                                format!("{}: {message}", dispatch.action),
+                            ),
+                            work: dispatch.work,
+                            retry_at: None,
+                        }
+                    }
                 }
             }
             // Retrying would return the same output: the attempt fails for good, and the

@@ -12,8 +12,8 @@
 //! tasks (`driver`, `executor`, `database_watch`, `checkpoint`), which hold the
 //! shared state. At the top, the handle (`engine`), and one file per concern of its
 //! methods (`instances`, `definitions`, `signals`, `approvals`, `events`, `webhooks`,
-//! `idempotency`, `audit`, `tokens`, `monitoring`), with the cron scheduler, the
-//! pollers and the rights timer (`rights`) built on it.
+//! `idempotency`, `audit`, `tokens`, `monitoring`, `ledger`), with the cron scheduler,
+//! the pollers and the rights timer (`rights`) built on it.
 //!
 //! This crate never decides what happens next in an instance: the core does. It never
 //! acts on anything before it is committed, and never names a concrete store.
@@ -39,6 +39,7 @@ mod executor;
 pub mod idempotency;
 mod input_limits;
 mod instances;
+mod ledger;
 mod message;
 mod migrate;
 mod monitoring;
@@ -66,6 +67,7 @@ pub use error::{Detail, Error, Result};
 pub use events::EventOutcome;
 pub use idempotency::Started;
 pub use instances::Replayed;
+pub use ledger::DeliveryDetail;
 pub use migrate::{MigrationItem, MigrationPlan, MigrationRequest};
 pub use poller::{PollPass, Poller, PollerOptions};
 pub use rerun::RerunRequest;

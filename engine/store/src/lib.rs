@@ -3,6 +3,7 @@
 //! The port is a set of small capability traits ([`DefinitionStore`], [`InstanceReader`],
 //! [`BatchCommitter`], [`WorkReader`], [`ApprovalReader`], [`TokenStore`], [`StoreCounts`],
 //! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`], [`RightsStore`]) combined into [`Store`]. They speak domain types
+//! [`TriggerStore`], [`AuditStore`], [`CursorStore`], [`WebhookStore`], [`SignalWaitStore`], [`LedgerStore`]) combined into [`Store`]. They speak domain types
 //! only: sea-orm entities, `DbErr` and SQL never cross this crate's boundary.
 //!
 //! Implementations: [`memory::MemoryStore`] (behind the `test-util` feature) for fast tests,
@@ -24,6 +25,7 @@ use gridflow_core::{
 
 pub mod audit;
 pub mod cursors;
+pub mod ledger;
 #[cfg(any(feature = "test-util", doc))]
 pub mod memory;
 pub mod rights;
@@ -37,6 +39,7 @@ pub mod webhooks;
 
 pub use audit::{AuditFilter, AuditStore, InstanceHead};
 pub use cursors::CursorStore;
+pub use ledger::{LedgerFilter, LedgerStore, LedgerWrite, StatusMatch};
 #[cfg(any(feature = "test-util", doc))]
 pub use memory::MemoryStore;
 pub use rights::{FiringState, ObservedWindow, RightsFiring, RightsStore, RightsWindowRecord};
@@ -222,6 +225,9 @@ pub struct Batch {
     /// Rights windows seen in action outputs, written with the steps' successes (an asset
     /// named twice keeps the last).
     pub rights: Vec<ObservedWindow>,
+    /// Distribution ledger changes of the steps whose success the batch records, written
+    /// last, in order (`ledger`).
+    pub ledger: Vec<LedgerWrite>,
 }
 
 /// Which unit of which parent instance started a child instance (a workflow step's).
@@ -313,6 +319,7 @@ impl Batch {
             && self.children.is_empty()
             && self.signal_waits.is_empty()
             && self.rights.is_empty()
+            && self.ledger.is_empty()
     }
 }
 
@@ -479,6 +486,7 @@ pub trait Store:
     + WebhookStore
     + SignalWaitStore
     + RightsStore
+    + LedgerStore
 {
     /// Succeeds when the database answers.
     async fn health(&self) -> Result<()>;

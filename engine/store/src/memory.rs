@@ -5,6 +5,7 @@
 //! a batch is validated and checked completely before anything of it is applied, and its
 //! parts are applied in the order that `rules.rs` documents.
 
+mod ledger;
 mod rights;
 mod signal_waits;
 mod triggers;
@@ -66,6 +67,7 @@ struct Inner {
     children: BTreeMap<String, crate::ChildLink>,
     signal_index: signal_waits::SignalIndex,
     rights: rights::RightsTables,
+    ledger: ledger::Ledger,
 }
 
 impl MemoryStore {
@@ -235,6 +237,7 @@ impl Inner {
         }
         self.signal_index.apply(&batch.signal_waits);
         self.rights.apply(&batch.rights);
+        self.ledger.write(&batch.ledger);
     }
 }
 
@@ -504,6 +507,45 @@ impl StoreCounts for MemoryStore {
 
     async fn queued_work_count(&self) -> Result<u64> {
         Ok(self.lock().work.len() as u64)
+    }
+}
+
+#[async_trait]
+impl crate::LedgerStore for MemoryStore {
+    async fn apply_ledger(&self, writes: &[crate::LedgerWrite]) -> Result<u64> {
+        Ok(self.lock().ledger.write(writes))
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &crate::LedgerFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<crate::ledger::Delivery>> {
+        self.lock().ledger.list(filter, cursor, limit)
+    }
+
+    async fn delivery(
+        &self,
+        delivery_id: &str,
+    ) -> Result<(crate::ledger::Delivery, Vec<crate::ledger::Entry>)> {
+        self.lock().ledger.delivery(delivery_id)
+    }
+
+    async fn deliveries_after(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::ledger::Delivery>> {
+        Ok(self.lock().ledger.deliveries_after(after, limit))
+    }
+
+    async fn entries_after(
+        &self,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<crate::ledger::Entry>> {
+        Ok(self.lock().ledger.entries_after(after, limit))
     }
 }
 

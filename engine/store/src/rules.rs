@@ -11,7 +11,8 @@
 //!    the same key twice, the later one wins);
 //! 5. `timers_removed`;
 //! 6. `approvals` (upserted by id);
-//! 7. `signal_waits` (each replaces every row of its instance; the last of an instance wins).
+//! 7. `signal_waits` (each replaces every row of its instance; the last of an instance wins);
+//! 8. `ledger` (in order: deliveries opened once by id, status entries once per origin).
 //!
 //! So work or a timer that is added and removed in the same batch ends up removed.
 //! An update does not change the columns that never change after the insert

@@ -160,6 +160,10 @@ conformance!(
     rights_windows_are_upserted_per_asset,
     rights_windows_are_written_with_their_batch_or_not_at_all,
     rights_windows_are_due_until_fired_at_their_end,
+    ledger_writes_are_idempotent_and_chained,
+    ledger_is_listed_by_filter_and_page,
+    ledger_writes_land_with_their_batch,
+    concurrent_status_changes_chain_in_turn,
 );
 
 #[path = "conformance/rights.rs"]
@@ -167,6 +171,13 @@ mod rights;
 use rights::{
     rights_windows_are_due_until_fired_at_their_end, rights_windows_are_upserted_per_asset,
     rights_windows_are_written_with_their_batch_or_not_at_all,
+};
+
+#[path = "conformance/ledger.rs"]
+mod ledger;
+use ledger::{
+    concurrent_status_changes_chain_in_turn, ledger_is_listed_by_filter_and_page,
+    ledger_writes_are_idempotent_and_chained, ledger_writes_land_with_their_batch,
 };
 
 #[path = "conformance/children.rs"]
@@ -723,6 +734,7 @@ async fn stale_row_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
         timers_removed: vec![(sleeping.instance_id.clone(), sleeping.key.clone())],
         approvals: vec![approval(3, &["ann"], &[])],
         children: Vec::new(),
+        ledger: Vec::new(),
         signal_waits: vec![gridflow_store::SignalWaitsWrite {
             instance_id: c.record.id.clone(),
             waits: vec![gridflow_store::SignalWaitRecord {

@@ -14,7 +14,7 @@ use gridflow_store::{
     Batch, BatchCommitter, SignalWaitStore, SqlOptions, SqlStore, Store, WorkItem, WorkReader,
 };
 
-const TABLES: [&str; 19] = [
+const TABLES: [&str; 21] = [
     "definition",
     "instance",
     "instance_state",
@@ -34,6 +34,8 @@ const TABLES: [&str; 19] = [
     "signal_wait_unindexed",
     "rights_window",
     "rights_firing",
+    "ledger_delivery",
+    "ledger_entry",
 ];
 
 async fn connect(url: &str) -> DatabaseConnection {

@@ -5,7 +5,7 @@
 //!   `parse_json`);
 //! - [`serve`]: the arguments of `serve` and `sandbox`, which `main.rs` runs because it
 //!   names the concrete store; [`validate`]: the local `validate`;
-//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`recovery`], [`connectors`]: the client
+//! - [`instances`], [`approvals`], [`audit`], [`tokens`], [`recovery`], [`connectors`], [`ledger`]: the client
 //!   commands.
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage error (clap's own code for bad arguments, also
@@ -28,6 +28,7 @@ pub mod args;
 pub mod audit;
 pub mod connectors;
 pub mod instances;
+pub mod ledger;
 pub mod recovery;
 pub mod serve;
 pub mod tokens;
@@ -174,6 +175,8 @@ pub enum ClientCommand {
     Migrate(recovery::MigrateArgs),
     /// List the connectors with their actions and the events they emit.
     Connectors(connectors::ConnectorsArgs),
+    /// List the distribution ledger: who received which version of which asset.
+    Ledger(ledger::LedgerArgs),
 }
 
 impl ClientCommand {
@@ -194,6 +197,7 @@ impl ClientCommand {
             ClientCommand::Rerun(args) => &args.server,
             ClientCommand::Migrate(args) => &args.server,
             ClientCommand::Connectors(args) => &args.server,
+            ClientCommand::Ledger(args) => &args.server,
         }
     }
 }
@@ -264,6 +268,7 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<ExitCode, Cl
         ClientCommand::Rerun(args) => recovery::rerun(client, args).await?,
         ClientCommand::Migrate(args) => recovery::migrate(client, args).await?,
         ClientCommand::Connectors(args) => connectors::list(client, &args).await?,
+        ClientCommand::Ledger(args) => ledger::list(client, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

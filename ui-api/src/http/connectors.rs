@@ -130,6 +130,7 @@ mod tests {
                 "canto",
                 "core",
                 "iconik",
+                "ledger",
                 "otmm",
                 "smintio",
                 "trading_grid",

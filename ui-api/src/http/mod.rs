@@ -9,7 +9,7 @@
 //! - [`auth`], [`role`], [`policy`]: bearer tokens and the one table of which role may
 //!   call which route; [`availability`]: 503 at once while the database is away;
 //! - one module per resource: [`definitions`], [`instances`], [`approvals`], [`audit`],
-//!   [`recovery`] (re-run and migration),
+//!   [`recovery`] (re-run and migration), [`ledger`] (the distribution ledger),
 //!   [`tokens`] (and [`sandbox_tokens`]), [`events`] (inbound webhooks, [`webhook`],
 //!   [`event_secrets`]), [`connectors`] (the catalogue), [`metrics`], [`meta`]
 //!   (`/healthz`, unknown routes);
@@ -47,6 +47,7 @@ pub mod event_secrets;
 pub mod events;
 pub mod extract;
 pub mod instances;
+pub mod ledger;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -87,6 +88,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(events::receive))
         .merge(approvals::routes())
         .merge(audit::routes())
+        .merge(ledger::routes())
         .merge(recovery::routes());
     OpenApiRouter::new().nest(API_PREFIX, routes)
 }

@@ -160,6 +160,8 @@ pub const RULES: &[Rule] = &[
     rule(Verb::Post, "/audit/checkpoints", AUDITORS),
     rule(Verb::Get, "/audit/verify", AUDITORS),
     rule(Verb::Get, "/audit/export", AUDITORS),
+    rule(Verb::Get, "/ledger", HISTORY_READERS),
+    rule(Verb::Get, "/ledger/{delivery_id}", HISTORY_READERS),
     rule(Verb::Get, "/connectors", EVERYONE),
     rule(Verb::Post, "/instances/{instance_id}/rerun", OPERATORS),
     rule(

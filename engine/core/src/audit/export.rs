@@ -9,15 +9,19 @@
 //!
 //! Lines, in order: `header`; `key`; every `checkpoint` (the last one with the `heads` it
 //! covers); every `audit_record`; for each instance (by id) an `instance` line with its
-//! head, then its `event`s in seq order; `end` with the number of lines before it.
+//! head, then its `event`s in seq order; the distribution ledger: each `delivery` (by id)
+//! followed by its `ledger_entry`s in seq order (format 2; every delivery in a complete
+//! export, those of the exported instances in a filtered one); `end` with the number of
+//! lines before it. Format 1 (no ledger lines) still verifies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::checkpoint::{Checkpoint, PublicKey};
+use super::ledger::{Delivery, Entry, check_delivery};
 use super::log::AuditRecord;
 use super::merkle::ChainHead;
 use super::verify::{Problem, ProblemKind, Report, Verification};
@@ -25,7 +29,10 @@ use crate::history::{GENESIS_HASH, RecordedEvent, canonical_json};
 use crate::id::InstanceId;
 
 /// The `format` of the header line.
-pub const EXPORT_FORMAT: &str = "gridflow-audit-export/1";
+pub const EXPORT_FORMAT: &str = "gridflow-audit-export/2";
+
+/// The format before the ledger lines, which verifies the same way.
+const EXPORT_FORMAT_1: &str = "gridflow-audit-export/1";
 
 /// The first line: what the export is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +90,10 @@ pub enum ExportLine {
     Instance(InstanceLine),
     /// An event of the instance named by the last instance line.
     Event(RecordedEvent),
+    /// A distribution ledger row, before its entries.
+    Delivery(Delivery),
+    /// An entry of the delivery named by the last delivery line.
+    LedgerEntry(Entry),
     /// The last line.
     End {
         /// How many lines come before it.
@@ -99,6 +110,8 @@ impl ExportLine {
             ExportLine::AuditRecord(_) => "audit_record",
             ExportLine::Instance(_) => "instance",
             ExportLine::Event(_) => "event",
+            ExportLine::Delivery(_) => "delivery",
+            ExportLine::LedgerEntry(_) => "ledger_entry",
             ExportLine::End { .. } => "end",
         }
     }
@@ -124,6 +137,8 @@ impl ExportLine {
             ExportLine::AuditRecord(record) => serde_json::to_value(record),
             ExportLine::Instance(instance) => serde_json::to_value(instance),
             ExportLine::Event(event) => serde_json::to_value(event),
+            ExportLine::Delivery(delivery) => serde_json::to_value(delivery),
+            ExportLine::LedgerEntry(entry) => serde_json::to_value(entry),
             ExportLine::End { lines } => Ok(serde_json::json!({ "lines": lines })),
         };
         match value {
@@ -169,6 +184,8 @@ impl ExportLine {
             "audit_record" => ExportLine::AuditRecord(decode(kind, value)?),
             "instance" => ExportLine::Instance(decode(kind, value)?),
             "event" => ExportLine::Event(decode(kind, value)?),
+            "delivery" => ExportLine::Delivery(decode(kind, value)?),
+            "ledger_entry" => ExportLine::LedgerEntry(decode(kind, value)?),
             "end" => ExportLine::End {
                 lines: decode::<End>(kind, value)?.lines,
             },
@@ -253,6 +270,9 @@ pub struct ExportVerifier {
     group: Option<Group>,
     ended: bool,
     exported: HashMap<InstanceId, u64>,
+    /// Ledger rows by id with their lines, and entries by delivery with theirs.
+    ledger_rows: BTreeMap<String, (u64, Delivery)>,
+    ledger_entries: BTreeMap<String, Vec<(u64, Entry)>>,
     verification: Verification,
 }
 
@@ -275,6 +295,8 @@ impl ExportVerifier {
             group: None,
             ended: false,
             exported: HashMap::new(),
+            ledger_rows: BTreeMap::new(),
+            ledger_entries: BTreeMap::new(),
             verification: Verification::new(Vec::new()),
         }
     }
@@ -335,7 +357,7 @@ impl ExportVerifier {
                 if number != 1 || self.header.is_some() {
                     return self.malformed(number, "a header line that is not the first line");
                 }
-                if header.format != EXPORT_FORMAT {
+                if header.format != EXPORT_FORMAT && header.format != EXPORT_FORMAT_1 {
                     self.malformed(
                         number,
                         format!(
@@ -404,9 +426,28 @@ impl ExportVerifier {
                     ),
                 ),
             },
+            ExportLine::Delivery(delivery) => {
+                self.check_prelude();
+                self.flush_group();
+                let id = delivery.delivery_id.clone();
+                if let Some((previous, _)) = self.ledger_rows.insert(id.clone(), (number, delivery))
+                {
+                    self.malformed(
+                        number,
+                        format!("delivery {id} was already exported at line {previous}"),
+                    );
+                }
+            }
+            ExportLine::LedgerEntry(entry) => {
+                self.ledger_entries
+                    .entry(entry.delivery_id.clone())
+                    .or_default()
+                    .push((number, entry));
+            }
             ExportLine::End { lines } => {
                 self.check_prelude();
                 self.flush_group();
+                self.check_ledger();
                 if lines + 1 != number {
                     self.malformed(
                         number,
@@ -515,6 +556,35 @@ impl ExportVerifier {
         }
     }
 
+    /// Checks each exported delivery's chain and row (`ledger::check_delivery`).
+    fn check_ledger(&mut self) {
+        let rows = std::mem::take(&mut self.ledger_rows);
+        let mut entries = std::mem::take(&mut self.ledger_entries);
+        for (id, (line, row)) in &rows {
+            let found = entries.remove(id).unwrap_or_default();
+            let (lines, chain): (Vec<u64>, Vec<Entry>) = found.into_iter().unzip();
+            if let Some(problem) = check_delivery(Some(row), id, &chain) {
+                let at = problem
+                    .seq
+                    .and_then(|seq| usize::try_from(seq).ok())
+                    .and_then(|seq| seq.checked_sub(1))
+                    .and_then(|index| lines.get(index).copied())
+                    .unwrap_or(*line);
+                self.verification.problem(problem.line(at));
+            }
+        }
+        for (id, found) in entries {
+            let line = found.first().map_or(self.line, |(line, _)| *line);
+            self.verification.problem(
+                Problem::new(
+                    ProblemKind::Ledger,
+                    format!("delivery {id}: entries without their delivery line"),
+                )
+                .line(line),
+            );
+        }
+    }
+
     /// Ends the verification after the last line.
     pub fn finish(mut self) -> Report {
         if self.header.is_none() {
@@ -524,6 +594,7 @@ impl ExportVerifier {
             let line = self.line + 1;
             self.check_prelude();
             self.flush_group();
+            self.check_ledger();
             self.malformed(
                 line,
                 "the export ends without its end line (file truncated)",

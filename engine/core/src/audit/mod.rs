@@ -7,7 +7,9 @@
 //! - [`verify`]: the checks, which report every [`Problem`] with its [`ProblemKind`],
 //!   instance and first bad seq;
 //! - [`export`]: the JSON Lines export format and its offline [`ExportVerifier`];
-//! - [`diff`]: what changed in a JSON value, for replay step by step.
+//! - [`diff`]: what changed in a JSON value, for replay step by step;
+//! - [`ledger`]: the distribution ledger's chain per delivery, its status precedence and
+//!   its checks against the rows and the history.
 //!
 //! Everything here is pure: the runtime reads the store, holds the signing key and reads
 //! the clock; this module only hashes, signs, compares and reports. The formats are
@@ -16,6 +18,7 @@
 pub mod checkpoint;
 pub mod diff;
 pub mod export;
+pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod verify;

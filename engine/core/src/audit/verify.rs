@@ -45,6 +45,9 @@ pub enum ProblemKind {
     Checkpoint,
     /// An export line that is not what the format says (offline verification only).
     Malformed,
+    /// A distribution ledger row or entry that its chain or the history does not account
+    /// for (`audit::ledger`).
+    Ledger,
 }
 
 /// One problem found.

@@ -301,6 +301,11 @@ impl SqlStore {
         if !batch.rights.is_empty() {
             self.write_rights(tx, batch).await.map_err(Failure::Store)?;
         }
+        if !batch.ledger.is_empty() {
+            self.write_ledger(tx, &batch.ledger)
+                .await
+                .map_err(Failure::Store)?;
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ mod cursors;
 mod definitions;
 mod error;
 mod hygiene;
+mod ledger;
 mod query;
 mod read;
 mod rights;
