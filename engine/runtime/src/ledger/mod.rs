@@ -16,6 +16,7 @@
 pub(crate) mod audit;
 pub(crate) mod commit;
 pub(crate) mod recipients;
+pub(crate) use recipients::list_recipients;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

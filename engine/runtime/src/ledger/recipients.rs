@@ -54,41 +54,51 @@ impl LedgerConnector {
             statuses: arguments.status.unwrap_or_else(|| Status::HELD.to_vec()),
             ..LedgerFilter::default()
         };
-        let mut recipients = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_deliveries(&filter, cursor.as_deref(), PAGE)
-                .await
-                .map_err(|error| match error {
-                    gridflow_store::Error::Unavailable { message, .. } => {
-                        Error::retryable("unavailable", message)
-                    }
-                    other => Error::permanent("ledger", other.to_string()),
-                })?;
-            recipients.extend(page.items.into_iter().map(|delivery| {
-                json!({
-                    "delivery_id": delivery.delivery_id,
-                    "partner": delivery.facts.partner,
-                    "channel": delivery.facts.channel,
-                    "reference": delivery.facts.reference,
-                    "receipt": delivery.facts.receipt,
-                    "version": delivery.facts.version,
-                    "sha256": delivery.facts.sha256,
-                    "status": delivery.status,
-                    "delivered_at": delivery.delivered_at,
-                })
-            }));
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        // Oldest delivery first: the order partners received the asset in.
-        recipients.reverse();
+        let recipients = list_recipients(self.store.as_ref(), &filter)
+            .await
+            .map_err(|error| match error {
+                gridflow_store::Error::Unavailable { message, .. } => {
+                    Error::retryable("unavailable", message)
+                }
+                other => Error::permanent("ledger", other.to_string()),
+            })?;
         Ok(json!({ "recipients": recipients }))
     }
+}
+
+/// Every delivery `filter` selects, oldest first, as a recipient: what
+/// `ledger.recipients` outputs and a rights trigger's `event.recipients` holds.
+pub(crate) async fn list_recipients(
+    store: &dyn Store,
+    filter: &LedgerFilter,
+) -> gridflow_store::Result<Vec<Value>> {
+    let mut recipients = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_deliveries(filter, cursor.as_deref(), PAGE)
+            .await?;
+        recipients.extend(page.items.into_iter().map(|delivery| {
+            json!({
+                "delivery_id": delivery.delivery_id,
+                "partner": delivery.facts.partner,
+                "channel": delivery.facts.channel,
+                "reference": delivery.facts.reference,
+                "receipt": delivery.facts.receipt,
+                "version": delivery.facts.version,
+                "sha256": delivery.facts.sha256,
+                "status": delivery.status,
+                "delivered_at": delivery.delivered_at,
+            })
+        }));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    // Oldest delivery first: the order partners received the asset in.
+    recipients.reverse();
+    Ok(recipients)
 }
 
 #[async_trait]

@@ -7,16 +7,19 @@ use crate::error::Result;
 use crate::shared::Shared;
 
 /// The partners that hold a delivery of the asset, for the `recipients` of a rights
-/// trigger's `event`: one JSON object per recipient.
-///
-/// For now it returns an empty list: the distribution ledger is being built beside this
-/// room, and the lead wires it here (each held delivery of `asset_id` of `system`, as the
-/// `ledger.recipients` action reports them).
+/// trigger's `event`: one JSON object per held delivery (delivered, downloaded or
+/// acknowledged; not withdrawn, superseded or failed), oldest first, as `ledger.recipients`
+/// reports them.
 pub(crate) async fn recipients_of(
     shared: &Shared,
     system: &str,
     asset_id: &str,
 ) -> Result<Vec<Value>> {
-    let _ = (shared, system, asset_id);
-    Ok(Vec::new())
+    let filter = gridflow_store::LedgerFilter {
+        system: Some(system.to_owned()),
+        asset_id: Some(asset_id.to_owned()),
+        statuses: gridflow_core::audit::ledger::Status::HELD.to_vec(),
+        ..gridflow_store::LedgerFilter::default()
+    };
+    Ok(crate::ledger::list_recipients(shared.store.as_ref(), &filter).await?)
 }
