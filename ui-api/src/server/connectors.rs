@@ -73,7 +73,7 @@ pub(crate) async fn connect(config: &Config, sandbox: bool) -> anyhow::Result<Co
     })
 }
 
-/// Points the simulators that push changes (Canto, iconik, the Trading Grid hub) at the server listening on
+/// Points the simulators that push changes (Canto, iconik, the Trading Grid hub, VIP) at the server listening on
 /// `address`, with a secret made for this run unless GRIDFLOW_EVENT_SECRET_<SOURCE> sets
 /// one; `event_secrets` then holds those secrets.
 pub(crate) async fn subscribe_webhooks(
@@ -89,6 +89,7 @@ pub(crate) async fn subscribe_webhooks(
     };
     let (canto_secret, iconik_secret) = (secret_of("canto"), secret_of("iconik"));
     let hub_secret = secret_of("trading_grid");
+    let vip_secret = secret_of("vip");
     // The simulators reach the server where it listens; on every interface, by loopback.
     let reachable = if address.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], address.port()))
@@ -104,6 +105,11 @@ pub(crate) async fn subscribe_webhooks(
     // the two share one claim per event id.
     sandbox
         .subscribe_hub_webhooks(&events_url, &hub_secret)
+        .await
+        .map_err(|error| anyhow::anyhow!(error))?;
+    // VIP signs its events with X-Signature (`[webhooks.sources.vip]`).
+    sandbox
+        .subscribe_vip(&events_url, &vip_secret)
         .await
         .map_err(|error| anyhow::anyhow!(error))?;
     tracing::info!(%events_url, "sandbox simulators send their webhooks here");
