@@ -29,7 +29,7 @@ pub(super) fn action_specs() -> Vec<ActionSpec> {
     }, "additionalProperties": false});
     let limit = json!({"type": "integer", "minimum": 1, "maximum": 200});
     let artifacts = json!({"type": "array", "items": Artifact::schema(), "minItems": 1});
-    vec![
+    let mut specs = vec![
         action(
             "list_recipients",
             "List distribution recipients (distributors, retailers, agencies), optionally of one group.",
@@ -140,6 +140,14 @@ pub(super) fn action_specs() -> Vec<ActionSpec> {
                 json!({"deliveries": array_of(json!({"type": "object"})), "next_cursor": {"type": ["string", "null"]}}),
             ),
         ),
+    ];
+    specs.extend(recipient_specs());
+    specs
+}
+
+/// What gridflow does on a recipient's behalf or tells one: acknowledgements, notices.
+fn recipient_specs() -> Vec<ActionSpec> {
+    vec![
         action(
             "notify_recipients",
             "Send recipients a message through the platform (its portal and e-mail): a notice, a recall, usage guidance.",
