@@ -117,17 +117,36 @@ impl Engine {
         let mut seen = HashSet::new();
         for head in heads {
             let instance = head.head.instance_id;
-            let loaded = shared
+            let instance_rows = by_instance.get(&instance).cloned().unwrap_or_default();
+            seen.insert(instance.clone());
+            let loaded = match shared
                 .definitions
                 .get(&head.definition_id, Some(head.definition_version))
-                .await?;
+                .await
+            {
+                Ok(loaded) => loaded,
+                // A history whose definition is not stored (written by other means than
+                // a deploy) declares no ledger steps; rows naming it are still reported.
+                Err(crate::error::Error::NotFound(what)) => {
+                    problems.extend(instance_rows.iter().map(|row| {
+                        Problem::new(
+                            ProblemKind::Ledger,
+                            format!(
+                                "delivery {}: the definition of its instance is missing ({what})",
+                                row.delivery_id
+                            ),
+                        )
+                        .instance(&instance)
+                    }));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let definition = &loaded.definition;
             let declares = definition
                 .steps
                 .iter()
                 .any(|step| ledger_step(&shared.registry, definition, step.id.as_str()));
-            let instance_rows = by_instance.get(&instance).cloned().unwrap_or_default();
-            seen.insert(instance.clone());
             if !declares && instance_rows.is_empty() {
                 continue;
             }
