@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 
 use gridflow_connectors::simulator::smintio::SANDBOX_REFRESH_TOKEN;
 use gridflow_connectors::simulator::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD};
+use gridflow_store::CursorStore;
+use gridflow_store::sql::{SqlOptions, SqlStore};
 use gridflow_tests::{ADMIN_TOKEN, Body, Server, Stream, on_every_database, wait_until};
 
 const DEFINITION_ID: &str = "partner-launch-kit";
@@ -437,7 +439,12 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[sandbox]\nstate_dir = {:?}\n",
+            // Smint.io's change feed reads the path the `licensed` step's fault is queued
+            // on: it reads once at start-up (waited for below) and then only hourly, so the
+            // fault is the step's.
+            "[sandbox]\nstate_dir = {:?}\n\n[connectors.smintio]\nbase_url = \"http://127.0.0.1:9\"\n\
+             identity_url = \"http://127.0.0.1:9\"\nclient_id_env = \"UNUSED\"\nclient_secret_env = \"UNUSED\"\n\
+             refresh_token_env = \"UNUSED\"\npoll_interval = \"1h\"\n",
             directory.path().join("sandbox").display().to_string()
         ),
     )?;
@@ -447,6 +454,13 @@ async fn launch_kit(database_url: &str) -> anyhow::Result<()> {
         &["--sandbox", "--config", &config],
         &[("RUST_LOG", LOG_FILTER)],
     )?;
+    let store = SqlStore::connect(database_url, SqlOptions::default()).await?;
+    wait_until(
+        Duration::from_secs(30),
+        "the Smint.io poller's first pass",
+        || async { Ok(store.load_cursor("smintio").await?) },
+    )
+    .await?;
     let (urls, demo) = wait_until(
         Duration::from_secs(10),
         "the sandbox start-up lines",
