@@ -211,6 +211,24 @@ impl RestClient {
         self.decode_for(request, response).await
     }
 
+    /// The state-changing call of an action: `body` sent as JSON with `method` to `path`,
+    /// carrying the idempotency `key` in `header`, through [`RestClient::call`].
+    pub(crate) async fn call_idempotent(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: Value,
+        header: &'static str,
+        key: &str,
+    ) -> Result<Value> {
+        self.call(
+            &Request::new(method, path)
+                .json(body)
+                .idempotent(header, key),
+        )
+        .await
+    }
+
     /// Sends `request` as [`RestClient::call`] does (a new token once on 401) and hands
     /// back a successful response unread, for a binary body streamed by the caller; a
     /// failure is classified and scrubbed as `call`'s are.

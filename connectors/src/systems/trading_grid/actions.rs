@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{IDEMPOTENCY_HEADER, NAME, TradingGridConnector};
+use super::{NAME, TradingGridConnector};
 use crate::connector::Result;
 use crate::rest::{Request, parse_arguments, required, segment};
 
@@ -188,14 +188,7 @@ impl TradingGridConnector {
                           "body": args.body, "attachments": args.attachments, "requires_ack": args.requires_ack,
                           "correlation_id": args.correlation_id});
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
-        let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let answer = self.change(Method::POST, path, body, key).await?;
         Ok(
             json!({"post_id": required(&answer, "/post_id", "trading grid post")?, "status": answer["status"]}),
         )
@@ -210,12 +203,7 @@ impl TradingGridConnector {
             body["post_id"] = json!(post_id);
         }
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, "/hub/v1/notifications")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, "/hub/v1/notifications", body, key)
             .await?;
         Ok(
             json!({"notification_id": required(&answer, "/notification_id", "trading grid notification")?, "queued": answer["queued"]}),
@@ -231,12 +219,7 @@ impl TradingGridConnector {
             body["related"] = related;
         }
         let issue = self
-            .client
-            .call(
-                &Request::new(Method::POST, "/hub/v1/issues")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, "/hub/v1/issues", body, key)
             .await?;
         issue_output(&issue)
     }
@@ -255,14 +238,7 @@ impl TradingGridConnector {
             }
         }
         let path = format!("/hub/v1/issues/{}", segment(&args.issue_id));
-        let issue = self
-            .client
-            .call(
-                &Request::new(Method::PATCH, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let issue = self.change(Method::PATCH, path, body, key).await?;
         issue_output(&issue)
     }
 
@@ -271,14 +247,7 @@ impl TradingGridConnector {
         let args: CommentArgs = parse_arguments(NAME, "comment_on_issue", arguments)?;
         let path = format!("/hub/v1/issues/{}/comments", segment(&args.issue_id));
         let body = json!({"body": args.comment, "author": args.author});
-        let comment = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let comment = self.change(Method::POST, path, body, key).await?;
         Ok(
             json!({"issue_id": args.issue_id, "comment_id": required(&comment, "/comment_id", "trading grid comment")?}),
         )
@@ -293,14 +262,7 @@ impl TradingGridConnector {
         let args: AckArgs = parse_arguments(NAME, "record_acknowledgement", arguments)?;
         let path = format!("/hub/v1/posts/{}/acknowledgements", segment(&args.post_id));
         let body = json!({"company_id": args.company_id, "login_id": args.login_id, "ack_type": args.ack_type, "comment": args.comment});
-        let ack = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let ack = self.change(Method::POST, path, body, key).await?;
         Ok(
             json!({"acknowledgement_id": required(&ack, "/acknowledgement_id", "trading grid acknowledgement")?, "post_id": args.post_id, "ack_type": ack["ack_type"]}),
         )

@@ -143,6 +143,20 @@ impl TradingGridConnector {
             poll_interval: config.poll_interval,
         })
     }
+
+    /// A state-changing call: `body` as JSON with `method` to `path`, the attempt's `key`
+    /// in the `Idempotency-Key` header.
+    async fn change(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: Value,
+        key: &str,
+    ) -> Result<Value> {
+        self.client
+            .call_idempotent(method, path, body, IDEMPOTENCY_HEADER, key)
+            .await
+    }
 }
 
 #[async_trait]

@@ -132,12 +132,7 @@ impl TradingGridConnector {
                           "requires_ack": args.requires_ack, "correlation_id": args.correlation_id});
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:post")),
-            )
+            .change(Method::POST, path, body, &format!("{key}:post"))
             .await?;
         let post_id = required(&answer, "/post_id", "trading grid post")?
             .as_str()
@@ -170,14 +165,7 @@ impl TradingGridConnector {
         let args: WithdrawPostArgs = parse_arguments(NAME, "withdraw_post", arguments)?;
         let path = format!("/hub/v1/posts/{}/withdrawal", segment(&args.post_id));
         let body = json!({"partner_company_ids": args.partner_company_ids, "reason": args.reason});
-        let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let answer = self.change(Method::POST, path, body, key).await?;
         let partners: Vec<Option<String>> = if args.partner_company_ids.is_empty() {
             vec![None]
         } else {
@@ -211,12 +199,7 @@ impl TradingGridConnector {
             segment(&args.document_id)
         );
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"reason": args.reason}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let ledger = [LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{IDEMPOTENCY_HEADER, NAME, TradingGridConnector};
+use super::{NAME, TradingGridConnector};
 use crate::connector::Result;
 use crate::rest::{Request, parse_arguments, required, segment};
 
@@ -137,14 +137,7 @@ impl TradingGridConnector {
         key: &str,
     ) -> Result<Value> {
         let path = format!("/hub/v1/requests/{}/{what}", segment(request_id));
-        let request = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let request = self.change(Method::POST, path, body, key).await?;
         request_output(&request)
     }
 
@@ -177,12 +170,7 @@ impl TradingGridConnector {
         let args: CreateGroupArgs = parse_arguments(NAME, "create_group", arguments)?;
         let path = format!("/hub/v1/communities/{}/groups", segment(&args.community_id));
         let group = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"name": args.name}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, path, json!({"name": args.name}), key)
             .await?;
         group_output(&group)
     }
@@ -203,11 +191,11 @@ impl TradingGridConnector {
         let suffix = if add { "" } else { "/removal" };
         let path = format!("/hub/v1/groups/{}/members{suffix}", segment(&args.group_id));
         let group = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"company_ids": args.company_ids}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
+            .change(
+                Method::POST,
+                path,
+                json!({"company_ids": args.company_ids}),
+                key,
             )
             .await?;
         group_output(&group)

@@ -77,12 +77,7 @@ impl VipConnector {
         let files = self.upload_all(&package_id, &args.content, key).await?;
         let path = format!("/v1/packages/{}/publish", segment(&package_id));
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({}))
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:publish")),
-            )
+            .change(Method::POST, path, json!({}), &format!("{key}:publish"))
             .await?;
         let deliveries = answer["deliveries"].clone();
         let package = &answer["package"];
@@ -114,12 +109,7 @@ impl VipConnector {
         }
         let path = format!("/v1/packages/{}/versions", segment(&args.package_id));
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:version")),
-            )
+            .change(Method::POST, path, body, &format!("{key}:version"))
             .await?;
         let package = &answer["package"];
         let version = required(package, "/version", "vip version")?.clone();
@@ -185,11 +175,11 @@ impl VipConnector {
             }
         }
         let package = self
-            .client
-            .call(
-                &Request::new(Method::POST, "/v1/packages")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:package")),
+            .change(
+                Method::POST,
+                "/v1/packages",
+                body,
+                &format!("{key}:package"),
             )
             .await?;
         required(&package, "/id", "vip package")?

@@ -146,6 +146,20 @@ impl VipConnector {
             content: crate::content::ContentStore::scratch(),
         })
     }
+
+    /// A state-changing call: `body` as JSON with `method` to `path`, the attempt's `key`
+    /// in the `Idempotency-Key` header.
+    async fn change(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: Value,
+        key: &str,
+    ) -> Result<Value> {
+        self.client
+            .call_idempotent(method, path, body, IDEMPOTENCY_HEADER, key)
+            .await
+    }
 }
 
 #[derive(Deserialize)]
@@ -298,14 +312,7 @@ impl VipConnector {
                 body[field] = value;
             }
         }
-        let package = self
-            .client
-            .call(
-                &Request::new(Method::POST, "/v1/packages")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let package = self.change(Method::POST, "/v1/packages", body, key).await?;
         package_output(package)
     }
 
@@ -339,14 +346,7 @@ impl VipConnector {
             }
         }
         let path = format!("/v1/packages/{}", segment(&args.package_id));
-        let package = self
-            .client
-            .call(
-                &Request::new(Method::PATCH, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let package = self.change(Method::PATCH, path, body, key).await?;
         package_output(package)
     }
 
@@ -354,14 +354,7 @@ impl VipConnector {
     async fn publish_package(&self, arguments: &Value, key: &str) -> Result<Value> {
         let args: PackageArgs = parse_arguments(NAME, "publish_package", arguments)?;
         let path = format!("/v1/packages/{}/publish", segment(&args.package_id));
-        let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let answer = self.change(Method::POST, path, json!({}), key).await?;
         Ok(json!({"package_id": args.package_id, "deliveries": answer["deliveries"].clone()}))
     }
 
@@ -370,12 +363,7 @@ impl VipConnector {
         let args: WithdrawArgs = parse_arguments(NAME, "withdraw_package", arguments)?;
         let path = format!("/v1/packages/{}/withdraw", segment(&args.package_id));
         let answer = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"reason": args.reason}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let change = LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,
@@ -400,14 +388,7 @@ impl VipConnector {
         if let Some(reason) = &args.reason {
             body["reason"] = json!(reason);
         }
-        let delivery = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let delivery = self.change(Method::POST, path, body, key).await?;
         let package_id = required(&delivery, "/package_id", "vip delivery")?
             .as_str()
             .unwrap_or_default()
@@ -458,14 +439,7 @@ impl VipConnector {
         if let Some(note) = args.note {
             body["note"] = json!(note);
         }
-        let delivery = self
-            .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
-            .await?;
+        let delivery = self.change(Method::POST, path, body, key).await?;
         Ok(
             json!({"delivery_id": args.delivery_id, "status": delivery["status"].clone(), "acknowledged_at": delivery["acknowledged_at"].clone()}),
         )
@@ -478,12 +452,7 @@ impl VipConnector {
         let args: NotifyArgs = parse_arguments(NAME, "notify_recipients", arguments)?;
         let body = json!({"recipient_ids": args.recipient_ids, "subject": args.subject, "message": args.message});
         let notification = self
-            .client
-            .call(
-                &Request::new(Method::POST, "/v1/notifications")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .change(Method::POST, "/v1/notifications", body, key)
             .await?;
         Ok(json!({
             "notification_id": required(&notification, "/id", "vip notification")?,
