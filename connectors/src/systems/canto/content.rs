@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::{CantoConnector, NAME, SCHEMES, canto_instant};
 use crate::connector::{Error, Result};
-use crate::content::{Artifact, ContentRef};
-use crate::effects::ObservedRights;
+use crate::content::ContentRef;
+use crate::fetch;
 use crate::rest::Request;
 
 /// The renditions `fetch_content` reads: the original file only.
@@ -147,18 +147,14 @@ impl CantoConnector {
         let reference = self
             .stream(&path, &file_name, expected_md5.as_deref(), &args.asset_id)
             .await?;
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id.clone(),
-            window: self.rights(&content),
-        };
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id,
+        let window = self.rights(&content);
+        Ok(fetch::output(
+            NAME,
+            args.asset_id,
             version,
-            content: reference,
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+            reference,
+            window,
+        ))
     }
 
     /// The `api_binary` path of `version`: the content's `url.download` for the current

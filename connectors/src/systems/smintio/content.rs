@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{NAME, SmintioConnector, rights_window};
 use crate::connector::{Error, Result};
-use crate::content::{Artifact, ContentRef};
-use crate::effects::ObservedRights;
+use crate::content::ContentRef;
+use crate::fetch;
 use crate::http::{self, Redactor};
 
 #[derive(Deserialize)]
@@ -135,18 +135,14 @@ impl SmintioConnector {
             )
         })?;
         let reference = self.stream(url, &file_name).await?;
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id.clone(),
-            window: rights_window(&lpt),
-        };
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id,
+        let window = rights_window(&lpt);
+        Ok(fetch::output(
+            NAME,
+            args.asset_id,
             version,
-            content: reference,
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+            reference,
+            window,
+        ))
     }
 
     /// Streams the signed `url` into the store. The URL (and each of its query values) is
