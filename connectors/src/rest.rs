@@ -146,6 +146,8 @@ pub(crate) struct RestClient {
     token_header: Option<&'static str>,
     /// Headers sent on every request, token requests included (iconik's `App-ID`).
     fixed_headers: Vec<(&'static str, reqwest::header::HeaderValue)>,
+    /// The header of [`RestClient::call_idempotent`]'s key.
+    idempotency_header: &'static str,
 }
 
 impl RestClient {
@@ -172,7 +174,15 @@ impl RestClient {
             message_of,
             token_header: None,
             fixed_headers: Vec::new(),
+            idempotency_header: "Idempotency-Key",
         })
+    }
+
+    /// Sends the key of [`RestClient::call_idempotent`] in `header` instead of
+    /// `Idempotency-Key`.
+    pub(crate) fn with_idempotency_header(mut self, header: &'static str) -> Self {
+        self.idempotency_header = header;
+        self
     }
 
     /// Sends the token as the bare value of `header` instead of `Authorization: Bearer`.
@@ -212,21 +222,19 @@ impl RestClient {
     }
 
     /// The state-changing call of an action: `body` sent as JSON with `method` to `path`,
-    /// carrying the idempotency `key` in `header`, through [`RestClient::call`].
+    /// carrying the attempt's `key` in the idempotency header (`Idempotency-Key` unless
+    /// [`RestClient::with_idempotency_header`] names another), through [`RestClient::call`].
     pub(crate) async fn call_idempotent(
         &self,
         method: Method,
         path: impl Into<String>,
         body: Value,
-        header: &'static str,
         key: &str,
     ) -> Result<Value> {
-        self.call(
-            &Request::new(method, path)
-                .json(body)
-                .idempotent(header, key),
-        )
-        .await
+        let request = Request::new(method, path)
+            .json(body)
+            .idempotent(self.idempotency_header, key);
+        self.call(&request).await
     }
 
     /// Sends `request` as [`RestClient::call`] does (a new token once on 401) and hands

@@ -188,7 +188,10 @@ impl TradingGridConnector {
                           "body": args.body, "attachments": args.attachments, "requires_ack": args.requires_ack,
                           "correlation_id": args.correlation_id});
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
-        let answer = self.change(Method::POST, path, body, key).await?;
+        let answer = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         Ok(
             json!({"post_id": required(&answer, "/post_id", "trading grid post")?, "status": answer["status"]}),
         )
@@ -203,7 +206,8 @@ impl TradingGridConnector {
             body["post_id"] = json!(post_id);
         }
         let answer = self
-            .change(Method::POST, "/hub/v1/notifications", body, key)
+            .client
+            .call_idempotent(Method::POST, "/hub/v1/notifications", body, key)
             .await?;
         Ok(
             json!({"notification_id": required(&answer, "/notification_id", "trading grid notification")?, "queued": answer["queued"]}),
@@ -219,7 +223,8 @@ impl TradingGridConnector {
             body["related"] = related;
         }
         let issue = self
-            .change(Method::POST, "/hub/v1/issues", body, key)
+            .client
+            .call_idempotent(Method::POST, "/hub/v1/issues", body, key)
             .await?;
         issue_output(&issue)
     }
@@ -238,7 +243,10 @@ impl TradingGridConnector {
             }
         }
         let path = format!("/hub/v1/issues/{}", segment(&args.issue_id));
-        let issue = self.change(Method::PATCH, path, body, key).await?;
+        let issue = self
+            .client
+            .call_idempotent(Method::PATCH, path, body, key)
+            .await?;
         issue_output(&issue)
     }
 
@@ -247,7 +255,10 @@ impl TradingGridConnector {
         let args: CommentArgs = parse_arguments(NAME, "comment_on_issue", arguments)?;
         let path = format!("/hub/v1/issues/{}/comments", segment(&args.issue_id));
         let body = json!({"body": args.comment, "author": args.author});
-        let comment = self.change(Method::POST, path, body, key).await?;
+        let comment = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         Ok(
             json!({"issue_id": args.issue_id, "comment_id": required(&comment, "/comment_id", "trading grid comment")?}),
         )
@@ -262,7 +273,10 @@ impl TradingGridConnector {
         let args: AckArgs = parse_arguments(NAME, "record_acknowledgement", arguments)?;
         let path = format!("/hub/v1/posts/{}/acknowledgements", segment(&args.post_id));
         let body = json!({"company_id": args.company_id, "login_id": args.login_id, "ack_type": args.ack_type, "comment": args.comment});
-        let ack = self.change(Method::POST, path, body, key).await?;
+        let ack = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         Ok(
             json!({"acknowledgement_id": required(&ack, "/acknowledgement_id", "trading grid acknowledgement")?, "post_id": args.post_id, "ack_type": ack["ack_type"]}),
         )

@@ -134,7 +134,8 @@ impl TradingGridConnector {
             Box::new(ConsumerCredentials(credentials.clone())),
             &secrets,
             message_of,
-        )?;
+        )?
+        .with_idempotency_header(IDEMPOTENCY_HEADER);
         Ok(Self {
             client,
             company_id: config.company_id.clone(),
@@ -142,20 +143,6 @@ impl TradingGridConnector {
             content: crate::content::ContentStore::scratch(),
             poll_interval: config.poll_interval,
         })
-    }
-
-    /// A state-changing call: `body` as JSON with `method` to `path`, the attempt's `key`
-    /// in the `Idempotency-Key` header.
-    async fn change(
-        &self,
-        method: Method,
-        path: impl Into<String>,
-        body: Value,
-        key: &str,
-    ) -> Result<Value> {
-        self.client
-            .call_idempotent(method, path, body, IDEMPOTENCY_HEADER, key)
-            .await
     }
 }
 

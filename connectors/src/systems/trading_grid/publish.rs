@@ -132,7 +132,8 @@ impl TradingGridConnector {
                           "requires_ack": args.requires_ack, "correlation_id": args.correlation_id});
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
         let answer = self
-            .change(Method::POST, path, body, &format!("{key}:post"))
+            .client
+            .call_idempotent(Method::POST, path, body, &format!("{key}:post"))
             .await?;
         let post_id = required(&answer, "/post_id", "trading grid post")?
             .as_str()
@@ -165,7 +166,10 @@ impl TradingGridConnector {
         let args: WithdrawPostArgs = parse_arguments(NAME, "withdraw_post", arguments)?;
         let path = format!("/hub/v1/posts/{}/withdrawal", segment(&args.post_id));
         let body = json!({"partner_company_ids": args.partner_company_ids, "reason": args.reason});
-        let answer = self.change(Method::POST, path, body, key).await?;
+        let answer = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         let partners: Vec<Option<String>> = if args.partner_company_ids.is_empty() {
             vec![None]
         } else {
@@ -199,7 +203,8 @@ impl TradingGridConnector {
             segment(&args.document_id)
         );
         let answer = self
-            .change(Method::POST, path, json!({"reason": args.reason}), key)
+            .client
+            .call_idempotent(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let ledger = [LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,

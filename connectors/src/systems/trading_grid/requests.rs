@@ -137,7 +137,10 @@ impl TradingGridConnector {
         key: &str,
     ) -> Result<Value> {
         let path = format!("/hub/v1/requests/{}/{what}", segment(request_id));
-        let request = self.change(Method::POST, path, body, key).await?;
+        let request = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         request_output(&request)
     }
 
@@ -170,7 +173,8 @@ impl TradingGridConnector {
         let args: CreateGroupArgs = parse_arguments(NAME, "create_group", arguments)?;
         let path = format!("/hub/v1/communities/{}/groups", segment(&args.community_id));
         let group = self
-            .change(Method::POST, path, json!({"name": args.name}), key)
+            .client
+            .call_idempotent(Method::POST, path, json!({"name": args.name}), key)
             .await?;
         group_output(&group)
     }
@@ -191,7 +195,8 @@ impl TradingGridConnector {
         let suffix = if add { "" } else { "/removal" };
         let path = format!("/hub/v1/groups/{}/members{suffix}", segment(&args.group_id));
         let group = self
-            .change(
+            .client
+            .call_idempotent(
                 Method::POST,
                 path,
                 json!({"company_ids": args.company_ids}),

@@ -77,7 +77,8 @@ impl VipConnector {
         let files = self.upload_all(&package_id, &args.content, key).await?;
         let path = format!("/v1/packages/{}/publish", segment(&package_id));
         let answer = self
-            .change(Method::POST, path, json!({}), &format!("{key}:publish"))
+            .client
+            .call_idempotent(Method::POST, path, json!({}), &format!("{key}:publish"))
             .await?;
         let deliveries = answer["deliveries"].clone();
         let package = &answer["package"];
@@ -109,7 +110,8 @@ impl VipConnector {
         }
         let path = format!("/v1/packages/{}/versions", segment(&args.package_id));
         let answer = self
-            .change(Method::POST, path, body, &format!("{key}:version"))
+            .client
+            .call_idempotent(Method::POST, path, body, &format!("{key}:version"))
             .await?;
         let package = &answer["package"];
         let version = required(package, "/version", "vip version")?.clone();
@@ -175,7 +177,8 @@ impl VipConnector {
             }
         }
         let package = self
-            .change(
+            .client
+            .call_idempotent(
                 Method::POST,
                 "/v1/packages",
                 body,

@@ -139,26 +139,13 @@ impl VipConnector {
             }),
             &secrets,
             message_of,
-        )?;
+        )?
+        .with_idempotency_header(IDEMPOTENCY_HEADER);
         Ok(Self {
             client,
             actions: specs::action_specs(),
             content: crate::content::ContentStore::scratch(),
         })
-    }
-
-    /// A state-changing call: `body` as JSON with `method` to `path`, the attempt's `key`
-    /// in the `Idempotency-Key` header.
-    async fn change(
-        &self,
-        method: Method,
-        path: impl Into<String>,
-        body: Value,
-        key: &str,
-    ) -> Result<Value> {
-        self.client
-            .call_idempotent(method, path, body, IDEMPOTENCY_HEADER, key)
-            .await
     }
 }
 
@@ -312,7 +299,10 @@ impl VipConnector {
                 body[field] = value;
             }
         }
-        let package = self.change(Method::POST, "/v1/packages", body, key).await?;
+        let package = self
+            .client
+            .call_idempotent(Method::POST, "/v1/packages", body, key)
+            .await?;
         package_output(package)
     }
 
@@ -346,7 +336,10 @@ impl VipConnector {
             }
         }
         let path = format!("/v1/packages/{}", segment(&args.package_id));
-        let package = self.change(Method::PATCH, path, body, key).await?;
+        let package = self
+            .client
+            .call_idempotent(Method::PATCH, path, body, key)
+            .await?;
         package_output(package)
     }
 
@@ -354,7 +347,10 @@ impl VipConnector {
     async fn publish_package(&self, arguments: &Value, key: &str) -> Result<Value> {
         let args: PackageArgs = parse_arguments(NAME, "publish_package", arguments)?;
         let path = format!("/v1/packages/{}/publish", segment(&args.package_id));
-        let answer = self.change(Method::POST, path, json!({}), key).await?;
+        let answer = self
+            .client
+            .call_idempotent(Method::POST, path, json!({}), key)
+            .await?;
         Ok(json!({"package_id": args.package_id, "deliveries": answer["deliveries"].clone()}))
     }
 
@@ -363,7 +359,8 @@ impl VipConnector {
         let args: WithdrawArgs = parse_arguments(NAME, "withdraw_package", arguments)?;
         let path = format!("/v1/packages/{}/withdraw", segment(&args.package_id));
         let answer = self
-            .change(Method::POST, path, json!({"reason": args.reason}), key)
+            .client
+            .call_idempotent(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let change = LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,
@@ -388,7 +385,10 @@ impl VipConnector {
         if let Some(reason) = &args.reason {
             body["reason"] = json!(reason);
         }
-        let delivery = self.change(Method::POST, path, body, key).await?;
+        let delivery = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         let package_id = required(&delivery, "/package_id", "vip delivery")?
             .as_str()
             .unwrap_or_default()
@@ -439,7 +439,10 @@ impl VipConnector {
         if let Some(note) = args.note {
             body["note"] = json!(note);
         }
-        let delivery = self.change(Method::POST, path, body, key).await?;
+        let delivery = self
+            .client
+            .call_idempotent(Method::POST, path, body, key)
+            .await?;
         Ok(
             json!({"delivery_id": args.delivery_id, "status": delivery["status"].clone(), "acknowledged_at": delivery["acknowledged_at"].clone()}),
         )
@@ -452,7 +455,8 @@ impl VipConnector {
         let args: NotifyArgs = parse_arguments(NAME, "notify_recipients", arguments)?;
         let body = json!({"recipient_ids": args.recipient_ids, "subject": args.subject, "message": args.message});
         let notification = self
-            .change(Method::POST, "/v1/notifications", body, key)
+            .client
+            .call_idempotent(Method::POST, "/v1/notifications", body, key)
             .await?;
         Ok(json!({
             "notification_id": required(&notification, "/id", "vip notification")?,
