@@ -1,13 +1,14 @@
 //! What the `fetch_content` actions share: the arguments iconik's and OTMM's take (the
-//! asset, a version named by number or text, the rendition), the error for a version
-//! that is not there, and the output of every one (the stored [`Artifact`] and the
-//! asset's rights window as the system gives it).
+//! asset, a version named by number or text, the rendition), Canto's and Smintio's
+//! version argument as text, the error for a version that is not there, and the output
+//! of every one (the stored [`Artifact`] and the asset's rights window as the system
+//! gives it).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::asset::RightsWindow;
-use crate::connector::Error;
+use crate::connector::{Error, Result};
 use crate::content::{Artifact, ContentRef};
 use crate::effects::ObservedRights;
 
@@ -55,6 +56,19 @@ impl VersionArg {
             "version_not_found",
             format!("{what} has no version {wanted}"),
         )
+    }
+}
+
+/// A `version` argument of `action` (`canto.fetch_content`) that names a version as text
+/// or a number (`"2"` or `2`), as text; none when it is absent or `null`.
+pub(crate) fn version_text(action: &str, version: Option<&Value>) -> Result<Option<String>> {
+    match version {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(other) => Err(Error::invalid_arguments(format!(
+            "{action}: version must be a string or an integer, not {other}"
+        ))),
     }
 }
 

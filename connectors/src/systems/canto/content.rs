@@ -31,18 +31,6 @@ pub(super) struct FetchContentArgs {
     rendition: Option<String>,
 }
 
-/// A `version` argument as Canto names versions: `"2"` or `2`.
-fn version_argument(version: Option<&Value>) -> Result<Option<String>> {
-    match version {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(other) => Err(Error::invalid_arguments(format!(
-            "canto.fetch_content: version must be a string or an integer, not {other}"
-        ))),
-    }
-}
-
 fn version_of(entry: &Value) -> Option<String> {
     match &entry["version"] {
         Value::String(text) => Some(text.clone()),
@@ -124,7 +112,7 @@ impl CantoConnector {
                 RENDITIONS.join(", ")
             )));
         }
-        let wanted = version_argument(args.version.as_ref())?;
+        let wanted = fetch::version_text("canto.fetch_content", args.version.as_ref())?;
         let content = self.locate(args.scheme.as_deref(), &args.asset_id).await?;
         let current = current_version(&content);
         let version = wanted.clone().or_else(|| current.clone()).ok_or_else(|| {

@@ -66,22 +66,10 @@ pub(super) fn latest<'a>(binaries: &'a [Value], kind: &str) -> Option<&'a Value>
         .max_by_key(|binary| binary["version"].as_u64().unwrap_or(0))
 }
 
-/// `version` and `rendition` arguments as text.
-fn wanted_version(version: Option<&Value>) -> Result<Option<String>> {
-    match version {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(other) => Err(Error::invalid_arguments(format!(
-            "smintio.fetch_content: version must be a string or an integer, not {other}"
-        ))),
-    }
-}
-
 impl SmintioConnector {
     /// `fetch_content`: one binary's bytes into the content store.
     pub(super) async fn fetch_content(&self, args: FetchContentArgs) -> Result<Value> {
-        let wanted = wanted_version(args.version.as_ref())?;
+        let wanted = fetch::version_text("smintio.fetch_content", args.version.as_ref())?;
         let rendition = args.rendition.as_deref().unwrap_or("original");
         let kind = binary_type(rendition);
         let lpt = self.find(&args.asset_id).await?;
