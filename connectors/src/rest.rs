@@ -210,15 +210,21 @@ impl RestClient {
     /// Sends `request` with the current token; on 401, obtains a new token and sends it
     /// once more. Returns the JSON body (`null` when empty) or the classified error.
     pub(crate) async fn call(&self, request: &Request) -> Result<Value> {
+        let response = self.send_authorized(request).await?;
+        self.decode_for(request, response).await
+    }
+
+    /// Sends `request` with the current token; on 401, obtains a new token and sends it
+    /// once more. The response is returned unread, whatever its status.
+    async fn send_authorized(&self, request: &Request) -> Result<reqwest::Response> {
         let token = self.token().await?;
         let response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            let response = self.send(request, Some(&token)).await?;
-            return self.decode_for(request, response).await;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
         }
-        self.decode_for(request, response).await
+        self.forget(&token).await;
+        let token = self.token().await?;
+        self.send(request, Some(&token)).await
     }
 
     /// The state-changing call of an action: `body` sent as JSON with `method` to `path`,
@@ -235,27 +241,6 @@ impl RestClient {
             .json(body)
             .idempotent(self.idempotency_header, key);
         self.call(&request).await
-    }
-
-    /// Sends `request` as [`RestClient::call`] does (a new token once on 401) and hands
-    /// back a successful response unread, for a binary body streamed by the caller; a
-    /// failure is classified and scrubbed as `call`'s are.
-    pub(crate) async fn download(&self, request: &Request) -> Result<reqwest::Response> {
-        let token = self.token().await?;
-        let mut response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            response = self.send(request, Some(&token)).await?;
-        }
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        Err(self
-            .decode(response)
-            .await
-            .err()
-            .unwrap_or_else(|| Error::permanent("invalid_response", "download failed")))
     }
 
     /// The redactor of this client's secrets and tokens, for errors its callers build.
@@ -296,13 +281,7 @@ impl RestClient {
     /// 401) and returns a successful response unread, for a body that is streamed rather
     /// than decoded (a download); a failure is the classified error `call` gives.
     pub(crate) async fn open(&self, request: &Request) -> Result<reqwest::Response> {
-        let token = self.token().await?;
-        let mut response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            response = self.send(request, Some(&token)).await?;
-        }
+        let response = self.send_authorized(request).await?;
         if response.status().is_success() {
             return Ok(response);
         }

@@ -208,7 +208,7 @@ impl CantoConnector {
         expected_md5: Option<&str>,
         asset_id: &str,
     ) -> Result<ContentRef> {
-        let mut response = self.client.download(&Request::get(path)).await?;
+        let mut response = self.client.open(&Request::get(path)).await?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
