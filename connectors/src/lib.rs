@@ -29,6 +29,7 @@ pub mod effects;
 pub mod egress;
 pub mod error;
 pub mod feed;
+mod fetch;
 pub mod http;
 pub mod ledger;
 pub mod registry;

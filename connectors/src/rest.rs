@@ -146,6 +146,8 @@ pub(crate) struct RestClient {
     token_header: Option<&'static str>,
     /// Headers sent on every request, token requests included (iconik's `App-ID`).
     fixed_headers: Vec<(&'static str, reqwest::header::HeaderValue)>,
+    /// The header of [`RestClient::call_idempotent`]'s key.
+    idempotency_header: &'static str,
 }
 
 impl RestClient {
@@ -172,7 +174,15 @@ impl RestClient {
             message_of,
             token_header: None,
             fixed_headers: Vec::new(),
+            idempotency_header: "Idempotency-Key",
         })
+    }
+
+    /// Sends the key of [`RestClient::call_idempotent`] in `header` instead of
+    /// `Idempotency-Key`.
+    pub(crate) fn with_idempotency_header(mut self, header: &'static str) -> Self {
+        self.idempotency_header = header;
+        self
     }
 
     /// Sends the token as the bare value of `header` instead of `Authorization: Bearer`.
@@ -200,36 +210,37 @@ impl RestClient {
     /// Sends `request` with the current token; on 401, obtains a new token and sends it
     /// once more. Returns the JSON body (`null` when empty) or the classified error.
     pub(crate) async fn call(&self, request: &Request) -> Result<Value> {
-        let token = self.token().await?;
-        let response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            let response = self.send(request, Some(&token)).await?;
-            return self.decode_for(request, response).await;
-        }
+        let response = self.send_authorized(request).await?;
         self.decode_for(request, response).await
     }
 
-    /// Sends `request` as [`RestClient::call`] does (a new token once on 401) and hands
-    /// back a successful response unread, for a binary body streamed by the caller; a
-    /// failure is classified and scrubbed as `call`'s are.
-    pub(crate) async fn download(&self, request: &Request) -> Result<reqwest::Response> {
+    /// Sends `request` with the current token; on 401, obtains a new token and sends it
+    /// once more. The response is returned unread, whatever its status.
+    async fn send_authorized(&self, request: &Request) -> Result<reqwest::Response> {
         let token = self.token().await?;
-        let mut response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            response = self.send(request, Some(&token)).await?;
-        }
-        if response.status().is_success() {
+        let response = self.send(request, Some(&token)).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        Err(self
-            .decode(response)
-            .await
-            .err()
-            .unwrap_or_else(|| Error::permanent("invalid_response", "download failed")))
+        self.forget(&token).await;
+        let token = self.token().await?;
+        self.send(request, Some(&token)).await
+    }
+
+    /// The state-changing call of an action: `body` sent as JSON with `method` to `path`,
+    /// carrying the attempt's `key` in the idempotency header (`Idempotency-Key` unless
+    /// [`RestClient::with_idempotency_header`] names another), through [`RestClient::call`].
+    pub(crate) async fn call_idempotent(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: Value,
+        key: &str,
+    ) -> Result<Value> {
+        let request = Request::new(method, path)
+            .json(body)
+            .idempotent(self.idempotency_header, key);
+        self.call(&request).await
     }
 
     /// The redactor of this client's secrets and tokens, for errors its callers build.
@@ -270,13 +281,7 @@ impl RestClient {
     /// 401) and returns a successful response unread, for a body that is streamed rather
     /// than decoded (a download); a failure is the classified error `call` gives.
     pub(crate) async fn open(&self, request: &Request) -> Result<reqwest::Response> {
-        let token = self.token().await?;
-        let mut response = self.send(request, Some(&token)).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            self.forget(&token).await;
-            let token = self.token().await?;
-            response = self.send(request, Some(&token)).await?;
-        }
+        let response = self.send_authorized(request).await?;
         if response.status().is_success() {
             return Ok(response);
         }

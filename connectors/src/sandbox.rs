@@ -103,33 +103,32 @@ impl Sandbox {
             {"event": "Update Metadata", "url": format!("{events_url}/canto?type=metadata_updated"),
              "secure_token": canto_secret.expose()},
         ]);
-        client
-            .put(format!(
-                "{}/_sim/canto/webhooks",
-                self.base_url(simulator::canto::NAME)
-            ))
-            .json(&canto_hooks)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed("canto"))?;
+        sent(
+            client
+                .put(format!(
+                    "{}/_sim/canto/webhooks",
+                    self.base_url(simulator::canto::NAME)
+                ))
+                .json(&canto_hooks),
+        )
+        .await
+        .map_err(failed("canto"))?;
 
         let iconik = format!(
             "{}{}",
             self.base_url(simulator::iconik::NAME),
             simulator::iconik::API_ROOT
         );
-        let login: serde_json::Value = client
-            .post(format!("{iconik}/auth/v1/auth/simple/login/"))
-            .header("App-ID", SANDBOX_CLIENT_ID)
-            .json(&serde_json::json!({"email": SANDBOX_USERNAME, "password": SANDBOX_PASSWORD}))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed("iconik"))?
-            .json()
-            .await
-            .map_err(failed("iconik"))?;
+        let login = answer(
+            client
+                .post(format!("{iconik}/auth/v1/auth/simple/login/"))
+                .header("App-ID", SANDBOX_CLIENT_ID)
+                .json(
+                    &serde_json::json!({"email": SANDBOX_USERNAME, "password": SANDBOX_PASSWORD}),
+                ),
+        )
+        .await
+        .map_err(failed("iconik"))?;
         let token = login["token"].as_str().unwrap_or_default();
         let signed_in = |request: reqwest::RequestBuilder| {
             request
@@ -138,39 +137,29 @@ impl Sandbox {
         };
         // The simulator's state outlives the server: drop the subscription of an earlier
         // start (its port is gone) before making this one.
-        let existing: serde_json::Value = signed_in(
-            client
-                .get(format!("{iconik}/notifications/v1/webhooks/"))
-                .query(&[("per_page", "500")]),
+        drop_earlier(
+            signed_in(
+                client
+                    .get(format!("{iconik}/notifications/v1/webhooks/"))
+                    .query(&[("per_page", "500")]),
+            ),
+            ("objects", "id"),
+            |hook| hook["name"] == GRIDFLOW_WEBHOOK_NAME,
+            |id| signed_in(client.delete(format!("{iconik}/notifications/v1/webhooks/{id}/"))),
         )
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(failed("iconik"))?
-        .json()
         .await
         .map_err(failed("iconik"))?;
-        for hook in existing["objects"].as_array().into_iter().flatten() {
-            if hook["name"] != GRIDFLOW_WEBHOOK_NAME {
-                continue;
-            }
-            let id = hook["id"].as_str().unwrap_or_default();
-            signed_in(client.delete(format!("{iconik}/notifications/v1/webhooks/{id}/")))
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(failed("iconik"))?;
-        }
-        signed_in(client.post(format!("{iconik}/notifications/v1/webhooks/")))
-            .json(&serde_json::json!({
-                "name": GRIDFLOW_WEBHOOK_NAME, "url": format!("{events_url}/iconik?type=asset_changed"),
-                "event_type": "assets", "status": "ENABLED",
-                "headers": {"X-Gridflow-Token": iconik_secret.expose()},
-            }))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed("iconik"))?;
+        sent(
+            signed_in(client.post(format!("{iconik}/notifications/v1/webhooks/"))).json(
+                &serde_json::json!({
+                    "name": GRIDFLOW_WEBHOOK_NAME, "url": format!("{events_url}/iconik?type=asset_changed"),
+                    "event_type": "assets", "status": "ENABLED",
+                    "headers": {"X-Gridflow-Token": iconik_secret.expose()},
+                }),
+            ),
+        )
+        .await
+        .map_err(failed("iconik"))?;
         Ok(())
     }
 
@@ -188,18 +177,15 @@ impl Sandbox {
         };
         let client = reqwest::Client::new();
         let hub = self.base_url(simulator::trading_grid::NAME);
-        let token: serde_json::Value = client
-            .post(format!(
-                "{hub}/v1/oauth2/tokens?grant_type=client_credentials"
-            ))
-            .basic_auth(SANDBOX_CLIENT_ID, Some(simulator::SANDBOX_CLIENT_SECRET))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
+        let token = answer(
+            client
+                .post(format!(
+                    "{hub}/v1/oauth2/tokens?grant_type=client_credentials"
+                ))
+                .basic_auth(SANDBOX_CLIENT_ID, Some(simulator::SANDBOX_CLIENT_SECRET)),
+        )
+        .await
+        .map_err(failed)?;
         let bearer = token["access_token"]
             .as_str()
             .unwrap_or_default()
@@ -210,37 +196,29 @@ impl Sandbox {
                 .map(|url| url.path().to_owned())
                 .ok()
         };
-        let existing: serde_json::Value = client
-            .get(format!("{hub}/hub/v1/subscriptions"))
-            .bearer_auth(&bearer)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
-        for subscription in existing["subscriptions"].as_array().into_iter().flatten() {
-            if path_of(subscription["url"].as_str().unwrap_or_default()) != path_of(&url) {
-                continue;
-            }
-            let id = subscription["subscription_id"].as_str().unwrap_or_default();
+        let subscriptions = format!("{hub}/hub/v1/subscriptions");
+        drop_earlier(
+            client.get(&subscriptions).bearer_auth(&bearer),
+            ("subscriptions", "subscription_id"),
+            |subscription| {
+                path_of(subscription["url"].as_str().unwrap_or_default()) == path_of(&url)
+            },
+            |id| {
+                client
+                    .delete(format!("{subscriptions}/{id}"))
+                    .bearer_auth(&bearer)
+            },
+        )
+        .await
+        .map_err(failed)?;
+        sent(
             client
-                .delete(format!("{hub}/hub/v1/subscriptions/{id}"))
+                .post(&subscriptions)
                 .bearer_auth(&bearer)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(failed)?;
-        }
-        client
-            .post(format!("{hub}/hub/v1/subscriptions"))
-            .bearer_auth(&bearer)
-            .json(&serde_json::json!({"url": url, "secret": secret.expose()}))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?;
+                .json(&serde_json::json!({"url": url, "secret": secret.expose()})),
+        )
+        .await
+        .map_err(failed)?;
         Ok(())
     }
 
@@ -258,63 +236,49 @@ impl Sandbox {
             )
         };
         let client = reqwest::Client::new();
-        let token: serde_json::Value = client
-            .post(format!("{base}/v1/oauth2/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", SANDBOX_CLIENT_ID),
-                ("client_secret", SANDBOX_CLIENT_SECRET),
-            ])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
+        let token = answer(client.post(format!("{base}/v1/oauth2/token")).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", SANDBOX_CLIENT_ID),
+            ("client_secret", SANDBOX_CLIENT_SECRET),
+        ]))
+        .await
+        .map_err(failed)?;
         let bearer = format!(
             "Bearer {}",
             token["access_token"].as_str().unwrap_or_default()
         );
-        let existing: serde_json::Value = client
-            .get(format!("{base}/v1/webhooks"))
-            .query(&[("limit", "200")])
-            .header(reqwest::header::AUTHORIZATION, &bearer)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
-        for hook in existing["data"].as_array().into_iter().flatten() {
-            if !hook["url"]
-                .as_str()
-                .is_some_and(|url| url.ends_with("/events/vip"))
-            {
-                continue;
-            }
-            let id = hook["id"].as_str().unwrap_or_default();
+        let webhooks = format!("{base}/v1/webhooks");
+        drop_earlier(
             client
-                .delete(format!("{base}/v1/webhooks/{id}"))
+                .get(&webhooks)
+                .query(&[("limit", "200")])
+                .header(reqwest::header::AUTHORIZATION, &bearer),
+            ("data", "id"),
+            |hook| {
+                hook["url"]
+                    .as_str()
+                    .is_some_and(|url| url.ends_with("/events/vip"))
+            },
+            |id| {
+                client
+                    .delete(format!("{webhooks}/{id}"))
+                    .header(reqwest::header::AUTHORIZATION, &bearer)
+            },
+        )
+        .await
+        .map_err(failed)?;
+        sent(
+            client
+                .post(&webhooks)
                 .header(reqwest::header::AUTHORIZATION, &bearer)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(failed)?;
-        }
-        client
-            .post(format!("{base}/v1/webhooks"))
-            .header(reqwest::header::AUTHORIZATION, &bearer)
-            .json(&serde_json::json!({
-                "url": format!("{}/vip", events_url.trim_end_matches('/')),
-                "events": simulator::vip::webhooks::EVENT_TYPES,
-                "secret": secret.expose(),
-            }))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(failed)?;
+                .json(&serde_json::json!({
+                    "url": format!("{}/vip", events_url.trim_end_matches('/')),
+                    "events": simulator::vip::webhooks::EVENT_TYPES,
+                    "secret": secret.expose(),
+                })),
+        )
+        .await
+        .map_err(failed)?;
         Ok(())
     }
 
@@ -352,6 +316,36 @@ impl Sandbox {
             simulator.shutdown().await;
         }
     }
+}
+
+/// Sends `request` and reads its JSON answer; an error status is an error.
+async fn answer(request: reqwest::RequestBuilder) -> reqwest::Result<serde_json::Value> {
+    request.send().await?.error_for_status()?.json().await
+}
+
+/// Sends `request`; an error status is an error.
+async fn sent(request: reqwest::RequestBuilder) -> reqwest::Result<()> {
+    request.send().await?.error_for_status()?;
+    Ok(())
+}
+
+/// Removes the webhook subscriptions an earlier start left at a simulator (the state
+/// outlives the server, their port is gone): lists them with `list`, whose answer holds
+/// them in the array `items` with their id in `id_field`, and sends the request `delete`
+/// makes of the id of each one `earlier` picks.
+async fn drop_earlier(
+    list: reqwest::RequestBuilder,
+    (items, id_field): (&str, &str),
+    earlier: impl Fn(&serde_json::Value) -> bool,
+    delete: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> reqwest::Result<()> {
+    let listed = answer(list).await?;
+    for subscription in listed[items].as_array().into_iter().flatten() {
+        if earlier(subscription) {
+            sent(delete(subscription[id_field].as_str().unwrap_or_default())).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

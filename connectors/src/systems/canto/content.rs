@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::{CantoConnector, NAME, SCHEMES, canto_instant};
 use crate::connector::{Error, Result};
-use crate::content::{Artifact, ContentRef};
-use crate::effects::ObservedRights;
+use crate::content::ContentRef;
+use crate::fetch;
 use crate::rest::Request;
 
 /// The renditions `fetch_content` reads: the original file only.
@@ -29,18 +29,6 @@ pub(super) struct FetchContentArgs {
     scheme: Option<String>,
     version: Option<Value>,
     rendition: Option<String>,
-}
-
-/// A `version` argument as Canto names versions: `"2"` or `2`.
-fn version_argument(version: Option<&Value>) -> Result<Option<String>> {
-    match version {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(other) => Err(Error::invalid_arguments(format!(
-            "canto.fetch_content: version must be a string or an integer, not {other}"
-        ))),
-    }
 }
 
 fn version_of(entry: &Value) -> Option<String> {
@@ -124,7 +112,7 @@ impl CantoConnector {
                 RENDITIONS.join(", ")
             )));
         }
-        let wanted = version_argument(args.version.as_ref())?;
+        let wanted = fetch::version_text("canto.fetch_content", args.version.as_ref())?;
         let content = self.locate(args.scheme.as_deref(), &args.asset_id).await?;
         let current = current_version(&content);
         let version = wanted.clone().or_else(|| current.clone()).ok_or_else(|| {
@@ -147,18 +135,14 @@ impl CantoConnector {
         let reference = self
             .stream(&path, &file_name, expected_md5.as_deref(), &args.asset_id)
             .await?;
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id.clone(),
-            window: self.rights(&content),
-        };
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id,
+        let window = self.rights(&content);
+        Ok(fetch::output(
+            NAME,
+            args.asset_id,
             version,
-            content: reference,
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+            reference,
+            window,
+        ))
     }
 
     /// The `api_binary` path of `version`: the content's `url.download` for the current
@@ -224,7 +208,7 @@ impl CantoConnector {
         expected_md5: Option<&str>,
         asset_id: &str,
     ) -> Result<ContentRef> {
-        let mut response = self.client.download(&Request::get(path)).await?;
+        let mut response = self.client.open(&Request::get(path)).await?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)

@@ -15,47 +15,23 @@
 //! null`) and not checked. Only the `original` rendition is fetched: proxies are
 //! renditions iconik makes for viewing, not the approved file.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{IconikConnector, NAME};
 use crate::connector::{ActionSpec, Effects, Error, Result};
 use crate::content::Artifact;
 use crate::effects::ObservedRights;
+use crate::fetch::{self, FetchArgs, ORIGINAL, VersionArg};
 use crate::rest::{
     Download, Request, parse_arguments, required, segment, sha256_digest, store_download,
 };
 use crate::schema::{action, object};
-
-/// The rendition fetched when none is named, and the only one iconik's files hold.
-const ORIGINAL: &str = "original";
 
 /// Files asked for per page.
 const FILES_PER_PAGE: u32 = 100;
 
 /// The most file pages read for one asset, against a system that never ends its cursor.
 const MAX_FILE_PAGES: usize = 100;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchArgs {
-    asset_id: String,
-    version: Option<VersionArg>,
-    #[serde(default = "original")]
-    rendition: String,
-}
-
-fn original() -> String {
-    ORIGINAL.to_owned()
-}
-
-/// A version as an action names it: its id, or its number (1 for the first created).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum VersionArg {
-    Number(u64),
-    Text(String),
-}
 
 /// The asset's versions, oldest first (by `date_created`, then as listed).
 fn by_creation(asset: &Value) -> Vec<&Value> {
@@ -195,14 +171,10 @@ impl IconikConnector {
             .unwrap_or(&args.asset_id)
             .to_owned();
         let version = choose(&asset, args.version.as_ref()).ok_or_else(|| {
-            let wanted = match &args.version {
-                Some(VersionArg::Number(number)) => number.to_string(),
-                Some(VersionArg::Text(text)) => text.clone(),
-                None => "active".to_owned(),
-            };
-            Error::permanent(
-                "version_not_found",
-                format!("iconik asset {asset_id} has no version {wanted}"),
+            VersionArg::not_found(
+                args.version.as_ref(),
+                &format!("iconik asset {asset_id}"),
+                "active",
             )
         })?;
         let version_id = version["id"].as_str().unwrap_or_default().to_owned();
@@ -249,18 +221,8 @@ impl IconikConnector {
         };
         let content = store_download(response, &self.content, download).await?;
         let metadata = self.metadata(&asset_id, &self.view_id).await?;
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id: asset_id.clone(),
-            window: self.rights(&metadata),
-        };
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id,
-            version: version_id,
-            content,
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+        let window = self.rights(&metadata);
+        Ok(fetch::output(NAME, asset_id, version_id, content, window))
     }
 }
 

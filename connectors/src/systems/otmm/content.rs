@@ -14,41 +14,17 @@
 //! and then checked against the bytes received; any other checksum is reported as unknown
 //! (`sha256: null`) and not checked.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{NAME, OtmmConnector, metadata_values};
 use crate::connector::{ActionSpec, Effects, Error, Result};
 use crate::content::Artifact;
 use crate::effects::ObservedRights;
+use crate::fetch::{self, FetchArgs, ORIGINAL, VersionArg};
 use crate::rest::{
     Download, Request, parse_arguments, required, segment, sha256_digest, store_download,
 };
 use crate::schema::{action, object};
-
-/// The rendition fetched when none is named: the master file.
-const ORIGINAL: &str = "original";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchArgs {
-    asset_id: String,
-    version: Option<VersionArg>,
-    #[serde(default = "original")]
-    rendition: String,
-}
-
-fn original() -> String {
-    ORIGINAL.to_owned()
-}
-
-/// A version as an action names it: its number, or its number or asset id as text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum VersionArg {
-    Number(u64),
-    Text(String),
-}
 
 /// `version` of an OTMM version (an integer) as text.
 fn version_text(version: &Value) -> Option<String> {
@@ -148,14 +124,10 @@ impl OtmmConnector {
         let args: FetchArgs = parse_arguments(NAME, "fetch_content", arguments)?;
         let versions = self.versions(&args.asset_id).await?;
         let chosen = choose(&versions, args.version.as_ref()).ok_or_else(|| {
-            let wanted = match &args.version {
-                Some(VersionArg::Number(number)) => number.to_string(),
-                Some(VersionArg::Text(text)) => text.clone(),
-                None => "latest".to_owned(),
-            };
-            Error::permanent(
-                "version_not_found",
-                format!("otmm asset {} has no version {wanted}", args.asset_id),
+            VersionArg::not_found(
+                args.version.as_ref(),
+                &format!("otmm asset {}", args.asset_id),
+                "latest",
             )
         })?;
         let version_id = required(chosen, "/asset_id", "otmm version")?
@@ -198,18 +170,8 @@ impl OtmmConnector {
             file_name,
         };
         let content = store_download(response, &self.content, download).await?;
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id: asset_id.clone(),
-            version,
-            content,
-        };
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id,
-            window: self.fields.rights(&metadata_values(&asset)),
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+        let window = self.fields.rights(&metadata_values(&asset));
+        Ok(fetch::output(NAME, asset_id, version, content, window))
     }
 
     /// The request for a rendition other than the master, from its `url`: a path under

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::{NAME, SmintioConnector, rights_window};
 use crate::connector::{Error, Result};
-use crate::content::{Artifact, ContentRef};
-use crate::effects::ObservedRights;
+use crate::content::ContentRef;
+use crate::fetch;
 use crate::http::{self, Redactor};
 
 #[derive(Deserialize)]
@@ -66,22 +66,10 @@ pub(super) fn latest<'a>(binaries: &'a [Value], kind: &str) -> Option<&'a Value>
         .max_by_key(|binary| binary["version"].as_u64().unwrap_or(0))
 }
 
-/// `version` and `rendition` arguments as text.
-fn wanted_version(version: Option<&Value>) -> Result<Option<String>> {
-    match version {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(other) => Err(Error::invalid_arguments(format!(
-            "smintio.fetch_content: version must be a string or an integer, not {other}"
-        ))),
-    }
-}
-
 impl SmintioConnector {
     /// `fetch_content`: one binary's bytes into the content store.
     pub(super) async fn fetch_content(&self, args: FetchContentArgs) -> Result<Value> {
-        let wanted = wanted_version(args.version.as_ref())?;
+        let wanted = fetch::version_text("smintio.fetch_content", args.version.as_ref())?;
         let rendition = args.rendition.as_deref().unwrap_or("original");
         let kind = binary_type(rendition);
         let lpt = self.find(&args.asset_id).await?;
@@ -135,18 +123,14 @@ impl SmintioConnector {
             )
         })?;
         let reference = self.stream(url, &file_name).await?;
-        let rights = ObservedRights {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id.clone(),
-            window: rights_window(&lpt),
-        };
-        let artifact = Artifact {
-            system: NAME.to_owned(),
-            asset_id: args.asset_id,
+        let window = rights_window(&lpt);
+        Ok(fetch::output(
+            NAME,
+            args.asset_id,
             version,
-            content: reference,
-        };
-        Ok(json!({"content": artifact, "observed_rights": [rights]}))
+            reference,
+            window,
+        ))
     }
 
     /// Streams the signed `url` into the store. The URL (and each of its query values) is

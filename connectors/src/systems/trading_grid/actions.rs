@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{IDEMPOTENCY_HEADER, NAME, TradingGridConnector};
+use super::{NAME, TradingGridConnector};
 use crate::connector::Result;
 use crate::rest::{Request, parse_arguments, required, segment};
 
@@ -190,11 +190,7 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         Ok(
             json!({"post_id": required(&answer, "/post_id", "trading grid post")?, "status": answer["status"]}),
@@ -211,11 +207,7 @@ impl TradingGridConnector {
         }
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, "/hub/v1/notifications")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, "/hub/v1/notifications", body, key)
             .await?;
         Ok(
             json!({"notification_id": required(&answer, "/notification_id", "trading grid notification")?, "queued": answer["queued"]}),
@@ -232,11 +224,7 @@ impl TradingGridConnector {
         }
         let issue = self
             .client
-            .call(
-                &Request::new(Method::POST, "/hub/v1/issues")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, "/hub/v1/issues", body, key)
             .await?;
         issue_output(&issue)
     }
@@ -257,11 +245,7 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/issues/{}", segment(&args.issue_id));
         let issue = self
             .client
-            .call(
-                &Request::new(Method::PATCH, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::PATCH, path, body, key)
             .await?;
         issue_output(&issue)
     }
@@ -273,11 +257,7 @@ impl TradingGridConnector {
         let body = json!({"body": args.comment, "author": args.author});
         let comment = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         Ok(
             json!({"issue_id": args.issue_id, "comment_id": required(&comment, "/comment_id", "trading grid comment")?}),
@@ -295,11 +275,7 @@ impl TradingGridConnector {
         let body = json!({"company_id": args.company_id, "login_id": args.login_id, "ack_type": args.ack_type, "comment": args.comment});
         let ack = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         Ok(
             json!({"acknowledgement_id": required(&ack, "/acknowledgement_id", "trading grid acknowledgement")?, "post_id": args.post_id, "ack_type": ack["ack_type"]}),

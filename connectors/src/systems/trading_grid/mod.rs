@@ -134,7 +134,8 @@ impl TradingGridConnector {
             Box::new(ConsumerCredentials(credentials.clone())),
             &secrets,
             message_of,
-        )?;
+        )?
+        .with_idempotency_header(IDEMPOTENCY_HEADER);
         Ok(Self {
             client,
             company_id: config.company_id.clone(),

@@ -133,11 +133,7 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/communities/{}/posts", segment(&args.community_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:post")),
-            )
+            .call_idempotent(Method::POST, path, body, &format!("{key}:post"))
             .await?;
         let post_id = required(&answer, "/post_id", "trading grid post")?
             .as_str()
@@ -172,11 +168,7 @@ impl TradingGridConnector {
         let body = json!({"partner_company_ids": args.partner_company_ids, "reason": args.reason});
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         let partners: Vec<Option<String>> = if args.partner_company_ids.is_empty() {
             vec![None]
@@ -212,11 +204,7 @@ impl TradingGridConnector {
         );
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"reason": args.reason}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let ledger = [LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,

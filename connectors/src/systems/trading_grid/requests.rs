@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{IDEMPOTENCY_HEADER, NAME, TradingGridConnector};
+use super::{NAME, TradingGridConnector};
 use crate::connector::Result;
 use crate::rest::{Request, parse_arguments, required, segment};
 
@@ -139,11 +139,7 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/requests/{}/{what}", segment(request_id));
         let request = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         request_output(&request)
     }
@@ -178,11 +174,7 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/communities/{}/groups", segment(&args.community_id));
         let group = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"name": args.name}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, json!({"name": args.name}), key)
             .await?;
         group_output(&group)
     }
@@ -204,10 +196,11 @@ impl TradingGridConnector {
         let path = format!("/hub/v1/groups/{}/members{suffix}", segment(&args.group_id));
         let group = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"company_ids": args.company_ids}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
+            .call_idempotent(
+                Method::POST,
+                path,
+                json!({"company_ids": args.company_ids}),
+                key,
             )
             .await?;
         group_output(&group)

@@ -78,11 +78,7 @@ impl VipConnector {
         let path = format!("/v1/packages/{}/publish", segment(&package_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({}))
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:publish")),
-            )
+            .call_idempotent(Method::POST, path, json!({}), &format!("{key}:publish"))
             .await?;
         let deliveries = answer["deliveries"].clone();
         let package = &answer["package"];
@@ -115,11 +111,7 @@ impl VipConnector {
         let path = format!("/v1/packages/{}/versions", segment(&args.package_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:version")),
-            )
+            .call_idempotent(Method::POST, path, body, &format!("{key}:version"))
             .await?;
         let package = &answer["package"];
         let version = required(package, "/version", "vip version")?.clone();
@@ -186,10 +178,11 @@ impl VipConnector {
         }
         let package = self
             .client
-            .call(
-                &Request::new(Method::POST, "/v1/packages")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, &format!("{key}:package")),
+            .call_idempotent(
+                Method::POST,
+                "/v1/packages",
+                body,
+                &format!("{key}:package"),
             )
             .await?;
         required(&package, "/id", "vip package")?

@@ -139,7 +139,8 @@ impl VipConnector {
             }),
             &secrets,
             message_of,
-        )?;
+        )?
+        .with_idempotency_header(IDEMPOTENCY_HEADER);
         Ok(Self {
             client,
             actions: specs::action_specs(),
@@ -300,11 +301,7 @@ impl VipConnector {
         }
         let package = self
             .client
-            .call(
-                &Request::new(Method::POST, "/v1/packages")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, "/v1/packages", body, key)
             .await?;
         package_output(package)
     }
@@ -341,11 +338,7 @@ impl VipConnector {
         let path = format!("/v1/packages/{}", segment(&args.package_id));
         let package = self
             .client
-            .call(
-                &Request::new(Method::PATCH, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::PATCH, path, body, key)
             .await?;
         package_output(package)
     }
@@ -356,11 +349,7 @@ impl VipConnector {
         let path = format!("/v1/packages/{}/publish", segment(&args.package_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, json!({}), key)
             .await?;
         Ok(json!({"package_id": args.package_id, "deliveries": answer["deliveries"].clone()}))
     }
@@ -371,11 +360,7 @@ impl VipConnector {
         let path = format!("/v1/packages/{}/withdraw", segment(&args.package_id));
         let answer = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(json!({"reason": args.reason}))
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, json!({"reason": args.reason}), key)
             .await?;
         let change = LedgerChange::Status(StatusChange {
             status: DeliveryStatus::Withdrawn,
@@ -402,11 +387,7 @@ impl VipConnector {
         }
         let delivery = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         let package_id = required(&delivery, "/package_id", "vip delivery")?
             .as_str()
@@ -460,11 +441,7 @@ impl VipConnector {
         }
         let delivery = self
             .client
-            .call(
-                &Request::new(Method::POST, path)
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, path, body, key)
             .await?;
         Ok(
             json!({"delivery_id": args.delivery_id, "status": delivery["status"].clone(), "acknowledged_at": delivery["acknowledged_at"].clone()}),
@@ -479,11 +456,7 @@ impl VipConnector {
         let body = json!({"recipient_ids": args.recipient_ids, "subject": args.subject, "message": args.message});
         let notification = self
             .client
-            .call(
-                &Request::new(Method::POST, "/v1/notifications")
-                    .json(body)
-                    .idempotent(IDEMPOTENCY_HEADER, key),
-            )
+            .call_idempotent(Method::POST, "/v1/notifications", body, key)
             .await?;
         Ok(json!({
             "notification_id": required(&notification, "/id", "vip notification")?,

@@ -204,8 +204,7 @@ async fn create_version(
     }
     let path = format!("/v1/packages/{id}/versions");
     let change = Change::new("package.versioned", "POST", path, idempotency_key(&headers));
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let package = state
             .packages
             .get(&id)
@@ -239,7 +238,7 @@ async fn create_version(
         let published = package["status"] == "published";
         let mut superseded = Vec::new();
         if published {
-            superseded = supersede(state, &id, version, &at, &mut events);
+            superseded = supersede(state, &id, version, &at, events);
         }
         let package = state.packages.get_mut(&id).expect("the package was read");
         package["assets"] = json!(assets);
@@ -248,7 +247,7 @@ async fn create_version(
         package["updated_at"] = json!(at);
         let package = package.clone();
         let deliveries = if published {
-            deliver(state, &package, &at, &mut events)
+            deliver(state, &package, &at, events)
         } else {
             Vec::new()
         };
@@ -257,9 +256,7 @@ async fn create_version(
             json!({"package": package, "superseded": superseded, "deliveries": deliveries}),
             Some(id.clone()),
         ))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 /// Marks every delivery of `package_id` that still gives access as superseded by
@@ -305,8 +302,7 @@ async fn revoke_delivery(
     };
     let path = format!("/v1/deliveries/{id}/revoke");
     let change = Change::new("delivery.revoked", "POST", path, idempotency_key(&headers));
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let delivery = state.deliveries.get_mut(&id).ok_or_else(|| {
             problem_value(StatusCode::NOT_FOUND, &format!("delivery {id} not found"))
         })?;
@@ -333,9 +329,7 @@ async fn revoke_delivery(
         data["revoked_at"] = json!(at);
         events.push(webhooks::event(state, "delivery.revoked", &at, data));
         Ok((StatusCode::OK, delivery, Some(id.clone())))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 async fn download(State(context): Context, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -351,8 +345,7 @@ async fn download(State(context): Context, headers: HeaderMap, Path(id): Path<St
     };
     let path = format!("/v1/deliveries/{id}/download");
     let change = Change::new("delivery.downloaded", "GET", path, None);
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let delivery = state.deliveries.get(&id).cloned().ok_or_else(|| {
             problem_value(StatusCode::NOT_FOUND, &format!("delivery {id} not found"))
         })?;
@@ -391,9 +384,7 @@ async fn download(State(context): Context, headers: HeaderMap, Path(id): Path<St
         let body = json!({"delivery_id": id, "package_id": delivery["package_id"],
                           "version": delivery["version"], "files": files});
         Ok((StatusCode::OK, body, Some(id.clone())))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 /// The assets of the delivery's package, with the bytes of the uploaded ones.

@@ -329,8 +329,7 @@ async fn publish_package(
 ) -> Response {
     let path = format!("/v1/packages/{id}/publish");
     let change = Change::new("package.published", "POST", path, idempotency_key(&headers));
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let package = state
             .packages
             .get(&id)
@@ -355,13 +354,15 @@ async fn publish_package(
             Some("published") => {
                 return Err(problem_value(
                     StatusCode::CONFLICT,
-                    &format!("package {id} is already published; send new content as a new version (POST /v1/packages/{id}/versions)"),
+                    &format!(
+                        "package {id} is already published; send new content as a new version (POST /v1/packages/{id}/versions)"
+                    ),
                 ));
             }
             _ => {}
         }
         let at = now_rfc3339(true);
-        let deliveries = deliver(state, &package, &at, &mut events);
+        let deliveries = deliver(state, &package, &at, events);
         let package = state
             .packages
             .get_mut(&id)
@@ -379,9 +380,7 @@ async fn publish_package(
             json!({"package_id": id, "deliveries": deliveries, "package": package}),
             Some(id.clone()),
         ))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 /// Delivers the current version of `package` to each of its recipients (its ids and its
@@ -454,8 +453,7 @@ async fn withdraw_package(
     };
     let path = format!("/v1/packages/{id}/withdraw");
     let change = Change::new("package.withdrawn", "POST", path, idempotency_key(&headers));
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let at = now_rfc3339(true);
         let reason = body.get("reason").cloned().unwrap_or(Value::Null);
         let package = state
@@ -484,9 +482,7 @@ async fn withdraw_package(
             json!({"package": package, "revoked_deliveries": revoked.len()}),
             Some(id.clone()),
         ))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 async fn list_deliveries(
@@ -533,8 +529,7 @@ async fn acknowledge(
         path,
         idempotency_key(&headers),
     );
-    let mut events = Vec::new();
-    let answer = context.store.change(change, |state| {
+    webhooks::change_and_emit(&context, change, |state, events| {
         let delivery = state.deliveries.get_mut(&id).ok_or_else(|| {
             problem_value(StatusCode::NOT_FOUND, &format!("delivery {id} not found"))
         })?;
@@ -559,9 +554,7 @@ async fn acknowledge(
         data["note"] = delivery["note"].clone();
         events.push(webhooks::event(state, "delivery.acknowledged", &at, data));
         Ok((StatusCode::CREATED, delivery, Some(id.clone())))
-    });
-    webhooks::emit_after(&context, &answer, events);
-    reply(answer)
+    })
 }
 
 /// `POST /v1/notifications {recipient_ids, subject, message}` \[D\]: a message to

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{Context, VipState, json_body, page, problem_value};
 use crate::simulator::http::now_rfc3339;
-use crate::simulator::{Change, Reply, SimContext, idempotency_key, reply};
+use crate::simulator::{Change, ChangeResult, Reply, SimContext, idempotency_key, reply};
 
 /// The header carrying an event's signature.
 pub const SIGNATURE_HEADER: &str = "X-Signature";
@@ -69,8 +69,24 @@ pub(super) fn event(state: &mut VipState, kind: &str, at: &str, data: Value) -> 
     json!({"id": state.new_id("evt"), "type": kind, "occurred_at": at, "data": data})
 }
 
+/// Applies `change` like [`crate::simulator::SimStore::change`], `apply` pushing the
+/// events it causes onto its second argument, and answers as JSON; the events go to
+/// their subscribers once the change took effect ([`emit_after`]).
+pub(super) fn change_and_emit(
+    context: &SimContext<VipState>,
+    change: Change,
+    apply: impl FnOnce(&mut VipState, &mut Vec<Value>) -> ChangeResult,
+) -> Response {
+    let mut events = Vec::new();
+    let answer = context
+        .store
+        .change(change, |state| apply(state, &mut events));
+    emit_after(context, &answer, events);
+    reply(answer)
+}
+
 /// Sends `events` to their subscribers when `answer` took effect.
-pub(super) fn emit_after(context: &SimContext<VipState>, answer: &Reply, events: Vec<Value>) {
+fn emit_after(context: &SimContext<VipState>, answer: &Reply, events: Vec<Value>) {
     if answer.replayed || !(200..300).contains(&answer.status) {
         return;
     }
