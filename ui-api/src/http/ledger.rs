@@ -218,10 +218,10 @@ fn statuses(text: Option<String>) -> Result<Vec<Status>, ApiError> {
         ("asset" = Option<String>, Query, description = "Only this asset id"),
         ("version" = Option<String>, Query, description = "Only this version of it"),
         ("partner" = Option<String>, Query, description = "Only deliveries to this partner"),
-        ("status" = Option<String>, Query, description = "Only deliveries whose current status is one of these (comma-separated)"),
+        ("status" = inline(Option<crate::http::openapi_params::DeliveryStatusFilter>), Query, description = "Only deliveries whose current status is one of these (comma-separated)"),
         ("system" = Option<String>, Query, description = "Only assets of this system"),
         ("channel" = Option<String>, Query, description = "Only deliveries through this channel"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = inline(Option<crate::http::openapi_params::LedgerCursor>), Query, description = "`next_cursor` of the previous page"),
         ("limit" = inline(Option<crate::http::openapi_params::PageSize>), Query, description = "Page size, 1 to `limits.max_page_size` (500 by default; default 50)"),
     ),
     responses(

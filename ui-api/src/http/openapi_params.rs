@@ -285,3 +285,39 @@ pub fn lifetime() -> RefOr<Schema> {
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .into()
 }
+
+/// The delivery statuses a ledger list accepts, as the `status` filter of `GET /ledger`
+/// spells them.
+const DELIVERY_STATUSES: &str = "delivered|downloaded|acknowledged|failed|superseded|withdrawn";
+
+/// The `status` filter of `GET /ledger`: delivery statuses, comma-separated, or empty for
+/// any.
+pub struct DeliveryStatusFilter;
+
+impl PartialSchema for DeliveryStatusFilter {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!(
+                "^$|^({DELIVERY_STATUSES})(,({DELIVERY_STATUSES}))*$"
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for DeliveryStatusFilter {}
+
+/// The `cursor` of `GET /ledger`: the `next_cursor` of the previous page,
+/// `<delivered_at µs>/<delivery id>`, or empty for the first page.
+pub struct LedgerCursor;
+
+impl PartialSchema for LedgerCursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^$|^-?[0-9]{1,18}/.*$"))
+            .into()
+    }
+}
+
+impl ToSchema for LedgerCursor {}
