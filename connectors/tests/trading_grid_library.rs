@@ -53,18 +53,42 @@ async fn an_entry_moves_its_revision_only_when_its_metadata_changes() {
         .unwrap();
     let registry = registry(&simulator.base_url());
     let put = "trading_grid.put_library_entry";
-    let first = invoke(&registry, put, entry("a1", "en-US", &["GC00912345AB"]), "p1")
-        .await
-        .unwrap();
-    assert_eq!((first["revision"].clone(), first["changed"].clone()), (json!(1), json!(true)));
-    let same = invoke(&registry, put, entry("a1", "en-US", &["GC00912345AB"]), "p2")
-        .await
-        .unwrap();
-    assert_eq!((same["revision"].clone(), same["changed"].clone()), (json!(1), json!(false)));
-    let changed = invoke(&registry, put, entry("a1", "fr-CA", &["GC00955577EF"]), "p3")
-        .await
-        .unwrap();
-    assert_eq!((changed["revision"].clone(), changed["language"].clone()), (json!(2), json!("fr-CA")));
+    let first = invoke(
+        &registry,
+        put,
+        entry("a1", "en-US", &["GC00912345AB"]),
+        "p1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (first["revision"].clone(), first["changed"].clone()),
+        (json!(1), json!(true))
+    );
+    let same = invoke(
+        &registry,
+        put,
+        entry("a1", "en-US", &["GC00912345AB"]),
+        "p2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (same["revision"].clone(), same["changed"].clone()),
+        (json!(1), json!(false))
+    );
+    let changed = invoke(
+        &registry,
+        put,
+        entry("a1", "fr-CA", &["GC00955577EF"]),
+        "p3",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (changed["revision"].clone(), changed["language"].clone()),
+        (json!(2), json!("fr-CA"))
+    );
     // Only the two puts that changed something took effect.
     let puts = simulator
         .effects()
@@ -77,25 +101,62 @@ async fn an_entry_moves_its_revision_only_when_its_metadata_changes() {
         .unwrap();
 
     let list = "trading_grid.list_library_entries";
-    let named = invoke(&registry, list, json!({"community_id": COMMUNITY, "entry_ids": ["otmm-a2", "otmm-nope"]}), "l1")
-        .await
-        .unwrap();
-    let ids: Vec<&str> = named["entries"].as_array().unwrap().iter().filter_map(|e| e["entry_id"].as_str()).collect();
+    let named = invoke(
+        &registry,
+        list,
+        json!({"community_id": COMMUNITY, "entry_ids": ["otmm-a2", "otmm-nope"]}),
+        "l1",
+    )
+    .await
+    .unwrap();
+    let ids: Vec<&str> = named["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["entry_id"].as_str())
+        .collect();
     assert_eq!(ids, ["otmm-a2"]);
-    let none = invoke(&registry, list, json!({"community_id": COMMUNITY, "entry_ids": []}), "l2")
-        .await
-        .unwrap();
+    let none = invoke(
+        &registry,
+        list,
+        json!({"community_id": COMMUNITY, "entry_ids": []}),
+        "l2",
+    )
+    .await
+    .unwrap();
     assert_eq!(none["entries"], json!([]));
     // Paged in entry id order, the two seeded entries among them.
-    let page = invoke(&registry, list, json!({"community_id": COMMUNITY, "limit": 3}), "l3")
-        .await
-        .unwrap();
-    let ids: Vec<&str> = page["entries"].as_array().unwrap().iter().filter_map(|e| e["entry_id"].as_str()).collect();
-    assert_eq!(ids, ["otmm-9ed42740029b6e29a4b2cc5caceaf2b5aa27c9c0", "otmm-a1", "otmm-a2"]);
+    let page = invoke(
+        &registry,
+        list,
+        json!({"community_id": COMMUNITY, "limit": 3}),
+        "l3",
+    )
+    .await
+    .unwrap();
+    let ids: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["entry_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "otmm-9ed42740029b6e29a4b2cc5caceaf2b5aa27c9c0",
+            "otmm-a1",
+            "otmm-a2"
+        ]
+    );
     assert_eq!(page["next_cursor"], "3");
-    let last = invoke(&registry, list, json!({"community_id": COMMUNITY, "limit": 3, "cursor": "3"}), "l4")
-        .await
-        .unwrap();
+    let last = invoke(
+        &registry,
+        list,
+        json!({"community_id": COMMUNITY, "limit": 3, "cursor": "3"}),
+        "l4",
+    )
+    .await
+    .unwrap();
     assert_eq!(last["entries"].as_array().map(Vec::len), Some(1));
     assert_eq!(last["next_cursor"], Value::Null);
 
@@ -109,8 +170,17 @@ async fn an_entry_moves_its_revision_only_when_its_metadata_changes() {
         .json()
         .await
         .unwrap();
-    let mine: Vec<&str> = seen["entries"].as_array().unwrap().iter().filter_map(|e| e["entry_id"].as_str()).collect();
-    assert_eq!(mine, ["otmm-9ed42740029b6e29a4b2cc5caceaf2b5aa27c9c0", "otmm-a1"], "{seen}");
+    let mine: Vec<&str> = seen["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["entry_id"].as_str())
+        .collect();
+    assert_eq!(
+        mine,
+        ["otmm-9ed42740029b6e29a4b2cc5caceaf2b5aa27c9c0", "otmm-a1"],
+        "{seen}"
+    );
     assert_eq!(seen["entries"][1]["language"], "fr-CA");
     simulator.shutdown().await;
 }
@@ -122,7 +192,13 @@ async fn an_entry_for_an_unknown_company_is_refused() {
         .unwrap();
     let registry = registry(&simulator.base_url());
     assert_error(
-        invoke(&registry, "trading_grid.put_library_entry", entry("a1", "en-US", &["GC-NOPE"]), "p1").await,
+        invoke(
+            &registry,
+            "trading_grid.put_library_entry",
+            entry("a1", "en-US", &["GC-NOPE"]),
+            "p1",
+        )
+        .await,
         false,
         "not_found",
         "unknown company",

@@ -72,7 +72,13 @@ pub(super) fn specs() -> Vec<ActionSpec> {
             "put_library_entry",
             "Create or replace a library entry of a community: the metadata partners see beside a shared asset (status, language, market, region, expiry) and the partner companies it is assigned to; the revision moves only when something changed.",
             object(
-                &["community_id", "entry_id", "source", "status", "partner_company_ids"],
+                &[
+                    "community_id",
+                    "entry_id",
+                    "source",
+                    "status",
+                    "partner_company_ids",
+                ],
                 json!({"community_id": string(), "entry_id": text.clone(),
                        "source": object(&["system", "asset_id"], json!({"system": text.clone(), "asset_id": text.clone()})),
                        "title": nullable(), "status": text, "language": nullable(), "market": nullable(),

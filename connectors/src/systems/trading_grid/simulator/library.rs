@@ -140,10 +140,16 @@ async fn put_entry(
     }))
 }
 
-fn page(entries: Vec<Value>, query: &HashMap<String, String>) -> Result<Value, (StatusCode, Value)> {
+fn page(
+    entries: Vec<Value>,
+    query: &HashMap<String, String>,
+) -> Result<Value, (StatusCode, Value)> {
     let start = match query.get("cursor") {
         Some(cursor) => cursor.parse::<usize>().map_err(|_| {
-            error_value(StatusCode::BAD_REQUEST, &format!("cursor {cursor:?} is not one of ours"))
+            error_value(
+                StatusCode::BAD_REQUEST,
+                &format!("cursor {cursor:?} is not one of ours"),
+            )
         })?,
         None => 0,
     };
