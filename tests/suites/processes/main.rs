@@ -3,4 +3,6 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p07_segmented_libraries;
+mod p15_metadata_sync;
 mod sandbox_clock;
