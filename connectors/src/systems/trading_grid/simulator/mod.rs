@@ -32,6 +32,7 @@ mod callbacks;
 mod hub;
 mod issues;
 mod partner;
+mod partner_issues;
 mod posts;
 mod requests;
 
@@ -176,7 +177,8 @@ fn routes() -> Routes<TradingGridState> {
             "/_sim/trading_grid/corrupt_uploads",
             post(posts::corrupt_uploads),
         )
-        .merge(partner::routes());
+        .merge(partner::routes())
+        .merge(partner_issues::routes());
     let protected = Router::new()
         .route(
             "/TGCommunityServices/v1/companies/{company_id}",
