@@ -25,6 +25,7 @@ use serde_json::Value;
 
 pub mod cluster;
 mod engine;
+pub mod process_issues;
 mod replay;
 mod wait;
 

@@ -2,3 +2,7 @@
 //! `gridflow serve --sandbox`: deployed from its file, driven through the HTTP API as its
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
+
+mod p03_partner_issue_loop;
+mod p06_version_change_notice;
+mod p13_rights_expiry_recall;
