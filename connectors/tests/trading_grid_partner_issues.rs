@@ -9,10 +9,10 @@
 
 mod support;
 
+use gridflow_connectors::Registry;
 use gridflow_connectors::config::Config;
 use gridflow_connectors::sandbox::Sandbox;
 use gridflow_connectors::simulator::trading_grid::PARTNER_LOGIN_HEADER;
-use gridflow_connectors::Registry;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::invoke;

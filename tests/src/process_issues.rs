@@ -219,14 +219,13 @@ pub async fn wait_ledger(
         let rows = ledger_of(sandbox, asset_id).await?;
         last = rows
             .iter()
-            .map(|(partner, version, status, _)| {
-                (partner.clone(), version.clone(), status.clone())
-            })
+            .map(|(partner, version, status, _)| (partner.clone(), version.clone(), status.clone()))
             .collect::<Vec<_>>();
         let same = last.len() == expected.len()
-            && last.iter().zip(expected).all(|(row, wanted)| {
-                (row.0.as_str(), row.1.as_str(), row.2.as_str()) == *wanted
-            });
+            && last
+                .iter()
+                .zip(expected)
+                .all(|(row, wanted)| (row.0.as_str(), row.1.as_str(), row.2.as_str()) == *wanted);
         Ok(same.then_some(()))
     })
     .await;

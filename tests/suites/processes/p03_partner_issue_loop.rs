@@ -123,12 +123,23 @@ async fn a_declined_issue_is_still_answered_and_closed() {
         let (id, issue_id, old_post, old_document) = issue_raised(&sandbox).await?;
         let task = sandbox.approval("cody", &id, "triage").await?;
         sandbox
-            .decide("cody", &task, "reject", Value::Null,
-                    Some("The master is sharp at 300 dpi; please download it again."))
+            .decide(
+                "cody",
+                &task,
+                "reject",
+                Value::Null,
+                Some("The master is sharp at 300 dpi; please download it again."),
+            )
             .await?;
         let instance = sandbox.wait_status(&id, "completed").await?;
         assert_eq!(instance["output"]["decision"], "rejected");
-        for step in ["new_version", "corrected", "republish", "withdraw_faulty", "answer_corrected"] {
+        for step in [
+            "new_version",
+            "corrected",
+            "republish",
+            "withdraw_faulty",
+            "answer_corrected",
+        ] {
             assert_eq!(instance["steps"][step]["status"], "skipped", "{step}");
         }
         let issue = issue_seen(&sandbox, &issue_id).await?;
@@ -141,13 +152,20 @@ async fn a_declined_issue_is_still_answered_and_closed() {
         assert_eq!(versions.len(), 2, "no new version: {versions:?}");
         let hub = hub_state(&sandbox)?;
         for (company, login) in [GREEN_MOUNTAIN, METRO_FRESH] {
-            assert_eq!(posts_after(&hub, &old_post, company), Vec::<Value>::new(), "nothing republished to {company}");
+            assert_eq!(
+                posts_after(&hub, &old_post, company),
+                Vec::<Value>::new(),
+                "nothing republished to {company}"
+            );
             assert!(can_download(&sandbox, login, &old_post, &old_document).await?);
         }
         wait_ledger(
             &sandbox,
             CITRUS_CAN,
-            &[(GREEN_MOUNTAIN.0, "2", "downloaded"), (METRO_FRESH.0, "2", "downloaded")],
+            &[
+                (GREEN_MOUNTAIN.0, "2", "downloaded"),
+                (METRO_FRESH.0, "2", "downloaded"),
+            ],
         )
         .await?;
         sandbox.assert_replay(&id).await?;

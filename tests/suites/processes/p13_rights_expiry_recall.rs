@@ -55,40 +55,78 @@ async fn expiring_rights_guide_every_holder_then_withdraw_the_shares_at_the_end(
             .as_str()
             .unwrap_or_default()
             .parse()?;
-        let (post, document) = shared(&hub_state(&sandbox)?, earlier["post_id"].as_str().unwrap_or_default());
+        let (post, document) = shared(
+            &hub_state(&sandbox)?,
+            earlier["post_id"].as_str().unwrap_or_default(),
+        );
 
         let (advance, ahead) = past(ends_at - Span::days(14), Span::zero());
         sandbox.advance(&advance).await?;
-        let id = started_instance(&sandbox, DEFINITION, |input| input["asset_id"] == BRAND_FILM).await?;
+        let id = started_instance(&sandbox, DEFINITION, |input| {
+            input["asset_id"] == BRAND_FILM
+        })
+        .await?;
         let task = sandbox.approval("lea", &id, "legal").await?;
         let title = task["title"].as_str().unwrap_or_default();
-        assert!(title.starts_with("Recall otmm asset") && title.contains("from 2 partner deliveries"), "{title}");
+        assert!(
+            title.starts_with("Recall otmm asset") && title.contains("from 2 partner deliveries"),
+            "{title}"
+        );
         let guidance = "Take the 30s brand film off air and out of store screens by 31 December.";
-        sandbox.decide("lea", &task, "approve", json!({"guidance": guidance}), None).await?;
+        sandbox
+            .decide("lea", &task, "approve", json!({"guidance": guidance}), None)
+            .await?;
         sandbox.wait_step(&id, "rights_end", "waiting").await?;
 
         let hub = hub_state(&sandbox)?;
         for (company, login) in [GREEN_MOUNTAIN, ATLANTIC] {
             let posts = posts_after(&hub, &post, company);
             assert_eq!(posts.len(), 1, "guidance to {company}");
-            assert!(posts[0]["title"].as_str().unwrap_or_default().starts_with("Usage guidance: stop using"));
+            assert!(
+                posts[0]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Usage guidance: stop using")
+            );
             let body = posts[0]["body"].as_str().unwrap_or_default();
-            assert!(body.starts_with("The usage rights end on") && body.ends_with(guidance), "{body}");
-            assert!(can_download(&sandbox, login, &post, &document).await?, "{login} holds it until the end");
+            assert!(
+                body.starts_with("The usage rights end on") && body.ends_with(guidance),
+                "{body}"
+            );
+            assert!(
+                can_download(&sandbox, login, &post, &document).await?,
+                "{login} holds it until the end"
+            );
         }
-        assert!(posts_after(&hub, &post, METRO_FRESH.0).is_empty(), "Metro Fresh never had it");
+        assert!(
+            posts_after(&hub, &post, METRO_FRESH.0).is_empty(),
+            "Metro Fresh never had it"
+        );
 
         let (advance, _) = past(ends_at, ahead);
         sandbox.advance(&advance).await?;
         let instance = sandbox.wait_status(&id, "completed").await?;
         assert_eq!(instance["output"]["decision"], "approved");
         for (_, login) in [GREEN_MOUNTAIN, ATLANTIC] {
-            assert!(!can_download(&sandbox, login, &post, &document).await?, "{login} lost the film");
+            assert!(
+                !can_download(&sandbox, login, &post, &document).await?,
+                "{login} lost the film"
+            );
         }
-        wait_ledger(&sandbox, BRAND_FILM, &[(GREEN_MOUNTAIN.0, "1", "withdrawn"), (ATLANTIC.0, "1", "withdrawn")])
-            .await?;
+        wait_ledger(
+            &sandbox,
+            BRAND_FILM,
+            &[
+                (GREEN_MOUNTAIN.0, "1", "withdrawn"),
+                (ATLANTIC.0, "1", "withdrawn"),
+            ],
+        )
+        .await?;
         let film = &sandbox.records("otmm")?["state"]["assets"][BRAND_FILM];
-        assert_eq!(film["metadata"]["CUSTOM.FIELD.STATUS"][1], "Expired", "{film}");
+        assert_eq!(
+            film["metadata"]["CUSTOM.FIELD.STATUS"][1], "Expired",
+            "{film}"
+        );
         sandbox.assert_replay(&id).await?;
         sandbox.stop().await;
         Ok(())
