@@ -19,7 +19,7 @@ pub const CITRUS_CAN: &str = "f9de6bb3e5c869aaba88bd7d5aded3f91c68c34b";
 pub const COMMUNITY: &str = "cmty-aurora-partners";
 
 /// How long a trigger, a poller or a step chain may take in these tests.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_secs(90);
 
 /// The partner companies and their users on the hub.
 pub const GREEN_MOUNTAIN: (&str, &str) = ("GC00912345AB", "buyer@greenmountain.example");
