@@ -6,3 +6,4 @@
 mod p03_partner_issue_loop;
 mod p06_version_change_notice;
 mod p13_rights_expiry_recall;
+mod sandbox_clock;
