@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use reqwest::{Method, StatusCode};
+use anyhow::Context;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::process::Sandbox;
@@ -58,10 +58,9 @@ pub async fn deliver(
         "output": {"post_id": "${steps.publish.output.post_id}", "content": "${steps.fetch.output.content}",
                    "rights": "${steps.fetch.output.observed_rights}"}
     });
-    let (status, body) = sandbox
-        .api("ana", Method::POST, "/definitions", Some(definition))
+    sandbox
+        .call_ok("ana", Method::POST, "/definitions", Some(definition))
         .await?;
-    ensure!(status.is_success(), "deploying {id}: {status} {body}");
     let instance = sandbox
         .start_instance(
             &id,
@@ -72,25 +71,17 @@ pub async fn deliver(
     Ok(finished["output"].clone())
 }
 
-/// A partner user's call to the hub simulator's partner routes.
+/// A partner user's call to the hub simulator's partner routes: the status and the body.
 pub async fn partner(
     sandbox: &Sandbox,
     login: &str,
     method: Method,
     path: &str,
     body: Option<Value>,
-) -> anyhow::Result<(StatusCode, Value)> {
-    let url = format!("{}{path}", sandbox.simulator_url("trading_grid"));
-    let mut request = reqwest::Client::new()
-        .request(method, url)
-        .header("X-Partner-Login", login);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+) -> anyhow::Result<(u16, Value)> {
+    sandbox
+        .partner("trading_grid", Some(login), method, path, body)
+        .await
 }
 
 /// Whether the partner user `login` can still download document `document_id` of
@@ -104,8 +95,8 @@ pub async fn can_download(
     let path = format!("/partner/v1/posts/{post_id}/documents/{document_id}");
     let (status, _) = partner(sandbox, login, Method::GET, &path, None).await?;
     match status {
-        StatusCode::OK => Ok(true),
-        StatusCode::GONE => Ok(false),
+        200 => Ok(true),
+        410 => Ok(false),
         other => anyhow::bail!("{login} downloading {path}: unexpected {other}"),
     }
 }
@@ -193,8 +184,7 @@ pub async fn started_instance(
         PATIENCE,
         &format!("an instance of {definition} to start"),
         || async {
-            let (status, body) = sandbox.api("ana", Method::GET, &path, None).await?;
-            ensure!(status.is_success(), "listing instances: {status} {body}");
+            let body = sandbox.get("ana", &path).await?;
             Ok(body["items"]
                 .as_array()
                 .into_iter()
@@ -214,20 +204,22 @@ pub async fn wait_ledger(
     asset_id: &str,
     expected: &[(&str, &str, &str)],
 ) -> anyhow::Result<()> {
-    let mut last = Vec::new();
+    let last = std::cell::RefCell::new(Vec::new());
     let outcome = wait_until(PATIENCE, "the ledger rows expected", || async {
-        let rows = ledger_of(sandbox, asset_id).await?;
-        last = rows
-            .iter()
-            .map(|(partner, version, status, _)| (partner.clone(), version.clone(), status.clone()))
-            .collect::<Vec<_>>();
-        let same = last.len() == expected.len()
-            && last
+        let rows: Vec<(String, String, String)> = ledger_of(sandbox, asset_id)
+            .await?
+            .into_iter()
+            .map(|(partner, version, status, _)| (partner, version, status))
+            .collect();
+        let same = rows.len() == expected.len()
+            && rows
                 .iter()
                 .zip(expected)
                 .all(|(row, wanted)| (row.0.as_str(), row.1.as_str(), row.2.as_str()) == *wanted);
+        *last.borrow_mut() = rows;
         Ok(same.then_some(()))
     })
     .await;
+    let last = last.into_inner();
     outcome.with_context(|| format!("ledger of {asset_id} is {last:?}, not {expected:?}"))
 }

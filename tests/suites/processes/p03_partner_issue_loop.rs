@@ -6,7 +6,7 @@
 //! with an answer the partner reads. When the content team declines, the partner reads
 //! the team's answer on the closed issue and nothing changes in OTMM or the ledger.
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use gridflow_tests::on_every_database;
@@ -40,7 +40,7 @@ async fn issue_raised(sandbox: &Sandbox) -> anyhow::Result<(String, String, Stri
                     "related": {"post_id": old_post, "asset_id": CITRUS_CAN, "system": "otmm"}})),
     )
     .await?;
-    assert_eq!(status, StatusCode::CREATED, "{issue}");
+    assert_eq!(status, 201, "{issue}");
     let issue_id = issue["issue_id"].as_str().unwrap_or_default().to_owned();
     let instance = started_instance(sandbox, DEFINITION, |input| {
         input["issue_id"] == issue_id.as_str()
@@ -53,7 +53,7 @@ async fn issue_raised(sandbox: &Sandbox) -> anyhow::Result<(String, String, Stri
 async fn issue_seen(sandbox: &Sandbox, issue_id: &str) -> anyhow::Result<Value> {
     let path = format!("/partner/v1/issues/{issue_id}");
     let (status, issue) = partner(sandbox, METRO_FRESH.1, Method::GET, &path, None).await?;
-    assert_eq!(status, StatusCode::OK, "{issue}");
+    assert_eq!(status, 200, "{issue}");
     Ok(issue)
 }
 
@@ -109,7 +109,7 @@ async fn a_corrected_version_reaches_every_holder_and_closes_the_issue() {
         let answer = issue["comments"][0]["body"].as_str().unwrap_or_default();
         assert!(answer.starts_with("Corrected in version 3"), "{answer}");
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -169,7 +169,7 @@ async fn a_declined_issue_is_still_answered_and_closed() {
         )
         .await?;
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await

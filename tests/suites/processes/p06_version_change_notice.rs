@@ -121,7 +121,7 @@ async fn holders_of_the_old_version_are_told_and_lose_it_on_the_effective_date()
         )
         .await?;
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -173,7 +173,7 @@ async fn a_rejected_notice_reaches_nobody_and_withdraws_nothing() {
             .await?;
         assert_eq!(body["items"], json!([]), "version 2 went to nobody");
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await

@@ -128,7 +128,7 @@ async fn expiring_rights_guide_every_holder_then_withdraw_the_shares_at_the_end(
             "{film}"
         );
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -147,9 +147,9 @@ async fn a_restricted_licence_is_explained_and_kept_when_legal_rejects_the_recal
         let terms = json!([{"name": [{"culture": "en", "value": "Standard licence"}], "sequence_number": 1,
             "valid_from": "2026-02-01T00:00:00Z", "valid_until": null, "allowed_usages": [],
             "restricted_geographies": [{"culture": "en", "metadata_element": {"key": "DE", "name": "Germany"}}]}]);
-        let url = format!("{}/_sim/smintio/assets/{MOUNTAIN_SPRING}/license-terms", sandbox.simulator_url("smintio"));
-        let response = reqwest::Client::new().put(url).json(&terms).send().await?;
-        anyhow::ensure!(response.status().is_success(), "licence terms: {}", response.status());
+        let path = format!("/_sim/smintio/assets/{MOUNTAIN_SPRING}/license-terms");
+        let (status, answer) = sandbox.partner("smintio", None, Method::PUT, &path, Some(terms)).await?;
+        anyhow::ensure!(status == 200, "licence terms: {status} {answer}");
 
         let id = started_instance(&sandbox, DEFINITION, |input| input["asset_id"] == MOUNTAIN_SPRING).await?;
         let started: Value = sandbox.api("ana", Method::GET, &format!("/instances/{id}"), None).await?.1;
@@ -176,7 +176,7 @@ async fn a_restricted_licence_is_explained_and_kept_when_legal_rejects_the_recal
         wait_ledger(&sandbox, MOUNTAIN_SPRING, &[(GREEN_MOUNTAIN.0, "1", "downloaded"), (METRO_FRESH.0, "1", "downloaded")])
             .await?;
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
