@@ -12,6 +12,7 @@
 //! - `partner`: what a partner does, under the separate prefix `/partner/v1` with the
 //!   partner's identity in `X-Partner-Login` (create a request, comment on or acknowledge
 //!   a post, download a document, join a community);
+//! - `partner_issues`: issues a partner raises on content under `/partner/v1/issues`;
 //! - `callbacks`: `POST /hub/v1/subscriptions {url, events?, secret}` and the signed
 //!   callbacks (`X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`), retried with
 //!   backoff on anything but 2xx.
