@@ -3,6 +3,9 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p03_partner_issue_loop;
+mod p06_version_change_notice;
 mod p07_segmented_libraries;
+mod p13_rights_expiry_recall;
 mod p15_metadata_sync;
 mod sandbox_clock;

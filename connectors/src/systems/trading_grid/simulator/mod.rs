@@ -14,6 +14,7 @@
 //! - `partner`: what a partner does, under the separate prefix `/partner/v1` with the
 //!   partner's identity in `X-Partner-Login` (create a request, comment on or acknowledge
 //!   a post, download a document, join a community);
+//! - `partner_issues`: issues a partner raises on content under `/partner/v1/issues`;
 //! - `callbacks`: `POST /hub/v1/subscriptions {url, events?, secret}` and the signed
 //!   callbacks (`X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`), retried with
 //!   backoff on anything but 2xx.
@@ -35,6 +36,7 @@ mod hub;
 mod issues;
 mod library;
 mod partner;
+mod partner_issues;
 mod posts;
 mod requests;
 
@@ -183,7 +185,8 @@ fn routes() -> Routes<TradingGridState> {
             post(posts::corrupt_uploads),
         )
         .merge(partner::routes())
-        .merge(library::partner_routes());
+        .merge(library::partner_routes())
+        .merge(partner_issues::routes());
     let protected = Router::new()
         .route(
             "/TGCommunityServices/v1/companies/{company_id}",

@@ -56,7 +56,7 @@ pub(super) fn routes() -> Router<Shared> {
 }
 
 /// The acting partner: `(login_id, company_id)` from `X-Partner-Login`.
-fn partner(context: &Shared, headers: &HeaderMap) -> Result<(String, String), Response> {
+pub(super) fn partner(context: &Shared, headers: &HeaderMap) -> Result<(String, String), Response> {
     let Some(login) = headers
         .get(PARTNER_LOGIN_HEADER)
         .and_then(|value| value.to_str().ok())
