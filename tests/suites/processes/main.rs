@@ -5,3 +5,4 @@
 
 mod p02_partner_media_request;
 mod p14_access_request;
+mod sandbox_clock;

@@ -45,19 +45,10 @@ pub(crate) async fn partner_request(
     login: &str,
     request: Value,
 ) -> anyhow::Result<String> {
-    let hub = sandbox.simulator_url("trading_grid");
-    let response = reqwest::Client::new()
-        .post(format!("{hub}/partner/v1/requests"))
-        .header("X-Partner-Login", login)
-        .json(&request)
-        .send()
+    let (status, created) = sandbox
+        .partner("trading_grid", Some(login), Method::POST, "/partner/v1/requests", Some(request))
         .await?;
-    ensure!(
-        response.status().is_success(),
-        "partner request: {}",
-        response.status()
-    );
-    let created: Value = response.json().await?;
+    ensure!(status == 201, "partner request answered {status}: {created}");
     Ok(created["request_id"]
         .as_str()
         .context("a request id")?
@@ -119,17 +110,11 @@ async fn download(
     login: &str,
     post_id: &str,
     document_id: &str,
-) -> anyhow::Result<reqwest::StatusCode> {
-    let hub = sandbox.simulator_url("trading_grid");
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{hub}/partner/v1/posts/{post_id}/documents/{document_id}"
-        ))
-        .header("X-Partner-Login", login)
-        .send()
+) -> anyhow::Result<u16> {
+    let path = format!("/partner/v1/posts/{post_id}/documents/{document_id}");
+    let (status, _) = sandbox
+        .partner("trading_grid", Some(login), Method::GET, &path, None)
         .await?;
-    let status = response.status();
-    response.bytes().await?;
     Ok(status)
 }
 
@@ -267,7 +252,7 @@ async fn approved_request_is_delivered_by_digest_and_answered() -> anyhow::Resul
             "the decision records the bound digest: {decided}"
         );
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -317,7 +302,7 @@ async fn declined_request_is_answered_with_the_reason() -> anyhow::Result<()> {
             "{request}"
         );
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -368,7 +353,7 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
         ensure!(pending["items"] == json!([]), "{pending}");
         let rows = sandbox.ledger(&format!("?partner={}", GREEN_MOUNTAIN.0)).await?;
         ensure!(rows.is_empty(), "{rows:?}");
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await

@@ -46,35 +46,23 @@ async fn acknowledge(
     post_id: &str,
     ack_type: &str,
 ) -> anyhow::Result<()> {
-    let hub = sandbox.simulator_url("trading_grid");
-    let response = reqwest::Client::new()
-        .post(format!("{hub}/partner/v1/posts/{post_id}/acknowledgements"))
-        .header("X-Partner-Login", login)
-        .json(&json!({"ack_type": ack_type, "comment": format!("{ack_type} by {login}")}))
-        .send()
+    let path = format!("/partner/v1/posts/{post_id}/acknowledgements");
+    let body = json!({"ack_type": ack_type, "comment": format!("{ack_type} by {login}")});
+    let (status, answer) = sandbox
+        .partner("trading_grid", Some(login), Method::POST, &path, Some(body))
         .await?;
-    ensure!(
-        response.status().is_success(),
-        "acknowledgement: {}",
-        response.status()
-    );
+    ensure!(status == 201, "acknowledgement answered {status}: {answer}");
     Ok(())
 }
 
 /// The terms post as the partner reads it on the hub.
 async fn read_post(sandbox: &Sandbox, login: &str, post_id: &str) -> anyhow::Result<Value> {
-    let hub = sandbox.simulator_url("trading_grid");
-    let response = reqwest::Client::new()
-        .get(format!("{hub}/partner/v1/posts/{post_id}"))
-        .header("X-Partner-Login", login)
-        .send()
+    let path = format!("/partner/v1/posts/{post_id}");
+    let (status, post) = sandbox
+        .partner("trading_grid", Some(login), Method::GET, &path, None)
         .await?;
-    ensure!(
-        response.status().is_success(),
-        "reading post {post_id}: {}",
-        response.status()
-    );
-    Ok(response.json().await?)
+    ensure!(status == 200, "reading post {post_id} answered {status}: {post}");
+    Ok(post)
 }
 
 /// Starts an access request of `login` and has lea decide it; the instance id and the
@@ -175,7 +163,7 @@ async fn accepted_terms_open_the_library_after_a_reminder() -> anyhow::Result<()
             "{request}"
         );
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -215,7 +203,7 @@ async fn legal_decline_answers_and_keeps_the_library_closed() -> anyhow::Result<
             .await?;
         ensure!(pending["items"] == json!([]), "{pending}");
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
@@ -246,7 +234,7 @@ async fn declined_terms_keep_the_library_closed() -> anyhow::Result<()> {
             "{request}"
         );
         sandbox.assert_replay(&id).await?;
-        sandbox.stop().await;
+        sandbox.stop().await?;
         Ok(())
     })
     .await
