@@ -46,9 +46,18 @@ pub(crate) async fn partner_request(
     request: Value,
 ) -> anyhow::Result<String> {
     let (status, created) = sandbox
-        .partner("trading_grid", Some(login), Method::POST, "/partner/v1/requests", Some(request))
+        .partner(
+            "trading_grid",
+            Some(login),
+            Method::POST,
+            "/partner/v1/requests",
+            Some(request),
+        )
         .await?;
-    ensure!(status == 201, "partner request answered {status}: {created}");
+    ensure!(
+        status == 201,
+        "partner request answered {status}: {created}"
+    );
     Ok(created["request_id"]
         .as_str()
         .context("a request id")?
@@ -242,9 +251,14 @@ async fn approved_request_is_delivered_by_digest_and_answered() -> anyhow::Resul
         );
 
         // History: the decision recorded the bound bytes; replay equals stored state.
-        let history = sandbox.history(&id).await?;
-        let decided = history
-            .iter()
+        // `Sandbox::history` reads `items`, but the history route answers `events`.
+        let history = sandbox
+            .get("otto", &format!("/instances/{id}/history"))
+            .await?;
+        let decided = history["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
             .find(|event| event["type"] == "approval_decided")
             .context("approval_decided")?;
         ensure!(
@@ -281,7 +295,7 @@ async fn declined_request_is_answered_with_the_reason() -> anyhow::Result<()> {
         );
         let reason = "Not for Quebec until the French label is cleared";
         sandbox
-            .decide("bea", &approval, "reject", json!({}), Some(reason))
+            .decide("bea", &approval, "reject", Value::Null, Some(reason))
             .await?;
         let instance = sandbox.wait_status(&id, "completed").await?;
         ensure!(
@@ -314,9 +328,21 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
         let sandbox = Sandbox::start(&url).await?;
         sandbox.deploy(DEFINITION).await?;
         let cases = [
-            (json!({"system": "otmm", "asset_id": SHELF_TALKER}), "usage rights", "are not valid now"),
-            (json!({"system": "otmm", "asset_id": BRAND_FILM}), "restricted", "is not approved for partner use (restricted)"),
-            (json!({"system": "otmm", "asset_id": "no-such-asset"}), "missing", "was not found in otmm"),
+            (
+                json!({"system": "otmm", "asset_id": SHELF_TALKER}),
+                "usage rights",
+                "are not valid now",
+            ),
+            (
+                json!({"system": "otmm", "asset_id": BRAND_FILM}),
+                "restricted",
+                "is not approved for partner use (restricted)",
+            ),
+            (
+                json!({"system": "otmm", "asset_id": "no-such-asset"}),
+                "missing",
+                "was not found in otmm",
+            ),
             (Value::Null, "no asset", "names no asset"),
         ];
         let mut started = Vec::new();
@@ -328,7 +354,10 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
                        "description": format!("Please send it ({what})")}),
             )
             .await?;
-            started.push((request_id.clone(), instance_for(&sandbox, DEFINITION, &request_id).await?));
+            started.push((
+                request_id.clone(),
+                instance_for(&sandbox, DEFINITION, &request_id).await?,
+            ));
         }
         for ((request_id, id), (_, what, expected)) in started.iter().zip(&cases) {
             let instance = sandbox.wait_status(id, "completed").await?;
@@ -351,7 +380,9 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
             .api("bob", Method::GET, "/approvals?status=pending", None)
             .await?;
         ensure!(pending["items"] == json!([]), "{pending}");
-        let rows = sandbox.ledger(&format!("?partner={}", GREEN_MOUNTAIN.0)).await?;
+        let rows = sandbox
+            .ledger(&format!("?partner={}", GREEN_MOUNTAIN.0))
+            .await?;
         ensure!(rows.is_empty(), "{rows:?}");
         sandbox.stop().await?;
         Ok(())

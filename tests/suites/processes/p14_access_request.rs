@@ -61,7 +61,10 @@ async fn read_post(sandbox: &Sandbox, login: &str, post_id: &str) -> anyhow::Res
     let (status, post) = sandbox
         .partner("trading_grid", Some(login), Method::GET, &path, None)
         .await?;
-    ensure!(status == 200, "reading post {post_id} answered {status}: {post}");
+    ensure!(
+        status == 200,
+        "reading post {post_id} answered {status}: {post}"
+    );
     Ok(post)
 }
 
@@ -82,10 +85,11 @@ async fn requested_and_decided(
     .await?;
     let id = instance_for(sandbox, DEFINITION, &request_id).await?;
     let approval = sandbox.approval("lea", &id, "review").await?;
+    // A rejection sends no form data: the form's fields are needed only to grant.
     let data = if decision == "approve" {
         terms_form()
     } else {
-        json!({})
+        Value::Null
     };
     sandbox
         .decide("lea", &approval, decision, data, Some(comment))
@@ -131,7 +135,10 @@ async fn accepted_terms_open_the_library_after_a_reminder() -> anyhow::Result<()
             .filter(|notification| notification.to_string().contains(&post_id))
             .collect();
         ensure!(reminders.len() == 1, "{reminders:?}");
-        ensure!(reminders[0].to_string().contains(ATLANTIC.0), "{reminders:?}");
+        ensure!(
+            reminders[0].to_string().contains(ATLANTIC.0),
+            "{reminders:?}"
+        );
 
         // It accepts: the library opens, and the request is answered and closed.
         acknowledge(&sandbox, ATLANTIC.1, &post_id, "accepted").await?;
@@ -147,14 +154,15 @@ async fn accepted_terms_open_the_library_after_a_reminder() -> anyhow::Result<()
         ensure!(group_members(&sandbox, RETAILERS)?.contains(&json!(ATLANTIC.0)));
         let recorded = &instance["steps"]["recorded"]["output"]["acknowledgements"];
         ensure!(
-            recorded
-                .as_array()
-                .is_some_and(|acks| acks.iter().any(|ack| ack["company_id"] == ATLANTIC.0
-                    && ack["ack_type"] == "accepted")),
+            recorded.as_array().is_some_and(|acks| acks
+                .iter()
+                .any(|ack| ack["company_id"] == ATLANTIC.0 && ack["ack_type"] == "accepted")),
             "{recorded}"
         );
         let request = hub_request(&sandbox, &request_id)?;
-        let answer = request["answers"][0]["message"].as_str().unwrap_or_default();
+        let answer = request["answers"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
         ensure!(
             request["status"] == "closed"
                 && request["resolution"] == "access granted"
