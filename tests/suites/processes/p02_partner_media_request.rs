@@ -13,6 +13,9 @@
 //! - Requests the DAM lookup refuses (OTMM's Winter Berry shelf talker, whose rights ended;
 //!   OTMM's brand film, only restricted; an asset OTMM does not have; no asset named) never
 //!   reach a brand manager, and each is answered with its reason and closed.
+//! - Nobody decides Metro Fresh's request: after 48 hours (sandbox clock) it escalates to
+//!   the marketing directors, after 24 more the review fails, and the partner is still
+//!   answered (no brand decision in time) with nothing sent.
 
 use std::time::Duration;
 
@@ -384,6 +387,51 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
             .ledger(&format!("?partner={}", GREEN_MOUNTAIN.0))
             .await?;
         ensure!(rows.is_empty(), "{rows:?}");
+        sandbox.stop().await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn silent_brand_managers_escalate_and_the_partner_still_hears() -> anyhow::Result<()> {
+    on_every_database(|url| async move {
+        let sandbox = Sandbox::start(&url).await?;
+        sandbox.deploy(DEFINITION).await?;
+        let request_id = partner_request(
+            &sandbox,
+            METRO_FRESH.1,
+            json!({"type": "media", "asset": {"system": "otmm", "asset_id": PACK_SHOT},
+                   "market": "US", "description": "Citrus Spritz 12oz pack shot, urgent"}),
+        )
+        .await?;
+        let id = instance_for(&sandbox, DEFINITION, &request_id).await?;
+        sandbox.approval("bob", &id, "review").await?;
+
+        // Nobody decides for 48 hours: the marketing directors get it.
+        sandbox.advance("48h").await?;
+        sandbox.approval("max", &id, "review").await?;
+        // Nor do they within 24 hours: the partner hears that, and nothing is sent.
+        sandbox.advance("24h").await?;
+        let instance = sandbox.wait_status(&id, "completed").await?;
+        ensure!(
+            instance["steps"]["review"]["status"] == "failed"
+                && instance["steps"]["deliver"]["status"] == "skipped",
+            "{instance}"
+        );
+        let request = hub_request(&sandbox, &request_id)?;
+        ensure!(
+            request["status"] == "closed"
+                && request["resolution"] == "no brand decision in time"
+                && text(&request["answers"][0]["message"], "the answer")?
+                    .contains("did not decide in time"),
+            "{request}"
+        );
+        let rows = sandbox
+            .ledger(&format!("?partner={}", METRO_FRESH.0))
+            .await?;
+        ensure!(rows.is_empty(), "{rows:?}");
+        sandbox.assert_replay(&id).await?;
         sandbox.stop().await?;
         Ok(())
     })
