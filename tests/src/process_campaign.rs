@@ -14,15 +14,6 @@ use crate::wait_until;
 /// How long the suites wait for anything the sandbox does by itself.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The instance view of `id`, read as the analyst.
-pub async fn instance(sandbox: &Sandbox, id: &str) -> anyhow::Result<Value> {
-    let (status, body) = sandbox
-        .api("ana", Method::GET, &format!("/instances/{id}"), None)
-        .await?;
-    ensure!(status.is_success(), "GET /instances/{id}: {status} {body}");
-    Ok(body)
-}
-
 /// Waits until workflow step `step` of `parent` has started `count` child instances and
 /// returns them: by item for a fan-out, in the order they started for a repeated step.
 pub async fn children(
@@ -35,7 +26,7 @@ pub async fn children(
         PATIENCE,
         &format!("{count} children of {parent} step {step}"),
         || async {
-            let view = instance(sandbox, parent).await?;
+            let view = sandbox.instance(parent).await?;
             let mut children: Vec<(u64, String)> = view["steps"][step]["children"]
                 .as_array()
                 .into_iter()
@@ -54,7 +45,7 @@ pub async fn children(
             if children.iter().all(|(order, _)| *order == 0) && children.len() > 1 {
                 let mut started = Vec::with_capacity(children.len());
                 for (_, id) in &children {
-                    let created = instance(sandbox, id).await?["created_at"]
+                    let created = sandbox.instance(id).await?["created_at"]
                         .as_str()
                         .unwrap_or_default()
                         .to_owned();
@@ -87,24 +78,21 @@ pub async fn acknowledge(
     .await
 }
 
-/// A partner user (`login`) posts `body` to the hub simulator's partner route `path`.
+/// A partner user (`login`) posts `body` to the hub simulator's partner route `path`,
+/// which must answer 2xx.
 pub async fn partner_call(
     sandbox: &Sandbox,
     login: &str,
     path: &str,
     body: Value,
 ) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", sandbox.simulator_url("trading_grid"));
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("X-Partner-Login", login)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
-    ensure!(status.is_success(), "POST {path} as {login}: {status} {answer}");
+    let (status, answer) = sandbox
+        .partner("trading_grid", Some(login), Method::POST, path, Some(body))
+        .await?;
+    ensure!(
+        (200..300).contains(&status),
+        "POST {path} as {login}: {status} {answer}"
+    );
     Ok(answer)
 }
 
@@ -190,4 +178,23 @@ pub async fn assert_replays(sandbox: &Sandbox, instances: &[String]) -> anyhow::
             .with_context(|| format!("replaying {id}"))?;
     }
     Ok(())
+}
+
+/// Instance `id`'s history events, as the auditor. (`Sandbox::history` reads `items`,
+/// while `GET /instances/{id}/history` answers `{instance_id, events}`.)
+pub async fn history(sandbox: &Sandbox, id: &str) -> anyhow::Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/instances/{id}/history?limit=500");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = sandbox.get("otto", &path).await?;
+        events.extend(page["events"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(events),
+        }
+    }
 }

@@ -3,4 +3,7 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p04_campaign_kit;
+mod p08_launch_coordination;
+mod p11_partner_onboarding;
 mod sandbox_clock;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_campaign::{
-    acknowledge, assert_replays, children, instance, ledger_rows, notifications_to, otmm_field,
+    acknowledge, assert_replays, children, ledger_rows, notifications_to, otmm_field,
     posts_to, state,
 };
 
@@ -81,8 +81,8 @@ fn documents(post: &Value) -> Vec<(String, String)> {
 }
 
 async fn post_of(sandbox: &Sandbox, child: &str) -> anyhow::Result<String> {
-    let step = sandbox.wait_step(child, "publish", "succeeded").await?;
-    step["output"]["post_id"]
+    let view = sandbox.wait_step(child, "publish", "succeeded").await?;
+    view["steps"]["publish"]["output"]["post_id"]
         .as_str()
         .map(str::to_owned)
         .context("publish gave no post id")
@@ -238,7 +238,7 @@ async fn assert_ledger(
         held.iter().all(|row| row["instance_id"] != metro_fresh),
         "{held:?}"
     );
-    let view = instance(sandbox, metro_fresh).await?;
+    let view = sandbox.instance(metro_fresh).await?;
     ensure!(view["output"]["decision"] == "rejected", "{view}");
     Ok(())
 }
@@ -248,8 +248,8 @@ async fn each_partner_gets_its_markets_kit_and_is_reminded_until_it_confirms() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = campaign_kit(&sandbox).await;
-        sandbox.stop().await;
-        outcome
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
     })
     .await
     .unwrap();

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_campaign::{
-    acknowledge, ledger_rows, notifications_to, otmm_field, posts_to, state,
+    acknowledge, history, ledger_rows, notifications_to, otmm_field, posts_to, state,
 };
 
 const GREEN_MOUNTAIN: &str = "GC00912345AB";
@@ -59,7 +59,7 @@ fn launch_input(launch_at: &DateTime<FixedOffset>) -> Value {
 
 /// The sandbox's clock now: the time of the last event of `instance`'s history.
 async fn sandbox_now(sandbox: &Sandbox, instance: &str) -> anyhow::Result<DateTime<Utc>> {
-    let history = sandbox.history(instance).await?;
+    let history = history(sandbox, instance).await?;
     let at = history
         .last()
         .and_then(|event| event["at"].as_str())
@@ -71,6 +71,11 @@ fn checklist(translations_ready: bool) -> Value {
     json!({"files_final": true, "translations_ready": translations_ready, "partners_briefed": true})
 }
 
+/// The checklist without its last item: refused.
+fn incomplete_checklist() -> Value {
+    json!({"files_final": true, "translations_ready": true})
+}
+
 async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     sandbox.deploy("launch-coordination").await?;
     let now = Utc::now();
@@ -79,12 +84,13 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
         .start_instance("launch-coordination", launch_input(&launch_at))
         .await?;
 
-    // The checklist is complete or it is not passed.
+    // The checklist answers every item.
     let readiness = sandbox.approval("cody", &id, "readiness").await?;
+    // 9:00 at UTC-5 is 9h on New York's clock in winter, 10h in summer.
     ensure!(
         readiness["title"]
             .as_str()
-            .is_some_and(|title| title.contains("9h local")),
+            .is_some_and(|title| title.contains(", 9h local") || title.contains(", 10h local")),
         "{readiness}"
     );
     let approval_id = readiness["id"].as_str().context("approval id")?;
@@ -93,10 +99,10 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
             "cody",
             Method::POST,
             &format!("/approvals/{approval_id}/decision"),
-            Some(json!({"decision": "approve", "data": checklist(false)})),
+            Some(json!({"decision": "approve", "data": incomplete_checklist()})),
         )
         .await?;
-    ensure!(status.as_u16() == 422, "{status} {body}");
+    ensure!(status == 422, "{status} {body}");
     sandbox
         .decide("cody", &readiness, "approve", checklist(true), Some("ready"))
         .await?;
@@ -116,12 +122,12 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     let wait = launch_at.with_timezone(&Utc) - before - Duration::hours(1);
     sandbox.advance(&format!("{}s", wait.num_seconds())).await?;
     let view = sandbox.wait_step(&id, "launch_instant", "waiting").await?;
-    ensure!(view["status"] == "waiting", "{view}");
+    ensure!(view["steps"]["publish"]["status"] == "pending", "{view}");
     let hub = state(sandbox, "trading_grid")?;
     ensure!(posts_to(&hub, METRO_FRESH).is_empty(), "published before the launch");
     sandbox.advance("2h").await?;
-    let publish = sandbox.wait_step(&id, "publish", "succeeded").await?;
-    let post_id = publish["output"]["post_id"]
+    let view = sandbox.wait_step(&id, "publish", "succeeded").await?;
+    let post_id = view["steps"]["publish"]["output"]["post_id"]
         .as_str()
         .context("post id")?
         .to_owned();
@@ -142,7 +148,7 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     let done = sandbox.wait_status(&id, "completed").await?;
 
     assert_outcome(sandbox, &id, &post_id, &done).await?;
-    let history = sandbox.history(&id).await?;
+    let history = history(sandbox, &id).await?;
     ensure!(
         history.iter().any(|event| event["type"] == "approval_escalated"),
         "no escalation in history"
@@ -152,7 +158,7 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
 
 /// When the package was posted: the `step_succeeded` of `publish` in history.
 async fn published_at(sandbox: &Sandbox, id: &str) -> anyhow::Result<DateTime<Utc>> {
-    let history = sandbox.history(id).await?;
+    let history = history(sandbox, id).await?;
     let at = history
         .iter()
         .find(|event| event["type"] == "step_succeeded" && event["data"]["step"] == "publish")
@@ -170,6 +176,14 @@ async fn assert_outcome(
     let output = &done["output"];
     ensure!(output["decision"] == "approved", "{output}");
     ensure!(output["escalated"].as_array().map(Vec::len) == Some(1), "{output}");
+    let mut confirmed: Vec<&str> = output["confirmed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    confirmed.sort_unstable();
+    ensure!(confirmed == [GREEN_MOUNTAIN, ATLANTIC], "{output}");
 
     let hub = state(sandbox, "trading_grid")?;
     let post = &hub["posts"][post_id];
@@ -215,7 +229,7 @@ async fn postponed(sandbox: &Sandbox) -> anyhow::Result<()> {
     let readiness = sandbox.approval("cody", &id, "readiness").await?;
     let reason = "the fr-CA label is still in translation";
     sandbox
-        .decide("cody", &readiness, "reject", json!({}), Some(reason))
+        .decide("cody", &readiness, "reject", checklist(false), Some(reason))
         .await?;
     let done = sandbox.wait_status(&id, "completed").await?;
     ensure!(done["output"]["post_id"].is_null(), "{done}");
@@ -242,8 +256,8 @@ async fn the_launch_package_reaches_every_partner_at_the_launch_instant() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = launch(&sandbox).await;
-        sandbox.stop().await;
-        outcome
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
     })
     .await
     .unwrap();
@@ -254,8 +268,8 @@ async fn a_launch_that_is_not_ready_is_postponed_and_every_partner_hears_why() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = postponed(&sandbox).await;
-        sandbox.stop().await;
-        outcome
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
     })
     .await
     .unwrap();

@@ -44,7 +44,7 @@ async fn harbor_joins(sandbox: &Sandbox) -> anyhow::Result<String> {
                 None,
             )
             .await?;
-        ensure!(status.is_success(), "{status} {body}");
+        ensure!((200..300).contains(&status), "{status} {body}");
         Ok(body["items"]
             .as_array()
             .and_then(|items| items.first())
@@ -53,7 +53,7 @@ async fn harbor_joins(sandbox: &Sandbox) -> anyhow::Result<String> {
     })
     .await?;
     let view = sandbox.wait_step(&id, "partner", "succeeded").await?;
-    ensure!(view["output"]["name"] == "Harbor Liquors", "{view}");
+    ensure!(view["steps"]["partner"]["output"]["name"] == "Harbor Liquors", "{view}");
     Ok(id)
 }
 
@@ -95,13 +95,13 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
             Some(json!({"decision": "approve", "data": {"group_id": "grp-wholesale", "market": "US"}})),
         )
         .await?;
-    ensure!(status.as_u16() == 422, "{status} {body}");
+    ensure!(status == 422, "{status} {body}");
     sandbox
         .decide("bob", &assign, "approve", json!({"group_id": "grp-retailers", "market": "US"}), None)
         .await?;
 
-    let welcome = sandbox.wait_step(&id, "welcome", "succeeded").await?;
-    let post_id = welcome["output"]["post_id"]
+    let view = sandbox.wait_step(&id, "welcome", "succeeded").await?;
+    let post_id = view["steps"]["welcome"]["output"]["post_id"]
         .as_str()
         .context("post id")?
         .to_owned();
@@ -201,8 +201,8 @@ async fn a_partner_that_joins_gets_its_curated_bundle_and_is_reminded() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = onboarding(&sandbox).await;
-        sandbox.stop().await;
-        outcome
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
     })
     .await
     .unwrap();
@@ -213,8 +213,8 @@ async fn a_rejected_bundle_is_not_sent_but_the_partner_is_welcomed() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = bundle_rejected(&sandbox).await;
-        sandbox.stop().await;
-        outcome
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
     })
     .await
     .unwrap();
