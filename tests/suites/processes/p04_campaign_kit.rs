@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_campaign::{
-    acknowledge, assert_replays, children, ledger_rows, notifications_to, otmm_field,
-    posts_to, state,
+    acknowledge, assert_replays, children, ledger_rows, notifications_to, otmm_field, posts_to,
+    state,
 };
 
 const GREEN_MOUNTAIN: &str = "GC00912345AB";
@@ -73,7 +73,10 @@ fn documents(post: &Value) -> Vec<(String, String)> {
         .flatten()
         .map(|document| {
             (
-                document["file_name"].as_str().unwrap_or_default().to_owned(),
+                document["file_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 document["sha256"].as_str().unwrap_or_default().to_owned(),
             )
         })
@@ -89,7 +92,11 @@ async fn post_of(sandbox: &Sandbox, child: &str) -> anyhow::Result<String> {
 }
 
 async fn campaign_kit(sandbox: &Sandbox) -> anyhow::Result<()> {
-    for definition in ["campaign-kit-reminder", "campaign-kit-partner", "campaign-kit"] {
+    for definition in [
+        "campaign-kit-reminder",
+        "campaign-kit-partner",
+        "campaign-kit",
+    ] {
         sandbox.deploy(definition).await?;
     }
     let kit = sandbox.start_instance("campaign-kit", kit_input()).await?;
@@ -103,14 +110,29 @@ async fn campaign_kit(sandbox: &Sandbox) -> anyhow::Result<()> {
     let us_kit = bound(&approval);
     ensure!(us_kit.len() == 1 && us_kit[0].0 == CAN, "{approval}");
     sandbox
-        .decide("bob", &approval, "approve", json!({}), Some("US kit checked"))
+        .decide(
+            "bob",
+            &approval,
+            "approve",
+            json!({}),
+            Some("US kit checked"),
+        )
         .await?;
     let approval = sandbox.approval("bob", atlantic, "approve").await?;
     let ca_kit = bound(&approval);
     ensure!(ca_kit.len() == 2, "{approval}");
-    ensure!(ca_kit.iter().any(|(asset, _)| asset == LABEL_FR_CA), "{approval}");
+    ensure!(
+        ca_kit.iter().any(|(asset, _)| asset == LABEL_FR_CA),
+        "{approval}"
+    );
     sandbox
-        .decide("bob", &approval, "approve", json!({}), Some("CA kit checked"))
+        .decide(
+            "bob",
+            &approval,
+            "approve",
+            json!({}),
+            Some("CA kit checked"),
+        )
         .await?;
     let approval = sandbox.approval("bea", metro_fresh, "approve").await?;
     sandbox
@@ -121,23 +143,44 @@ async fn campaign_kit(sandbox: &Sandbox) -> anyhow::Result<()> {
     // Atlantic acknowledges in the first round.
     let atlantic_post = post_of(sandbox, atlantic).await?;
     let atlantic_rounds = children(sandbox, atlantic, "follow_up", 1).await?;
-    sandbox.wait_step(&atlantic_rounds[0], "confirmation", "waiting").await?;
-    acknowledge(sandbox, &atlantic_post, "buyer@atlanticws.example", "accepted").await?;
+    sandbox
+        .wait_step(&atlantic_rounds[0], "confirmation", "waiting")
+        .await?;
+    acknowledge(
+        sandbox,
+        &atlantic_post,
+        "buyer@atlanticws.example",
+        "accepted",
+    )
+    .await?;
     sandbox.wait_status(atlantic, "completed").await?;
 
     // Green Mountain stays silent a day, is reminded, then acknowledges.
     let green_post = post_of(sandbox, green_mountain).await?;
     let first = children(sandbox, green_mountain, "follow_up", 1).await?;
-    sandbox.wait_step(&first[0], "confirmation", "waiting").await?;
+    sandbox
+        .wait_step(&first[0], "confirmation", "waiting")
+        .await?;
     sandbox.advance("25h").await?;
     sandbox.wait_status(&first[0], "completed").await?;
     let green_rounds = children(sandbox, green_mountain, "follow_up", 2).await?;
-    sandbox.wait_step(&green_rounds[1], "confirmation", "waiting").await?;
-    acknowledge(sandbox, &green_post, "buyer@greenmountain.example", "received").await?;
+    sandbox
+        .wait_step(&green_rounds[1], "confirmation", "waiting")
+        .await?;
+    acknowledge(
+        sandbox,
+        &green_post,
+        "buyer@greenmountain.example",
+        "received",
+    )
+    .await?;
 
     let done = sandbox.wait_status(&kit, "completed").await?;
     let output = &done["output"];
-    ensure!(output["confirmed"] == json!([GREEN_MOUNTAIN, ATLANTIC]), "{output}");
+    ensure!(
+        output["confirmed"] == json!([GREEN_MOUNTAIN, ATLANTIC]),
+        "{output}"
+    );
     ensure!(output["on_hold"] == json!([METRO_FRESH]), "{output}");
     ensure!(output["silent"] == json!([]), "{output}");
     ensure!(output["partners"][0]["reminders"] == 1, "{output}");
@@ -197,7 +240,10 @@ fn assert_hub(
     received.sort();
     approved.sort();
     ensure!(received == approved, "{received:?} {approved:?}");
-    ensure!(posts_to(&hub, METRO_FRESH).is_empty(), "Metro Fresh got a post");
+    ensure!(
+        posts_to(&hub, METRO_FRESH).is_empty(),
+        "Metro Fresh got a post"
+    );
 
     let reminders = notifications_to(&hub, &[GREEN_MOUNTAIN]);
     ensure!(reminders.len() == 1, "{reminders:?}");

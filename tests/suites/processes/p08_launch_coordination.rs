@@ -104,12 +104,21 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
         .await?;
     ensure!(status == 422, "{status} {body}");
     sandbox
-        .decide("cody", &readiness, "approve", checklist(true), Some("ready"))
+        .decide(
+            "cody",
+            &readiness,
+            "approve",
+            checklist(true),
+            Some("ready"),
+        )
         .await?;
 
     // No brand manager decides within a day: the marketing directors get it.
     let approval = sandbox.approval("bob", &id, "approve_launch").await?;
-    ensure!(approval["artifacts"].as_array().map(Vec::len) == Some(2), "{approval}");
+    ensure!(
+        approval["artifacts"].as_array().map(Vec::len) == Some(2),
+        "{approval}"
+    );
     sandbox.advance("25h").await?;
     let escalated = sandbox.approval("max", &id, "approve_launch").await?;
     sandbox
@@ -124,7 +133,10 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     let view = sandbox.wait_step(&id, "launch_instant", "waiting").await?;
     ensure!(view["steps"]["publish"]["status"] == "pending", "{view}");
     let hub = state(sandbox, "trading_grid")?;
-    ensure!(posts_to(&hub, METRO_FRESH).is_empty(), "published before the launch");
+    ensure!(
+        posts_to(&hub, METRO_FRESH).is_empty(),
+        "published before the launch"
+    );
     sandbox.advance("2h").await?;
     let view = sandbox.wait_step(&id, "publish", "succeeded").await?;
     let post_id = view["steps"]["publish"]["output"]["post_id"]
@@ -132,7 +144,10 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
         .context("post id")?
         .to_owned();
     let published_at = published_at(sandbox, &id).await?;
-    ensure!(published_at >= launch_at.with_timezone(&Utc), "{published_at} before {launch_at}");
+    ensure!(
+        published_at >= launch_at.with_timezone(&Utc),
+        "{published_at} before {launch_at}"
+    );
 
     // Two partners confirm; Metro Fresh is reminded, then escalated.
     acknowledge(sandbox, &post_id, "buyer@greenmountain.example", "received").await?;
@@ -143,14 +158,19 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     sandbox.wait_step(&id, "grace", "waiting").await?;
     let hub = state(sandbox, "trading_grid")?;
     let reminders = notifications_to(&hub, &[METRO_FRESH]);
-    ensure!(reminders.len() == 1 && reminders[0]["post_id"] == post_id.as_str(), "{reminders:?}");
+    ensure!(
+        reminders.len() == 1 && reminders[0]["post_id"] == post_id.as_str(),
+        "{reminders:?}"
+    );
     sandbox.advance("25h").await?;
     let done = sandbox.wait_status(&id, "completed").await?;
 
     assert_outcome(sandbox, &id, &post_id, &done).await?;
     let history = history(sandbox, &id).await?;
     ensure!(
-        history.iter().any(|event| event["type"] == "approval_escalated"),
+        history
+            .iter()
+            .any(|event| event["type"] == "approval_escalated"),
         "no escalation in history"
     );
     sandbox.assert_replay(&id).await
@@ -175,7 +195,10 @@ async fn assert_outcome(
 ) -> anyhow::Result<()> {
     let output = &done["output"];
     ensure!(output["decision"] == "approved", "{output}");
-    ensure!(output["escalated"].as_array().map(Vec::len) == Some(1), "{output}");
+    ensure!(
+        output["escalated"].as_array().map(Vec::len) == Some(1),
+        "{output}"
+    );
     let mut confirmed: Vec<&str> = output["confirmed"]
         .as_array()
         .into_iter()
@@ -191,7 +214,10 @@ async fn assert_outcome(
         post["recipients"] == json!([GREEN_MOUNTAIN, METRO_FRESH, ATLANTIC]),
         "{post}"
     );
-    ensure!(post["documents"].as_array().map(Vec::len) == Some(2), "{post}");
+    ensure!(
+        post["documents"].as_array().map(Vec::len) == Some(2),
+        "{post}"
+    );
     let issue_id = output["escalated"][0].as_str().context("issue id")?;
     let issue = &hub["issues"][issue_id];
     ensure!(issue["partner_company_id"] == METRO_FRESH, "{issue}");
@@ -206,7 +232,9 @@ async fn assert_outcome(
     for row in &silent {
         ensure!(row["reference"] == post_id, "{row}");
         ensure!(
-            documents.iter().any(|document| document["sha256"] == row["sha256"]),
+            documents
+                .iter()
+                .any(|document| document["sha256"] == row["sha256"]),
             "{row}"
         );
     }
@@ -244,9 +272,16 @@ async fn postponed(sandbox: &Sandbox) -> anyhow::Result<()> {
         "{notices:?}"
     );
     for partner in [GREEN_MOUNTAIN, METRO_FRESH, ATLANTIC] {
-        ensure!(posts_to(&hub, partner).iter().all(|post| post["correlation_id"] != id.as_str()));
+        ensure!(
+            posts_to(&hub, partner)
+                .iter()
+                .all(|post| post["correlation_id"] != id.as_str())
+        );
         let rows = sandbox.ledger(&format!("?partner={partner}")).await?;
-        ensure!(rows.iter().all(|row| row["instance_id"] != id.as_str()), "{rows:?}");
+        ensure!(
+            rows.iter().all(|row| row["instance_id"] != id.as_str()),
+            "{rows:?}"
+        );
     }
     sandbox.assert_replay(&id).await
 }

@@ -53,7 +53,10 @@ async fn harbor_joins(sandbox: &Sandbox) -> anyhow::Result<String> {
     })
     .await?;
     let view = sandbox.wait_step(&id, "partner", "succeeded").await?;
-    ensure!(view["steps"]["partner"]["output"]["name"] == "Harbor Liquors", "{view}");
+    ensure!(
+        view["steps"]["partner"]["output"]["name"] == "Harbor Liquors",
+        "{view}"
+    );
     Ok(id)
 }
 
@@ -82,7 +85,13 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
     ensure!(!files.is_empty(), "{curate}");
     assert_latest_in_dam(sandbox, &files)?;
     sandbox
-        .decide("cara", &curate, "approve", json!({}), Some("current pack shots and labels"))
+        .decide(
+            "cara",
+            &curate,
+            "approve",
+            json!({}),
+            Some("current pack shots and labels"),
+        )
         .await?;
 
     let assign = sandbox.approval("bob", &id, "assign").await?;
@@ -97,7 +106,13 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
         .await?;
     ensure!(status == 422, "{status} {body}");
     sandbox
-        .decide("bob", &assign, "approve", json!({"group_id": "grp-retailers", "market": "US"}), None)
+        .decide(
+            "bob",
+            &assign,
+            "approve",
+            json!({"group_id": "grp-retailers", "market": "US"}),
+            None,
+        )
         .await?;
 
     let view = sandbox.wait_step(&id, "welcome", "succeeded").await?;
@@ -107,7 +122,9 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
         .to_owned();
     sandbox.wait_step(&id, "acknowledgement", "waiting").await?;
     sandbox.advance("73h").await?;
-    sandbox.wait_step(&id, "late_acknowledgement", "waiting").await?;
+    sandbox
+        .wait_step(&id, "late_acknowledgement", "waiting")
+        .await?;
     acknowledge(sandbox, &post_id, HARBOR_LOGIN, "accepted").await?;
     let done = sandbox.wait_status(&id, "completed").await?;
     let output = &done["output"];
@@ -119,7 +136,9 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
     let hub = state(sandbox, "trading_grid")?;
     let members = &hub["groups"]["grp-retailers"]["member_company_ids"];
     ensure!(
-        members.as_array().is_some_and(|ids| ids.iter().any(|id| id == HARBOR)),
+        members
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|id| id == HARBOR)),
         "{members}"
     );
     let post = &hub["posts"][post_id.as_str()];
@@ -135,7 +154,10 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
     approved.sort();
     ensure!(received == approved, "{received:?} {approved:?}");
     let reminders = notifications_to(&hub, &[HARBOR]);
-    ensure!(reminders.len() == 1 && reminders[0]["post_id"] == post_id.as_str(), "{reminders:?}");
+    ensure!(
+        reminders.len() == 1 && reminders[0]["post_id"] == post_id.as_str(),
+        "{reminders:?}"
+    );
 
     let rows = ledger_rows(sandbox, HARBOR, &id, files.len(), "acknowledged").await?;
     for row in &rows {
@@ -150,7 +172,10 @@ async fn onboarding(sandbox: &Sandbox) -> anyhow::Result<()> {
 }
 
 /// Each bound file is the latest version of its asset in OTMM, approved and unexpired.
-fn assert_latest_in_dam(sandbox: &Sandbox, files: &[(String, String, String)]) -> anyhow::Result<()> {
+fn assert_latest_in_dam(
+    sandbox: &Sandbox,
+    files: &[(String, String, String)],
+) -> anyhow::Result<()> {
     let otmm = state(sandbox, "otmm")?;
     let assets = otmm["assets"].as_object().context("otmm assets")?;
     for (asset_id, version, _) in files {
@@ -158,9 +183,12 @@ fn assert_latest_in_dam(sandbox: &Sandbox, files: &[(String, String, String)]) -
             asset["original_asset_id"] == asset_id.as_str() && asset["latest_version"] == true
         });
         let latest = latest.with_context(|| format!("no latest version of {asset_id}"))?;
-        ensure!(latest["version"].to_string() == *version, "{latest}");
+        ensure!(latest["version"] == version.parse::<u64>()?, "{latest}");
         ensure!(latest["expired"] == false, "{latest}");
-        ensure!(latest["metadata"]["CUSTOM.FIELD.STATUS"][1] == "Approved", "{latest}");
+        ensure!(
+            latest["metadata"]["CUSTOM.FIELD.STATUS"][1] == "Approved",
+            "{latest}"
+        );
     }
     Ok(())
 }
@@ -176,7 +204,13 @@ async fn bundle_rejected(sandbox: &Sandbox) -> anyhow::Result<()> {
         .await?;
     let assign = sandbox.approval("bea", &id, "assign").await?;
     sandbox
-        .decide("bea", &assign, "approve", json!({"group_id": "grp-retailers", "market": "US"}), None)
+        .decide(
+            "bea",
+            &assign,
+            "approve",
+            json!({"group_id": "grp-retailers", "market": "US"}),
+            None,
+        )
         .await?;
     let done = sandbox.wait_status(&id, "completed").await?;
     ensure!(done["output"]["bundle"] == "rejected", "{done}");
