@@ -8,7 +8,8 @@
 //! hub (which files, which digests, the reminder, the hold notice with bea's reason), the
 //! ledger (delivered and acknowledged per partner, nothing for Metro Fresh), the campaign
 //! recorded on the assets' latest versions in OTMM, and that every instance of the tree
-//! (kit, three partners, three reminder rounds) replays to its stored state.
+//! (kit, three partners, three reminder rounds) replays to its stored state. A partner
+//! that never confirms is reminded three times, one day apart, and reported silent.
 
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
@@ -289,11 +290,78 @@ async fn assert_ledger(
     Ok(())
 }
 
+/// A partner that never acknowledges: reminded daily three times, then reported silent;
+/// the kit it holds stays delivered but unacknowledged in the ledger.
+async fn silent_partner(sandbox: &Sandbox) -> anyhow::Result<()> {
+    for definition in [
+        "campaign-kit-reminder",
+        "campaign-kit-partner",
+        "campaign-kit",
+    ] {
+        sandbox.deploy(definition).await?;
+    }
+    let mut input = kit_input();
+    input["partners"] = json!([
+        {"company_id": GREEN_MOUNTAIN, "name": "Green Mountain Beverage", "market": "US"},
+    ]);
+    let kit = sandbox.start_instance("campaign-kit", input).await?;
+    let partner = children(sandbox, &kit, "partners", 1).await?.remove(0);
+    let approval = sandbox.approval("bea", &partner, "approve").await?;
+    sandbox
+        .decide("bea", &approval, "approve", json!({}), None)
+        .await?;
+    let post = post_of(sandbox, &partner).await?;
+    let mut rounds = Vec::new();
+    for round in 1..=4 {
+        rounds = children(sandbox, &partner, "follow_up", round).await?;
+        sandbox
+            .wait_step(&rounds[round - 1], "confirmation", "waiting")
+            .await?;
+        sandbox.advance("25h").await?;
+    }
+    let done = sandbox.wait_status(&kit, "completed").await?;
+    let output = &done["output"];
+    ensure!(output["silent"] == json!([GREEN_MOUNTAIN]), "{output}");
+    ensure!(output["confirmed"] == json!([]), "{output}");
+    ensure!(output["partners"][0]["reminders"] == 3, "{output}");
+
+    let hub = state(sandbox, "trading_grid")?;
+    let reminders = notifications_to(&hub, &[GREEN_MOUNTAIN]);
+    ensure!(reminders.len() == 3, "{reminders:?}");
+    ensure!(
+        reminders
+            .iter()
+            .all(|reminder| reminder["post_id"] == post.as_str()),
+        "{reminders:?}"
+    );
+    ledger_rows(sandbox, GREEN_MOUNTAIN, &partner, 1, "delivered").await?;
+    let otmm = state(sandbox, "otmm")?;
+    ensure!(
+        otmm_field(&otmm, CAN_LATEST, "CUSTOM.FIELD.CAMPAIGN_STATUS").as_deref()
+            == Some("partners sent 1, confirmed 0")
+    );
+    let mut tree = vec![kit, partner];
+    tree.extend(rounds);
+    assert_replays(sandbox, &tree).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_partner_gets_its_markets_kit_and_is_reminded_until_it_confirms() {
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         let outcome = campaign_kit(&sandbox).await;
+        let stopped = sandbox.stop().await;
+        outcome.and(stopped)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_that_never_confirms_is_reminded_three_times_then_reported_silent() {
+    on_every_database(|url| async move {
+        let sandbox = Sandbox::start(&url).await?;
+        let outcome = silent_partner(&sandbox).await;
         let stopped = sandbox.stop().await;
         outcome.and(stopped)
     })
