@@ -3,4 +3,6 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p05_campaign_review;
+mod p16_heritage_annotations;
 mod sandbox_clock;
