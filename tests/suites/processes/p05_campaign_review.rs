@@ -53,7 +53,7 @@ fn input(assets: &[&str], partners: &[&Partner]) -> Value {
         "campaign": CAMPAIGN,
         "assets": assets,
         "licensed": [PICNIC],
-        "partners": partners.iter().map(|p| json!({"company_id": p.company, "name": p.name})).collect::<Vec<_>>(),
+        "partners": partners.iter().map(|partner| json!({"company_id": partner.company, "name": partner.name})).collect::<Vec<_>>(),
     })
 }
 
@@ -66,7 +66,7 @@ async fn send_out(sandbox: &Sandbox, id: &str) -> anyhow::Result<Vec<Value>> {
         .with_context(|| format!("the send-out approval binds no files: {approval:#}"))?;
     let systems: Vec<&str> = artifacts
         .iter()
-        .filter_map(|a| a["system"].as_str())
+        .filter_map(|artifact| artifact["system"].as_str())
         .collect();
     ensure!(systems == ["otmm", "smintio"], "{artifacts:#?}");
     sandbox
@@ -204,7 +204,7 @@ fn notifications_to(hub: &Value, company: &str) -> Vec<Value> {
         .filter(|notification| {
             notification["recipients"]["company_ids"]
                 .as_array()
-                .is_some_and(|ids| ids.iter().any(|c| c == company))
+                .is_some_and(|ids| ids.iter().any(|id| id == company))
         })
         .cloned()
         .collect()
@@ -261,9 +261,12 @@ async fn every_partner_reviews_on_the_hub_and_otmm_records_the_released_campaign
                 .as_array()
                 .context("no documents")?
                 .iter()
-                .map(|d| &d["sha256"])
+                .map(|document| &document["sha256"])
                 .collect();
-            let approved: Vec<&Value> = artifacts.iter().map(|a| &a["sha256"]).collect();
+            let approved: Vec<&Value> = artifacts
+                .iter()
+                .map(|artifact| &artifact["sha256"])
+                .collect();
             ensure!(
                 digests == approved,
                 "{}: {digests:?} != {approved:?}",
@@ -329,7 +332,7 @@ async fn every_partner_reviews_on_the_hub_and_otmm_records_the_released_campaign
             .as_array()
             .context("no partners")?
             .iter()
-            .map(|p| &p["verdict"])
+            .map(|partner| &partner["verdict"])
             .collect();
         ensure!(
             verdicts == [&json!("approved"), &json!("approved")],
@@ -496,7 +499,7 @@ async fn changes_requested_send_the_campaign_back_and_every_partner_is_answered(
             .as_array()
             .context("no partners")?
             .iter()
-            .map(|p| &p["verdict"])
+            .map(|partner| &partner["verdict"])
             .collect();
         ensure!(
             verdicts

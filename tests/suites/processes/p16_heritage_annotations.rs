@@ -131,7 +131,7 @@ async fn a_curator_writes_accepted_annotations_back_to_otmm_and_answers_every_re
             .as_array()
             .context("the opening binds no files")?
             .iter()
-            .map(|a| &a["asset_id"])
+            .map(|artifact| &artifact["asset_id"])
             .collect();
         ensure!(bound == [&json!(HALL), &json!(TRUCK)], "{approval:#}");
         sandbox
