@@ -4,5 +4,7 @@
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
 mod p05_campaign_review;
+mod p07_segmented_libraries;
+mod p15_metadata_sync;
 mod p16_heritage_annotations;
 mod sandbox_clock;
