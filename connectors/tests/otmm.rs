@@ -177,7 +177,7 @@ async fn approval_and_rights_are_normalised_and_missing_means_unknown() {
     )
     .await
     .unwrap();
-    assert_eq!(everything["total"], 6, "latest versions only");
+    assert_eq!(everything["total"], 8, "latest versions only");
     assert_eq!(everything["next_after"], 4);
     simulator.shutdown().await;
 }

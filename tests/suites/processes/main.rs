@@ -6,6 +6,7 @@
 mod p02_partner_media_request;
 mod p03_partner_issue_loop;
 mod p04_campaign_kit;
+mod p05_campaign_review;
 mod p06_version_change_notice;
 mod p07_segmented_libraries;
 mod p08_launch_coordination;
@@ -13,4 +14,5 @@ mod p11_partner_onboarding;
 mod p13_rights_expiry_recall;
 mod p14_access_request;
 mod p15_metadata_sync;
+mod p16_heritage_annotations;
 mod sandbox_clock;

@@ -4,8 +4,9 @@
 //! expiry, partner assignment), page by page, and the hub's entry is written back into
 //! each DAM.
 //!
-//! Seeded: OTMM's six latest asset versions (approved, pending, rejected, restricted and
-//! an expired one; partner assignments on three of them) and iconik's five assets (one
+//! Seeded: OTMM's eight latest asset versions (approved, pending, rejected, restricted, an
+//! expired one and two archived heritage photographs; partner assignments on three of
+//! them) and iconik's five assets (one
 //! assigned to two partners, one whose rights ended in 2025); the hub already lists the
 //! fr-CA label exactly as OTMM describes it, and the Citrus Spritz can at its first
 //! version with one partner fewer than OTMM now assigns.
@@ -151,18 +152,19 @@ async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
     let logo = seeded_asset_id(5);
     let label = seeded_asset_id(6);
     let film = seeded_asset_id(7);
+    let heritage = [seeded_asset_id(1601), seeded_asset_id(1602)];
 
-    // Pages of two: OTMM's six latest versions and iconik's five assets make three pages
-    // each, one child instance per page.
+    // Pages of two: OTMM's eight latest versions make four pages and iconik's five assets
+    // three, one child instance per page.
     let id = sandbox.start_instance("metadata-sync", input(2)).await?;
     let instance = sandbox.wait_status(&id, "completed").await?;
     let output = &instance["output"];
     ensure!(
-        output["otmm_pages"] == json!(3) && output["iconik_pages"] == json!(3),
+        output["otmm_pages"] == json!(4) && output["iconik_pages"] == json!(3),
         "{output}"
     );
     let mut pages = children(&sandbox, "metadata-sync-otmm", &id, "otmm_pages").await?;
-    ensure!(pages.len() == 3, "{} OTMM page instances", pages.len());
+    ensure!(pages.len() == 4, "{} OTMM page instances", pages.len());
     let iconik_pages = children(&sandbox, "metadata-sync-iconik", &id, "iconik_pages").await?;
     ensure!(
         iconik_pages.len() == 3,
@@ -220,7 +222,8 @@ async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
     let mut written = puts(&hub);
     written.sort();
     let mut expected: Vec<String> = [&citrus_v1, &shelf_talker, &sell_sheet, &logo, &film]
-        .iter()
+        .into_iter()
+        .chain(&heritage)
         .map(|asset| format!("otmm-{asset}"))
         .chain((1..=5).map(|n| format!("iconik-{ICONIK_ASSET}{n}")))
         .collect();
