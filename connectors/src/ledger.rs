@@ -34,27 +34,30 @@ pub fn actions() -> Vec<ActionSpec> {
             "receipt": {"type": ["string", "null"]}, "version": {"type": "string"},
             "sha256": {"type": "string"}, "status": {"enum": statuses},
             "delivered_at": {"type": "string", "format": "date-time"}}});
-    vec![ActionSpec {
-        name: "recipients".to_owned(),
-        description: "The partners an asset (a version of it) was delivered to, from the \
+    vec![
+        ActionSpec {
+            name: "recipients".to_owned(),
+            description: "The partners an asset (a version of it) was delivered to, from the \
                       distribution ledger, oldest delivery first: by default those still \
                       holding it (delivered, downloaded, acknowledged)."
-            .to_owned(),
-        arguments: json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["system", "asset_id"],
-            "properties": {
-                "system": {"type": "string", "minLength": 1},
-                "asset_id": {"type": "string", "minLength": 1},
-                "version": {"type": "string"},
-                "status": {"type": "array", "items": {"enum": statuses}, "minItems": 1}
-            }
-        }),
-        output: json!({"type": "object", "required": ["recipients"],
+                .to_owned(),
+            arguments: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["system", "asset_id"],
+                "properties": {
+                    "system": {"type": "string", "minLength": 1},
+                    "asset_id": {"type": "string", "minLength": 1},
+                    "version": {"type": "string"},
+                    "status": {"type": "array", "items": {"enum": statuses}, "minItems": 1}
+                }
+            }),
+            output: json!({"type": "object", "required": ["recipients"],
             "properties": {"recipients": {"type": "array", "items": recipient}}}),
-        effects: crate::effects::Effects::default(),
-    }, deliveries_spec(&statuses)]
+            effects: crate::effects::Effects::default(),
+        },
+        deliveries_spec(&statuses),
+    ]
 }
 
 /// `ledger.deliveries`: every delivery of a period, for a delivery audit report.

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use gridflow_connectors::simulator::{SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET};
 
-use crate::process::Sandbox;
+use crate::process::{DEADLINE, Sandbox};
+use crate::wait_until;
 
 /// Calls the VIP simulator at `path` (`/v1/...`) through its portal's client
 /// credentials, as recipient `recipient` when one is named; answers the status and the
@@ -121,4 +122,26 @@ pub fn iconik_field(sandbox: &Sandbox, asset_id: &str, field: &str) -> anyhow::R
         })
         .map(|value| value["value"].clone())
         .collect())
+}
+
+/// Waits until instance `id`'s history (as the auditor reads it) holds `count` received
+/// signals: a partner's acknowledgement reached its wait.
+pub async fn signals_received(sandbox: &Sandbox, id: &str, count: usize) -> anyhow::Result<()> {
+    wait_until(
+        DEADLINE,
+        &format!("{count} signals received by {id}"),
+        || async {
+            let history = sandbox
+                .get("otto", &format!("/instances/{id}/history?limit=500"))
+                .await?;
+            let received = history["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|event| event["type"] == "signal_received")
+                .count();
+            Ok((received >= count).then_some(()))
+        },
+    )
+    .await
 }

@@ -13,8 +13,10 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 
 use gridflow_tests::process::Sandbox;
-use gridflow_tests::process_broadcast::{iconik_field, vip_acknowledge, vip_download, vip_state};
-use gridflow_tests::{on_every_database, wait_until};
+use gridflow_tests::on_every_database;
+use gridflow_tests::process_broadcast::{
+    iconik_field, signals_received, vip_acknowledge, vip_download, vip_state,
+};
 
 /// iconik's seeded broadcast spot and promo, approved, licensed into 2027.
 const SPOT: &str = "a1f0c3d2-5b6e-4f70-8a91-b2c3d4e51701";
@@ -48,23 +50,6 @@ fn delivery_of(instance: &Value, recipient: &str) -> anyhow::Result<String> {
         .and_then(|delivery| delivery["id"].as_str())
         .map(str::to_owned)
         .with_context(|| format!("no delivery to {recipient}: {instance:#}"))
-}
-
-/// Waits until instance `id`'s history holds `count` received signals.
-async fn signals_received(sandbox: &Sandbox, id: &str, count: usize) -> anyhow::Result<()> {
-    wait_until(
-        gridflow_tests::process::DEADLINE,
-        &format!("{count} signals received by {id}"),
-        || async {
-            let history = sandbox.history(id).await?;
-            let received = history
-                .iter()
-                .filter(|event| event["type"] == "signal_received")
-                .count();
-            Ok((received >= count).then_some(()))
-        },
-    )
-    .await
 }
 
 /// The ledger rows of VIP package `package`, as the auditor reads them.
@@ -168,8 +153,8 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
             .collect();
         notices.sort_by_key(|notice| notice["id"].as_str().map(str::to_owned));
         ensure!(notices.len() == 2, "{notices:?}");
-        ensure!(notices[0]["recipient_ids"] == json!([GREEN_MOUNTAIN, METRO_FRESH, ATLANTIC]));
-        ensure!(notices[1]["recipient_ids"] == json!([METRO_FRESH, ATLANTIC]));
+        ensure!(notices[0]["recipient_ids"] == json!([ATLANTIC, GREEN_MOUNTAIN, METRO_FRESH]));
+        ensure!(notices[1]["recipient_ids"] == json!([ATLANTIC, METRO_FRESH]));
         ensure!(vip["deliveries"][&green]["status"] == "acknowledged");
         ensure!(vip["deliveries"][&atlantic]["status"] == "acknowledged");
         ensure!(vip["deliveries"][&metro]["status"] == "downloaded");
