@@ -3,4 +3,6 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p09_delivery_audit_report;
+mod p17_broadcast_distribution;
 mod sandbox_clock;

@@ -47,10 +47,14 @@ fn hub_share() -> Value {
 
 /// Waits until the ledger shows `partner`'s delivery in `status`.
 async fn ledger_shows(sandbox: &Sandbox, partner: &str, status: &str) -> anyhow::Result<()> {
-    wait_until(DEADLINE, &format!("{partner} {status} in the ledger"), || async {
-        let rows = sandbox.ledger(&format!("?partner={partner}")).await?;
-        Ok(rows.iter().any(|row| row["status"] == status).then_some(()))
-    })
+    wait_until(
+        DEADLINE,
+        &format!("{partner} {status} in the ledger"),
+        || async {
+            let rows = sandbox.ledger(&format!("?partner={partner}")).await?;
+            Ok(rows.iter().any(|row| row["status"] == status).then_some(()))
+        },
+    )
     .await
 }
 
@@ -111,19 +115,19 @@ async fn hub_deliveries(sandbox: &Sandbox) -> anyhow::Result<String> {
         .as_str()
         .context("document id")?
         .to_owned();
+    let acknowledgements = format!("/partner/v1/posts/{post}/acknowledgements");
     let acknowledge = |login: &'static str, ack_type: &'static str, comment: &'static str| {
         sandbox.partner(
             "trading_grid",
             Some(login),
             Method::POST,
-            &format!("/partner/v1/posts/{post}/acknowledgements"),
+            &acknowledgements,
             Some(json!({"ack_type": ack_type, "comment": comment})),
         )
     };
     let (status, answer) = acknowledge(GREEN_MOUNTAIN.1, "accepted", "Looks great").await?;
     ensure!((200..300).contains(&status), "{status} {answer}");
-    let (status, answer) =
-        acknowledge(ATLANTIC.1, "rejected", "We need the fr-CA version").await?;
+    let (status, answer) = acknowledge(ATLANTIC.1, "rejected", "We need the fr-CA version").await?;
     ensure!((200..300).contains(&status), "{status} {answer}");
     let (status, _) = sandbox
         .partner(
@@ -195,7 +199,8 @@ async fn report_counts_each_partner_and_asset_and_lists_the_exceptions() -> anyh
         let report = &instance["output"]["report"];
         ensure!(report["complete"] == true, "{report:#}");
         ensure!(
-            report["totals"] == json!({"deliveries": 6, "downloaded": 2, "acknowledged": 3, "failed": 1}),
+            report["totals"]
+                == json!({"deliveries": 6, "downloaded": 2, "acknowledged": 3, "failed": 1}),
             "{report:#}"
         );
         let partner = |name: &str| {
@@ -207,15 +212,28 @@ async fn report_counts_each_partner_and_asset_and_lists_the_exceptions() -> anyh
                 .cloned()
                 .unwrap_or(Value::Null)
         };
-        ensure!(report["partners"].as_array().map(Vec::len) == Some(6), "{report:#}");
+        ensure!(
+            report["partners"].as_array().map(Vec::len) == Some(6),
+            "{report:#}"
+        );
         ensure!(partner("rcp-green-mountain")["acknowledged"] == 1);
-        ensure!(partner("rcp-metro-fresh")["downloaded"] == 1 && partner("rcp-metro-fresh")["acknowledged"] == 0);
+        ensure!(
+            partner("rcp-metro-fresh")["downloaded"] == 1
+                && partner("rcp-metro-fresh")["acknowledged"] == 0
+        );
         ensure!(partner("rcp-lakeside-market")["failed"] == 1);
-        ensure!(partner(GREEN_MOUNTAIN.0)["channel"] == "trading_grid" && partner(GREEN_MOUNTAIN.0)["acknowledged"] == 1);
+        ensure!(
+            partner(GREEN_MOUNTAIN.0)["channel"] == "trading_grid"
+                && partner(GREEN_MOUNTAIN.0)["acknowledged"] == 1
+        );
         let assets = report["assets"].as_array().context("assets")?;
         ensure!(assets.len() == 1, "{assets:#?}");
         ensure!(assets[0]["asset"] == format!("iconik:{SPOT}"));
-        ensure!(assets[0]["partners"] == 6 && assets[0]["downloaded"] == 2 && assets[0]["acknowledged"] == 3);
+        ensure!(
+            assets[0]["partners"] == 6
+                && assets[0]["downloaded"] == 2
+                && assets[0]["acknowledged"] == 3
+        );
 
         let exceptions = &report["exceptions"];
         let partners_of = |kind: &str| -> Vec<String> {
@@ -228,8 +246,14 @@ async fn report_counts_each_partner_and_asset_and_lists_the_exceptions() -> anyh
             names.sort();
             names
         };
-        ensure!(partners_of("failed") == ["rcp-lakeside-market"], "{exceptions:#}");
-        ensure!(partners_of("not_acknowledged") == [METRO_FRESH.0, "rcp-metro-fresh"], "{exceptions:#}");
+        ensure!(
+            partners_of("failed") == ["rcp-lakeside-market"],
+            "{exceptions:#}"
+        );
+        ensure!(
+            partners_of("not_acknowledged") == [METRO_FRESH.0, "rcp-metro-fresh"],
+            "{exceptions:#}"
+        );
         ensure!(
             exceptions["not_acknowledged"]
                 .as_array()
@@ -239,9 +263,15 @@ async fn report_counts_each_partner_and_asset_and_lists_the_exceptions() -> anyh
             exceptions["rejected_on_hub"] == json!([{"post_id": post, "partners": [ATLANTIC.0]}]),
             "{exceptions:#}"
         );
-        ensure!(exceptions["acknowledged_outside_ledger"] == json!([]), "{exceptions:#}");
+        ensure!(
+            exceptions["acknowledged_outside_ledger"] == json!([]),
+            "{exceptions:#}"
+        );
         // Only the package sent by hand: VIP's April deliveries are outside the period.
-        ensure!(partners_of("not_in_ledger") == ["rcp-harbor-liquors"], "{exceptions:#}");
+        ensure!(
+            partners_of("not_in_ledger") == ["rcp-harbor-liquors"],
+            "{exceptions:#}"
+        );
         ensure!(exceptions["not_in_ledger"][0]["receipt"] == outside.as_str());
 
         // The report agrees with the ledger the auditor reads, and replays.

@@ -12,8 +12,8 @@
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 
-use gridflow_tests::process::Sandbox;
 use gridflow_tests::on_every_database;
+use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_broadcast::{
     iconik_field, signals_received, vip_acknowledge, vip_download, vip_state,
 };
@@ -81,7 +81,13 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
             "{approval}"
         );
         sandbox
-            .decide("bob", &approval, "approve", Value::Null, Some("Cleared for the winter flight"))
+            .decide(
+                "bob",
+                &approval,
+                "approve",
+                Value::Null,
+                Some("Cleared for the winter flight"),
+            )
             .await?;
         let instance = sandbox.wait_step(&id, "distribute", "succeeded").await?;
         let fetched: Vec<Value> = instance["steps"]["fetch"]["output"]
@@ -122,9 +128,18 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
         let green = delivery_of(&instance, GREEN_MOUNTAIN)?;
         let metro = delivery_of(&instance, METRO_FRESH)?;
         let atlantic = delivery_of(&instance, ATLANTIC)?;
-        ensure!(vip_state(&sandbox)?["deliveries"][delivery_of(&instance, LAKESIDE)?]["status"] == "failed");
-        vip_acknowledge(&sandbox, GREEN_MOUNTAIN, &green, "traffic@greenmountain.example", "Scheduled for air")
-            .await?;
+        ensure!(
+            vip_state(&sandbox)?["deliveries"][delivery_of(&instance, LAKESIDE)?]["status"]
+                == "failed"
+        );
+        vip_acknowledge(
+            &sandbox,
+            GREEN_MOUNTAIN,
+            &green,
+            "traffic@greenmountain.example",
+            "Scheduled for air",
+        )
+        .await?;
         vip_download(&sandbox, METRO_FRESH, &metro).await?;
         signals_received(&sandbox, &id, 1).await?;
 
@@ -132,17 +147,29 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
         sandbox.advance("73h").await?;
         sandbox.wait_step(&id, "remind", "succeeded").await?;
         sandbox.wait_status(&id, "waiting").await?;
-        vip_acknowledge(&sandbox, ATLANTIC, &atlantic, "media@atlanticws.example", "Received, thanks")
-            .await?;
+        vip_acknowledge(
+            &sandbox,
+            ATLANTIC,
+            &atlantic,
+            "media@atlanticws.example",
+            "Received, thanks",
+        )
+        .await?;
         signals_received(&sandbox, &id, 2).await?;
         sandbox.advance("49h").await?;
         let done = sandbox.wait_status(&id, "completed").await?;
         let output = &done["output"];
         ensure!(output["decision"] == "approved", "{output:#}");
         ensure!(output["package_id"] == package.as_str());
-        ensure!(output["confirmed"] == json!([GREEN_MOUNTAIN, ATLANTIC]), "{output:#}");
+        ensure!(
+            output["confirmed"] == json!([GREEN_MOUNTAIN, ATLANTIC]),
+            "{output:#}"
+        );
         ensure!(output["silent"] == json!([METRO_FRESH]), "{output:#}");
-        ensure!(output["failed"][0]["recipient_id"] == LAKESIDE, "{output:#}");
+        ensure!(
+            output["failed"][0]["recipient_id"] == LAKESIDE,
+            "{output:#}"
+        );
 
         // VIP: one announcement to the three, one reminder to the two silent ones.
         let vip = vip_state(&sandbox)?;
@@ -164,7 +191,10 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
         let rows = package_rows(&sandbox, &package).await?;
         ensure!(rows.len() == 8, "two clips to four affiliates: {rows:#?}");
         for row in &rows {
-            ensure!(row["system"] == "iconik" && digests.contains(&row["sha256"].as_str().unwrap_or_default()));
+            ensure!(
+                row["system"] == "iconik"
+                    && digests.contains(&row["sha256"].as_str().unwrap_or_default())
+            );
             let expected = match row["partner"].as_str() {
                 Some(GREEN_MOUNTAIN | ATLANTIC) => "acknowledged",
                 Some(METRO_FRESH) => "downloaded",
@@ -176,9 +206,18 @@ async fn clips_reach_affiliates_who_confirm_or_are_reminded() -> anyhow::Result<
 
         // iconik records where the clips went and who confirmed.
         for clip in [SPOT, PROMO] {
-            ensure!(iconik_field(&sandbox, clip, "distribution_status")? == [json!("distributed to affiliates (VIP)")]);
-            ensure!(iconik_field(&sandbox, clip, "distribution_package")? == [json!(format!("vip:{package}"))]);
-            ensure!(iconik_field(&sandbox, clip, "affiliates_confirmed")? == [json!(GREEN_MOUNTAIN), json!(ATLANTIC)]);
+            ensure!(
+                iconik_field(&sandbox, clip, "distribution_status")?
+                    == [json!("distributed to affiliates (VIP)")]
+            );
+            ensure!(
+                iconik_field(&sandbox, clip, "distribution_package")?
+                    == [json!(format!("vip:{package}"))]
+            );
+            ensure!(
+                iconik_field(&sandbox, clip, "affiliates_confirmed")?
+                    == [json!(GREEN_MOUNTAIN), json!(ATLANTIC)]
+            );
         }
         sandbox.assert_replay(&id).await?;
         sandbox.stop().await
@@ -197,7 +236,10 @@ async fn expired_or_rejected_clips_reach_no_affiliate() -> anyhow::Result<()> {
 
         // A clip whose licence ended: refused before anyone is asked.
         let expired = sandbox
-            .start_instance("broadcast-distribution", input(&[SPOT, EXPIRED], &[GREEN_MOUNTAIN]))
+            .start_instance(
+                "broadcast-distribution",
+                input(&[SPOT, EXPIRED], &[GREEN_MOUNTAIN]),
+            )
             .await?;
         let done = sandbox.wait_status(&expired, "completed").await?;
         ensure!(done["steps"]["fetch"]["status"] == "skipped", "{done:#}");
@@ -212,11 +254,20 @@ async fn expired_or_rejected_clips_reach_no_affiliate() -> anyhow::Result<()> {
 
         // A clip Bea rejects: nothing goes out, iconik records the refusal.
         let rejected = sandbox
-            .start_instance("broadcast-distribution", input(&[PROMO], &[GREEN_MOUNTAIN, ATLANTIC]))
+            .start_instance(
+                "broadcast-distribution",
+                input(&[PROMO], &[GREEN_MOUNTAIN, ATLANTIC]),
+            )
             .await?;
         let approval = sandbox.approval("bea", &rejected, "review").await?;
         sandbox
-            .decide("bea", &approval, "reject", Value::Null, Some("Wrong cut for the holiday flight"))
+            .decide(
+                "bea",
+                &approval,
+                "reject",
+                Value::Null,
+                Some("Wrong cut for the holiday flight"),
+            )
             .await?;
         let done = sandbox.wait_status(&rejected, "completed").await?;
         ensure!(done["output"]["decision"] == "rejected", "{done:#}");
@@ -226,12 +277,25 @@ async fn expired_or_rejected_clips_reach_no_affiliate() -> anyhow::Result<()> {
 
         let vip = vip_state(&sandbox)?;
         ensure!(
-            vip["packages"].as_object().map_or(0, |packages| packages.len()) == packages_before,
+            vip["packages"]
+                .as_object()
+                .map_or(0, |packages| packages.len())
+                == packages_before,
             "no package was made"
         );
-        ensure!(vip["notifications"].as_object().is_none_or(|notices| notices.is_empty()));
-        ensure!(sandbox.ledger("?channel=vip").await?.is_empty(), "nothing delivered");
-        ensure!(iconik_field(&sandbox, PROMO, "distribution_status")? == [json!("distribution refused")]);
+        ensure!(
+            vip["notifications"]
+                .as_object()
+                .is_none_or(|notices| notices.is_empty())
+        );
+        ensure!(
+            sandbox.ledger("?channel=vip").await?.is_empty(),
+            "nothing delivered"
+        );
+        ensure!(
+            iconik_field(&sandbox, PROMO, "distribution_status")?
+                == [json!("distribution refused")]
+        );
         ensure!(iconik_field(&sandbox, EXPIRED, "distribution_status")?.is_empty());
         sandbox.assert_replay(&expired).await?;
         sandbox.assert_replay(&rejected).await?;
