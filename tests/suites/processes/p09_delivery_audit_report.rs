@@ -8,7 +8,8 @@
 //! the broadcast process, and to three hub partners (one accepted, one rejected, one only
 //! downloaded); someone also sent a package from VIP's own portal, outside gridflow. The
 //! report counts each, lists every exception, leaves out VIP's deliveries of April, and
-//! the auditor reads it, checks it against the ledger and replays it.
+//! the auditor reads it, checks it against the ledger and replays it. The week before
+//! holds nothing, and its report says so.
 
 use anyhow::{Context, ensure};
 use chrono::{Duration, SecondsFormat, Utc};
@@ -288,6 +289,27 @@ async fn report_counts_each_partner_and_asset_and_lists_the_exceptions() -> anyh
             ensure!(reported["version"] == row["version"]);
         }
         sandbox.assert_replay(&id).await?;
+
+        // The week before held nothing: an empty report, no hub post to read.
+        let before = sandbox
+            .start_instance(
+                "delivery-audit-report",
+                json!({"period_from": (from - Duration::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                       "period_until": from.to_rfc3339_opts(SecondsFormat::Secs, true)}),
+            )
+            .await?;
+        let quiet = sandbox.wait_status(&before, "completed").await?;
+        ensure!(quiet["steps"]["hub_acks"]["status"] == "skipped", "{quiet:#}");
+        let report = &quiet["output"]["report"];
+        ensure!(
+            report["totals"] == json!({"deliveries": 0, "downloaded": 0, "acknowledged": 0, "failed": 0}),
+            "{report:#}"
+        );
+        ensure!(report["partners"] == json!([]) && report["assets"] == json!([]));
+        for kind in ["failed", "not_acknowledged", "rejected_on_hub", "acknowledged_outside_ledger", "not_in_ledger"] {
+            ensure!(report["exceptions"][kind] == json!([]), "{kind}: {report:#}");
+        }
+        sandbox.assert_replay(&before).await?;
         sandbox.stop().await
     })
     .await
