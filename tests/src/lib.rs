@@ -28,6 +28,7 @@ pub mod cluster;
 mod engine;
 pub mod process;
 pub mod process_broadcast;
+pub mod process_issues;
 mod replay;
 mod wait;
 

@@ -3,6 +3,13 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p02_partner_media_request;
+mod p03_partner_issue_loop;
+mod p06_version_change_notice;
+mod p07_segmented_libraries;
 mod p09_delivery_audit_report;
+mod p13_rights_expiry_recall;
+mod p14_access_request;
+mod p15_metadata_sync;
 mod p17_broadcast_distribution;
 mod sandbox_clock;
