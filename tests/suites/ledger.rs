@@ -373,7 +373,15 @@ async fn api_and_cli(url: &str) -> anyhow::Result<()> {
         .flatten()
         .find(|item| item["name"] == "ledger");
     ensure!(
-        ledger.is_some_and(|item| item["actions"][0]["name"] == "recipients"),
+        ledger.is_some_and(|item| {
+            let names: Vec<&Value> = item["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|action| &action["name"])
+                .collect();
+            names == ["deliveries", "recipients"]
+        }),
         "{catalogue}"
     );
 

@@ -11,10 +11,11 @@
 //!   anything ([`Engine::apply_event_ledger`]); the origin is the source and the event id,
 //!   so a redelivered event writes nothing twice.
 //! - `audit` checks the ledger in `audit verify` and writes it in the export;
-//!   `recipients` is the built-in `ledger` connector.
+//!   `recipients` is the built-in `ledger` connector (`deliveries`: its report of a period).
 
 pub(crate) mod audit;
 pub(crate) mod commit;
+pub(crate) mod deliveries;
 pub(crate) mod recipients;
 pub(crate) use recipients::list_recipients;
 

@@ -118,6 +118,9 @@ impl Connector for LedgerConnector {
     async fn invoke(&self, invocation: Invocation) -> gridflow_connectors::Result<Value> {
         match invocation.action.as_str() {
             "recipients" => self.recipients(invocation.arguments).await,
+            "deliveries" => {
+                super::deliveries::deliveries(self.store.as_ref(), invocation.arguments).await
+            }
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("ledger.{other} is not an action of the ledger connector"),
