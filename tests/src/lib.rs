@@ -13,6 +13,7 @@
 //! - [`assert_replay_matches`] checks that an instance's replayed history equals its
 //!   stored state.
 //! - [`cluster::PgCluster`]: a PostgreSQL cluster of the test's own, to stop and start.
+//! - [`process::Sandbox`]: `serve --sandbox` as the bundled processes' suites drive it.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 pub mod cluster;
 mod engine;
+pub mod process;
 mod replay;
 mod wait;
 

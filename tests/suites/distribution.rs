@@ -170,6 +170,7 @@ impl Node {
             admin_token: Arc::from(ADMIN_TOKEN),
             event_secrets: secrets,
             tokens: TokenSettings::new(&config.tokens),
+            sandbox_clock: None,
         };
         let listener = tokio::net::TcpListener::bind(address).await?;
         let base = format!("http://{}", listener.local_addr()?);

@@ -390,7 +390,9 @@ fn startup(
             in_users = false;
         }
     }
-    (simulators.len() == SYSTEMS.len() && demo.len() == 4).then_some((simulators, demo))
+    (simulators.len() == SYSTEMS.len()
+        && demo.len() == gridflow::http::sandbox_tokens::sandbox_users().len())
+    .then_some((simulators, demo))
 }
 
 /// Whether `text` holds something shaped like a simulator token (`sim-` and 48 hex digits).

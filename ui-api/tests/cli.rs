@@ -327,7 +327,8 @@ fn serve_runs_client_commands_end_to_end() {
 fn sandbox_users_and_token_create_work_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.yaml", GOOD);
-    let (server, users) = Server::start_sandbox(&dir.path().join("gridflow.db"), 4);
+    let demo_users = gridflow::http::sandbox_tokens::sandbox_users();
+    let (server, users) = Server::start_sandbox(&dir.path().join("gridflow.db"), demo_users.len());
     let token_of = |role: &str| -> String {
         let line = users
             .iter()
@@ -339,7 +340,7 @@ fn sandbox_users_and_token_create_work_through_the_cli() {
         .iter()
         .filter(|line| line.contains("role=approver"))
         .count();
-    assert_eq!(approver_lines, 2, "{users:?}");
+    assert_eq!(approver_lines, 6, "{users:?}");
     assert!(
         users
             .iter()
@@ -405,7 +406,8 @@ fn sandbox_users_and_token_create_work_through_the_cli() {
     assert_eq!(code, 0, "{stderr}");
     let listed: Value = serde_json::from_str(&stdout).unwrap();
     let listed = listed.as_array().unwrap();
-    assert_eq!(listed.len(), 5, "{stdout}");
+    // The demo users' tokens and carl's.
+    assert_eq!(listed.len(), demo_users.len() + 1, "{stdout}");
     assert!(!stdout.contains(&created), "{stdout}");
     let carl = listed.iter().find(|token| token["user"] == "carl").unwrap();
     assert_eq!(carl["revoked"], false);

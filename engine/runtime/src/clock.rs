@@ -2,6 +2,7 @@
 //! drive timers and retries by moving a [`ManualClock`].
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
@@ -64,5 +65,39 @@ impl Clock for ManualClock {
             .now
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The clock of `serve --sandbox`: the system clock plus an offset that only grows, so a
+/// person or a test can move a running sandbox forward ("two days later") and watch
+/// reminders, due dates and effective dates happen. Never used outside the sandbox.
+#[derive(Debug, Default)]
+pub struct SandboxClock {
+    /// Microseconds added to the system clock.
+    offset_micros: AtomicI64,
+}
+
+impl SandboxClock {
+    /// A clock at the system time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward by `duration` and answers the new time.
+    pub fn advance(&self, duration: std::time::Duration) -> DateTime<Utc> {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        self.offset_micros.fetch_add(micros, Ordering::SeqCst);
+        self.now()
+    }
+
+    /// How far ahead of the system clock this clock is.
+    pub fn offset(&self) -> chrono::Duration {
+        chrono::Duration::microseconds(self.offset_micros.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for SandboxClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.offset()
     }
 }

@@ -181,4 +181,11 @@ impl Engine {
         self.shared.send(Message::Wake(Some(reply)));
         wait(&self.shared.availability, answer).await
     }
+
+    /// After the clock jumped forward (the sandbox clock): fires the timers now due, as
+    /// [`Engine::tick`], and makes the rights timer look at its windows again.
+    pub async fn clock_moved(&self) -> Result<()> {
+        self.shared.rights.wake();
+        self.tick().await
+    }
 }

@@ -60,7 +60,7 @@ pub mod webhooks;
 
 pub use approvals::{Approver, DecisionRequest};
 pub use audit::{AuditKey, EventDiff};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SandboxClock, SystemClock};
 pub use definitions::Deployment;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Detail, Error, Result};

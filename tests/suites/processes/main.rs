@@ -6,3 +6,4 @@
 mod p01_publish_approved_assets;
 mod p10_compliance_versioning;
 mod p12_localisation_request;
+mod sandbox_clock;

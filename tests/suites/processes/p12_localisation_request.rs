@@ -30,41 +30,55 @@ const PACK_SHOT: (&str, &str) = (
 );
 const ATLANTIC: (&str, &str) = ("GC00955577EF", "buyer@atlanticws.example");
 const GREEN_MOUNTAIN: (&str, &str) = ("GC00912345AB", "buyer@greenmountain.example");
-const RELEASE_NOTES: &str = "French (Canada) text on every panel; the price field is left blank for each store.";
+const RELEASE_NOTES: &str =
+    "French (Canada) text on every panel; the price field is left blank for each store.";
 
 /// The partner raises a request on the hub, as its user would; returns its id.
 async fn raise(sandbox: &Sandbox, login: &str, request: Value) -> anyhow::Result<String> {
-    let hub = sandbox.simulator_url("trading_grid");
-    let response = reqwest::Client::new()
-        .post(format!("{hub}/partner/v1/requests"))
-        .header("X-Partner-Login", login)
-        .json(&request)
-        .send()
+    let (status, created) = sandbox
+        .partner(
+            "trading_grid",
+            Some(login),
+            Method::POST,
+            "/partner/v1/requests",
+            Some(request),
+        )
         .await?;
-    ensure!(response.status().is_success(), "{}", response.status());
-    let created: Value = response.json().await?;
-    Ok(created["request_id"].as_str().context("request_id")?.to_owned())
+    ensure!(status == 201, "{status} {created}");
+    Ok(created["request_id"]
+        .as_str()
+        .context("request_id")?
+        .to_owned())
 }
 
 /// The instances of the process, as the analyst lists them.
 async fn instances(sandbox: &Sandbox) -> anyhow::Result<Vec<Value>> {
     let (status, page) = sandbox
-        .api("ana", Method::GET, &format!("/instances?definition={DEFINITION}&limit=50"), None)
+        .api(
+            "ana",
+            Method::GET,
+            &format!("/instances?definition={DEFINITION}&limit=50"),
+            None,
+        )
         .await?;
-    ensure!(status.is_success(), "{status} {page}");
+    ensure!(status == 200, "{status} {page}");
     Ok(page["items"].as_array().cloned().unwrap_or_default())
 }
 
 /// The instance the request started (through the hub's event).
 async fn started_by(sandbox: &Sandbox, request_id: &str) -> anyhow::Result<String> {
-    wait_until(Duration::from_secs(30), "the instance started by the request", || async {
-        Ok(instances(sandbox)
-            .await?
-            .iter()
-            .find(|instance| instance["input"]["request_id"] == request_id)
-            .and_then(|instance| instance["id"].as_str())
-            .map(str::to_owned))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the instance started by the request",
+        || async {
+            Ok(instances(sandbox)
+                .await?
+                .iter()
+                .find(|instance| instance["input"]["request_id"] == request_id)
+                .and_then(|instance| instance["id"].as_str())
+                .map(str::to_owned))
+        },
+    )
     .await
 }
 
@@ -102,7 +116,8 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
     let task = sandbox.approval("cody", &instance, "work").await?;
     let title = task["title"].as_str().unwrap_or_default();
     ensure!(
-        title.starts_with("Localise winter-berry-750ml-shelf-talker.pdf") && title.contains("fr-CA, market CA"),
+        title.starts_with("Localise winter-berry-750ml-shelf-talker.pdf")
+            && title.contains("fr-CA, market CA"),
         "{title}"
     );
     sandbox
@@ -117,7 +132,10 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
         )
         .await?;
     let view = sandbox.wait_status(&instance, "completed").await?;
-    let post_id = view["output"]["post_id"].as_str().context("post id")?.to_owned();
+    let post_id = view["output"]["post_id"]
+        .as_str()
+        .context("post id")?
+        .to_owned();
     let fetched = view["steps"]["fetch"]["output"]["content"].clone();
 
     // OTMM holds the localised version 2 beside the original, labelled for the request.
@@ -125,7 +143,10 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
     let versions = otmm_versions(&otmm, SHELF_TALKER);
     ensure!(versions.len() == 2, "{versions:?}");
     let (original, localised) = (&versions[0], &versions[1]);
-    ensure!(original["latest_version"] == false && original["metadata"]["CUSTOM.FIELD.LANGUAGE"][1] == "en-US");
+    ensure!(
+        original["latest_version"] == false
+            && original["metadata"]["CUSTOM.FIELD.LANGUAGE"][1] == "en-US"
+    );
     ensure!(
         localised["version"] == 2
             && localised["latest_version"] == true
@@ -135,8 +156,14 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
     );
     let field = |name: &str| localised["metadata"][name][1].clone();
     ensure!(field("CUSTOM.FIELD.LANGUAGE") == "fr-CA" && field("CUSTOM.FIELD.MARKET") == "CA");
-    ensure!(field("CUSTOM.FIELD.PARTNER_REQUEST") == request_id.as_str(), "{localised}");
-    ensure!(fetched["version"] == "2" && fetched["file_name"] == "winter-berry-750ml-shelf-talker-fr-ca.pdf");
+    ensure!(
+        field("CUSTOM.FIELD.PARTNER_REQUEST") == request_id.as_str(),
+        "{localised}"
+    );
+    ensure!(
+        fetched["version"] == "2"
+            && fetched["file_name"] == "winter-berry-750ml-shelf-talker-fr-ca.pdf"
+    );
 
     // Only the requesting partner got the post, with exactly the fetched bytes.
     let hub = sandbox.records("trading_grid")?;
@@ -144,10 +171,16 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
         .pointer(&format!("/state/posts/{post_id}"))
         .with_context(|| format!("no post {post_id}"))?;
     ensure!(post["recipients"] == json!([ATLANTIC.0]), "{post}");
-    ensure!(post["correlation_id"] == request_id.as_str() && post["body"] == RELEASE_NOTES, "{post}");
-    ensure!(post["documents"][0]["sha256"] == fetched["sha256"], "{post}");
+    ensure!(
+        post["correlation_id"] == request_id.as_str() && post["body"] == RELEASE_NOTES,
+        "{post}"
+    );
+    ensure!(
+        post["documents"][0]["sha256"] == fetched["sha256"],
+        "{post}"
+    );
     let rows: Vec<Value> = sandbox
-        .ledger("?system=otmm&limit=100")
+        .ledger("?system=otmm")
         .await?
         .into_iter()
         .filter(|row| row["instance_id"] == instance.as_str())
@@ -165,29 +198,47 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
     // The request carries the release notes and is closed.
     let request = hub_request(&hub, &request_id)?;
     ensure!(request["status"] == "closed", "{request}");
-    let answer = request["answers"][0]["message"].as_str().unwrap_or_default();
-    ensure!(answer.contains(RELEASE_NOTES) && answer.contains(&post_id), "{answer}");
-    ensure!(request["resolution"] == format!("delivered version 2 in post {post_id}"), "{request}");
+    let answer = request["answers"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    ensure!(
+        answer.contains(RELEASE_NOTES) && answer.contains(&post_id),
+        "{answer}"
+    );
+    ensure!(
+        request["resolution"] == format!("delivered version 2 in post {post_id}"),
+        "{request}"
+    );
 
     // The partner downloads the new version; the download reaches the ledger.
-    let document_id = post["documents"][0]["document_id"].as_str().context("document")?;
+    let document_id = post["documents"][0]["document_id"]
+        .as_str()
+        .context("document")?;
     let url = sandbox.simulator_url("trading_grid");
     let download = reqwest::Client::new()
-        .get(format!("{url}/partner/v1/posts/{post_id}/documents/{document_id}"))
+        .get(format!(
+            "{url}/partner/v1/posts/{post_id}/documents/{document_id}"
+        ))
         .header("X-Partner-Login", ATLANTIC.1)
         .send()
         .await?;
     ensure!(download.status().is_success(), "{}", download.status());
-    wait_until(Duration::from_secs(30), "the download in the ledger", || async {
-        let rows = sandbox.ledger(&format!("?partner={}&status=downloaded", ATLANTIC.0)).await?;
-        Ok(rows
-            .iter()
-            .any(|row| row["instance_id"] == instance.as_str())
-            .then_some(()))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the download in the ledger",
+        || async {
+            let rows = sandbox
+                .ledger(&format!("?partner={}&status=downloaded", ATLANTIC.0))
+                .await?;
+            Ok(rows
+                .iter()
+                .any(|row| row["instance_id"] == instance.as_str())
+                .then_some(()))
+        },
+    )
     .await?;
     sandbox.assert_replay(&instance).await?;
-    sandbox.stop().await;
+    sandbox.stop().await?;
     Ok(())
 }
 
@@ -210,13 +261,20 @@ async fn declined_enhancement_answered(url: String) -> anyhow::Result<()> {
     let instance = started_by(&sandbox, &request_id).await?;
     let task = sandbox.approval("cody", &instance, "work").await?;
     ensure!(
-        task["title"].as_str().is_some_and(|title| title.starts_with("Enhance citrus-spritz-can-12oz.png")),
+        task["title"]
+            .as_str()
+            .is_some_and(|title| title.starts_with("Enhance citrus-spritz-can-12oz.png")),
         "{task}"
     );
     let reason = "The cut-out exists already: it is the Citrus Spritz hero can in iconik.";
-    sandbox.decide("cody", &task, "reject", json!({}), Some(reason)).await?;
+    sandbox
+        .decide("cody", &task, "reject", Value::Null, Some(reason))
+        .await?;
     let view = sandbox.wait_status(&instance, "completed").await?;
-    ensure!(view["output"]["decision"] == "rejected" && view["output"]["post_id"].is_null(), "{view}");
+    ensure!(
+        view["output"]["decision"] == "rejected" && view["output"]["post_id"].is_null(),
+        "{view}"
+    );
 
     // No version in OTMM, nothing on the hub or in the ledger, and the partner has its answer.
     let otmm = sandbox.records("otmm")?;
@@ -238,24 +296,29 @@ async fn declined_enhancement_answered(url: String) -> anyhow::Result<()> {
             .values()
             .all(|post| post["correlation_id"] != request_id.as_str())
     );
-    ensure!(sandbox
-        .ledger("?limit=100")
-        .await?
-        .iter()
-        .all(|row| row["instance_id"] != instance.as_str()));
+    ensure!(
+        sandbox
+            .ledger("")
+            .await?
+            .iter()
+            .all(|row| row["instance_id"] != instance.as_str())
+    );
     let request = hub_request(&hub, &request_id)?;
     ensure!(request["status"] == "closed", "{request}");
     ensure!(
         request["answers"][0]["message"] == format!("We cannot provide this version: {reason}"),
         "{request}"
     );
-    ensure!(request["resolution"] == format!("declined: {reason}"), "{request}");
+    ensure!(
+        request["resolution"] == format!("declined: {reason}"),
+        "{request}"
+    );
     // The media request is not this process's: it stays open and started nothing here.
     ensure!(hub_request(&hub, &media)?["status"] == "open");
     let started = instances(&sandbox).await?;
     ensure!(started.len() == 1, "{started:?}");
     sandbox.assert_replay(&instance).await?;
-    sandbox.stop().await;
+    sandbox.stop().await?;
     Ok(())
 }
 

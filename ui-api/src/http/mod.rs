@@ -56,6 +56,7 @@ pub mod paging;
 pub mod policy;
 pub mod recovery;
 pub mod role;
+pub mod sandbox_clock;
 pub mod sandbox_tokens;
 pub mod serve;
 pub mod state;
@@ -82,6 +83,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::history))
         .routes(routes!(tokens::post_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
+        .routes(routes!(sandbox_clock::advance_clock))
         .routes(routes!(openapi_json))
         .routes(routes!(connectors::list_connectors))
         // Signed by the source's secret instead of a bearer token (`Access::Signed`).

@@ -13,7 +13,9 @@ use crate::http::role::Role;
 use crate::http::state::TokenSettings;
 use crate::http::tokens::{self, TokenRequest};
 
-/// The demo users: an analyst, two approvers in group `brand-managers`, an auditor.
+/// The demo users: an analyst; approvers for each desk the bundled processes ask
+/// (`brand-managers` twice, for quorum and a second decider, `legal`, `content-team`,
+/// `curators`, `marketing-directors` for escalations); an auditor.
 pub fn sandbox_users() -> Vec<TokenRequest> {
     let user = |name: &str, role: Role, groups: &[&str]| TokenRequest {
         user: name.to_owned(),
@@ -25,6 +27,10 @@ pub fn sandbox_users() -> Vec<TokenRequest> {
         user("ana", Role::Analyst, &[]),
         user("bob", Role::Approver, &["brand-managers"]),
         user("bea", Role::Approver, &["brand-managers"]),
+        user("lea", Role::Approver, &["legal"]),
+        user("cody", Role::Approver, &["content-team"]),
+        user("cara", Role::Approver, &["curators"]),
+        user("max", Role::Approver, &["marketing-directors"]),
         user("otto", Role::Auditor, &[]),
     ]
 }
@@ -76,7 +82,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sandbox_has_an_analyst_two_brand_manager_approvers_and_an_auditor() {
+    fn sandbox_has_an_analyst_an_auditor_and_approvers_for_each_desk() {
         let users = sandbox_users();
         let with_role = |role| users.iter().filter(|user| user.role == role).count();
         assert_eq!(with_role(Role::Analyst), 1);
@@ -86,11 +92,16 @@ mod tests {
             .iter()
             .filter(|user| user.role == Role::Approver)
             .collect();
-        assert_eq!(approvers.len(), 2);
-        assert!(
+        let in_group = |group: &str| {
             approvers
                 .iter()
-                .all(|user| user.groups == ["brand-managers"])
-        );
+                .filter(|user| user.groups.iter().any(|name| name == group))
+                .count()
+        };
+        assert_eq!(approvers.len(), 6);
+        assert_eq!(in_group("brand-managers"), 2);
+        for desk in ["legal", "content-team", "curators", "marketing-directors"] {
+            assert_eq!(in_group(desk), 1, "{desk}");
+        }
     }
 }

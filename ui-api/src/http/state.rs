@@ -25,6 +25,8 @@ pub struct AppState {
     pub event_secrets: EventSecrets,
     /// Token lifetimes and this server run's id (demo tokens).
     pub tokens: TokenSettings,
+    /// The clock that `POST /sandbox/clock` moves, under `serve --sandbox` only.
+    pub sandbox_clock: Option<Arc<gridflow_runtime::SandboxClock>>,
 }
 
 impl fmt::Debug for AppState {
@@ -35,6 +37,7 @@ impl fmt::Debug for AppState {
             .field("admin_token", &"<redacted>")
             .field("event_secrets", &self.event_secrets)
             .field("tokens", &self.tokens)
+            .field("sandbox_clock", &self.sandbox_clock)
             .finish()
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use gridflow::cli::{ServeArgs, SqliteSync};
 use gridflow_connectors::Registry;
 use gridflow_connectors::config::Config;
-use gridflow_runtime::{AuditKey, Engine, EngineOptions, SystemClock};
+use gridflow_runtime::{AuditKey, Clock, Engine, EngineOptions};
 use gridflow_store::sql::SqliteSynchronous;
 use gridflow_store::{SqlOptions, SqlStore};
 
@@ -56,6 +56,7 @@ pub(crate) async fn open_engine(
     url: &str,
     options: SqlOptions,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
     engine_options: EngineOptions,
 ) -> anyhow::Result<Engine> {
     let database = gridflow_store::sql::redact(url);
@@ -68,7 +69,7 @@ pub(crate) async fn open_engine(
             Ok(store) => match Engine::start(
                 Arc::new(store),
                 registry.clone(),
-                Arc::new(SystemClock),
+                clock.clone(),
                 engine_options.clone(),
             )
             .await

@@ -21,6 +21,7 @@ use gridflow_connectors::sandbox::Sandbox;
 use gridflow_connectors::simulator::{
     SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
 };
+use gridflow_runtime::{Clock, SandboxClock, SystemClock};
 
 mod background;
 mod connectors;
@@ -56,12 +57,20 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // dead one), and the database is tried again and again.
     let (listener, address) = bind(&args.bind).await?;
     let gate = Gate::new();
+    // The sandbox runs on a clock that `POST /sandbox/clock` moves forward; a real
+    // server only ever on the system clock.
+    let sandbox_clock = args.sandbox.then(|| Arc::new(SandboxClock::new()));
+    let clock: Arc<dyn Clock> = match &sandbox_clock {
+        Some(sandbox_clock) => sandbox_clock.clone(),
+        None => Arc::new(SystemClock),
+    };
     let mut server = spawn_server(listener, gate.clone(), config.http.clone());
     tracing::info!(%address, "listening; answering 503 until the database is ready");
     let opening = engine::open_engine(
         &args.database_url,
         store_options,
         Arc::new(registry),
+        clock,
         engine_options,
     );
     let engine = tokio::select! {
@@ -94,6 +103,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token,
         event_secrets,
         tokens: token_settings.clone(),
+        sandbox_clock,
     };
     gate.open(app(state));
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).

@@ -92,6 +92,7 @@ impl Harness {
             admin_token: Arc::from(options.admin_token),
             event_secrets: options.event_secrets,
             tokens: options.tokens,
+            sandbox_clock: None,
         };
         Self {
             store: options.store,

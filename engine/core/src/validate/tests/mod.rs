@@ -117,4 +117,3 @@ mod graph;
 mod rights;
 mod semantics;
 mod wording;
-mod workflow_files;
