@@ -226,6 +226,20 @@ async fn every_action_meets_the_contract() {
             arguments: json!({"group_id": "grp-distributors", "company_ids": ["GC00912345AB"]}),
             missing: Some(json!({"group_id": "grp-nope", "company_ids": ["GC00912345AB"]})),
         },
+        Case {
+            action: "trading_grid.put_library_entry",
+            arguments: json!({"community_id": "cmty-aurora-partners", "entry_id": "otmm-a1",
+                              "source": {"system": "otmm", "asset_id": "a1"}, "status": "approved",
+                              "partner_company_ids": ["GC00912345AB"]}),
+            missing: Some(json!({"community_id": "cmty-nope", "entry_id": "otmm-a1",
+                                 "source": {"system": "otmm", "asset_id": "a1"}, "status": "approved",
+                                 "partner_company_ids": []})),
+        },
+        Case {
+            action: "trading_grid.list_library_entries",
+            arguments: json!({"community_id": "cmty-aurora-partners"}),
+            missing: Some(json!({"community_id": "cmty-nope"})),
+        },
     ];
     run_contract(
         &simulator,

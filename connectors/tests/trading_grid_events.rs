@@ -440,3 +440,69 @@ async fn partner_routes_need_a_known_partner_login() {
     assert_eq!(bad_type.status(), 422);
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_partner_reads_its_own_requests_and_no_other_company_s() {
+    let (sandbox, _registry, _content) = sandbox().await;
+    let created = partner(
+        &sandbox,
+        METRO_LOGIN,
+        reqwest::Method::POST,
+        "/partner/v1/requests",
+        json!({"type": "media", "description": "Pack shots for the spring reset"}),
+    )
+    .await;
+    let request_id = created["request_id"].as_str().unwrap();
+    let path = format!("/partner/v1/requests/{request_id}");
+    let own = partner(
+        &sandbox,
+        METRO_LOGIN,
+        reqwest::Method::GET,
+        &path,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(own["status"], "open");
+    assert_eq!(own["description"], "Pack shots for the spring reset");
+    let listed = partner(
+        &sandbox,
+        METRO_LOGIN,
+        reqwest::Method::GET,
+        "/partner/v1/requests",
+        Value::Null,
+    )
+    .await;
+    let ids: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|request| &request["request_id"])
+        .collect();
+    assert_eq!(ids, [&json!(request_id)]);
+    // Another partner company sees neither the request nor it in its list.
+    let base = sandbox.simulator("trading_grid").unwrap().base_url();
+    let other = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header(PARTNER_LOGIN_HEADER, HARBOR_LOGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let theirs = partner(
+        &sandbox,
+        HARBOR_LOGIN,
+        reqwest::Method::GET,
+        "/partner/v1/requests",
+        Value::Null,
+    )
+    .await;
+    assert!(
+        theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|request| request["partner_company_id"] != "GC00933311CD"),
+        "{theirs}"
+    );
+    sandbox.shutdown().await;
+}

@@ -27,6 +27,7 @@ use serde_json::Value;
 pub mod cluster;
 mod engine;
 pub mod process;
+pub mod process_issues;
 mod replay;
 mod wait;
 

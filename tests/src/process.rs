@@ -350,22 +350,15 @@ impl Sandbox {
         }
     }
 
-    /// Instance `id`'s history events, as the auditor.
+    /// Instance `id`'s history events (`GET /instances/{id}/history`), as the auditor.
     pub async fn history(&self, id: &str) -> anyhow::Result<Vec<Value>> {
-        let mut events = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/instances/{id}/history?limit=500");
-            if let Some(cursor) = &cursor {
-                path.push_str(&format!("&cursor={cursor}"));
-            }
-            let page = self.get("otto", &path).await?;
-            events.extend(page["items"].as_array().cloned().unwrap_or_default());
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return Ok(events),
-            }
-        }
+        let history = self
+            .get("otto", &format!("/instances/{id}/history"))
+            .await?;
+        history["events"]
+            .as_array()
+            .cloned()
+            .with_context(|| format!("the history of {id} holds no events: {history}"))
     }
 
     /// Replay of instance `id`'s whole history must equal its stored state, as the

@@ -222,6 +222,25 @@ async fn healthz_needs_no_token() {
 }
 
 #[tokio::test]
+async fn only_a_sandbox_has_a_clock_to_move() {
+    let app = TestApp::new().await;
+    let answer = app
+        .request(
+            Method::POST,
+            "/api/v1/sandbox/clock",
+            Some(TOKEN),
+            Some(r#"{"advance": "1h"}"#),
+        )
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    assert!(
+        answer.body.to_string().contains("not a sandbox"),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
 async fn deploy_creates_then_recognizes_unchanged_then_versions_changes() {
     let app = TestApp::new().await;
     let first = app.deploy(CHAIN).await;

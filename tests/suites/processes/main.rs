@@ -4,6 +4,13 @@
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
 mod p01_publish_approved_assets;
+mod p02_partner_media_request;
+mod p03_partner_issue_loop;
+mod p06_version_change_notice;
+mod p07_segmented_libraries;
 mod p10_compliance_versioning;
 mod p12_localisation_request;
+mod p13_rights_expiry_recall;
+mod p14_access_request;
+mod p15_metadata_sync;
 mod sandbox_clock;

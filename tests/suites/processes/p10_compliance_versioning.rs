@@ -210,16 +210,11 @@ async fn changed_file_is_refused(url: String) -> anyhow::Result<()> {
         view["steps"]["share"]["error"]["code"] == "artifact_not_approved",
         "{view}"
     );
-    // The history API answers `{instance_id, events}`; read it as the auditor does.
-    let history = sandbox
-        .get("otto", &format!("/instances/{instance}/history"))
-        .await?;
-    let refusal = history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let history = sandbox.history(&instance).await?;
+    let refusal = history
+        .iter()
         .find(|event| event["type"] == "step_failed" && event["data"]["step"] == "share")
-        .with_context(|| format!("no refusal in history: {history}"))?
+        .with_context(|| format!("no refusal in history: {history:?}"))?
         .to_string();
     ensure!(
         refusal.contains("artifact_not_approved")

@@ -10,7 +10,7 @@
 //! `fault.faultstring`.
 //!
 //! Rooms: `actions` (directory, messaging, issues, acknowledgements), `publish` (content
-//! by digest: documents, posts, withdrawals), `requests` (partner requests, groups),
+//! by digest: documents, posts, withdrawals), `requests` (partner requests, groups), `library` (the communities' library entries),
 //! `specs` (the catalogue), `events` and `inbound` (the events, the hub's signed
 //! callbacks and what events mean for the ledger), `feed` (the poller's change feed).
 
@@ -29,6 +29,7 @@ mod actions;
 mod events;
 pub mod feed;
 mod inbound;
+mod library;
 mod publish;
 mod requests;
 mod specs;
@@ -196,6 +197,8 @@ impl Connector for TradingGridConnector {
             "create_group" => self.create_group(arguments, key).await,
             "add_group_members" => self.change_group_members(arguments, key, true).await,
             "remove_group_members" => self.change_group_members(arguments, key, false).await,
+            "put_library_entry" => self.put_library_entry(arguments, key).await,
+            "list_library_entries" => self.list_library_entries(arguments).await,
             other => Err(Error::permanent(
                 "unknown_action",
                 format!("trading_grid has no action {other:?}"),

@@ -138,6 +138,7 @@ pub(super) fn action_specs() -> Vec<ActionSpec> {
     ];
     actions.extend(content_specs());
     actions.extend(request_specs());
+    actions.extend(super::library::specs());
     actions
 }
 

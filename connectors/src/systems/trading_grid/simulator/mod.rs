@@ -9,9 +9,12 @@
 //!   reach partner companies, withdrawals;
 //! - `requests`: partner requests (media, access, localisation, enhancement) we answer and
 //!   close, and group membership management;
+//! - `library`: the communities' library entries (a shared asset's metadata and the
+//!   partners it is assigned to);
 //! - `partner`: what a partner does, under the separate prefix `/partner/v1` with the
 //!   partner's identity in `X-Partner-Login` (create a request, comment on or acknowledge
 //!   a post, download a document, join a community);
+//! - `partner_issues`: issues a partner raises on content under `/partner/v1/issues`;
 //! - `callbacks`: `POST /hub/v1/subscriptions {url, events?, secret}` and the signed
 //!   callbacks (`X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>`), retried with
 //!   backoff on anything but 2xx.
@@ -31,7 +34,9 @@
 mod callbacks;
 mod hub;
 mod issues;
+mod library;
 mod partner;
+mod partner_issues;
 mod posts;
 mod requests;
 
@@ -95,6 +100,9 @@ pub struct TradingGridState {
     /// Partner users: `loginId` to `companyId`.
     #[serde(default)]
     pub logins: BTreeMap<String, String>,
+    /// The communities' library entries by id \[D\] (`library`).
+    #[serde(default)]
+    pub library: BTreeMap<String, Value>,
     /// Callback subscriptions by id (with their secret: the simulator's own).
     #[serde(default)]
     pub subscriptions: BTreeMap<String, Value>,
@@ -176,7 +184,9 @@ fn routes() -> Routes<TradingGridState> {
             "/_sim/trading_grid/corrupt_uploads",
             post(posts::corrupt_uploads),
         )
-        .merge(partner::routes());
+        .merge(partner::routes())
+        .merge(library::partner_routes())
+        .merge(partner_issues::routes());
     let protected = Router::new()
         .route(
             "/TGCommunityServices/v1/companies/{company_id}",
@@ -206,7 +216,8 @@ fn routes() -> Routes<TradingGridState> {
         )
         .merge(hub::routes())
         .merge(posts::routes())
-        .merge(requests::routes());
+        .merge(requests::routes())
+        .merge(library::routes());
     Routes {
         public,
         protected,

@@ -6,6 +6,8 @@
 //! | route | event |
 //! |---|---|
 //! | `POST /partner/v1/requests {type, asset?, market?, language?, description}` | `request.created` |
+//! | `GET /partner/v1/requests` | (none: the company's own requests, with answers and status) |
+//! | `GET /partner/v1/requests/{request_id}` | (none: one of them) |
 //! | `GET /partner/v1/posts/{post_id}` | (none: the post as the partner sees it) |
 //! | `POST /partner/v1/posts/{post_id}/comments {body}` | `post.commented` |
 //! | `POST /partner/v1/posts/{post_id}/acknowledgements {ack_type, comment?}` | `post.acknowledged` |
@@ -35,7 +37,11 @@ const REQUEST_TYPES: [&str; 4] = ["media", "access", "localisation", "enhancemen
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
-        .route("/partner/v1/requests", post(create_request))
+        .route(
+            "/partner/v1/requests",
+            post(create_request).get(own_requests),
+        )
+        .route("/partner/v1/requests/{request_id}", get(own_request))
         .route("/partner/v1/posts/{post_id}", get(read_post))
         .route("/partner/v1/posts/{post_id}/comments", post(comment))
         .route(
@@ -50,7 +56,7 @@ pub(super) fn routes() -> Router<Shared> {
 }
 
 /// The acting partner: `(login_id, company_id)` from `X-Partner-Login`.
-fn partner(context: &Shared, headers: &HeaderMap) -> Result<(String, String), Response> {
+pub(super) fn partner(context: &Shared, headers: &HeaderMap) -> Result<(String, String), Response> {
     let Some(login) = headers
         .get(PARTNER_LOGIN_HEADER)
         .and_then(|value| value.to_str().ok())
@@ -130,6 +136,43 @@ async fn create_request(State(context): Context, headers: HeaderMap, body: Bytes
         state.record_event("request.created", request.clone());
         Ok((StatusCode::CREATED, request, Some(request_id)))
     })
+}
+
+/// The acting company's requests, oldest first.
+async fn own_requests(State(context): Context, headers: HeaderMap) -> Response {
+    let (_, company_id) = match partner(&context, &headers) {
+        Ok(partner) => partner,
+        Err(response) => return response,
+    };
+    respond(context.store.read(|state| {
+        let items: Vec<Value> = state
+            .requests
+            .values()
+            .filter(|request| request["partner_company_id"] == company_id.as_str())
+            .cloned()
+            .collect();
+        Ok(json!({"items": items}))
+    }))
+}
+
+/// One of the acting company's requests; another company's is 404 to it.
+async fn own_request(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+) -> Response {
+    let (_, company_id) = match partner(&context, &headers) {
+        Ok(partner) => partner,
+        Err(response) => return response,
+    };
+    respond(context.store.read(|state| {
+        state
+            .requests
+            .get(&request_id)
+            .filter(|request| request["partner_company_id"] == company_id.as_str())
+            .cloned()
+            .ok_or_else(|| not_found(error_value, "request", &request_id))
+    }))
 }
 
 async fn read_post(
