@@ -352,7 +352,9 @@ impl Sandbox {
 
     /// Instance `id`'s history events (`GET /instances/{id}/history`), as the auditor.
     pub async fn history(&self, id: &str) -> anyhow::Result<Vec<Value>> {
-        let history = self.get("otto", &format!("/instances/{id}/history")).await?;
+        let history = self
+            .get("otto", &format!("/instances/{id}/history"))
+            .await?;
         history["events"]
             .as_array()
             .cloned()

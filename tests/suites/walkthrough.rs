@@ -34,7 +34,9 @@ fn walkthrough_lines(readme: &str) -> anyhow::Result<Vec<String>> {
         .find("\n## Walkthrough")
         .context("the README has no `## Walkthrough` section")?;
     let section = &readme[start + 1..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let section = &section[..section[3..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 3)];
     let mut lines = Vec::new();
     let mut in_block = false;
     let mut pending = String::new();
@@ -125,7 +127,9 @@ fn fill(
     let mut filled = command.replace("cargo run --release --", binary);
     filled = filled.replace("<the hub's address>", sandbox.simulator_url("trading_grid"));
     while let Some(open) = filled.find('<') {
-        let Some(close) = filled[open..].find('>') else { break };
+        let Some(close) = filled[open..].find('>') else {
+            break;
+        };
         let name = &filled[open + 1..open + close];
         let value = if let Some(user) = name.strip_suffix("'s token") {
             sandbox.token(user)?.to_owned()

@@ -3,6 +3,7 @@
 //! actors would, with the outcome asserted in the simulators' records, the distribution
 //! ledger and history. One module per process; every case runs on SQLite and PostgreSQL.
 
+mod p01_publish_approved_assets;
 mod p02_partner_media_request;
 mod p03_partner_issue_loop;
 mod p04_campaign_kit;
@@ -11,7 +12,9 @@ mod p06_version_change_notice;
 mod p07_segmented_libraries;
 mod p08_launch_coordination;
 mod p09_delivery_audit_report;
+mod p10_compliance_versioning;
 mod p11_partner_onboarding;
+mod p12_localisation_request;
 mod p13_rights_expiry_recall;
 mod p14_access_request;
 mod p15_metadata_sync;
