@@ -140,6 +140,12 @@ async fn children(
         .collect())
 }
 
+/// iconik's broadcast clips (process 17's), synced like every other asset.
+const BROADCAST_CLIPS: [&str; 2] = [
+    "a1f0c3d2-5b6e-4f70-8a91-b2c3d4e51701",
+    "a1f0c3d2-5b6e-4f70-8a91-b2c3d4e51702",
+];
+
 async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
     let sandbox = Sandbox::start(url).await?;
     sandbox.deploy("metadata-sync-otmm").await?;
@@ -154,20 +160,20 @@ async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
     let film = seeded_asset_id(7);
     let heritage = [seeded_asset_id(1601), seeded_asset_id(1602)];
 
-    // Pages of two: OTMM's eight latest versions make four pages and iconik's five assets
-    // three, one child instance per page.
+    // Pages of two: OTMM's eight latest versions make four pages and iconik's seven assets
+    // (five, and the two broadcast clips of process 17) four, one child instance per page.
     let id = sandbox.start_instance("metadata-sync", input(2)).await?;
     let instance = sandbox.wait_status(&id, "completed").await?;
     let output = &instance["output"];
     ensure!(
-        output["otmm_pages"] == json!(4) && output["iconik_pages"] == json!(3),
+        output["otmm_pages"] == json!(4) && output["iconik_pages"] == json!(4),
         "{output}"
     );
     let mut pages = children(&sandbox, "metadata-sync-otmm", &id, "otmm_pages").await?;
     ensure!(pages.len() == 4, "{} OTMM page instances", pages.len());
     let iconik_pages = children(&sandbox, "metadata-sync-iconik", &id, "iconik_pages").await?;
     ensure!(
-        iconik_pages.len() == 3,
+        iconik_pages.len() == 4,
         "{} iconik page instances",
         iconik_pages.len()
     );
@@ -226,6 +232,7 @@ async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
         .chain(&heritage)
         .map(|asset| format!("otmm-{asset}"))
         .chain((1..=5).map(|n| format!("iconik-{ICONIK_ASSET}{n}")))
+        .chain(BROADCAST_CLIPS.map(|clip| format!("iconik-{clip}")))
         .collect();
     expected.sort();
     ensure!(written == expected, "entries written: {written:?}");

@@ -129,47 +129,91 @@ pub async fn replay(
 
 /// `gridflow deploy FILE…`: one line per file; a file the server refuses is reported on
 /// stderr with every problem, and the other files are still deployed.
+///
+/// A definition that starts a child workflow is refused until the child is deployed, so
+/// files go in passes: one refused only for unknown workflows waits for the next pass as
+/// long as the pass before deployed something. `deploy workflows/*.yaml` thus deploys
+/// children before their parents, whatever the files' order.
 pub async fn deploy(client: &Client, files: &[PathBuf]) -> Result<ExitCode, ClientError> {
     let mut all_deployed = true;
+    let mut pending = Vec::new();
     for file in files {
         let name = file.display().to_string();
-        let source = match std::fs::read_to_string(file) {
-            Ok(source) => source,
+        match std::fs::read_to_string(file) {
+            Ok(source) => pending.push((name, source, content_type(file))),
             Err(error) => {
                 all_deployed = false;
                 output::error_line(format!("{name}: cannot read the file: {error}"));
-                continue;
             }
-        };
-        match client
-            .post_text(&["definitions"], source, content_type(file))
-            .await
-        {
-            Ok((status, answer)) => {
-                let id = answer.get("id").and_then(Value::as_str).unwrap_or_default();
-                let version = answer
-                    .get("version")
-                    .and_then(Value::as_u64)
-                    .unwrap_or_default();
-                let what = if status == reqwest::StatusCode::CREATED {
-                    "deployed"
-                } else {
-                    "unchanged"
-                };
-                output::line(format!("{name}: {what} {id} version {version}"));
-            }
-            Err(error @ ClientError::Api { .. }) => {
-                all_deployed = false;
-                client::report(Some(&name), &error);
-            }
-            Err(other) => return Err(other),
         }
+    }
+    while !pending.is_empty() {
+        let mut waiting = Vec::new();
+        let mut deployed_any = false;
+        for (name, source, kind) in pending {
+            match client
+                .post_text(&["definitions"], source.clone(), kind)
+                .await
+            {
+                Ok((status, answer)) => {
+                    deployed_any = true;
+                    report_deployed(&name, status, &answer);
+                }
+                Err(error @ ClientError::Api { .. }) if waits_for_a_workflow(&error) => {
+                    waiting.push((name, source, kind, error));
+                }
+                Err(error @ ClientError::Api { .. }) => {
+                    all_deployed = false;
+                    client::report(Some(&name), &error);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if !deployed_any {
+            for (name, _, _, error) in &waiting {
+                all_deployed = false;
+                client::report(Some(name), error);
+            }
+            break;
+        }
+        pending = waiting
+            .into_iter()
+            .map(|(name, source, kind, _)| (name, source, kind))
+            .collect();
     }
     Ok(if all_deployed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn report_deployed(name: &str, status: reqwest::StatusCode, answer: &Value) {
+    let id = answer.get("id").and_then(Value::as_str).unwrap_or_default();
+    let version = answer
+        .get("version")
+        .and_then(Value::as_u64)
+        .unwrap_or_default();
+    let what = if status == reqwest::StatusCode::CREATED {
+        "deployed"
+    } else {
+        "unchanged"
+    };
+    output::line(format!("{name}: {what} {id} version {version}"));
+}
+
+/// Whether the server refused a definition only because a workflow it starts is not
+/// deployed yet.
+fn waits_for_a_workflow(error: &ClientError) -> bool {
+    match error {
+        ClientError::Api { details, .. } => {
+            !details.is_empty()
+                && details.iter().all(|(path, message)| {
+                    path.ends_with(".workflow.id") && message.starts_with("unknown workflow")
+                })
+        }
+        _ => false,
+    }
 }
 
 fn content_type(file: &Path) -> &'static str {
