@@ -40,8 +40,9 @@ pub fn workflows_folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")
 }
 
-/// The simulators' URLs and the demo users' tokens, once the banner holds them all.
-fn banner(
+/// The simulators' URLs and the demo users' tokens, once the start-up banner of
+/// `serve --sandbox` holds them all.
+pub fn banner(
     lines: &[(Stream, String)],
 ) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let mut simulators = BTreeMap::new();
@@ -255,6 +256,61 @@ impl Sandbox {
             },
         )
         .await
+    }
+
+    /// The instances of `definition`, newest first, as the analyst lists them.
+    pub async fn instances(&self, definition: &str) -> anyhow::Result<Vec<Value>> {
+        let page = self
+            .get(
+                "ana",
+                &format!("/instances?definition={definition}&limit=500"),
+            )
+            .await?;
+        Ok(page["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until a trigger started an instance of `definition` whose input satisfies
+    /// `wanted`; its id.
+    pub async fn started_instance(
+        &self,
+        definition: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<String> {
+        wait_until(
+            DEADLINE,
+            &format!("an instance of {definition} to start"),
+            || async {
+                Ok(self
+                    .instances(definition)
+                    .await?
+                    .iter()
+                    .find(|instance| wanted(&instance["input"]))
+                    .and_then(|instance| instance["id"].as_str().map(str::to_owned)))
+            },
+        )
+        .await
+    }
+
+    /// A partner user (`login`) raises a request on the hub (`POST /partner/v1/requests`),
+    /// as the partner would; its id.
+    pub async fn partner_request(&self, login: &str, request: Value) -> anyhow::Result<String> {
+        let (status, created) = self
+            .partner(
+                "trading_grid",
+                Some(login),
+                Method::POST,
+                "/partner/v1/requests",
+                Some(request),
+            )
+            .await?;
+        ensure!(
+            status == 201,
+            "the partner's request answered {status}: {created}"
+        );
+        created["request_id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("the hub answered no request id: {created}"))
     }
 
     /// The pending approvals `user` sees (own and groups').

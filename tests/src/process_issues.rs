@@ -172,30 +172,6 @@ pub async fn ledger_of(
     Ok(rows)
 }
 
-/// Waits until a trigger started an instance of `definition` whose input satisfies
-/// `wanted`; its id.
-pub async fn started_instance(
-    sandbox: &Sandbox,
-    definition: &str,
-    wanted: impl Fn(&Value) -> bool,
-) -> anyhow::Result<String> {
-    let path = format!("/instances?definition={definition}");
-    wait_until(
-        PATIENCE,
-        &format!("an instance of {definition} to start"),
-        || async {
-            let body = sandbox.get("ana", &path).await?;
-            Ok(body["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|instance| wanted(&instance["input"]))
-                .and_then(|instance| instance["id"].as_str().map(str::to_owned)))
-        },
-    )
-    .await
-}
-
 /// Waits until the ledger rows of `asset_id`, as sorted `(partner, version, status)`,
 /// are `expected` (download and withdrawal events reach the ledger through the hub's
 /// poller, a moment after they happened).

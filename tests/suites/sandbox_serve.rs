@@ -367,32 +367,7 @@ impl Simulators {
 fn startup(
     lines: &[(Stream, String)],
 ) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    let mut simulators = BTreeMap::new();
-    let mut demo = BTreeMap::new();
-    let mut in_users = false;
-    for (stream, line) in lines {
-        if *stream != Stream::Stderr {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("sandbox ")
-            && let Some((name, url)) = rest.split_once(' ')
-            && url.starts_with("http://127.0.0.1:")
-        {
-            simulators.insert(name.to_owned(), url.to_owned());
-        }
-        if line == "sandbox users (tokens shown once):" {
-            in_users = true;
-        } else if in_users && let Some((head, token)) = line.split_once(" token=") {
-            if let Some(user) = head.split_whitespace().next() {
-                demo.insert(user.to_owned(), token.to_owned());
-            }
-        } else {
-            in_users = false;
-        }
-    }
-    (simulators.len() == SYSTEMS.len()
-        && demo.len() == gridflow::http::sandbox_tokens::sandbox_users().len())
-    .then_some((simulators, demo))
+    gridflow_tests::process::banner(lines)
 }
 
 /// Whether `text` holds something shaped like a simulator token (`sim-` and 48 hex digits).

@@ -390,7 +390,8 @@ async fn demo_tokens_work_only_on_their_server_run_and_are_revoked_by_the_next()
         gridflow::http::sandbox_tokens::create_sandbox_tokens(&first.engine, &first.settings)
             .await
             .unwrap();
-    assert_eq!(demo.len(), 4);
+    let users = gridflow::http::sandbox_tokens::sandbox_users().len();
+    assert_eq!(demo.len(), users);
     for (_, token) in &demo {
         assert_eq!(first.status_with(token).await.0, StatusCode::OK);
     }
@@ -419,7 +420,7 @@ async fn demo_tokens_work_only_on_their_server_run_and_are_revoked_by_the_next()
     )
     .await
     .unwrap();
-    assert_eq!(revoked, 4);
+    assert_eq!(revoked, users);
     let own =
         gridflow::http::sandbox_tokens::create_sandbox_tokens(&second.engine, &second.settings)
             .await
@@ -443,14 +444,14 @@ async fn demo_tokens_work_only_on_their_server_run_and_are_revoked_by_the_next()
         )
         .await
         .unwrap(),
-        4
+        users
     );
     assert_eq!(
         second.status_with(&own[0].1).await.0,
         StatusCode::UNAUTHORIZED
     );
     let listed = second.engine.list_tokens().await.unwrap();
-    assert_eq!(listed.len(), 8);
+    assert_eq!(listed.len(), 2 * users);
     assert!(listed.iter().all(|token| token.revoked_at.is_some()));
     let revocations = second
         .engine
@@ -460,7 +461,7 @@ async fn demo_tokens_work_only_on_their_server_run_and_are_revoked_by_the_next()
         .iter()
         .filter(|record| record.event_type == "token_revoked" && record.actor == "system")
         .count();
-    assert_eq!(revocations, 8);
+    assert_eq!(revocations, 2 * users);
 }
 
 #[tokio::test]

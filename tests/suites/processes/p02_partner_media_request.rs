@@ -42,53 +42,11 @@ const METRO_FRESH: (&str, &str) = ("GC00933311CD", "media@metrofresh.example");
 const ATLANTIC: (&str, &str) = ("GC00955577EF", "buyer@atlanticws.example");
 const GREEN_MOUNTAIN: (&str, &str) = ("GC00912345AB", "buyer@greenmountain.example");
 
-/// A partner user's request on the hub (`POST /partner/v1/requests`); its id.
-pub(crate) async fn partner_request(
-    sandbox: &Sandbox,
-    login: &str,
-    request: Value,
-) -> anyhow::Result<String> {
-    let (status, created) = sandbox
-        .partner(
-            "trading_grid",
-            Some(login),
-            Method::POST,
-            "/partner/v1/requests",
-            Some(request),
-        )
-        .await?;
-    ensure!(
-        status == 201,
-        "partner request answered {status}: {created}"
-    );
-    Ok(created["request_id"]
-        .as_str()
-        .context("a request id")?
-        .to_owned())
-}
-
-/// The instance of `definition` the hub's event started for `request_id`.
-pub(crate) async fn instance_for(
-    sandbox: &Sandbox,
-    definition: &str,
-    request_id: &str,
-) -> anyhow::Result<String> {
-    let path = format!("/instances?definition={definition}&limit=100");
-    wait_until(
-        TIMEOUT,
-        &format!("the {definition} instance of {request_id}"),
-        || async {
-            let (_, page) = sandbox.api("ana", Method::GET, &path, None).await?;
-            Ok(page["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|item| item["input"]["request_id"] == request_id)
-                .and_then(|item| item["id"].as_str())
-                .map(str::to_owned))
-        },
-    )
-    .await
+/// The instance of the process that the hub's event started for `request_id`.
+pub(crate) async fn started_by(sandbox: &Sandbox, request_id: &str) -> anyhow::Result<String> {
+    sandbox
+        .started_instance(DEFINITION, |input| input["request_id"] == request_id)
+        .await
 }
 
 /// The hub's request `request_id` as the simulator holds it.
@@ -142,15 +100,15 @@ async fn approved_request_is_delivered_by_digest_and_answered() -> anyhow::Resul
         let sandbox = Sandbox::start(&url).await?;
         sandbox.deploy(DEFINITION).await?;
         let seeded_posts = posts_to(&sandbox, METRO_FRESH.0)?.len();
-        let request_id = partner_request(
-            &sandbox,
-            METRO_FRESH.1,
-            json!({"type": "media", "asset": {"system": "otmm", "asset_id": PACK_SHOT},
+        let request_id = sandbox
+            .partner_request(
+                METRO_FRESH.1,
+                json!({"type": "media", "asset": {"system": "otmm", "asset_id": PACK_SHOT},
                    "market": "US", "language": "en-US",
                    "description": "Citrus Spritz 12oz pack shot for our spring circular"}),
-        )
-        .await?;
-        let id = instance_for(&sandbox, DEFINITION, &request_id).await?;
+            )
+            .await?;
+        let id = started_by(&sandbox, &request_id).await?;
 
         // bob sees exactly the bytes he approves: OTMM's current version of the pack shot.
         let approval = sandbox.approval("bob", &id, "review").await?;
@@ -281,15 +239,15 @@ async fn declined_request_is_answered_with_the_reason() -> anyhow::Result<()> {
         let sandbox = Sandbox::start(&url).await?;
         sandbox.deploy(DEFINITION).await?;
         let seeded_posts = posts_to(&sandbox, ATLANTIC.0)?.len();
-        let request_id = partner_request(
-            &sandbox,
-            ATLANTIC.1,
-            json!({"type": "media", "asset": {"system": "iconik", "asset_id": HERO_CAN},
+        let request_id = sandbox
+            .partner_request(
+                ATLANTIC.1,
+                json!({"type": "media", "asset": {"system": "iconik", "asset_id": HERO_CAN},
                    "market": "CA", "language": "fr-CA",
                    "description": "The Citrus Spritz hero can for our Quebec flyer"}),
-        )
-        .await?;
-        let id = instance_for(&sandbox, DEFINITION, &request_id).await?;
+            )
+            .await?;
+        let id = started_by(&sandbox, &request_id).await?;
         let approval = sandbox.approval("bea", &id, "review").await?;
         ensure!(
             approval["artifacts"][0]["system"] == "iconik"
@@ -350,17 +308,14 @@ async fn dam_checks_decline_without_a_brand_decision() -> anyhow::Result<()> {
         ];
         let mut started = Vec::new();
         for (asset, what, _) in &cases {
-            let request_id = partner_request(
-                &sandbox,
-                GREEN_MOUNTAIN.1,
-                json!({"type": "media", "asset": asset, "market": "US",
+            let request_id = sandbox
+                .partner_request(
+                    GREEN_MOUNTAIN.1,
+                    json!({"type": "media", "asset": asset, "market": "US",
                        "description": format!("Please send it ({what})")}),
-            )
-            .await?;
-            started.push((
-                request_id.clone(),
-                instance_for(&sandbox, DEFINITION, &request_id).await?,
-            ));
+                )
+                .await?;
+            started.push((request_id.clone(), started_by(&sandbox, &request_id).await?));
         }
         for ((request_id, id), (_, what, expected)) in started.iter().zip(&cases) {
             let instance = sandbox.wait_status(id, "completed").await?;
@@ -398,14 +353,14 @@ async fn silent_brand_managers_escalate_and_the_partner_still_hears() -> anyhow:
     on_every_database(|url| async move {
         let sandbox = Sandbox::start(&url).await?;
         sandbox.deploy(DEFINITION).await?;
-        let request_id = partner_request(
-            &sandbox,
-            METRO_FRESH.1,
-            json!({"type": "media", "asset": {"system": "otmm", "asset_id": PACK_SHOT},
+        let request_id = sandbox
+            .partner_request(
+                METRO_FRESH.1,
+                json!({"type": "media", "asset": {"system": "otmm", "asset_id": PACK_SHOT},
                    "market": "US", "description": "Citrus Spritz 12oz pack shot, urgent"}),
-        )
-        .await?;
-        let id = instance_for(&sandbox, DEFINITION, &request_id).await?;
+            )
+            .await?;
+        let id = started_by(&sandbox, &request_id).await?;
         sandbox.approval("bob", &id, "review").await?;
 
         // Nobody decides for 48 hours: the marketing directors get it.

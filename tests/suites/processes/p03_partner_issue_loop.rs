@@ -13,7 +13,7 @@ use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_issues::{
     CITRUS_CAN, GREEN_MOUNTAIN, METRO_FRESH, can_download, deliver, hub_state, otmm_versions,
-    partner, posts_after, started_instance, wait_ledger,
+    partner, posts_after, wait_ledger,
 };
 
 const DEFINITION: &str = "partner-issue-loop";
@@ -42,10 +42,9 @@ async fn issue_raised(sandbox: &Sandbox) -> anyhow::Result<(String, String, Stri
     .await?;
     assert_eq!(status, 201, "{issue}");
     let issue_id = issue["issue_id"].as_str().unwrap_or_default().to_owned();
-    let instance = started_instance(sandbox, DEFINITION, |input| {
-        input["issue_id"] == issue_id.as_str()
-    })
-    .await?;
+    let instance = sandbox
+        .started_instance(DEFINITION, |input| input["issue_id"] == issue_id.as_str())
+        .await?;
     Ok((instance, issue_id, old_post, old_document))
 }
 

@@ -69,17 +69,6 @@ async fn deploy(sandbox: &Sandbox) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The instances of `definition`, newest first.
-async fn instances(sandbox: &Sandbox, definition: &str) -> anyhow::Result<Vec<Value>> {
-    let body = sandbox
-        .get(
-            "ana",
-            &format!("/instances?definition={definition}&limit=500"),
-        )
-        .await?;
-    Ok(body["items"].as_array().cloned().unwrap_or_default())
-}
-
 async fn segments_follow_dam_and_vip_metadata(url: &str) -> anyhow::Result<()> {
     let sandbox = Sandbox::start(url).await?;
     deploy(&sandbox).await?;
@@ -148,7 +137,7 @@ async fn segments_follow_dam_and_vip_metadata(url: &str) -> anyhow::Result<()> {
     );
     ensure!(segments[1]["created"] == json!(true), "{}", segments[1]);
     sandbox.assert_replay(&id).await?;
-    for child in instances(&sandbox, "segmented-libraries-segment").await? {
+    for child in sandbox.instances("segmented-libraries-segment").await? {
         let child_id = child["id"].as_str().context("child id")?;
         sandbox.assert_replay(child_id).await?;
     }
@@ -157,7 +146,7 @@ async fn segments_follow_dam_and_vip_metadata(url: &str) -> anyhow::Result<()> {
     let before = hub["effects"].as_array().map_or(0, Vec::len);
     sandbox.advance("1d").await?;
     let nightly = wait_until(Duration::from_secs(60), "the nightly run", || async {
-        let runs = instances(&sandbox, "segmented-libraries").await?;
+        let runs = sandbox.instances("segmented-libraries").await?;
         Ok(runs
             .into_iter()
             .find(|run| run["id"] != id.as_str() && run["status"] == "completed"))

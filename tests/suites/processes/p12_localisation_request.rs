@@ -14,7 +14,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use gridflow_tests::process::Sandbox;
@@ -33,53 +32,11 @@ const GREEN_MOUNTAIN: (&str, &str) = ("GC00912345AB", "buyer@greenmountain.examp
 const RELEASE_NOTES: &str =
     "French (Canada) text on every panel; the price field is left blank for each store.";
 
-/// The partner raises a request on the hub, as its user would; returns its id.
-async fn raise(sandbox: &Sandbox, login: &str, request: Value) -> anyhow::Result<String> {
-    let (status, created) = sandbox
-        .partner(
-            "trading_grid",
-            Some(login),
-            Method::POST,
-            "/partner/v1/requests",
-            Some(request),
-        )
-        .await?;
-    ensure!(status == 201, "{status} {created}");
-    Ok(created["request_id"]
-        .as_str()
-        .context("request_id")?
-        .to_owned())
-}
-
-/// The instances of the process, as the analyst lists them.
-async fn instances(sandbox: &Sandbox) -> anyhow::Result<Vec<Value>> {
-    let (status, page) = sandbox
-        .api(
-            "ana",
-            Method::GET,
-            &format!("/instances?definition={DEFINITION}&limit=50"),
-            None,
-        )
-        .await?;
-    ensure!(status == 200, "{status} {page}");
-    Ok(page["items"].as_array().cloned().unwrap_or_default())
-}
-
 /// The instance the request started (through the hub's event).
 async fn started_by(sandbox: &Sandbox, request_id: &str) -> anyhow::Result<String> {
-    wait_until(
-        Duration::from_secs(30),
-        "the instance started by the request",
-        || async {
-            Ok(instances(sandbox)
-                .await?
-                .iter()
-                .find(|instance| instance["input"]["request_id"] == request_id)
-                .and_then(|instance| instance["id"].as_str())
-                .map(str::to_owned))
-        },
-    )
-    .await
+    sandbox
+        .started_instance(DEFINITION, |input| input["request_id"] == request_id)
+        .await
 }
 
 fn hub_request(hub: &Value, request_id: &str) -> anyhow::Result<Value> {
@@ -104,9 +61,7 @@ fn otmm_versions(otmm: &Value, original: &str) -> Vec<Value> {
 async fn localisation_delivered(url: String) -> anyhow::Result<()> {
     let sandbox = Sandbox::start(&url).await?;
     sandbox.deploy(DEFINITION).await?;
-    let request_id = raise(
-        &sandbox,
-        ATLANTIC.1,
+    let request_id = sandbox.partner_request(ATLANTIC.1,
         json!({"type": "localisation", "asset": {"system": "otmm", "asset_id": SHELF_TALKER},
                "market": "CA", "language": "fr-CA",
                "description": "The Winter Berry 750ml shelf talker in French for our Quebec stores, please."}),
@@ -245,19 +200,19 @@ async fn localisation_delivered(url: String) -> anyhow::Result<()> {
 async fn declined_enhancement_answered(url: String) -> anyhow::Result<()> {
     let sandbox = Sandbox::start(&url).await?;
     sandbox.deploy(DEFINITION).await?;
-    let media = raise(
-        &sandbox,
-        GREEN_MOUNTAIN.1,
-        json!({"type": "media", "description": "Every summer image of Citrus Spritz, please."}),
-    )
-    .await?;
-    let request_id = raise(
-        &sandbox,
-        GREEN_MOUNTAIN.1,
-        json!({"type": "enhancement", "asset": {"system": "otmm", "asset_id": PACK_SHOT.0},
+    let media = sandbox
+        .partner_request(
+            GREEN_MOUNTAIN.1,
+            json!({"type": "media", "description": "Every summer image of Citrus Spritz, please."}),
+        )
+        .await?;
+    let request_id = sandbox
+        .partner_request(
+            GREEN_MOUNTAIN.1,
+            json!({"type": "enhancement", "asset": {"system": "otmm", "asset_id": PACK_SHOT.0},
                "description": "A cut-out of the can on a transparent background, please."}),
-    )
-    .await?;
+        )
+        .await?;
     let instance = started_by(&sandbox, &request_id).await?;
     let task = sandbox.approval("cody", &instance, "work").await?;
     ensure!(
@@ -315,7 +270,7 @@ async fn declined_enhancement_answered(url: String) -> anyhow::Result<()> {
     );
     // The media request is not this process's: it stays open and started nothing here.
     ensure!(hub_request(&hub, &media)?["status"] == "open");
-    let started = instances(&sandbox).await?;
+    let started = sandbox.instances(DEFINITION).await?;
     ensure!(started.len() == 1, "{started:?}");
     sandbox.assert_replay(&instance).await?;
     sandbox.stop().await?;

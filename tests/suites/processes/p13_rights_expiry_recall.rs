@@ -16,7 +16,7 @@ use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_issues::{
     ATLANTIC, GREEN_MOUNTAIN, METRO_FRESH, can_download, deliver, hub_state, posts_after,
-    started_instance, wait_ledger,
+    wait_ledger,
 };
 
 const DEFINITION: &str = "rights-expiry-recall";
@@ -62,10 +62,9 @@ async fn expiring_rights_guide_every_holder_then_withdraw_the_shares_at_the_end(
 
         let (advance, ahead) = past(ends_at - Span::days(14), Span::zero());
         sandbox.advance(&advance).await?;
-        let id = started_instance(&sandbox, DEFINITION, |input| {
-            input["asset_id"] == BRAND_FILM
-        })
-        .await?;
+        let id = sandbox
+            .started_instance(DEFINITION, |input| input["asset_id"] == BRAND_FILM)
+            .await?;
         let task = sandbox.approval("lea", &id, "legal").await?;
         let title = task["title"].as_str().unwrap_or_default();
         assert!(
@@ -151,7 +150,7 @@ async fn a_restricted_licence_is_explained_and_kept_when_legal_rejects_the_recal
         let (status, answer) = sandbox.partner("smintio", None, Method::PUT, &path, Some(terms)).await?;
         anyhow::ensure!(status == 200, "licence terms: {status} {answer}");
 
-        let id = started_instance(&sandbox, DEFINITION, |input| input["asset_id"] == MOUNTAIN_SPRING).await?;
+        let id = sandbox.started_instance(DEFINITION, |input| input["asset_id"] == MOUNTAIN_SPRING).await?;
         let started: Value = sandbox.api("ana", Method::GET, &format!("/instances/{id}"), None).await?.1;
         assert_eq!(started["input"]["reason"], "The licence terms changed: the asset is now restricted for use");
         let task = sandbox.approval("lea", &id, "legal").await?;

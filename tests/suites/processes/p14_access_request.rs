@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 
-use super::p02_partner_media_request::{hub_request, instance_for, partner_request, posts_to};
+use super::p02_partner_media_request::{hub_request, posts_to};
 
 const DEFINITION: &str = "access-request";
 const RETAILERS: &str = "grp-retailers";
@@ -76,14 +76,18 @@ async fn requested_and_decided(
     decision: &str,
     comment: &str,
 ) -> anyhow::Result<(String, String)> {
-    let request_id = partner_request(
-        sandbox,
-        login,
-        json!({"type": "access", "market": "CA", "language": "fr-CA",
+    let request_id = sandbox
+        .partner_request(
+            login,
+            json!({"type": "access", "market": "CA", "language": "fr-CA",
                "description": "Access to the Retailers (EN/FR) library for our Quebec stores"}),
-    )
-    .await?;
-    let id = instance_for(sandbox, DEFINITION, &request_id).await?;
+        )
+        .await?;
+    let id = sandbox
+        .started_instance(DEFINITION, |input| {
+            input["request_id"] == request_id.as_str()
+        })
+        .await?;
     let approval = sandbox.approval("lea", &id, "review").await?;
     // A rejection sends no form data: the form's fields are needed only to grant.
     let data = if decision == "approve" {

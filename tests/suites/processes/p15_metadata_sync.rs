@@ -116,16 +116,6 @@ async fn edit_in_otmm(
     Ok(())
 }
 
-async fn instances(sandbox: &Sandbox, definition: &str) -> anyhow::Result<Vec<Value>> {
-    let body = sandbox
-        .get(
-            "ana",
-            &format!("/instances?definition={definition}&limit=500"),
-        )
-        .await?;
-    Ok(body["items"].as_array().cloned().unwrap_or_default())
-}
-
 /// The child instances of `definition` that step `step` of instance `parent` started.
 async fn children(
     sandbox: &Sandbox,
@@ -133,7 +123,8 @@ async fn children(
     parent: &str,
     step: &str,
 ) -> anyhow::Result<Vec<Value>> {
-    Ok(instances(sandbox, definition)
+    Ok(sandbox
+        .instances(definition)
         .await?
         .into_iter()
         .filter(|child| child["parent"]["instance_id"] == parent && child["parent"]["step"] == step)
@@ -323,7 +314,7 @@ async fn hub_library_follows_the_dam(url: &str) -> anyhow::Result<()> {
     .await?;
     sandbox.advance("1h").await?;
     let hourly = wait_until(Duration::from_secs(60), "the hourly run", || async {
-        let runs = instances(&sandbox, "metadata-sync").await?;
+        let runs = sandbox.instances("metadata-sync").await?;
         Ok(runs
             .into_iter()
             .find(|run| run["id"] != id.as_str() && run["status"] == "completed"))
