@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_issues::{
-    ATLANTIC, CITRUS_CAN, GREEN_MOUNTAIN, METRO_FRESH, can_download, deliver, posts_after,
-    wait_ledger,
+    ATLANTIC, CITRUS_CAN, GREEN_MOUNTAIN, METRO_FRESH, can_download, deliver, otmm_versions,
+    posts_after, wait_ledger,
 };
 
 const DEFINITION: &str = "version-change-notice";
@@ -120,6 +120,13 @@ async fn holders_of_the_old_version_are_told_and_lose_it_on_the_effective_date()
             ],
         )
         .await?;
+        // The notice withdraws partners' copies, not the DAM's: OTMM still holds both
+        // versions, the new one as the latest.
+        let versions: Vec<(u64, bool)> = otmm_versions(&sandbox, CITRUS_CAN)?
+            .into_iter()
+            .map(|(version, _, _, latest)| (version, latest))
+            .collect();
+        assert_eq!(versions, [(1, false), (2, true)]);
         sandbox.assert_replay(&id).await?;
         sandbox.stop().await?;
         Ok(())
