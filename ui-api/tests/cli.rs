@@ -147,9 +147,9 @@ impl Server {
         Self::start_with(database, &[], Stdio::null())
     }
 
-    /// `serve --sandbox`, and the lines it printed to stderr up to the `count`th that
-    /// names a demo user's token (waited for with a deadline).
-    fn start_sandbox(database: &Path, count: usize) -> (Self, Vec<String>) {
+    /// `serve --sandbox`, the lines it printed to stderr up to the `count`th that names a
+    /// demo user's token (waited for with a deadline), and all it printed to stderr by then.
+    fn start_sandbox(database: &Path, count: usize) -> (Self, Vec<String>, Vec<String>) {
         let mut server = Self::start_with(database, &["--sandbox"], Stdio::piped());
         let stderr = server.child.stderr.take().expect("stderr is piped");
         let (lines, received) = mpsc::channel();
@@ -163,16 +163,18 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut users = Vec::new();
+        let mut all = Vec::new();
         while users.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = received.recv_timeout(left).unwrap_or_else(|_| {
                 panic!("serve printed {} sandbox users, not {count}", users.len())
             });
             if line.contains("token=") {
-                users.push(line);
+                users.push(line.clone());
             }
+            all.push(line);
         }
-        (server, users)
+        (server, users, all)
     }
 
     fn start_with(database: &Path, extra: &[&str], stderr: Stdio) -> Self {
@@ -328,7 +330,21 @@ fn sandbox_users_and_token_create_work_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.yaml", GOOD);
     let demo_users = gridflow::http::sandbox_tokens::sandbox_users();
-    let (server, users) = Server::start_sandbox(&dir.path().join("gridflow.db"), demo_users.len());
+    let (server, users, printed) =
+        Server::start_sandbox(&dir.path().join("gridflow.db"), demo_users.len());
+    // By default the libraries' chatter (each migration applied, the pool) stays below
+    // INFO: the start-up shows gridflow's own lines.
+    assert!(
+        printed
+            .iter()
+            .all(|line| !line.contains("sea_orm") && !line.contains("sqlx")),
+        "{printed:#?}"
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.starts_with("sandbox trading_grid "))
+    );
     let token_of = |role: &str| -> String {
         let line = users
             .iter()

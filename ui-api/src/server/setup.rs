@@ -14,10 +14,16 @@ use gridflow_runtime::SchedulerOptions;
 /// The environment variable that holds the admin token of `serve`.
 const ADMIN_TOKEN_VARIABLE: &str = "GRIDFLOW_ADMIN_TOKEN";
 
-/// Logs to stderr (stdout carries the listening line), filtered by `RUST_LOG`, `info` by
-/// default.
+/// What `serve` logs when `RUST_LOG` is unset: gridflow's own INFO lines (simulators,
+/// listening, start-up), the libraries' chatter (each migration applied, each pool
+/// connection, each statement) only from WARN up.
+const DEFAULT_LOG_FILTER: &str = "info,sea_orm_migration=warn,sea_orm=warn,sqlx=warn";
+
+/// Logs to stderr (stdout carries the listening line), filtered by `RUST_LOG`,
+/// [`DEFAULT_LOG_FILTER`] by default.
 pub(crate) fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
