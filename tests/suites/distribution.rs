@@ -171,6 +171,7 @@ impl Node {
             event_secrets: secrets,
             tokens: TokenSettings::new(&config.tokens),
             sandbox_clock: None,
+            console: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(address).await?;
         let base = format!("http://{}", listener.local_addr()?);

@@ -76,16 +76,53 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
     let presented = bearer_token(headers)?;
+    Ok(authenticate_token(state, presented).await?.caller)
+}
+
+/// A token checked by [`authenticate_token`]: the caller it names and which token it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    /// The caller the token names.
+    pub(crate) caller: Caller,
+    /// The stored token's id; `None` for the admin token.
+    pub(crate) token_id: Option<String>,
+    /// The stored token's hash, to check it again later (revocation); `None` for the
+    /// admin token.
+    pub(crate) token_hash: Option<String>,
+    /// When the token stops being accepted; `None` when it does not expire.
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+/// Checks a presented token, as a bearer token is checked (the console's sign-in uses it
+/// too); 401 when it is not valid.
+pub(crate) async fn authenticate_token(
+    state: &AppState,
+    presented: &str,
+) -> Result<Authenticated, ApiError> {
     if token_matches(presented, &state.admin_token) {
-        return Ok(Caller {
-            user: ADMIN_USER.to_owned(),
-            groups: Vec::new(),
-            role: Role::Admin,
+        return Ok(Authenticated {
+            caller: Caller {
+                user: ADMIN_USER.to_owned(),
+                groups: Vec::new(),
+                role: Role::Admin,
+            },
+            token_id: None,
+            token_hash: None,
+            expires_at: None,
         });
     }
+    authenticate_stored(state, &token_hash(presented)).await
+}
+
+/// Checks the stored token of hash `hash` now (revoked, expired, another server run's);
+/// 401 when it is not valid.
+pub(crate) async fn authenticate_stored(
+    state: &AppState,
+    hash: &str,
+) -> Result<Authenticated, ApiError> {
     let record = state
         .engine
-        .token_by_hash(&token_hash(presented))
+        .token_by_hash(hash)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))?;
     if let Some(refusal) = refusal(&record, state.engine.now(), &state.tokens.server_run) {
@@ -94,10 +131,15 @@ pub(crate) async fn authenticate(
     let role = Role::from_str(&record.role).map_err(|problem| {
         ApiError::internal(format!("stored token of user {:?}: {problem}", record.user))
     })?;
-    Ok(Caller {
-        user: record.user,
-        groups: record.groups,
-        role,
+    Ok(Authenticated {
+        caller: Caller {
+            user: record.user,
+            groups: record.groups,
+            role,
+        },
+        token_id: Some(record.id),
+        token_hash: Some(record.hash),
+        expires_at: record.expires_at,
     })
 }
 

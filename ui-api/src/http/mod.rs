@@ -96,7 +96,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// The whole HTTP application: `/api/v1` (bearer token and role policy), `/healthz` and
-/// `/metrics` (open).
+/// `/metrics` (open), and the console's pages (session cookie; [`crate::console`]).
 pub fn app(state: AppState) -> Router {
     let (api, _document) = api_router().split_for_parts();
     // A route layer runs after routing, so it knows the matched route and its rule; it
@@ -116,6 +116,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(api)
+        // The console's pages at `/` (its own session check, CSRF and headers).
+        .merge(crate::console::router())
         .fallback(meta::unknown_route)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state.clone());

@@ -1,6 +1,7 @@
 //! What every handler shares: [`AppState`] (the engine, the admin token, the event
-//! sources' secrets, the token settings) and where the API is mounted. A leaf: the
-//! router, the middleware and the handlers all read it; it reads none of them.
+//! sources' secrets, the token settings, the console's sessions) and where the API is
+//! mounted. A leaf but for the console's session table: the router, the middleware and
+//! the handlers all read it; it reads none of them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use gridflow_connectors::config::TokensConfig;
 use gridflow_runtime::Engine;
 
+use crate::console::ConsoleState;
 use crate::http::event_secrets::EventSecrets;
 
 /// Where the API is mounted.
@@ -27,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenSettings,
     /// The clock that `POST /sandbox/clock` moves, under `serve --sandbox` only.
     pub sandbox_clock: Option<Arc<gridflow_runtime::SandboxClock>>,
+    /// The console's sessions (in memory on this node).
+    pub console: ConsoleState,
 }
 
 impl fmt::Debug for AppState {
@@ -38,6 +42,7 @@ impl fmt::Debug for AppState {
             .field("event_secrets", &self.event_secrets)
             .field("tokens", &self.tokens)
             .field("sandbox_clock", &self.sandbox_clock)
+            .field("console", &self.console)
             .finish()
     }
 }

@@ -104,6 +104,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         event_secrets,
         tokens: token_settings.clone(),
         sandbox_clock,
+        console: Default::default(),
     };
     gate.open(app(state));
     // Tests and scripts parse this line for the actual port (`--bind 127.0.0.1:0`).

@@ -93,6 +93,7 @@ impl Harness {
             event_secrets: options.event_secrets,
             tokens: options.tokens,
             sandbox_clock: None,
+            console: Default::default(),
         };
         Self {
             store: options.store,
