@@ -8,8 +8,8 @@
 //!
 //! Page handlers call the same [`gridflow_runtime::Engine`] methods as the API's
 //! handlers, never the API over HTTP, and [`crate::http::policy::RULES`] decides who may
-//! use a page through the API route it stands for ([`allowed`]): one table for both.
-//! Every response carries the headers of [`security_headers`].
+//! use a page through the API route it stands for (`allowed`): one table for both.
+//! Every response carries the headers of `security_headers`.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};

@@ -1,5 +1,5 @@
 //! The console's pages: one askama template each (`ui-api/templates/console/`, compiled
-//! into the binary, every value HTML-escaped), and [`Failure`], the pages of what went
+//! into the binary, every value HTML-escaped), and `Failure`, the pages of what went
 //! wrong.
 
 use askama::Template;
