@@ -123,20 +123,21 @@ impl TokenView {
     }
 }
 
-/// A user or group name: 1 to 128 characters, letters, digits and `-_.@`.
+/// A user or group name: 1 to 128 characters, ASCII letters, digits and `-_.@`: exactly
+/// what the OpenAPI document's pattern `^[\w.@-]+$` allows (`\w` is ASCII there).
 fn check_name(field: &str, name: &str) -> Result<(), Detail> {
     let valid = !name.is_empty()
         && name.chars().count() <= MAX_NAME_LENGTH
         && name
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     if valid {
         Ok(())
     } else {
         Err(Detail {
             path: field.to_owned(),
             message: format!(
-                "{name:?} is not a valid name: use 1 to {MAX_NAME_LENGTH} letters, digits, \
+                "{name:?} is not a valid name: use 1 to {MAX_NAME_LENGTH} ASCII letters, digits, \
                  '-', '_', '.' or '@'"
             ),
         })
@@ -382,6 +383,16 @@ mod tests {
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let paths: Vec<&str> = error.details().iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["user", "groups[1]", "groups[2]"]);
+    }
+
+    #[test]
+    fn names_are_ascii_as_the_documented_pattern_says() {
+        // Schemathesis sent `Ì`, which the document's `^[\w.@-]+$` refuses (`\w` is ASCII
+        // in JSON Schema) and the server had accepted.
+        let error = check(&request("\u{cc}", &["Zo\u{eb}"]), &settings()).unwrap_err();
+        let paths: Vec<&str> = error.details().iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["user", "groups[0]"]);
+        assert!(check(&request("zoe.m@example", &["brand-managers"]), &settings()).is_ok());
     }
 
     #[test]
