@@ -17,6 +17,8 @@
 //! A post that did not reach the partner's company is 404 to it; once withdrawn (the post,
 //! the document, or the company's access) it is 410 and nothing is recorded.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -165,14 +167,26 @@ async fn own_request(
         Ok(partner) => partner,
         Err(response) => return response,
     };
-    respond(context.store.read(|state| {
-        state
-            .requests
-            .get(&request_id)
-            .filter(|request| request["partner_company_id"] == company_id.as_str())
-            .cloned()
-            .ok_or_else(|| not_found(error_value, "request", &request_id))
-    }))
+    respond(
+        context
+            .store
+            .read(|state| owned(&state.requests, "request", &request_id, &company_id)),
+    )
+}
+
+/// The object `id` of `objects` (requests, issues) when `company_id` raised it; 404
+/// otherwise, so a company learns nothing of another's.
+pub(super) fn owned(
+    objects: &BTreeMap<String, Value>,
+    kind: &str,
+    id: &str,
+    company_id: &str,
+) -> Result<Value, (StatusCode, Value)> {
+    objects
+        .get(id)
+        .filter(|object| object["partner_company_id"] == company_id)
+        .cloned()
+        .ok_or_else(|| not_found(error_value, kind, id))
 }
 
 async fn read_post(

@@ -20,10 +20,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::partner::partner;
-use super::{Context, Shared, change_and_emit, error_value, render_error};
+use super::partner::{owned, partner};
+use super::{Context, Shared, change_and_emit, render_error};
 use crate::simulator::Change;
-use crate::simulator::http::{json_object, not_found, now_rfc3339, respond};
+use crate::simulator::http::{json_object, now_rfc3339, respond};
 
 const CATEGORIES: [&str; 4] = ["missing", "wrong", "low_quality", "other"];
 const SEVERITIES: [&str; 3] = ["low", "medium", "high"];
@@ -102,12 +102,9 @@ async fn read(
         Ok(partner) => partner,
         Err(response) => return response,
     };
-    respond(context.store.read(|state| {
-        state
-            .issues
-            .get(&issue_id)
-            .filter(|issue| issue["partner_company_id"] == company_id.as_str())
-            .cloned()
-            .ok_or_else(|| not_found(error_value, "issue", &issue_id))
-    }))
+    respond(
+        context
+            .store
+            .read(|state| owned(&state.issues, "issue", &issue_id, &company_id)),
+    )
 }
