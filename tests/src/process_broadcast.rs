@@ -131,13 +131,10 @@ pub async fn signals_received(sandbox: &Sandbox, id: &str, count: usize) -> anyh
         DEADLINE,
         &format!("{count} signals received by {id}"),
         || async {
-            let history = sandbox
-                .get("otto", &format!("/instances/{id}/history?limit=500"))
-                .await?;
-            let received = history["events"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let received = sandbox
+                .history(id)
+                .await?
+                .iter()
                 .filter(|event| event["type"] == "signal_received")
                 .count();
             Ok((received >= count).then_some(()))

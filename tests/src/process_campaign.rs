@@ -179,22 +179,3 @@ pub async fn assert_replays(sandbox: &Sandbox, instances: &[String]) -> anyhow::
     }
     Ok(())
 }
-
-/// Instance `id`'s history events, as the auditor. (`Sandbox::history` reads `items`,
-/// while `GET /instances/{id}/history` answers `{instance_id, events}`.)
-pub async fn history(sandbox: &Sandbox, id: &str) -> anyhow::Result<Vec<Value>> {
-    let mut events = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/instances/{id}/history?limit=500");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let page = sandbox.get("otto", &path).await?;
-        events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok(events),
-        }
-    }
-}

@@ -212,14 +212,9 @@ async fn approved_request_is_delivered_by_digest_and_answered() -> anyhow::Resul
         );
 
         // History: the decision recorded the bound bytes; replay equals stored state.
-        // `Sandbox::history` reads `items`, but the history route answers `events`.
-        let history = sandbox
-            .get("otto", &format!("/instances/{id}/history"))
-            .await?;
-        let decided = history["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let history = sandbox.history(&id).await?;
+        let decided = history
+            .iter()
             .find(|event| event["type"] == "approval_decided")
             .context("approval_decided")?;
         ensure!(

@@ -166,18 +166,11 @@ async fn acknowledge(
 
 /// Whether the wait item of `index` in step `feedback` succeeded (its verdict arrived).
 async fn feedback_received(sandbox: &Sandbox, id: &str, index: usize) -> anyhow::Result<bool> {
-    let history = sandbox
-        .get("otto", &format!("/instances/{id}/history"))
-        .await?;
-    Ok(history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|event| {
-            event["type"] == "step_succeeded"
-                && event["data"]["step"] == "feedback"
-                && event["data"]["item"] == index
-        }))
+    Ok(sandbox.history(id).await?.iter().any(|event| {
+        event["type"] == "step_succeeded"
+            && event["data"]["step"] == "feedback"
+            && event["data"]["item"] == index
+    }))
 }
 
 /// Waits until the verdict of the partner of `index` arrived.

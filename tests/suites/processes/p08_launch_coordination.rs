@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use gridflow_tests::on_every_database;
 use gridflow_tests::process::Sandbox;
 use gridflow_tests::process_campaign::{
-    acknowledge, history, ledger_rows, notifications_to, otmm_field, posts_to, state,
+    acknowledge, ledger_rows, notifications_to, otmm_field, posts_to, state,
 };
 
 const GREEN_MOUNTAIN: &str = "GC00912345AB";
@@ -59,7 +59,7 @@ fn launch_input(launch_at: &DateTime<FixedOffset>) -> Value {
 
 /// The sandbox's clock now: the time of the last event of `instance`'s history.
 async fn sandbox_now(sandbox: &Sandbox, instance: &str) -> anyhow::Result<DateTime<Utc>> {
-    let history = history(sandbox, instance).await?;
+    let history = sandbox.history(instance).await?;
     let at = history
         .last()
         .and_then(|event| event["at"].as_str())
@@ -166,7 +166,7 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
     let done = sandbox.wait_status(&id, "completed").await?;
 
     assert_outcome(sandbox, &id, &post_id, &done).await?;
-    let history = history(sandbox, &id).await?;
+    let history = sandbox.history(&id).await?;
     ensure!(
         history
             .iter()
@@ -178,7 +178,7 @@ async fn launch(sandbox: &Sandbox) -> anyhow::Result<()> {
 
 /// When the package was posted: the `step_succeeded` of `publish` in history.
 async fn published_at(sandbox: &Sandbox, id: &str) -> anyhow::Result<DateTime<Utc>> {
-    let history = history(sandbox, id).await?;
+    let history = sandbox.history(id).await?;
     let at = history
         .iter()
         .find(|event| event["type"] == "step_succeeded" && event["data"]["step"] == "publish")
